@@ -1,0 +1,150 @@
+//! The one error type of `saga-core`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside `saga-core`.
+///
+/// Each variant says what happened and where: the file, the id, the version expected and the
+/// one found. Handlers and steps report their own failures with [`ActionError`](crate::ActionError),
+/// which says whether to retry; this type is for the engine, the store and the transport.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file exists but is not a redb database; it was left untouched.
+    #[error("{path}: not a saga database (it is not a redb file); the file was left untouched")]
+    NotADatabase {
+        /// The file that was refused.
+        path: PathBuf,
+    },
+    /// The file is a redb database that some other program wrote; it was left untouched.
+    #[error(
+        "{path}: a redb database, but not a saga database ({detail}); the file was left untouched"
+    )]
+    ForeignDatabase {
+        /// The file that was refused.
+        path: PathBuf,
+        /// What gave it away.
+        detail: String,
+    },
+    /// The database was written by a newer (or unknown) schema version.
+    #[error(
+        "{path}: saga database schema version {found}, but this build reads version {supported}; \
+         the file was left untouched (upgrade saga-core to open it)"
+    )]
+    SchemaVersion {
+        /// The file that was refused.
+        path: PathBuf,
+        /// The version found in the file.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// The database does not exist where it was expected.
+    #[error("{path}: no such saga database")]
+    NoDatabase {
+        /// The path that was looked at.
+        path: PathBuf,
+    },
+    /// Another process holds the database open for writing.
+    #[error("{path}: the database is open for writing in another process ({detail})")]
+    Locked {
+        /// The locked file.
+        path: PathBuf,
+        /// What redb said.
+        detail: String,
+    },
+    /// A state write found another version than the one its handler read.
+    #[error("version conflict on {space}/{id}: expected version {expected}, found {found}")]
+    Conflict {
+        /// The keyspace of the record (a service name, or `process`).
+        space: String,
+        /// The record's id.
+        id: String,
+        /// The version the writer read.
+        expected: u64,
+        /// The version in the store.
+        found: u64,
+    },
+    /// No process with that id exists.
+    #[error("no process with id {id:?}")]
+    UnknownProcess {
+        /// The id that was looked up.
+        id: String,
+    },
+    /// An operator action does not apply to the process in its current state.
+    #[error("process {id}: cannot {action} while it is {status}")]
+    InvalidOperatorAction {
+        /// The process.
+        id: String,
+        /// The requested action.
+        action: &'static str,
+        /// Its status now.
+        status: String,
+    },
+    /// A record or message could not be encoded or decoded.
+    #[error("{what}: {source}")]
+    Codec {
+        /// What was being encoded or decoded, and where.
+        what: String,
+        /// The underlying serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored value does not have the layout this build expects.
+    #[error("corrupt record in {table}: {detail}")]
+    Corrupt {
+        /// The table holding it.
+        table: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The storage engine failed.
+    #[error("storage ({context}): {source}")]
+    Storage {
+        /// What the store was doing.
+        context: String,
+        /// redb's error, boxed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The transport failed or is closed.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The runtime was configured wrongly.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The runtime has shut down (or is shutting down) and no longer takes work.
+    #[error("the runtime has shut down")]
+    Shutdown,
+    /// An I/O error outside the store.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn storage(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Storage {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn codec(what: impl Into<String>, source: serde_json::Error) -> Self {
+        Error::Codec {
+            what: what.into(),
+            source,
+        }
+    }
+}

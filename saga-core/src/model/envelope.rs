@@ -1,0 +1,159 @@
+//! The envelope every message travels in, and its byte encoding.
+
+use super::frame::{frame, unframe};
+use super::{Message, MessageId, Timestamp};
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A message on its way: routing and tracing metadata around an encoded payload.
+///
+/// Store and transport deal only in envelopes; the payload is decoded into a typed
+/// [`Message`] once, by the runtime, right before a handler sees it.
+///
+/// ```
+/// use saga_core::{Envelope, Message};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// struct Ping { n: u32 }
+/// impl Message for Ping { const KIND: &'static str = "ping"; }
+///
+/// let env = Envelope::new("pings", "key-1", &Ping { n: 7 }).unwrap();
+/// assert_eq!(env.kind, "ping");
+/// let bytes = env.to_bytes();
+/// let back = Envelope::from_bytes(&bytes).unwrap();
+/// assert_eq!(back.decode::<Ping>().unwrap(), Ping { n: 7 });
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    /// Unique, time-ordered id; the inbox and the broker deduplicate by it.
+    pub id: MessageId,
+    /// The message type, [`Message::KIND`] of the payload.
+    pub kind: String,
+    /// Where it is sent.
+    pub topic: String,
+    /// Messages with one key are handled one at a time, in order (a process id, an order id).
+    pub key: String,
+    /// The business transaction this message belongs to (a saga or process id).
+    pub correlation_id: String,
+    /// The message whose handling produced this one.
+    pub causation_id: Option<MessageId>,
+    /// The service that sent it.
+    pub source: String,
+    /// Where replies go, if the sender awaits one.
+    pub reply_to: Option<String>,
+    /// Free-form headers (idempotency keys, saga step, ...).
+    pub headers: BTreeMap<String, String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// How many times it has been delivered, counting this delivery (0 before the first).
+    pub attempt: u32,
+    /// The encoded message (JSON for typed messages).
+    pub payload: Bytes,
+}
+
+/// Everything but the payload, as stored in the envelope's header block.
+#[derive(Serialize, Deserialize)]
+struct Meta<'a> {
+    id: MessageId,
+    kind: std::borrow::Cow<'a, str>,
+    topic: std::borrow::Cow<'a, str>,
+    key: std::borrow::Cow<'a, str>,
+    correlation_id: std::borrow::Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    causation_id: Option<MessageId>,
+    source: std::borrow::Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+    created_at: Timestamp,
+    #[serde(default)]
+    attempt: u32,
+}
+
+impl Envelope {
+    /// A fresh envelope for `message` on `topic`, correlated by `key`.
+    pub fn new<M: Message>(topic: &str, key: &str, message: &M) -> Result<Envelope> {
+        let payload = serde_json::to_vec(message)
+            .map_err(|e| Error::codec(format!("encoding message {}", M::KIND), e))?;
+        Ok(Envelope {
+            id: MessageId::new(),
+            kind: M::KIND.to_owned(),
+            topic: topic.to_owned(),
+            key: key.to_owned(),
+            correlation_id: key.to_owned(),
+            causation_id: None,
+            source: String::new(),
+            reply_to: None,
+            headers: BTreeMap::new(),
+            created_at: Timestamp::now(),
+            attempt: 0,
+            payload: Bytes::from(payload),
+        })
+    }
+
+    /// Decodes the payload as `M`; fails if the kind or the payload does not match.
+    pub fn decode<M: Message>(&self) -> Result<M> {
+        if self.kind != M::KIND {
+            return Err(Error::Corrupt {
+                table: "message",
+                detail: format!(
+                    "message {} has kind {:?}, expected {:?}",
+                    self.id,
+                    self.kind,
+                    M::KIND
+                ),
+            });
+        }
+        serde_json::from_slice(&self.payload).map_err(|e| {
+            Error::codec(
+                format!("decoding message {} of kind {}", self.id, self.kind),
+                e,
+            )
+        })
+    }
+
+    /// Encodes the envelope: a little-endian `u32` header length, the JSON header, the payload.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let meta = Meta {
+            id: self.id,
+            kind: self.kind.as_str().into(),
+            topic: self.topic.as_str().into(),
+            key: self.key.as_str().into(),
+            correlation_id: self.correlation_id.as_str().into(),
+            causation_id: self.causation_id,
+            source: self.source.as_str().into(),
+            reply_to: self.reply_to.as_deref().map(Into::into),
+            headers: self.headers.clone(),
+            created_at: self.created_at,
+            attempt: self.attempt,
+        };
+        // Serializing a struct of strings and integers into a Vec cannot fail.
+        let header = serde_json::to_vec(&meta).unwrap_or_default();
+        frame(&header, &self.payload)
+    }
+
+    /// Decodes what [`to_bytes`](Self::to_bytes) wrote.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Envelope> {
+        let (header, payload) = unframe(bytes, "envelope")?;
+        let meta: Meta<'_> = serde_json::from_slice(header)
+            .map_err(|e| Error::codec("decoding an envelope header", e))?;
+        Ok(Envelope {
+            id: meta.id,
+            kind: meta.kind.into_owned(),
+            topic: meta.topic.into_owned(),
+            key: meta.key.into_owned(),
+            correlation_id: meta.correlation_id.into_owned(),
+            causation_id: meta.causation_id,
+            source: meta.source.into_owned(),
+            reply_to: meta.reply_to.map(|r| r.into_owned()),
+            headers: meta.headers,
+            created_at: meta.created_at,
+            attempt: meta.attempt,
+            payload: Bytes::copy_from_slice(payload),
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! Time-ordered message ids and millisecond timestamps.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The id of a message: a UUIDv7, so ids sort by creation time.
+///
+/// Inbox and outbox keys built from these ids append at the end of their B-trees instead of
+/// landing at random pages, and inbox retention can prune by id range.
+///
+/// ```
+/// use saga_core::MessageId;
+/// let a = MessageId::new();
+/// let b = MessageId::new();
+/// assert!(a < b);
+/// assert_eq!(a.to_string().parse::<MessageId>().unwrap(), a);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageId(uuid::Uuid);
+
+impl MessageId {
+    /// A new id, later than every id this process made before.
+    pub fn new() -> Self {
+        MessageId(uuid::Uuid::now_v7())
+    }
+
+    /// The id as a 128-bit integer (the byte order of the UUID, so integer order is time order).
+    pub fn as_u128(&self) -> u128 {
+        self.0.as_u128()
+    }
+
+    /// The id with this 128-bit value.
+    pub fn from_u128(value: u128) -> Self {
+        MessageId(uuid::Uuid::from_u128(value))
+    }
+
+    /// The smallest id that a message created at `at` can have: ids below it are older.
+    pub fn lower_bound_at(at: Timestamp) -> u128 {
+        u128::from(at.0) << 80
+    }
+
+    /// When the id was made, in milliseconds since the Unix epoch.
+    pub fn created_at(&self) -> Timestamp {
+        Timestamp((self.as_u128() >> 80) as u64)
+    }
+}
+
+impl Default for MessageId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({})", self.0)
+    }
+}
+
+impl FromStr for MessageId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(MessageId)
+    }
+}
+
+/// A point in time: milliseconds since the Unix epoch, as told by the runtime's
+/// [`Clock`](crate::Clock).
+///
+/// ```
+/// use saga_core::Timestamp;
+/// use std::time::Duration;
+/// let t = Timestamp(1_000);
+/// assert_eq!(t + Duration::from_secs(2), Timestamp(3_000));
+/// assert_eq!(Timestamp(3_000).since(t), Duration::from_secs(2));
+/// ```
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// The time elapsed from `earlier` to `self` (zero if `earlier` is later).
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+
+    /// The current wall-clock time.
+    pub fn now() -> Timestamp {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(since_epoch.as_millis() as u64)
+    }
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, rhs: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(rhs.as_millis() as u64))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// Formats as an RFC 3339 UTC time with milliseconds.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0 / 1000;
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (year, month, day) = civil_from_days(days as i64);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+            self.0 % 1000
+        )
+    }
+}
+
+/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_as_rfc3339() {
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(1_795_365_296_789).to_string(),
+            "2026-11-22T16:34:56.789Z"
+        );
+        assert_eq!(
+            Timestamp(951_782_400_000).to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn ids_carry_their_creation_time() {
+        let before = Timestamp::now();
+        let id = MessageId::new();
+        assert!(id.created_at() >= before);
+        assert!(id.as_u128() >= MessageId::lower_bound_at(before));
+    }
+}

@@ -1,0 +1,106 @@
+//! Typed messages and the errors handlers and steps report.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+/// A typed message: a plain serde type with a stable kind name.
+///
+/// The kind travels in the [`Envelope`](crate::Envelope) and routes the message to the handler
+/// that decodes it; keep it stable across versions of your code.
+///
+/// ```
+/// use saga_core::Message;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct CollectFee { order: u64, amount: u64 }
+/// impl Message for CollectFee { const KIND: &'static str = "treasury.collect-fee"; }
+/// ```
+pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stable name of this message type.
+    const KIND: &'static str;
+}
+
+/// Whether a failure may go away when tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Try again later (a timeout, a busy resource): retried by the retry policy.
+    Transient,
+    /// Trying again cannot help (a refusal, bad input): a saga compensates, a handler's message
+    /// goes to dead letters.
+    Permanent,
+}
+
+/// What a handler, step action or compensation returns when it fails.
+///
+/// ```
+/// use saga_core::{ActionError, FailureKind};
+/// let e = ActionError::transient("bank timed out");
+/// assert_eq!(e.kind(), FailureKind::Transient);
+/// assert_eq!(e.to_string(), "transient: bank timed out");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionError {
+    kind: FailureKind,
+    message: String,
+}
+
+impl ActionError {
+    /// A failure worth retrying.
+    pub fn transient(message: impl Into<String>) -> Self {
+        ActionError {
+            kind: FailureKind::Transient,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that retrying cannot fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ActionError {
+            kind: FailureKind::Permanent,
+            message: message.into(),
+        }
+    }
+
+    /// Transient or permanent.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
+    /// Whether it is worth retrying.
+    pub fn is_transient(&self) -> bool {
+        self.kind == FailureKind::Transient
+    }
+
+    /// The description given.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ActionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            FailureKind::Transient => "transient",
+            FailureKind::Permanent => "permanent",
+        };
+        write!(f, "{kind}: {}", self.message)
+    }
+}
+
+impl std::error::Error for ActionError {}
+
+/// Engine errors met inside a handler (a store read failing, say) are worth retrying; a message
+/// that does not decode is not.
+impl From<crate::Error> for ActionError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Codec { .. } | crate::Error::Corrupt { .. } => {
+                ActionError::permanent(e.to_string())
+            }
+            other => ActionError::transient(other.to_string()),
+        }
+    }
+}

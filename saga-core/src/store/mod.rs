@@ -1,0 +1,65 @@
+//! Durable state: the [`Store`] trait, the types of its one atomic commit, and [`RedbStore`].
+//!
+//! Every handled message ends in one [`CommitUnit`]: its inbox key, its state writes (each
+//! checked against the version its handler read), its outgoing messages, its history entries and
+//! its timers. A [`Store::commit`] applies many units in one durable transaction (group commit);
+//! each unit is applied whole or not at all.
+
+mod history;
+mod redb;
+mod types;
+
+pub use self::redb::RedbStore;
+pub use history::{HistoryEntry, HistoryEvent};
+pub use types::{
+    Batch, Class, CommitUnit, DeadLetter, InboxKey, OutboxRow, ProcessMeta, ProcessSummary, Record,
+    Status, Timer, TimerOp, UnitOutcome, Write,
+};
+
+use crate::error::Result;
+use crate::model::Timestamp;
+
+/// The keyspace that holds saga and process-manager instances.
+pub const PROCESS_SPACE: &str = "process";
+
+/// Durable storage for one service (or one all-in-one run).
+///
+/// The trait is synchronous: the runtime calls it from blocking threads, and the redb
+/// implementation answers reads in microseconds.
+pub trait Store: Send + Sync + 'static {
+    /// Applies `batch` in one durable transaction and says, for each unit in order, whether it
+    /// was committed, was a duplicate (its inbox key was already there) or lost a version race.
+    /// A unit that did not commit left no trace. Outbox rows named in `batch.sent` are deleted.
+    fn commit(&self, batch: Batch) -> Result<Vec<UnitOutcome>>;
+
+    /// The record `id` in `space`, if any.
+    fn record(&self, space: &str, id: &str) -> Result<Option<Record>>;
+
+    /// Whether the inbox already holds this key.
+    fn is_handled(&self, key: &InboxKey) -> Result<bool>;
+
+    /// Saga and process instances, optionally only those with `status`, ordered by id.
+    fn processes(&self, status: Option<Status>) -> Result<Vec<ProcessSummary>>;
+
+    /// The history of process `id`, oldest first.
+    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>>;
+
+    /// Up to `limit` outbox rows with a sequence number above `after`, in sequence order.
+    fn outbox_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxRow>>;
+
+    /// Every pending timer, in due order.
+    fn timers(&self) -> Result<Vec<Timer>>;
+
+    /// When the earliest pending timer falls due.
+    fn next_timer_due(&self) -> Result<Option<Timestamp>>;
+
+    /// Moves up to `limit` timers due at `now` into the outbox, in one durable transaction, and
+    /// returns how many fired. Each fired message gets a fresh id.
+    fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize>;
+
+    /// Every dead letter, oldest first.
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
+
+    /// Deletes inbox keys of messages created before `before`; returns how many went.
+    fn prune_inbox(&self, before: Timestamp) -> Result<u64>;
+}

@@ -1,0 +1,234 @@
+//! The write path: group commit of units, timer firing, inbox pruning.
+
+use super::tables::*;
+use crate::model::{Envelope, MessageId};
+use crate::store::{Batch, CommitUnit, PROCESS_SPACE, TimerOp, UnitOutcome};
+use crate::{Error, Timestamp};
+use redb::{Database, Durability, ReadableTable, Table};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+type R<T> = std::result::Result<T, redb::Error>;
+
+struct Tables<'t> {
+    records: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    status: Table<'t, (u8, &'static str), ()>,
+    history: Table<'t, (&'static str, u64), &'static [u8]>,
+    outbox: Table<'t, u64, &'static [u8]>,
+    inbox: Table<'t, (u128, &'static str), u64>,
+    timers: Table<'t, (u64, &'static str), &'static [u8]>,
+    timer_keys: Table<'t, &'static str, u64>,
+    dead_letters: Table<'t, (u128, &'static str), &'static [u8]>,
+}
+
+pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: Batch) -> R<Vec<UnitOutcome>> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    let mut outcomes = Vec::with_capacity(batch.units.len());
+    {
+        let mut t = Tables {
+            records: txn.open_table(RECORDS)?,
+            status: txn.open_table(STATUS_INDEX)?,
+            history: txn.open_table(HISTORY)?,
+            outbox: txn.open_table(OUTBOX)?,
+            inbox: txn.open_table(INBOX)?,
+            timers: txn.open_table(TIMERS)?,
+            timer_keys: txn.open_table(TIMER_KEYS)?,
+            dead_letters: txn.open_table(DEAD_LETTERS)?,
+        };
+        for seq in &batch.sent {
+            t.outbox.remove(seq)?;
+        }
+        let mut history_next: HashMap<String, u64> = HashMap::new();
+        for unit in &batch.units {
+            let outcome = check(&t, unit)?;
+            if outcome.is_committed() {
+                apply_unit(&mut t, unit, next_seq, &mut history_next)?;
+            }
+            outcomes.push(outcome);
+        }
+    }
+    txn.commit()?;
+    Ok(outcomes)
+}
+
+/// Decides, without writing, whether a unit may be applied.
+fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<UnitOutcome> {
+    if let Some(key) = &unit.inbox {
+        if t.inbox
+            .get((key.message.as_u128(), key.consumer.as_str()))?
+            .is_some()
+        {
+            return Ok(UnitOutcome::Duplicate);
+        }
+    }
+    for write in &unit.writes {
+        let found = match t.records.get((write.space.as_str(), write.id.as_str()))? {
+            Some(v) => record_version(v.value()),
+            None => 0,
+        };
+        if found != write.expected_version {
+            return Ok(UnitOutcome::Conflict(Error::Conflict {
+                space: write.space.clone(),
+                id: write.id.clone(),
+                expected: write.expected_version,
+                found,
+            }));
+        }
+    }
+    Ok(UnitOutcome::Committed)
+}
+
+fn record_version(bytes: &[u8]) -> u64 {
+    // An undecodable record counts as version u64::MAX: no writer can expect it, so the write
+    // is refused as a conflict instead of overwriting what it cannot read.
+    decode_record(bytes).map(|r| r.version).unwrap_or(u64::MAX)
+}
+
+fn apply_unit(
+    t: &mut Tables<'_>,
+    unit: &CommitUnit,
+    next_seq: &AtomicU64,
+    history_next: &mut HashMap<String, u64>,
+) -> R<()> {
+    if let Some(key) = &unit.inbox {
+        t.inbox
+            .insert((key.message.as_u128(), key.consumer.as_str()), unit.at.0)?;
+    }
+    for write in &unit.writes {
+        let key = (write.space.as_str(), write.id.as_str());
+        let indexed = write.space == PROCESS_SPACE;
+        if indexed {
+            let old_status = t
+                .records
+                .get(key)?
+                .and_then(|v| decode_record(v.value()).ok())
+                .and_then(|r| r.process.map(|p| p.status));
+            if let Some(status) = old_status {
+                t.status.remove((status.code(), write.id.as_str()))?;
+            }
+        }
+        match &write.value {
+            Some(record) => {
+                let mut record = record.clone();
+                record.version = write.expected_version + 1;
+                t.records.insert(key, encode_record(&record).as_slice())?;
+                if let (true, Some(meta)) = (indexed, &record.process) {
+                    t.status
+                        .insert((meta.status.code(), write.id.as_str()), ())?;
+                }
+            }
+            None => {
+                t.records.remove(key)?;
+            }
+        }
+    }
+    for envelope in &unit.outbox {
+        let seq = next_seq.fetch_add(1, Ordering::Relaxed);
+        t.outbox.insert(seq, envelope.to_bytes().as_slice())?;
+    }
+    for (process, entry) in &unit.history {
+        let next = match history_next.get_mut(process) {
+            Some(n) => n,
+            None => {
+                let last = t
+                    .history
+                    .range((process.as_str(), 0)..=(process.as_str(), u64::MAX))?
+                    .next_back()
+                    .transpose()?
+                    .map(|(k, _)| k.value().1 + 1)
+                    .unwrap_or(0);
+                history_next.entry(process.clone()).or_insert(last)
+            }
+        };
+        // A history entry is a struct of plain fields: it always serializes.
+        let json = serde_json::to_vec(entry).unwrap_or_default();
+        t.history
+            .insert((process.as_str(), *next), json.as_slice())?;
+        *next += 1;
+    }
+    for op in &unit.timers {
+        match op {
+            TimerOp::Set(timer) => {
+                remove_timer(t, &timer.key)?;
+                t.timers.insert(
+                    (timer.due.0, timer.key.as_str()),
+                    timer.envelope.to_bytes().as_slice(),
+                )?;
+                t.timer_keys.insert(timer.key.as_str(), timer.due.0)?;
+            }
+            TimerOp::Cancel(key) => remove_timer(t, key)?,
+        }
+    }
+    if let Some(letter) = &unit.dead_letter {
+        let json = serde_json::to_vec(letter).unwrap_or_default();
+        t.dead_letters.insert(
+            (letter.envelope.id.as_u128(), letter.consumer.as_str()),
+            json.as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
+fn remove_timer(t: &mut Tables<'_>, key: &str) -> R<()> {
+    let due = t.timer_keys.remove(key)?.map(|v| v.value());
+    if let Some(due) = due {
+        t.timers.remove((due, key))?;
+    }
+    Ok(())
+}
+
+pub(super) fn fire_timers(
+    db: &Database,
+    next_seq: &AtomicU64,
+    now: Timestamp,
+    limit: usize,
+) -> R<usize> {
+    let txn = db.begin_write()?;
+    let fired;
+    {
+        let mut timers = txn.open_table(TIMERS)?;
+        let mut keys = txn.open_table(TIMER_KEYS)?;
+        let mut outbox = txn.open_table(OUTBOX)?;
+        let mut due = Vec::new();
+        for entry in timers
+            .range((0, "")..(now.0.saturating_add(1), ""))?
+            .take(limit)
+        {
+            let (key, value) = entry?;
+            let (at, name) = key.value();
+            due.push((at, name.to_owned(), value.value().to_vec()));
+        }
+        for (at, name, bytes) in &due {
+            timers.remove((*at, name.as_str()))?;
+            keys.remove(name.as_str())?;
+            let mut envelope = match Envelope::from_bytes(bytes) {
+                Ok(e) => e,
+                // Unreadable timers are dropped rather than blocking every timer behind them.
+                Err(_) => continue,
+            };
+            // A fresh id: the message is created now, which is what inbox retention measures.
+            envelope.id = MessageId::new();
+            envelope.created_at = now;
+            let seq = next_seq.fetch_add(1, Ordering::Relaxed);
+            outbox.insert(seq, envelope.to_bytes().as_slice())?;
+        }
+        fired = due.len();
+    }
+    txn.commit()?;
+    Ok(fired)
+}
+
+pub(super) fn prune_inbox(db: &Database, below: u128) -> R<u64> {
+    let txn = db.begin_write()?;
+    let mut removed = 0u64;
+    {
+        let mut inbox = txn.open_table(INBOX)?;
+        inbox.retain_in((0u128, "")..(below, ""), |_, _| {
+            removed += 1;
+            false
+        })?;
+    }
+    txn.commit()?;
+    Ok(removed)
+}

@@ -1,0 +1,345 @@
+//! [`RedbStore`]: the [`Store`](super::Store) on an embedded redb file (or redb's in-memory
+//! backend).
+
+mod commit;
+mod open;
+mod tables;
+
+use self::open::{FileState, Schema};
+use self::tables::*;
+use super::{
+    Batch, DeadLetter, HistoryEntry, InboxKey, OutboxRow, PROCESS_SPACE, ProcessSummary, Record,
+    Status, Store, Timer, UnitOutcome,
+};
+use crate::error::{Error, Result};
+use crate::model::{Envelope, MessageId, Timestamp};
+use redb::backends::InMemoryBackend;
+use redb::{
+    Builder, ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase,
+    ReadableTable, StorageBackend,
+};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+
+/// A [`Store`](super::Store) in one redb database.
+///
+/// Files are opened so that `saga-cli list` and `inspect` can read them, read-only, while a run
+/// writes. A file that is not a saga database, or one of a newer schema, is refused before
+/// anything is written to it.
+///
+/// ```
+/// use saga_core::store::{CommitUnit, Store, RedbStore, Batch};
+/// use saga_core::{Envelope, Message};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping;
+/// # impl Message for Ping { const KIND: &'static str = "ping"; }
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = RedbStore::open(dir.path().join("demo.redb")).unwrap();
+/// let unit = CommitUnit::send(Envelope::new("pings", "k", &Ping).unwrap());
+/// let outcomes = store.commit(Batch { units: vec![unit], sent: vec![] }).unwrap();
+/// assert!(outcomes[0].is_committed());
+/// assert_eq!(store.outbox_after(None, 10).unwrap().len(), 1);
+/// ```
+pub struct RedbStore {
+    db: Db,
+    path: PathBuf,
+    next_seq: AtomicU64,
+}
+
+enum Db {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+impl RedbStore {
+    /// Opens the saga database at `path` for writing, creating it if there is none.
+    pub fn open(path: impl AsRef<Path>) -> Result<RedbStore> {
+        let path = path.as_ref();
+        let builder = file_builder();
+        let db = match open::inspect_file(path)? {
+            FileState::Missing | FileState::Empty => builder
+                .create(path)
+                .map_err(|e| open::open_error(path, e))?,
+            FileState::Redb => {
+                // Check the schema through a read-only handle first: opening for writing marks
+                // the file, and a file that is not ours must stay untouched.
+                match builder.open_read_only(path) {
+                    Ok(ro) => {
+                        let txn = ro.begin_read().map_err(|e| read_error(path, e))?;
+                        open::check_schema(&txn, path)?;
+                    }
+                    // Not closed cleanly: it needs the repair that only a writer may do; the
+                    // schema is checked right after.
+                    Err(redb::DatabaseError::RepairAborted) => {}
+                    Err(e) => return Err(open::open_error(path, e)),
+                }
+                builder.open(path).map_err(|e| open::open_error(path, e))?
+            }
+        };
+        Self::from_database(db, path.to_owned())
+    }
+
+    /// Opens an existing saga database at `path` for reading only, alongside a writer.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<RedbStore> {
+        let path = path.as_ref();
+        match open::inspect_file(path)? {
+            FileState::Missing => {
+                return Err(Error::NoDatabase {
+                    path: path.to_owned(),
+                });
+            }
+            FileState::Empty => {
+                return Err(Error::NotADatabase {
+                    path: path.to_owned(),
+                });
+            }
+            FileState::Redb => {}
+        }
+        let ro = file_builder().open_read_only(path).map_err(|e| match e {
+            redb::DatabaseError::RepairAborted => Error::Config(format!(
+                "{}: the database was not closed cleanly; open it for writing once (for \
+                 example with `saga-cli retry`) to recover it",
+                path.display()
+            )),
+            other => open::open_error(path, other),
+        })?;
+        let txn = ro.begin_read().map_err(|e| read_error(path, e))?;
+        if let Schema::Blank = open::check_schema(&txn, path)? {
+            return Err(Error::ForeignDatabase {
+                path: path.to_owned(),
+                detail: "it is an empty redb database".into(),
+            });
+        }
+        let last = open::last_outbox_seq(&txn, path)?;
+        drop(txn);
+        Ok(RedbStore {
+            db: Db::Read(ro),
+            path: path.to_owned(),
+            next_seq: AtomicU64::new(last + 1),
+        })
+    }
+
+    /// A fresh database in memory, through redb's own in-memory backend.
+    pub fn in_memory() -> Result<RedbStore> {
+        Self::with_backend(InMemoryBackend::new())
+    }
+
+    /// Opens (or creates) a database on any redb storage backend, such as a fault-injecting one.
+    pub fn with_backend(backend: impl StorageBackend) -> Result<RedbStore> {
+        let path = PathBuf::from(":backend:");
+        let db = Builder::new()
+            .create_with_backend(backend)
+            .map_err(|e| open::open_error(&path, e))?;
+        Self::from_database(db, path)
+    }
+
+    fn from_database(db: Database, path: PathBuf) -> Result<RedbStore> {
+        let txn = db.begin_read().map_err(|e| read_error(&path, e))?;
+        let schema = open::check_schema(&txn, &path)?;
+        drop(txn);
+        if let Schema::Blank = schema {
+            open::initialise(&db, &path)?;
+        }
+        let txn = db.begin_read().map_err(|e| read_error(&path, e))?;
+        let last = open::last_outbox_seq(&txn, &path)?;
+        drop(txn);
+        Ok(RedbStore {
+            db: Db::Write(db),
+            path,
+            next_seq: AtomicU64::new(last + 1),
+        })
+    }
+
+    /// The file this store lives in (`:backend:` for other backends).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read(&self) -> Result<ReadTransaction> {
+        let txn = match &self.db {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        };
+        txn.map_err(|e| read_error(&self.path, e))
+    }
+
+    fn writer(&self) -> Result<&Database> {
+        match &self.db {
+            Db::Write(db) => Ok(db),
+            Db::Read(_) => Err(Error::Config(format!(
+                "{}: opened read-only, cannot write",
+                self.path.display()
+            ))),
+        }
+    }
+
+    fn err(&self, doing: &str) -> impl Fn(redb::Error) -> Error + '_ {
+        let context = format!("{}: {doing}", self.path.display());
+        move |e| Error::storage(context.clone(), e)
+    }
+}
+
+fn file_builder() -> Builder {
+    let mut builder = Builder::new();
+    builder.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    builder
+}
+
+fn read_error(path: &Path, e: redb::TransactionError) -> Error {
+    Error::storage(format!("{}: beginning a read", path.display()), e)
+}
+
+/// Folds redb's many error types into `redb::Error` so one `map_err` serves them all.
+fn r<T, E: Into<redb::Error>>(
+    result: std::result::Result<T, E>,
+) -> std::result::Result<T, redb::Error> {
+    result.map_err(Into::into)
+}
+
+impl Store for RedbStore {
+    fn commit(&self, batch: Batch) -> Result<Vec<UnitOutcome>> {
+        commit::apply(self.writer()?, &self.next_seq, batch).map_err(self.err("committing"))
+    }
+
+    fn record(&self, space: &str, id: &str) -> Result<Option<Record>> {
+        let txn = self.read()?;
+        let table = r(txn.open_table(RECORDS)).map_err(self.err("reading records"))?;
+        let value = r(table.get((space, id))).map_err(self.err("reading records"))?;
+        value.map(|v| decode_record(v.value())).transpose()
+    }
+
+    fn is_handled(&self, key: &InboxKey) -> Result<bool> {
+        let txn = self.read()?;
+        let table = r(txn.open_table(INBOX)).map_err(self.err("reading the inbox"))?;
+        let found = r(table.get((key.message.as_u128(), key.consumer.as_str())))
+            .map_err(self.err("reading the inbox"))?;
+        Ok(found.is_some())
+    }
+
+    fn processes(&self, status: Option<Status>) -> Result<Vec<ProcessSummary>> {
+        let txn = self.read()?;
+        let err = self.err("listing processes");
+        let records = r(txn.open_table(RECORDS)).map_err(&err)?;
+        let mut out = Vec::new();
+        match status {
+            Some(status) => {
+                let index = r(txn.open_table(STATUS_INDEX)).map_err(&err)?;
+                let code = status.code();
+                for entry in r(index.range((code, "")..(code + 1, ""))).map_err(&err)? {
+                    let (key, _) = r(entry).map_err(&err)?;
+                    let id = key.value().1.to_owned();
+                    if let Some(v) = r(records.get((PROCESS_SPACE, id.as_str()))).map_err(&err)? {
+                        out.push(ProcessSummary {
+                            id,
+                            record: decode_record(v.value())?,
+                        });
+                    }
+                }
+                out.sort_by(|a, b| a.id.cmp(&b.id));
+            }
+            None => {
+                let end = format!("{PROCESS_SPACE}\0");
+                for entry in
+                    r(records.range((PROCESS_SPACE, "")..(end.as_str(), ""))).map_err(&err)?
+                {
+                    let (key, value) = r(entry).map_err(&err)?;
+                    let id = key.value().1.to_owned();
+                    out.push(ProcessSummary {
+                        id,
+                        record: decode_record(value.value())?,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        let txn = self.read()?;
+        let err = self.err("reading history");
+        let table = r(txn.open_table(HISTORY)).map_err(&err)?;
+        let mut out = Vec::new();
+        for entry in r(table.range((id, 0)..=(id, u64::MAX))).map_err(&err)? {
+            let (_, value) = r(entry).map_err(&err)?;
+            out.push(
+                serde_json::from_slice(value.value())
+                    .map_err(|e| Error::codec(format!("history of {id}"), e))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn outbox_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxRow>> {
+        let txn = self.read()?;
+        let err = self.err("reading the outbox");
+        let table = r(txn.open_table(OUTBOX)).map_err(&err)?;
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let mut out = Vec::new();
+        for entry in r(table.range(start..)).map_err(&err)?.take(limit) {
+            let (seq, value) = r(entry).map_err(&err)?;
+            out.push(OutboxRow {
+                seq: seq.value(),
+                envelope: Envelope::from_bytes(value.value())?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn timers(&self) -> Result<Vec<Timer>> {
+        let txn = self.read()?;
+        let err = self.err("reading timers");
+        let table = r(txn.open_table(TIMERS)).map_err(&err)?;
+        let mut out = Vec::new();
+        for entry in r(table.iter()).map_err(&err)? {
+            let (key, value) = r(entry).map_err(&err)?;
+            let (due, name) = key.value();
+            out.push(Timer {
+                key: name.to_owned(),
+                due: Timestamp(due),
+                envelope: Envelope::from_bytes(value.value())?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn next_timer_due(&self) -> Result<Option<Timestamp>> {
+        let txn = self.read()?;
+        let err = self.err("reading timers");
+        let table = r(txn.open_table(TIMERS)).map_err(&err)?;
+        let first = r(table.first()).map_err(&err)?;
+        Ok(first.map(|(k, _)| Timestamp(k.value().0)))
+    }
+
+    fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize> {
+        commit::fire_timers(self.writer()?, &self.next_seq, now, limit)
+            .map_err(self.err("firing timers"))
+    }
+
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        let txn = self.read()?;
+        let err = self.err("reading dead letters");
+        let table = r(txn.open_table(DEAD_LETTERS)).map_err(&err)?;
+        let mut letters: Vec<DeadLetter> = Vec::new();
+        for entry in r(table.iter()).map_err(&err)? {
+            let (_, value) = r(entry).map_err(&err)?;
+            letters.push(
+                serde_json::from_slice(value.value())
+                    .map_err(|e| Error::codec("decoding a dead letter", e))?,
+            );
+        }
+        letters.sort_by_key(|l| l.at);
+        Ok(letters)
+    }
+
+    fn prune_inbox(&self, before: Timestamp) -> Result<u64> {
+        commit::prune_inbox(self.writer()?, MessageId::lower_bound_at(before))
+            .map_err(self.err("pruning the inbox"))
+    }
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,175 @@
+//! Opening a saga database: refuse what is not ours before anything is written.
+
+use super::tables::{
+    DEAD_LETTERS, FORMAT, HISTORY, INBOX, META, OUTBOX, RECORDS, SCHEMA_VERSION, STATUS_INDEX,
+    TIMER_KEYS, TIMERS,
+};
+use crate::error::{Error, Result};
+use redb::{Database, DatabaseError, ReadTransaction, ReadableTable, TableError, TableHandle};
+use std::io::Read;
+use std::path::Path;
+
+/// The first bytes of every redb file.
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// What lies at a path before it is opened.
+pub(super) enum FileState {
+    /// Nothing: a new database may be created.
+    Missing,
+    /// An empty file: a new database may be created in it.
+    Empty,
+    /// A redb file, ours or not (the schema check tells).
+    Redb,
+}
+
+/// Looks at the file without opening it as a database, so a foreign file is never written.
+pub(super) fn inspect_file(path: &Path) -> Result<FileState> {
+    let io = |source| Error::Io {
+        context: format!("{}: reading", path.display()),
+        source,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::Missing),
+        Err(e) => return Err(io(e)),
+    };
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_dir() {
+        return Err(Error::NotADatabase {
+            path: path.to_owned(),
+        });
+    }
+    if meta.len() == 0 {
+        return Ok(FileState::Empty);
+    }
+    let mut magic = [0u8; REDB_MAGIC.len()];
+    match file.read_exact(&mut magic) {
+        Ok(()) if magic == REDB_MAGIC => Ok(FileState::Redb),
+        Ok(()) => Err(Error::NotADatabase {
+            path: path.to_owned(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::NotADatabase {
+            path: path.to_owned(),
+        }),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Whether a redb database holds a saga schema this build can use.
+pub(super) enum Schema {
+    /// Ours, at the current version.
+    Current,
+    /// A redb database with no tables at all: ours to initialise.
+    Blank,
+}
+
+pub(super) fn check_schema(txn: &ReadTransaction, path: &Path) -> Result<Schema> {
+    let storage = |e: redb::StorageError| Error::storage(format!("{}: reading", path.display()), e);
+    let meta = match txn.open_table(META) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => {
+            let tables: Vec<String> = txn
+                .list_tables()
+                .map_err(storage)?
+                .map(|t| t.name().to_owned())
+                .collect();
+            return if tables.is_empty() {
+                Ok(Schema::Blank)
+            } else {
+                Err(Error::ForeignDatabase {
+                    path: path.to_owned(),
+                    detail: format!("it has no saga_meta table but holds {}", tables.join(", ")),
+                })
+            };
+        }
+        Err(e) => {
+            return Err(Error::storage(
+                format!("{}: opening saga_meta", path.display()),
+                e,
+            ));
+        }
+    };
+    let format = meta
+        .get("format")
+        .map_err(storage)?
+        .map(|v| v.value().to_vec());
+    if format.as_deref() != Some(FORMAT) {
+        return Err(Error::ForeignDatabase {
+            path: path.to_owned(),
+            detail: "its saga_meta table does not name the saga-core format".into(),
+        });
+    }
+    let schema = meta
+        .get("schema")
+        .map_err(storage)?
+        .map(|v| v.value().to_vec());
+    let found = schema
+        .as_deref()
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| Error::ForeignDatabase {
+            path: path.to_owned(),
+            detail: "its schema version is missing or malformed".into(),
+        })?;
+    if found != SCHEMA_VERSION {
+        return Err(Error::SchemaVersion {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(Schema::Current)
+}
+
+/// Creates every table and the schema marker.
+pub(super) fn initialise(db: &Database, path: &Path) -> Result<()> {
+    let context = || format!("{}: initialising", path.display());
+    let txn = db.begin_write().map_err(|e| Error::storage(context(), e))?;
+    {
+        let mut meta = txn
+            .open_table(META)
+            .map_err(|e| Error::storage(context(), e))?;
+        meta.insert("format", FORMAT)
+            .map_err(|e| Error::storage(context(), e))?;
+        meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())
+            .map_err(|e| Error::storage(context(), e))?;
+        let created = (|| -> std::result::Result<(), TableError> {
+            txn.open_table(RECORDS)?;
+            txn.open_table(STATUS_INDEX)?;
+            txn.open_table(HISTORY)?;
+            txn.open_table(OUTBOX)?;
+            txn.open_table(INBOX)?;
+            txn.open_table(TIMERS)?;
+            txn.open_table(TIMER_KEYS)?;
+            txn.open_table(DEAD_LETTERS)?;
+            Ok(())
+        })();
+        created.map_err(|e| Error::storage(context(), e))?;
+    }
+    txn.commit().map_err(|e| Error::storage(context(), e))
+}
+
+/// Turns redb's open errors into ones that name the file and say what to do.
+pub(super) fn open_error(path: &Path, e: DatabaseError) -> Error {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => Error::Locked {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        },
+        DatabaseError::UpgradeRequired(v) => Error::ForeignDatabase {
+            path: path.to_owned(),
+            detail: format!("it uses redb file format {v}, which this build does not read"),
+        },
+        other => Error::storage(format!("{}: opening", path.display()), other),
+    }
+}
+
+/// The last key of the outbox, so new rows continue after it.
+pub(super) fn last_outbox_seq(txn: &ReadTransaction, path: &Path) -> Result<u64> {
+    let context = || format!("{}: reading the outbox", path.display());
+    let outbox = txn
+        .open_table(OUTBOX)
+        .map_err(|e| Error::storage(context(), e))?;
+    let last = outbox.last().map_err(|e| Error::storage(context(), e))?;
+    Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
+}

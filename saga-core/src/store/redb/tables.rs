@@ -1,0 +1,66 @@
+//! The tables of a saga database and how their values are encoded. `docs/design.md` describes
+//! the same layout for readers of the file.
+
+use crate::error::{Error, Result};
+use crate::model::Timestamp;
+use crate::model::frame::{frame, unframe};
+use crate::store::{ProcessMeta, Record};
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+/// `"schema"` → the schema version (`u32`, little-endian); `"format"` → [`FORMAT`].
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("saga_meta");
+/// `(space, id)` → framed [`Record`].
+pub(super) const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
+/// `(status code, process id)` → `()`, for listing processes by status.
+pub(super) const STATUS_INDEX: TableDefinition<(u8, &str), ()> =
+    TableDefinition::new("process_status");
+/// `(process id, sequence)` → JSON [`HistoryEntry`](crate::store::HistoryEntry).
+pub(super) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
+/// sequence → encoded envelope, published in key order.
+pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// `(message id, consumer)` → handled at (ms); time-ordered ids make pruning a range delete.
+pub(super) const INBOX: TableDefinition<(u128, &str), u64> = TableDefinition::new("inbox");
+/// `(due ms, timer key)` → encoded envelope.
+pub(super) const TIMERS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("timers");
+/// timer key → due ms, to cancel or replace a timer by its key.
+pub(super) const TIMER_KEYS: TableDefinition<&str, u64> = TableDefinition::new("timer_keys");
+/// `(message id, consumer)` → JSON [`DeadLetter`](crate::store::DeadLetter).
+pub(super) const DEAD_LETTERS: TableDefinition<(u128, &str), &[u8]> =
+    TableDefinition::new("dead_letters");
+
+/// The value of `META["format"]`: what marks a redb file as a saga database.
+pub(super) const FORMAT: &[u8] = b"saga-core";
+/// The schema version this build reads and writes.
+pub(super) const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct RecordHeader {
+    version: u64,
+    updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    process: Option<ProcessMeta>,
+}
+
+pub(super) fn encode_record(record: &Record) -> Vec<u8> {
+    let header = RecordHeader {
+        version: record.version,
+        updated_at: record.updated_at,
+        process: record.process.clone(),
+    };
+    // A struct of plain fields always serializes.
+    let header = serde_json::to_vec(&header).unwrap_or_default();
+    frame(&header, &record.data)
+}
+
+pub(super) fn decode_record(bytes: &[u8]) -> Result<Record> {
+    let (header, data) = unframe(bytes, "records")?;
+    let header: RecordHeader =
+        serde_json::from_slice(header).map_err(|e| Error::codec("decoding a record header", e))?;
+    Ok(Record {
+        version: header.version,
+        updated_at: header.updated_at,
+        process: header.process,
+        data: data.to_vec(),
+    })
+}

@@ -1,0 +1,271 @@
+//! The values that go into and come out of a [`Store`](super::Store).
+
+use super::HistoryEntry;
+use crate::error::Error;
+use crate::model::{Envelope, MessageId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a saga or process instance stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Moving forward.
+    Running,
+    /// Undoing completed steps after a permanent failure.
+    Compensating,
+    /// Every step succeeded (or the process reached its end).
+    Completed,
+    /// A step failed and every completed step was undone.
+    Compensated,
+    /// Stuck: an operator has to retry or acknowledge it.
+    Failed,
+    /// Failed, and an operator acknowledged it.
+    Acknowledged,
+}
+
+impl Status {
+    /// Every status, in the order they are listed.
+    pub const ALL: [Status; 6] = [
+        Status::Running,
+        Status::Compensating,
+        Status::Completed,
+        Status::Compensated,
+        Status::Failed,
+        Status::Acknowledged,
+    ];
+
+    /// Whether the instance has stopped moving by itself. `Failed` is terminal: it waits for an
+    /// operator.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Status::Running | Status::Compensating)
+    }
+
+    /// The status's name, as the CLI prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Compensating => "compensating",
+            Status::Completed => "completed",
+            Status::Compensated => "compensated",
+            Status::Failed => "failed",
+            Status::Acknowledged => "acknowledged",
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "unknown status {s:?} (expected one of {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Which front-end a process instance belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// An orchestrated saga.
+    Saga,
+    /// A reactive process manager.
+    Process,
+}
+
+/// What a process record carries besides its state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessMeta {
+    /// Saga or process manager.
+    pub class: Class,
+    /// The saga's or process manager's name.
+    pub kind: String,
+    /// Where it stands.
+    pub status: Status,
+    /// The step or state it is in, for listings.
+    pub step: Option<String>,
+    /// When it started.
+    pub created_at: Timestamp,
+}
+
+/// A versioned value in a keyspace: a service's entity, or a process instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Starts at 1 and grows by one with every write.
+    pub version: u64,
+    /// When it was last written.
+    pub updated_at: Timestamp,
+    /// Present on saga and process instances.
+    pub process: Option<ProcessMeta>,
+    /// The encoded value (JSON).
+    pub data: Vec<u8>,
+}
+
+/// A process instance as listed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessSummary {
+    /// The instance's id.
+    pub id: String,
+    /// Its record.
+    pub record: Record,
+}
+
+impl ProcessSummary {
+    /// The process metadata (every listed record has it).
+    pub fn meta(&self) -> Option<&ProcessMeta> {
+        self.record.process.as_ref()
+    }
+}
+
+/// A state write, checked against the version its writer read (0: the record must not exist).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Write {
+    /// The keyspace: a service's name, or [`PROCESS_SPACE`](super::PROCESS_SPACE).
+    pub space: String,
+    /// The record's id within its space.
+    pub id: String,
+    /// The version read; the write is refused if the store holds another.
+    pub expected_version: u64,
+    /// The new value; `None` deletes the record. Its `version` is set by the store.
+    pub value: Option<Record>,
+}
+
+/// Identifies a handled message for one consumer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InboxKey {
+    /// The consumer that handled it.
+    pub consumer: String,
+    /// The message.
+    pub message: MessageId,
+}
+
+/// A scheduled message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timer {
+    /// Unique within the store; setting a timer with a key that exists replaces it.
+    pub key: String,
+    /// When it falls due.
+    pub due: Timestamp,
+    /// What is sent when it fires.
+    pub envelope: Envelope,
+}
+
+/// A change to the timers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TimerOp {
+    /// Sets (or replaces) a timer.
+    Set(Timer),
+    /// Cancels the timer with this key, if it is still pending.
+    Cancel(String),
+}
+
+/// A message that could not be handled, kept for an operator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The consumer that gave up on it.
+    pub consumer: String,
+    /// Why.
+    pub error: String,
+    /// When.
+    pub at: Timestamp,
+    /// The message, encoded with [`Envelope::to_bytes`].
+    #[serde(with = "envelope_bytes")]
+    pub envelope: Envelope,
+}
+
+mod envelope_bytes {
+    use crate::model::Envelope;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(e: &Envelope, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&e.to_bytes())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Envelope, D::Error> {
+        let bytes = Vec::<u8>::deserialize(d)?;
+        Envelope::from_bytes(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An outgoing message waiting for the relay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxRow {
+    /// Its place in the outbox: rows are published in this order.
+    pub seq: u64,
+    /// The message.
+    pub envelope: Envelope,
+}
+
+/// Everything one handled message changes, applied whole or not at all.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommitUnit {
+    /// When the unit was made, by the runtime's clock (recorded with the inbox key).
+    pub at: Timestamp,
+    /// The message this unit handles; a unit whose key is already in the inbox is a duplicate.
+    pub inbox: Option<InboxKey>,
+    /// State writes, each version-checked.
+    pub writes: Vec<Write>,
+    /// Messages to send once committed.
+    pub outbox: Vec<Envelope>,
+    /// History entries, by process id.
+    pub history: Vec<(String, HistoryEntry)>,
+    /// Timers set or cancelled.
+    pub timers: Vec<TimerOp>,
+    /// A message given up on.
+    pub dead_letter: Option<DeadLetter>,
+}
+
+impl CommitUnit {
+    /// A unit that only records `envelope` for the relay, such as a client's command.
+    pub fn send(envelope: Envelope) -> Self {
+        CommitUnit {
+            outbox: vec![envelope],
+            ..CommitUnit::default()
+        }
+    }
+}
+
+/// Units committed together, plus outbox rows the relay has delivered.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// The units, applied in order.
+    pub units: Vec<CommitUnit>,
+    /// Outbox sequence numbers to delete.
+    pub sent: Vec<u64>,
+}
+
+/// What became of one unit of a batch.
+#[derive(Debug)]
+pub enum UnitOutcome {
+    /// Applied.
+    Committed,
+    /// Its inbox key was already there: nothing applied.
+    Duplicate,
+    /// A write found another version than expected: nothing applied.
+    Conflict(Error),
+}
+
+impl UnitOutcome {
+    /// Whether the unit was applied.
+    pub fn is_committed(&self) -> bool {
+        matches!(self, UnitOutcome::Committed)
+    }
+}

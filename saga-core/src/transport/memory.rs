@@ -1,0 +1,386 @@
+//! The in-process transport: queues in memory, at-least-once, for services in one process.
+
+use super::{Acknowledge, Delivery, Subscribe, Subscription, Transport};
+use crate::error::{Error, Result};
+use crate::model::{Envelope, MessageId};
+use async_trait::async_trait;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+/// A transport whose topics are queues in this process.
+///
+/// It keeps the promises of any transport (at-least-once delivery, competing members within a
+/// group, redelivery after a nack or a dropped delivery, deduplication by message id within a
+/// window) but its queues are gone when the process ends. That is why `publish` only returns
+/// once every group has acknowledged the message: the outbox keeps its row until then, and a
+/// restarted relay publishes again whatever was not yet handled.
+///
+/// Messages published to a topic that nobody subscribed to yet wait for the first group.
+///
+/// ```
+/// use saga_core::transport::{InProcessTransport, Subscribe, Transport};
+/// use saga_core::{Envelope, Message};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping;
+/// # impl Message for Ping { const KIND: &'static str = "ping"; }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let transport = InProcessTransport::new();
+/// let mut sub = transport.subscribe(Subscribe::new("pings", "ponger")).await.unwrap();
+/// let publish = tokio::spawn({
+///     let transport = transport.clone();
+///     async move { transport.publish(Envelope::new("pings", "k", &Ping).unwrap()).await }
+/// });
+/// let delivery = sub.next().await.unwrap().unwrap();
+/// assert_eq!(delivery.envelope.attempt, 1);
+/// delivery.ack().await.unwrap();
+/// publish.await.unwrap().unwrap(); // returns once the message is handled
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct InProcessTransport {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    dedup_window: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    closed: bool,
+    topics: HashMap<String, Topic>,
+    dedup: HashMap<MessageId, Arc<Settlement>>,
+    dedup_order: VecDeque<(Instant, MessageId)>,
+}
+
+#[derive(Default)]
+struct Topic {
+    groups: HashMap<String, Arc<Group>>,
+    /// Published before any group subscribed; handed to the first group.
+    waiting: Vec<Pending>,
+}
+
+#[derive(Default)]
+struct Group {
+    queue: Mutex<Queue>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Queue {
+    closed: bool,
+    ready: VecDeque<Pending>,
+    delayed: BinaryHeap<Reverse<Delayed>>,
+    next_seq: u64,
+}
+
+struct Pending {
+    envelope: Envelope,
+    settlement: Arc<Settlement>,
+}
+
+struct Delayed {
+    due: Instant,
+    seq: u64,
+    pending: Pending,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+/// Tracks the groups that still have to acknowledge one published message.
+struct Settlement {
+    remaining: AtomicUsize,
+    state: watch::Sender<Settled>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Settled {
+    Pending,
+    Done,
+    Closed,
+}
+
+impl Settlement {
+    fn new(groups: usize) -> Arc<Self> {
+        let initial = if groups == 0 {
+            Settled::Done
+        } else {
+            Settled::Pending
+        };
+        Arc::new(Settlement {
+            remaining: AtomicUsize::new(groups),
+            state: watch::Sender::new(initial),
+        })
+    }
+
+    fn acknowledged(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.state.send_replace(Settled::Done);
+        }
+    }
+
+    async fn wait(&self) -> Result<()> {
+        let mut rx = self.state.subscribe();
+        let settled = *rx
+            .wait_for(|s| *s != Settled::Pending)
+            .await
+            .map_err(|_| Error::Transport("in-process transport dropped".into()))?;
+        match settled {
+            Settled::Closed => Err(Error::Transport("in-process transport closed".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks leaves plain queues behind, still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl InProcessTransport {
+    /// A transport that deduplicates by message id over the last ten seconds.
+    pub fn new() -> Self {
+        Self::with_dedup_window(Duration::from_secs(10))
+    }
+
+    /// A transport that deduplicates by message id over `window`.
+    pub fn with_dedup_window(window: Duration) -> Self {
+        InProcessTransport {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                dedup_window: window,
+            }),
+        }
+    }
+
+    fn enqueue(&self, envelope: Envelope) -> Result<Arc<Settlement>> {
+        let mut state = lock(&self.shared.state);
+        if state.closed {
+            return Err(Error::Transport("in-process transport closed".into()));
+        }
+        let now = Instant::now();
+        while let Some(&(at, id)) = state.dedup_order.front() {
+            if now.duration_since(at) < self.shared.dedup_window {
+                break;
+            }
+            state.dedup_order.pop_front();
+            state.dedup.remove(&id);
+        }
+        if let Some(existing) = state.dedup.get(&envelope.id) {
+            return Ok(existing.clone());
+        }
+        let id = envelope.id;
+        let topic = state.topics.entry(envelope.topic.clone()).or_default();
+        let settlement = Settlement::new(topic.groups.len().max(1));
+        if topic.groups.is_empty() {
+            topic.waiting.push(Pending {
+                envelope,
+                settlement: settlement.clone(),
+            });
+        } else {
+            for group in topic.groups.values() {
+                group.push_back(Pending {
+                    envelope: envelope.clone(),
+                    settlement: settlement.clone(),
+                });
+            }
+        }
+        state.dedup.insert(id, settlement.clone());
+        state.dedup_order.push_back((now, id));
+        Ok(settlement)
+    }
+}
+
+impl Default for InProcessTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for InProcessTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessTransport").finish_non_exhaustive()
+    }
+}
+
+impl Group {
+    fn push_back(&self, pending: Pending) {
+        lock(&self.queue).ready.push_back(pending);
+        self.wake.notify_one();
+    }
+
+    fn push_front(&self, pending: Pending) {
+        lock(&self.queue).ready.push_front(pending);
+        self.wake.notify_one();
+    }
+
+    fn push_delayed(&self, pending: Pending, delay: Duration) {
+        let mut queue = lock(&self.queue);
+        let seq = queue.next_seq;
+        queue.next_seq += 1;
+        queue.delayed.push(Reverse(Delayed {
+            due: Instant::now() + delay,
+            seq,
+            pending,
+        }));
+        drop(queue);
+        self.wake.notify_one();
+    }
+}
+
+#[async_trait]
+impl Transport for InProcessTransport {
+    async fn publish(&self, envelope: Envelope) -> Result<()> {
+        let settlement = self.enqueue(envelope)?;
+        settlement.wait().await
+    }
+
+    async fn subscribe(&self, spec: Subscribe) -> Result<Box<dyn Subscription>> {
+        let mut state = lock(&self.shared.state);
+        if state.closed {
+            return Err(Error::Transport("in-process transport closed".into()));
+        }
+        let topic = state.topics.entry(spec.topic.clone()).or_default();
+        let group = topic.groups.entry(spec.group.clone()).or_default().clone();
+        for pending in topic.waiting.drain(..) {
+            group.push_back(pending);
+        }
+        Ok(Box::new(MemorySubscription { group }))
+    }
+
+    async fn close(&self) -> Result<()> {
+        let mut state = lock(&self.shared.state);
+        state.closed = true;
+        for topic in state.topics.values_mut() {
+            for pending in topic.waiting.drain(..) {
+                pending.settlement.state.send_replace(Settled::Closed);
+            }
+            for group in topic.groups.values() {
+                let mut queue = lock(&group.queue);
+                queue.closed = true;
+                for pending in queue.ready.drain(..) {
+                    pending.settlement.state.send_replace(Settled::Closed);
+                }
+                for Reverse(delayed) in queue.delayed.drain() {
+                    delayed
+                        .pending
+                        .settlement
+                        .state
+                        .send_replace(Settled::Closed);
+                }
+                drop(queue);
+                group.wake.notify_waiters();
+            }
+        }
+        Ok(())
+    }
+}
+
+struct MemorySubscription {
+    group: Arc<Group>,
+}
+
+#[async_trait]
+impl Subscription for MemorySubscription {
+    async fn next(&mut self) -> Result<Option<Delivery>> {
+        loop {
+            let woken = self.group.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let next_due = {
+                let mut queue = lock(&self.group.queue);
+                if queue.closed {
+                    return Ok(None);
+                }
+                let now = Instant::now();
+                while queue.delayed.peek().is_some_and(|Reverse(d)| d.due <= now) {
+                    if let Some(Reverse(d)) = queue.delayed.pop() {
+                        queue.ready.push_back(d.pending);
+                    }
+                }
+                if let Some(mut pending) = queue.ready.pop_front() {
+                    if !queue.ready.is_empty() {
+                        // Let a competing member pick up the rest.
+                        self.group.wake.notify_one();
+                    }
+                    pending.envelope.attempt += 1;
+                    let envelope = pending.envelope.clone();
+                    let acker = MemoryAcker {
+                        group: self.group.clone(),
+                        pending: Some(pending),
+                    };
+                    return Ok(Some(Delivery::new(envelope, Box::new(acker))));
+                }
+                queue.delayed.peek().map(|Reverse(d)| d.due)
+            };
+            match next_due {
+                Some(due) => {
+                    tokio::select! {
+                        _ = &mut woken => {}
+                        _ = tokio::time::sleep_until(due.into()) => {}
+                    }
+                }
+                None => woken.await,
+            }
+        }
+    }
+}
+
+struct MemoryAcker {
+    group: Arc<Group>,
+    pending: Option<Pending>,
+}
+
+#[async_trait]
+impl Acknowledge for MemoryAcker {
+    async fn ack(mut self: Box<Self>) -> Result<()> {
+        if let Some(pending) = self.pending.take() {
+            pending.settlement.acknowledged();
+        }
+        Ok(())
+    }
+
+    async fn nack(mut self: Box<Self>, delay: Duration) -> Result<()> {
+        if let Some(pending) = self.pending.take() {
+            if delay.is_zero() {
+                self.group.push_back(pending);
+            } else {
+                self.group.push_delayed(pending, delay);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MemoryAcker {
+    fn drop(&mut self) {
+        // Neither acked nor nacked: the consumer went away, so the message goes back first in line.
+        if let Some(pending) = self.pending.take() {
+            let closed = lock(&self.group.queue).closed;
+            if closed {
+                pending.settlement.state.send_replace(Settled::Closed);
+            } else {
+                self.group.push_front(pending);
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! How envelopes travel between services: the [`Transport`] trait and its implementations.
+//!
+//! A transport publishes envelopes to topics and hands them to subscriptions. Each subscription
+//! names a group: the subscriptions of one group compete for the topic's messages, and each group
+//! gets every message. Delivery is at least once: a delivery that is nacked, or dropped without
+//! an ack (its consumer stopped), comes again. Exactly-once effects are not the transport's job:
+//! the inbox, inside the store's commit, recognises a redelivered message.
+
+mod memory;
+
+pub use memory::InProcessTransport;
+
+use crate::error::Result;
+use crate::model::Envelope;
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Moves envelopes from publishers to subscribers.
+///
+/// `publish` returns once the transport has taken responsibility for the message; only then does
+/// the outbox relay delete its row. A broker takes responsibility when it has stored the message;
+/// the [`InProcessTransport`], whose queues die with the process, only when every group has
+/// acknowledged it, so until then the outbox row is the durable copy.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Publishes `envelope` to `envelope.topic`. Envelopes with an id seen within the
+    /// transport's deduplication window are accepted and not delivered again.
+    async fn publish(&self, envelope: Envelope) -> Result<()>;
+
+    /// Starts receiving the messages of a topic as a member of a group.
+    async fn subscribe(&self, spec: Subscribe) -> Result<Box<dyn Subscription>>;
+
+    /// Stops the transport: subscriptions end and publishing fails from now on.
+    async fn close(&self) -> Result<()>;
+}
+
+/// What to subscribe to.
+///
+/// ```
+/// use saga_core::transport::Subscribe;
+/// let spec = Subscribe::new("treasury", "treasury-service");
+/// assert_eq!(spec.topic, "treasury");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Subscribe {
+    /// The topic to receive.
+    pub topic: String,
+    /// The consumer group: members share the topic's messages between them.
+    pub group: String,
+}
+
+impl Subscribe {
+    /// Subscribes `group` to `topic`.
+    pub fn new(topic: impl Into<String>, group: impl Into<String>) -> Self {
+        Subscribe {
+            topic: topic.into(),
+            group: group.into(),
+        }
+    }
+}
+
+/// A stream of deliveries for one group member.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next delivery; `Ok(None)` once the transport is closed.
+    async fn next(&mut self) -> Result<Option<Delivery>>;
+}
+
+/// Settles one delivery with the transport.
+#[async_trait]
+pub trait Acknowledge: Send {
+    /// The message is handled: do not deliver it to this group again.
+    async fn ack(self: Box<Self>) -> Result<()>;
+    /// The message was not handled: deliver it again after `delay`.
+    async fn nack(self: Box<Self>, delay: Duration) -> Result<()>;
+}
+
+/// A message handed to a subscriber, to be acked or nacked.
+///
+/// Dropping a delivery without settling it makes the transport deliver it again.
+pub struct Delivery {
+    /// The message; `envelope.attempt` counts this delivery.
+    pub envelope: Envelope,
+    acker: Box<dyn Acknowledge>,
+}
+
+impl Delivery {
+    /// Wraps an envelope with the means to settle it (for transport implementations).
+    pub fn new(envelope: Envelope, acker: Box<dyn Acknowledge>) -> Self {
+        Delivery { envelope, acker }
+    }
+
+    /// Acknowledges the delivery.
+    pub async fn ack(self) -> Result<()> {
+        self.acker.ack().await
+    }
+
+    /// Asks for redelivery after `delay`.
+    pub async fn nack(self, delay: Duration) -> Result<()> {
+        self.acker.nack(delay).await
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
+}
