@@ -1,0 +1,265 @@
+//! Consumers and their dispatch: inbox check, handler, commit, then ack; one message per key at
+//! a time.
+
+use super::Shared;
+use super::context::Context;
+use crate::model::{ActionError, Envelope};
+use crate::store::{CommitUnit, DeadLetter, InboxKey, UnitOutcome};
+use crate::transport::{Delivery, Subscribe};
+use async_trait::async_trait;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// What a consumer made of a message.
+pub(crate) enum Handled {
+    /// Commit what the context collected (with the inbox key), then ack.
+    Commit,
+    /// Nothing to record (a kind this consumer does not handle): just ack.
+    Ignore,
+}
+
+/// Something the runtime feeds messages to: a service, a saga, a process manager.
+#[async_trait]
+pub(crate) trait Consumer: Send + Sync + 'static {
+    /// Its name: the subscription group, the inbox consumer and the keyspace of its records.
+    fn name(&self) -> &str;
+    /// The topics it listens to.
+    fn topics(&self) -> Vec<String>;
+    /// Handles one message into `ctx`.
+    async fn handle(&self, ctx: &mut Context) -> Result<Handled, ActionError>;
+}
+
+/// How many times a version conflict re-runs a handler before the message is nacked instead.
+const CONFLICT_ROUNDS: u32 = 32;
+
+/// Subscribes a consumer to its topics and handles what arrives until `stop` turns true.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    consumer: Arc<dyn Consumer>,
+    mut stop: watch::Receiver<bool>,
+    ready: oneshot::Sender<crate::Result<()>>,
+) -> crate::Result<()> {
+    let (deliveries, mut incoming) = mpsc::channel::<Delivery>(shared.config.max_in_flight);
+    let mut readers = JoinSet::new();
+    let mut subscriptions = Vec::new();
+    for topic in consumer.topics() {
+        match shared
+            .transport
+            .subscribe(Subscribe::new(topic.clone(), consumer.name()))
+            .await
+        {
+            Ok(s) => subscriptions.push((topic, s)),
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return Ok(());
+            }
+        }
+    }
+    let _ = ready.send(Ok(()));
+    for (topic, mut subscription) in subscriptions {
+        let deliveries = deliveries.clone();
+        let mut stop = stop.clone();
+        readers.spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = super::stopped(&mut stop) => break,
+                    next = subscription.next() => match next {
+                        Ok(Some(d)) => if deliveries.send(d).await.is_err() { break },
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(topic, error = %e, "subscription failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(deliveries);
+
+    // Per key: the deliveries waiting behind the one being handled.
+    let mut busy: HashMap<String, VecDeque<Delivery>> = HashMap::new();
+    let mut handling: JoinSet<String> = JoinSet::new();
+    let mut stopping = false;
+    loop {
+        let room = handling.len() < shared.config.max_in_flight;
+        tokio::select! {
+            _ = super::stopped(&mut stop), if !stopping => {
+                stopping = true;
+                readers.abort_all();
+                // Not started: dropping them hands them back to the transport.
+                busy.values_mut().for_each(VecDeque::clear);
+                incoming.close();
+            }
+            next = incoming.recv(), if room && !stopping => {
+                let Some(delivery) = next else { stopping = true; continue };
+                let key = delivery.envelope.key.clone();
+                match busy.get_mut(&key) {
+                    Some(queue) => queue.push_back(delivery),
+                    None => {
+                        busy.insert(key, VecDeque::new());
+                        spawn_handling(&mut handling, &shared, &consumer, delivery);
+                    }
+                }
+            }
+            done = handling.join_next(), if !handling.is_empty() => {
+                let key = match done {
+                    Some(Ok(key)) => key,
+                    Some(Err(e)) => {
+                        tracing::error!(consumer = consumer.name(), error = %e, "handler task failed");
+                        continue;
+                    }
+                    None => continue,
+                };
+                match busy.get_mut(&key).and_then(VecDeque::pop_front) {
+                    Some(next) if !stopping => spawn_handling(&mut handling, &shared, &consumer, next),
+                    _ => { busy.remove(&key); }
+                }
+            }
+            else => break,
+        }
+        if stopping && handling.is_empty() {
+            break;
+        }
+    }
+    readers.abort_all();
+    Ok(())
+}
+
+fn spawn_handling(
+    handling: &mut JoinSet<String>,
+    shared: &Arc<Shared>,
+    consumer: &Arc<dyn Consumer>,
+    delivery: Delivery,
+) {
+    let shared = shared.clone();
+    let consumer = consumer.clone();
+    let key = delivery.envelope.key.clone();
+    let span = tracing::info_span!(
+        "handle",
+        consumer = consumer.name(),
+        kind = %delivery.envelope.kind,
+        id = %delivery.envelope.id,
+        correlation_id = %delivery.envelope.correlation_id,
+        attempt = delivery.envelope.attempt,
+    );
+    handling.spawn(
+        async move {
+            handle_delivery(&shared, consumer.as_ref(), delivery).await;
+            key
+        }
+        .instrument(span),
+    );
+}
+
+/// Handles one delivery to the end: committed and acked, deduplicated and acked, dead-lettered
+/// and acked, or nacked for a later attempt.
+async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Delivery) {
+    let envelope = delivery.envelope.clone();
+    let inbox = InboxKey {
+        consumer: consumer.name().to_owned(),
+        message: envelope.id,
+    };
+    let config = &shared.config;
+
+    let seen = {
+        let store = shared.store.clone();
+        let key = inbox.clone();
+        tokio::task::spawn_blocking(move || store.is_handled(&key)).await
+    };
+    match seen {
+        Ok(Ok(true)) => return settle(delivery.ack().await),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "inbox lookup failed");
+            return settle(
+                delivery
+                    .nack(config.redelivery.backoff(envelope.attempt))
+                    .await,
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "inbox lookup panicked");
+            return settle(
+                delivery
+                    .nack(config.redelivery.backoff(envelope.attempt))
+                    .await,
+            );
+        }
+    }
+
+    let name: Arc<str> = Arc::from(consumer.name());
+    for round in 1..=CONFLICT_ROUNDS {
+        let now = shared.clock.now();
+        let mut ctx = Context::new(shared.store.clone(), name.clone(), envelope.clone(), now);
+        let unit = match consumer.handle(&mut ctx).await {
+            Ok(Handled::Ignore) => return settle(delivery.ack().await),
+            Ok(Handled::Commit) => ctx.into_unit(Some(inbox.clone())),
+            Err(e) if e.is_transient() && envelope.attempt < config.max_deliveries => {
+                tracing::info!(error = %e, "handler failed; the message will be redelivered");
+                return settle(
+                    delivery
+                        .nack(config.redelivery.backoff(envelope.attempt))
+                        .await,
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "handler gave up; message goes to dead letters");
+                dead_letter(&envelope, &inbox, e.to_string(), now)
+            }
+        };
+        match shared.committer.commit(unit).await {
+            Ok(UnitOutcome::Committed) | Ok(UnitOutcome::Duplicate) => {
+                return settle(delivery.ack().await);
+            }
+            Ok(UnitOutcome::Conflict(e)) => {
+                tracing::debug!(round, error = %e, "version conflict; handling again");
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "commit failed; the message will be redelivered");
+                return settle(
+                    delivery
+                        .nack(config.redelivery.backoff(envelope.attempt))
+                        .await,
+                );
+            }
+        }
+    }
+    settle(
+        delivery
+            .nack(config.redelivery.backoff(envelope.attempt))
+            .await,
+    )
+}
+
+fn dead_letter(
+    envelope: &Envelope,
+    inbox: &InboxKey,
+    error: String,
+    now: crate::Timestamp,
+) -> CommitUnit {
+    CommitUnit {
+        at: now,
+        inbox: Some(inbox.clone()),
+        dead_letter: Some(DeadLetter {
+            consumer: inbox.consumer.clone(),
+            error,
+            at: now,
+            envelope: envelope.clone(),
+        }),
+        ..CommitUnit::default()
+    }
+}
+
+fn settle(result: crate::Result<()>) {
+    // A late or failed ack is not an error: the inbox makes the redelivery harmless.
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "settling a delivery failed");
+    }
+}

@@ -1,0 +1,248 @@
+//! [`Context`]: what a handler reads and writes; it becomes one commit unit.
+
+use crate::error::{Error, Result};
+use crate::model::{Envelope, Message, MessageId, Timestamp};
+use crate::store::{
+    CommitUnit, HistoryEntry, HistoryEvent, InboxKey, Record, Store, Timer, TimerOp, Write,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The view a handler has while it handles one message.
+///
+/// Reads go to the store (and remember the version seen); writes, sends and timers collect in
+/// a commit unit that the runtime commits, whole, after the handler returns. Nothing a handler
+/// does is visible to anyone before that commit, and the incoming message is acknowledged only
+/// after it.
+///
+/// A service sees only its own records (database per service).
+pub struct Context {
+    store: Arc<dyn Store>,
+    service: Arc<str>,
+    incoming: Envelope,
+    now: Timestamp,
+    versions: HashMap<(String, String), u64>,
+    unit: CommitUnit,
+}
+
+impl Context {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        service: Arc<str>,
+        incoming: Envelope,
+        now: Timestamp,
+    ) -> Self {
+        Context {
+            store,
+            service,
+            incoming,
+            now,
+            versions: HashMap::new(),
+            unit: CommitUnit {
+                at: now,
+                ..CommitUnit::default()
+            },
+        }
+    }
+
+    /// The current time by the runtime's clock.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The message being handled.
+    pub fn message(&self) -> &Envelope {
+        &self.incoming
+    }
+
+    /// The name of the service (or saga, or process manager) handling it.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Loads this service's record `id`, decoded as `T`.
+    pub fn load<T: DeserializeOwned>(&mut self, id: &str) -> Result<Option<T>> {
+        let space = self.service.to_string();
+        match self.read_record(&space, id)? {
+            Some(record) => serde_json::from_slice(&record.data)
+                .map(Some)
+                .map_err(|e| Error::codec(format!("decoding {space}/{id}"), e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `value` as this service's record `id`. The commit fails with a conflict (and the
+    /// handler runs again) if someone else wrote `id` since this handler read it.
+    pub fn save<T: Serialize>(&mut self, id: &str, value: &T) -> Result<()> {
+        let space = self.service.to_string();
+        let data = serde_json::to_vec(value)
+            .map_err(|e| Error::codec(format!("encoding {space}/{id}"), e))?;
+        let record = Record {
+            version: 0,
+            updated_at: self.now,
+            process: None,
+            data,
+        };
+        self.write_record(&space, id, Some(record))
+    }
+
+    /// Deletes this service's record `id`.
+    pub fn delete(&mut self, id: &str) -> Result<()> {
+        let space = self.service.to_string();
+        self.write_record(&space, id, None)
+    }
+
+    /// Sends `message` to `topic`, keyed and correlated like the message being handled.
+    pub fn send<M: Message>(&mut self, topic: &str, message: &M) -> Result<MessageId> {
+        let key = self.incoming.key.clone();
+        self.send_keyed(topic, &key, message)
+    }
+
+    /// Sends `message` to `topic` with ordering key `key`.
+    pub fn send_keyed<M: Message>(
+        &mut self,
+        topic: &str,
+        key: &str,
+        message: &M,
+    ) -> Result<MessageId> {
+        let envelope = self.envelope(topic, key, message)?;
+        let id = envelope.id;
+        self.unit.outbox.push(envelope);
+        Ok(id)
+    }
+
+    /// Answers the message being handled, on the topic it names as `reply_to`.
+    pub fn reply<M: Message>(&mut self, message: &M) -> Result<MessageId> {
+        let topic = self.incoming.reply_to.clone().ok_or_else(|| {
+            Error::Config(format!(
+                "message {} ({}) names no reply_to topic to answer on",
+                self.incoming.id, self.incoming.kind
+            ))
+        })?;
+        let key = self.incoming.key.clone();
+        let mut envelope = self.envelope(&topic, &key, message)?;
+        if let Some(step) = self.incoming.headers.get(crate::saga::STEP_HEADER) {
+            envelope
+                .headers
+                .insert(crate::saga::STEP_HEADER.into(), step.clone());
+        }
+        let id = envelope.id;
+        self.unit.outbox.push(envelope);
+        Ok(id)
+    }
+
+    /// Schedules `message` to be sent to `topic` at `due`, under `name` (unique within this
+    /// service; scheduling the same name again replaces the timer). The timer is stored in the
+    /// same commit as everything else this handler does.
+    pub fn schedule<M: Message>(
+        &mut self,
+        name: &str,
+        due: Timestamp,
+        topic: &str,
+        message: &M,
+    ) -> Result<()> {
+        let key = self.incoming.key.clone();
+        let envelope = self.envelope(topic, &key, message)?;
+        self.schedule_envelope(name, due, envelope);
+        Ok(())
+    }
+
+    /// Cancels the timer `name` of this service, if it is still pending.
+    pub fn cancel(&mut self, name: &str) {
+        let key = format!("{}/{name}", self.service);
+        self.unit.timers.push(TimerOp::Cancel(key));
+    }
+
+    /// A new envelope for `message`, caused by the message being handled.
+    pub(crate) fn envelope<M: Message>(
+        &self,
+        topic: &str,
+        key: &str,
+        message: &M,
+    ) -> Result<Envelope> {
+        let mut envelope = Envelope::new(topic, key, message)?;
+        envelope.correlation_id = self.incoming.correlation_id.clone();
+        envelope.causation_id = Some(self.incoming.id);
+        envelope.source = self.service.to_string();
+        envelope.created_at = self.now;
+        Ok(envelope)
+    }
+
+    pub(crate) fn push_envelope(&mut self, envelope: Envelope) {
+        self.unit.outbox.push(envelope);
+    }
+
+    pub(crate) fn schedule_envelope(&mut self, name: &str, due: Timestamp, envelope: Envelope) {
+        let key = format!("{}/{name}", self.service);
+        self.unit
+            .timers
+            .push(TimerOp::Set(Timer { key, due, envelope }));
+    }
+
+    pub(crate) fn history(&mut self, process: &str, event: HistoryEvent) {
+        self.unit.history.push((
+            process.to_owned(),
+            HistoryEntry {
+                at: self.now,
+                event,
+            },
+        ));
+    }
+
+    /// Reads a record of any space, remembering its version for the write that may follow.
+    pub(crate) fn read_record(&mut self, space: &str, id: &str) -> Result<Option<Record>> {
+        let record = self.store.record(space, id)?;
+        let version = record.as_ref().map_or(0, |r| r.version);
+        self.versions
+            .entry((space.to_owned(), id.to_owned()))
+            .or_insert(version);
+        Ok(record)
+    }
+
+    /// Writes a record of any space, checked against the version read before (read now if not).
+    pub(crate) fn write_record(
+        &mut self,
+        space: &str,
+        id: &str,
+        value: Option<Record>,
+    ) -> Result<()> {
+        let key = (space.to_owned(), id.to_owned());
+        let expected = match self.versions.get(&key) {
+            Some(v) => *v,
+            None => {
+                self.read_record(space, id)?;
+                self.versions.get(&key).copied().unwrap_or(0)
+            }
+        };
+        self.unit
+            .writes
+            .retain(|w| !(w.space == space && w.id == id));
+        self.unit.writes.push(Write {
+            space: key.0,
+            id: key.1,
+            expected_version: expected,
+            value,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn outgoing(&self) -> &[Envelope] {
+        &self.unit.outbox
+    }
+
+    pub(crate) fn into_unit(mut self, inbox: Option<InboxKey>) -> CommitUnit {
+        self.unit.inbox = inbox;
+        self.unit
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("service", &self.service)
+            .field("message", &self.incoming.id)
+            .finish_non_exhaustive()
+    }
+}

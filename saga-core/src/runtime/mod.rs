@@ -1,0 +1,321 @@
+//! The runtime: runs consumers over the transport, the group committer, the outbox relay and
+//! the timer loop, and shuts them down without losing a message.
+
+mod committer;
+mod consumer;
+mod context;
+mod relay;
+mod timers;
+
+pub(crate) use consumer::{Consumer, Handled};
+pub use context::Context;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::model::{Envelope, Message, MessageId};
+use crate::retry::RetryPolicy;
+use crate::store::{CommitUnit, Store};
+use crate::transport::Transport;
+use committer::{Committer, Wakers};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+/// Tuning knobs of a [`Runtime`]. The defaults suit most uses.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Messages one consumer handles at once (each key one at a time). Default 512.
+    pub max_in_flight: usize,
+    /// Units in one group commit at most. Default 2048.
+    pub max_batch: usize,
+    /// Deliveries of one message before a transiently failing handler gives it up to dead
+    /// letters. Default 10.
+    pub max_deliveries: u32,
+    /// Waits between redeliveries of a message whose handler failed transiently.
+    pub redelivery: RetryPolicy,
+    /// How long inbox keys are kept: a duplicate older than this is no longer recognised.
+    /// Default 7 days.
+    pub inbox_retention: Duration,
+    /// Outbox rows published and not yet confirmed at once. Default 8192.
+    pub relay_window: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_in_flight: 512,
+            max_batch: 2048,
+            max_deliveries: 10,
+            redelivery: RetryPolicy::exponential(u32::MAX, Duration::from_millis(100))
+                .with_max_backoff(Duration::from_secs(30)),
+            inbox_retention: Duration::from_secs(7 * 24 * 3600),
+            relay_window: 8192,
+        }
+    }
+}
+
+/// What every task of a running runtime shares.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: Config,
+    pub(crate) committer: Committer,
+    pub(crate) relay_wake: Arc<Notify>,
+    pub(crate) timer_wake: Arc<Notify>,
+}
+
+/// Something that can be registered with a runtime: a [`Service`](crate::Service), a
+/// [`Saga`](crate::Saga) or a [`ProcessManager`](crate::ProcessManager).
+pub trait Component: sealed::IntoConsumer + Send + 'static {}
+
+pub(crate) mod sealed {
+    /// The consumer a front-end definition becomes (opaque outside the crate).
+    pub struct Registration(pub(crate) std::sync::Arc<dyn super::Consumer>);
+
+    /// Turns a front-end definition into the consumer the runtime drives.
+    pub trait IntoConsumer {
+        /// The consumer.
+        fn into_consumer(self) -> Registration;
+    }
+}
+
+/// Builds and starts a runtime.
+///
+/// ```
+/// use saga_core::{Runtime, Service, Message, RedbStore, InProcessTransport};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Deposit { account: String, amount: u64 }
+/// impl Message for Deposit { const KIND: &'static str = "bank.deposit"; }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let bank = Service::new("bank").on("bank", |ctx, d: Deposit| {
+///     let balance: u64 = ctx.load(&d.account)?.unwrap_or(0);
+///     ctx.save(&d.account, &(balance + d.amount))?;
+///     Ok(())
+/// });
+/// let runtime = Runtime::builder(RedbStore::in_memory().unwrap(), InProcessTransport::new())
+///     .register(bank)
+///     .start()
+///     .await
+///     .unwrap();
+/// runtime.send("bank", "alice", &Deposit { account: "alice".into(), amount: 5 }).await.unwrap();
+/// runtime.wait_idle().await.unwrap();
+/// let balance = runtime.store().record("bank", "alice").unwrap().unwrap();
+/// assert_eq!(balance.data, b"5");
+/// runtime.shutdown().await.unwrap();
+/// # });
+/// ```
+pub struct Runtime;
+
+impl Runtime {
+    /// A builder over `store` and `transport`, with the system clock and default [`Config`].
+    pub fn builder(store: impl Store, transport: impl Transport) -> RuntimeBuilder {
+        Self::builder_shared(Arc::new(store), Arc::new(transport))
+    }
+
+    /// A builder over a store and a transport that are shared with others (a test that reads
+    /// the store, several runtimes on one transport).
+    pub fn builder_shared(store: Arc<dyn Store>, transport: Arc<dyn Transport>) -> RuntimeBuilder {
+        RuntimeBuilder {
+            store,
+            transport,
+            clock: Arc::new(SystemClock),
+            config: Config::default(),
+            consumers: Vec::new(),
+        }
+    }
+}
+
+/// Collects consumers and settings; [`start`](Self::start) runs them.
+pub struct RuntimeBuilder {
+    store: Arc<dyn Store>,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    config: Config,
+    consumers: Vec<Arc<dyn Consumer>>,
+}
+
+impl RuntimeBuilder {
+    /// Uses `clock` for timers, timeouts and history.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Adds a service, saga or process manager.
+    pub fn register(mut self, component: impl Component) -> Self {
+        self.consumers
+            .push(sealed::IntoConsumer::into_consumer(component).0);
+        self
+    }
+
+    /// Subscribes every consumer, then starts the relay and the timer loop.
+    pub async fn start(self) -> Result<RuntimeHandle> {
+        let mut names = std::collections::HashSet::new();
+        for consumer in &self.consumers {
+            if !names.insert(consumer.name().to_owned()) {
+                return Err(Error::Config(format!(
+                    "two components are named {:?}; names must be unique in one runtime",
+                    consumer.name()
+                )));
+            }
+        }
+        let relay_wake = Arc::new(Notify::new());
+        let timer_wake = Arc::new(Notify::new());
+        let (committer, committer_thread) = Committer::start(
+            self.store.clone(),
+            self.config.max_batch,
+            Wakers {
+                relay: relay_wake.clone(),
+                timers: timer_wake.clone(),
+            },
+        )?;
+        let shared = Arc::new(Shared {
+            store: self.store,
+            transport: self.transport,
+            clock: self.clock,
+            config: self.config,
+            committer,
+            relay_wake,
+            timer_wake,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let mut consumers = JoinSet::new();
+        for consumer in self.consumers {
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            let shared = shared.clone();
+            let stopped = stopped.clone();
+            consumers
+                .spawn(async move { consumer::run(shared, consumer, stopped, ready_tx).await });
+            // Subscriptions exist before the relay publishes anything.
+            match ready_rx.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(Error::Config("a consumer failed to start".into())),
+            }
+        }
+        let mut services = JoinSet::new();
+        services.spawn(relay::run(shared.clone(), stopped.clone()));
+        services.spawn(timers::run(shared.clone(), stopped.clone()));
+        shared.relay_wake.notify_one();
+        Ok(RuntimeHandle {
+            shared,
+            stop,
+            consumers,
+            services,
+            committer_thread: Some(committer_thread),
+        })
+    }
+}
+
+/// A running runtime: send messages through it, read its store, shut it down.
+pub struct RuntimeHandle {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    consumers: JoinSet<Result<()>>,
+    services: JoinSet<()>,
+    committer_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RuntimeHandle {
+    /// Durably records `message` for `topic` (keyed by `key`) and lets the relay publish it.
+    /// Returns once the message is committed to the outbox.
+    pub async fn send<M: Message>(&self, topic: &str, key: &str, message: &M) -> Result<MessageId> {
+        let mut envelope = Envelope::new(topic, key, message)?;
+        envelope.source = "client".into();
+        envelope.created_at = self.shared.clock.now();
+        let id = envelope.id;
+        self.send_envelope(envelope).await?;
+        Ok(id)
+    }
+
+    /// Durably records a ready-made envelope for the relay.
+    pub async fn send_envelope(&self, envelope: Envelope) -> Result<()> {
+        let mut unit = CommitUnit::send(envelope);
+        unit.at = self.shared.clock.now();
+        match self.shared.committer.commit(unit).await? {
+            crate::store::UnitOutcome::Committed => Ok(()),
+            crate::store::UnitOutcome::Duplicate => Ok(()),
+            crate::store::UnitOutcome::Conflict(e) => Err(e),
+        }
+    }
+
+    /// The store the runtime commits to.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.shared.store.clone()
+    }
+
+    /// The runtime's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.shared.clock.clone()
+    }
+
+    /// Returns once the outbox is empty and no timer is due: everything sent so far has been
+    /// handled (timers set for later may still be pending).
+    pub async fn wait_idle(&self) -> Result<()> {
+        let mut quiet = 0;
+        loop {
+            let store = self.shared.store.clone();
+            let now = self.shared.clock.now();
+            let busy = tokio::task::spawn_blocking(move || -> Result<bool> {
+                let outbox = !store.outbox_after(None, 1)?.is_empty();
+                let due = store.next_timer_due()?.is_some_and(|t| t <= now);
+                Ok(outbox || due)
+            })
+            .await
+            .map_err(|e| Error::Config(format!("idle check panicked: {e}")))??;
+            quiet = if busy { 0 } else { quiet + 1 };
+            if quiet >= 3 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops taking messages, lets those in flight finish and commit, stops the relay and the
+    /// timers, and flushes the committer. Unhandled messages stay durable in the outbox.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.stop.send_replace(true);
+        let mut first_error = None;
+        while let Some(done) = self.consumers.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => first_error = first_error.or(Some(e)),
+                Err(e) => tracing::error!(error = %e, "consumer task failed"),
+            }
+        }
+        while self.services.join_next().await.is_some() {}
+        // The committer thread ends once the last handle to it is gone.
+        let thread = self.committer_thread.take();
+        drop(self);
+        if let Some(thread) = thread {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|e| Error::Config(format!("committer join failed: {e}")))?
+                .map_err(|_| Error::Config("the committer thread panicked".into()))?;
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for RuntimeHandle {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// Resolves once the stop flag is raised (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

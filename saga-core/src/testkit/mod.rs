@@ -1,0 +1,7 @@
+//! Tools for testing code built on `saga-core` (the `testkit` feature): a storage backend that
+//! crashes on demand, and the conformance suite every [`Transport`](crate::Transport) must pass.
+
+pub mod conformance;
+mod faulty;
+
+pub use faulty::FaultyBackend;

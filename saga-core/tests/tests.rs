@@ -1,0 +1,6 @@
+//! The integration tests of saga-core: one binary, one module per promise.
+
+mod common;
+mod crash;
+mod engine;
+mod files;
