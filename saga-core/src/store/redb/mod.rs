@@ -56,7 +56,8 @@ impl RedbStore {
         let path = path.as_ref();
         let builder = file_builder();
         let db = match open::inspect_file(path)? {
-            FileState::Missing | FileState::Empty => builder
+            FileState::Missing => return Self::create(path),
+            FileState::Empty => builder
                 .create(path)
                 .map_err(|e| open::open_error(path, e))?,
             FileState::Redb => {
@@ -75,6 +76,29 @@ impl RedbStore {
                 builder.open(path).map_err(|e| open::open_error(path, e))?
             }
         };
+        Self::from_database(db, path.to_owned())
+    }
+
+    /// Creates a new database under a temporary name and renames it into place once its schema
+    /// is committed, so a crash during creation never leaves a half-made database at `path`.
+    fn create(path: &Path) -> Result<RedbStore> {
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(".creating");
+        let temporary = PathBuf::from(temporary);
+        let _ = std::fs::remove_file(&temporary);
+        {
+            let db = file_builder()
+                .create(&temporary)
+                .map_err(|e| open::open_error(path, e))?;
+            open::initialise(&db, path)?;
+        }
+        std::fs::rename(&temporary, path).map_err(|source| Error::Io {
+            context: format!("{}: moving the new database into place", path.display()),
+            source,
+        })?;
+        let db = file_builder()
+            .open(path)
+            .map_err(|e| open::open_error(path, e))?;
         Self::from_database(db, path.to_owned())
     }
 
