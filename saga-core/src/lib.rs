@@ -4,8 +4,11 @@
 pub mod clock;
 mod error;
 pub mod model;
+pub mod operator;
+pub mod process;
 mod retry;
 pub mod runtime;
+pub mod saga;
 mod service;
 pub mod store;
 #[cfg(feature = "testkit")]
@@ -15,13 +18,10 @@ pub mod transport;
 pub use clock::{Clock, ManualClock, ScaledClock, SystemClock};
 pub use error::{Error, Result};
 pub use model::{ActionError, Envelope, FailureKind, Message, MessageId, Timestamp};
+pub use process::ProcessManager;
 pub use retry::RetryPolicy;
 pub use runtime::{Component, Config, Context, Runtime, RuntimeBuilder, RuntimeHandle};
+pub use saga::{Saga, Step};
 pub use service::Service;
 pub use store::{RedbStore, Status, Store};
 pub use transport::{InProcessTransport, Transport};
-
-/// Header that carries a saga step's name on commands and their replies.
-pub(crate) mod saga {
-    pub(crate) const STEP_HEADER: &str = "saga-step";
-}

@@ -78,3 +78,23 @@ pub(crate) fn audited(store: &dyn saga_core::Store, n: u32) -> u32 {
         .map(|r| serde_json::from_slice(&r.data).unwrap())
         .unwrap_or(0)
 }
+
+/// Polls `check` until it holds, failing the test after ten seconds.
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// The status of process `id`.
+pub(crate) fn status(store: &dyn saga_core::Store, id: &str) -> Option<saga_core::Status> {
+    store
+        .record(saga_core::store::PROCESS_SPACE, id)
+        .unwrap()
+        .and_then(|r| r.process.map(|p| p.status))
+}

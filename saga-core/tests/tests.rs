@@ -4,3 +4,5 @@ mod common;
 mod crash;
 mod engine;
 mod files;
+mod processes;
+mod sagas;

@@ -149,6 +149,17 @@ impl Context {
         Ok(())
     }
 
+    /// Starts instance `key` of saga `saga` with `input`, in this handler's commit; returns the
+    /// process id.
+    pub fn start_saga<I: Serialize>(&mut self, saga: &str, key: &str, input: &I) -> Result<String> {
+        let mut envelope = crate::saga::start_message(saga, key, input)?;
+        envelope.causation_id = Some(self.incoming.id);
+        envelope.source = self.service.to_string();
+        envelope.created_at = self.now;
+        self.unit.outbox.push(envelope);
+        Ok(crate::saga::process_id(saga, key))
+    }
+
     /// Cancels the timer `name` of this service, if it is still pending.
     pub fn cancel(&mut self, name: &str) {
         let key = format!("{}/{name}", self.service);
@@ -226,10 +237,6 @@ impl Context {
             value,
         });
         Ok(())
-    }
-
-    pub(crate) fn outgoing(&self) -> &[Envelope] {
-        &self.unit.outbox
     }
 
     pub(crate) fn into_unit(mut self, inbox: Option<InboxKey>) -> CommitUnit {

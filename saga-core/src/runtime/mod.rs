@@ -251,6 +251,51 @@ impl RuntimeHandle {
         }
     }
 
+    /// Starts instance `key` of saga `saga` with `input`; returns its process id. Starting an
+    /// instance that exists changes nothing.
+    pub async fn start_saga<I: serde::Serialize>(
+        &self,
+        saga: &str,
+        key: &str,
+        input: &I,
+    ) -> Result<String> {
+        let mut envelope = crate::saga::start_message(saga, key, input)?;
+        envelope.source = "client".into();
+        envelope.created_at = self.shared.clock.now();
+        self.send_envelope(envelope).await?;
+        Ok(crate::saga::process_id(saga, key))
+    }
+
+    /// Asks the owner of failed process `id` to retry it.
+    pub async fn retry(&self, id: &str) -> Result<MessageId> {
+        self.operator(id, crate::operator::OperatorAction::Retry)
+            .await
+    }
+
+    /// Asks the owner of failed process `id` to mark it acknowledged.
+    pub async fn acknowledge(&self, id: &str) -> Result<MessageId> {
+        self.operator(id, crate::operator::OperatorAction::Acknowledge)
+            .await
+    }
+
+    async fn operator(
+        &self,
+        id: &str,
+        action: crate::operator::OperatorAction,
+    ) -> Result<MessageId> {
+        let store = self.shared.store.clone();
+        let key = id.to_owned();
+        let mut envelope = tokio::task::spawn_blocking(move || {
+            crate::operator::request(store.as_ref(), &key, action)
+        })
+        .await
+        .map_err(|e| Error::Config(format!("operator request panicked: {e}")))??;
+        envelope.created_at = self.shared.clock.now();
+        let message = envelope.id;
+        self.send_envelope(envelope).await?;
+        Ok(message)
+    }
+
     /// The store the runtime commits to.
     pub fn store(&self) -> Arc<dyn Store> {
         self.shared.store.clone()

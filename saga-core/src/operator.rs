@@ -1,0 +1,69 @@
+//! Operator actions: retry or acknowledge a failed saga or process instance.
+//!
+//! An action is a message to the instance's owner (its saga or process manager), so it is
+//! applied in order with everything else that instance handles. It can be sent through a
+//! running [`RuntimeHandle`](crate::RuntimeHandle), or recorded in a store's outbox while no
+//! runtime runs, for the next runtime on that store to deliver.
+
+pub use crate::saga::OperatorAction;
+
+use crate::error::{Error, Result};
+use crate::model::{Envelope, MessageId, Timestamp};
+use crate::saga::OperatorRequest;
+use crate::store::{Batch, Class, CommitUnit, PROCESS_SPACE, Status, Store};
+
+/// The message asking the owner of process `id` to perform `action`; fails if there is no such
+/// process or it is not `Failed`.
+pub fn request(store: &dyn Store, id: &str, action: OperatorAction) -> Result<Envelope> {
+    let record = store
+        .record(PROCESS_SPACE, id)?
+        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    let meta = record
+        .process
+        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    if meta.status != Status::Failed {
+        return Err(Error::InvalidOperatorAction {
+            id: id.to_owned(),
+            action: action.as_str(),
+            status: meta.status.to_string(),
+        });
+    }
+    let (topic, key) = match meta.class {
+        Class::Saga => {
+            let key = id.strip_prefix(&format!("{}/", meta.kind)).unwrap_or(id);
+            (crate::saga::topic(&meta.kind), key)
+        }
+        Class::Process => (crate::process::topic(&meta.kind), id),
+    };
+    let mut envelope = Envelope::new(
+        &topic,
+        key,
+        &OperatorRequest {
+            process: id.to_owned(),
+            action,
+        },
+    )?;
+    envelope.source = "operator".into();
+    envelope.correlation_id = id.to_owned();
+    Ok(envelope)
+}
+
+/// Records the request for process `id` in `store`'s outbox, durably; the next runtime on the
+/// store delivers it.
+pub fn submit(
+    store: &dyn Store,
+    id: &str,
+    action: OperatorAction,
+    now: Timestamp,
+) -> Result<MessageId> {
+    let mut envelope = request(store, id, action)?;
+    envelope.created_at = now;
+    let message = envelope.id;
+    let mut unit = CommitUnit::send(envelope);
+    unit.at = now;
+    store.commit(Batch {
+        units: vec![unit],
+        sent: vec![],
+    })?;
+    Ok(message)
+}

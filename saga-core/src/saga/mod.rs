@@ -1,0 +1,133 @@
+//! Sagas: an ordered list of steps, each with an action and a compensation.
+//!
+//! A saga instance runs one step per commit. A step's action records a log; if a later step
+//! fails for good, the steps that completed are compensated in reverse order, each once, each
+//! given the log its action recorded. Transient failures are retried by the step's
+//! [`RetryPolicy`](crate::RetryPolicy) with durable timers; a remote step's reply that does not
+//! come in time is a transient failure. A compensation that fails for good leaves the saga
+//! [`Failed`](crate::Status::Failed), for an operator to retry or acknowledge.
+
+mod engine;
+mod messages;
+mod state;
+mod step;
+
+pub use messages::OperatorAction;
+pub(crate) use messages::OperatorRequest;
+pub use state::{FailureRecord, Phase, SagaState, StepRecord, StepStatus};
+pub use step::{CompensationContext, Step, StepContext};
+
+use crate::error::Result;
+use crate::model::Envelope;
+use crate::runtime::Component;
+use crate::runtime::sealed::{IntoConsumer, Registration};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// The header that carries `"{step index}:{attempt}"` on a remote step's command and its reply.
+pub const STEP_HEADER: &str = "saga-step";
+/// The header that carries a step's idempotency key on its command.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// A named saga over input `I`.
+///
+/// ```
+/// use saga_core::saga::{Saga, Step, StepContext};
+/// use saga_core::ActionError;
+///
+/// let trip = Saga::<String>::new("trip")
+///     .step(
+///         Step::local("book-flight", |ctx: StepContext<String>| async move {
+///             Ok::<_, ActionError>(format!("flight for {}", ctx.input))
+///         })
+///         .compensate(|c: saga_core::saga::CompensationContext<String>| async move {
+///             println!("cancelling {}", c.log);
+///             Ok(())
+///         }),
+///     )
+///     .step(Step::local("book-hotel", |_ctx: StepContext<String>| async move {
+///         Err::<(), _>(ActionError::permanent("no rooms"))
+///     }));
+/// assert_eq!(trip.topic(), "saga.trip");
+/// ```
+pub struct Saga<I> {
+    name: String,
+    steps: Vec<Step<I, ()>>,
+}
+
+impl<I> Saga<I>
+where
+    I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// A saga with no steps yet.
+    pub fn new(name: impl Into<String>) -> Self {
+        Saga {
+            name: name.into(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Appends a step.
+    pub fn step<L>(mut self, step: Step<I, L>) -> Self
+    where
+        L: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.steps.push(step.erase());
+        self
+    }
+
+    /// The saga's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The topic the saga listens on: starts, replies, timers and operator requests.
+    pub fn topic(&self) -> String {
+        topic(&self.name)
+    }
+}
+
+/// The topic of the saga named `name`.
+pub fn topic(name: &str) -> String {
+    format!("saga.{name}")
+}
+
+/// The process id of instance `key` of saga `name`.
+pub fn process_id(name: &str, key: &str) -> String {
+    format!("{name}/{key}")
+}
+
+/// The message that starts instance `key` of saga `name` with `input`. Starting an instance
+/// that exists changes nothing (it is recorded in its history).
+pub fn start_message<I: Serialize>(name: &str, key: &str, input: &I) -> Result<Envelope> {
+    let input = serde_json::to_value(input)
+        .map_err(|e| crate::Error::codec(format!("encoding the input of saga {name}"), e))?;
+    let mut envelope = Envelope::new(&topic(name), key, &messages::Start { input })?;
+    envelope.correlation_id = process_id(name, key);
+    Ok(envelope)
+}
+
+impl<I> IntoConsumer for Saga<I>
+where
+    I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    fn into_consumer(self) -> Registration {
+        Registration(Arc::new(engine::SagaEngine {
+            topic: self.topic(),
+            name: self.name,
+            steps: self.steps,
+        }))
+    }
+}
+
+impl<I> Component for Saga<I> where I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<I> std::fmt::Debug for Saga<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Saga")
+            .field("name", &self.name)
+            .field("steps", &self.steps)
+            .finish()
+    }
+}

@@ -1,0 +1,101 @@
+//! What a saga instance stores between messages.
+
+use crate::Timestamp;
+use crate::model::MessageId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The stored state of one saga instance: the input, where it stands, and every step's record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SagaState {
+    /// The saga's input, as given at start.
+    pub input: Value,
+    /// Moving forward or undoing.
+    pub phase: Phase,
+    /// Forward: the step to run next. Compensating: steps below this index are still to be
+    /// considered for compensation, highest first.
+    pub cursor: usize,
+    /// One record per step, in definition order.
+    pub steps: Vec<StepRecord>,
+    /// Why the saga is compensating or failed: the step and the error.
+    pub failure: Option<FailureRecord>,
+}
+
+/// Which way a saga is going.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Running actions.
+    Forward,
+    /// Running compensations in reverse.
+    Compensating,
+    /// Nothing more to do (completed, compensated, or failed and waiting for an operator).
+    Done,
+}
+
+/// Where one step stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not started.
+    Pending,
+    /// A remote step's command is out; its reply is awaited.
+    Awaiting,
+    /// Failed transiently; a retry timer is set.
+    Retrying,
+    /// The action succeeded and its log is recorded.
+    Succeeded,
+    /// The action failed for good (this step is not compensated).
+    Failed,
+    /// Its compensation failed transiently; a retry timer is set.
+    CompensationRetrying,
+    /// Its compensation ran.
+    Compensated,
+    /// Its compensation failed for good: the saga is `Failed`.
+    CompensationFailed,
+}
+
+/// The record of one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The step's name.
+    pub name: String,
+    /// Where it stands.
+    pub status: StepStatus,
+    /// Attempts of the action so far.
+    pub attempts: u32,
+    /// Attempts of the compensation so far.
+    pub compensation_attempts: u32,
+    /// When the first attempt of the current action or compensation began.
+    pub first_attempt_at: Option<Timestamp>,
+    /// The log the action recorded.
+    pub log: Option<Value>,
+    /// The last error.
+    pub error: Option<String>,
+    /// The command a remote step awaits the reply to.
+    pub awaiting: Option<MessageId>,
+}
+
+/// The step and error that sent a saga into compensation or failure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// The step.
+    pub step: String,
+    /// The error.
+    pub error: String,
+}
+
+impl StepRecord {
+    pub(crate) fn new(name: &str) -> Self {
+        StepRecord {
+            name: name.to_owned(),
+            status: StepStatus::Pending,
+            attempts: 0,
+            compensation_attempts: 0,
+            first_attempt_at: None,
+            log: None,
+            error: None,
+            awaiting: None,
+        }
+    }
+}

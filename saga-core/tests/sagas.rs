@@ -1,0 +1,462 @@
+//! Sagas: compensation is exact, retries are recorded, timeouts compensate, restarts resume.
+
+use crate::common::{eventually, status};
+use saga_core::saga::{CompensationContext, Saga, SagaState, Step, StepContext, StepStatus};
+use saga_core::store::{HistoryEvent, PROCESS_SPACE};
+use saga_core::{
+    ActionError, Clock, InProcessTransport, ManualClock, Message, RedbStore, RetryPolicy, Runtime,
+    Service, Status, Store, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Journal = Arc<Mutex<Vec<String>>>;
+
+fn journal() -> Journal {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn entries(j: &Journal) -> Vec<String> {
+    j.lock().unwrap().clone()
+}
+
+/// A local step that records its run and logs `"{name}-log-{input}"`.
+fn recorded_step(name: &'static str, j: &Journal) -> Step<u32, String> {
+    let (run, undo) = (j.clone(), j.clone());
+    Step::local(name, move |ctx: StepContext<u32>| {
+        let run = run.clone();
+        async move {
+            run.lock().unwrap().push(format!("run {name}"));
+            Ok(format!("{name}-log-{}", ctx.input))
+        }
+    })
+    .compensate(move |c: CompensationContext<String>| {
+        let undo = undo.clone();
+        async move {
+            undo.lock()
+                .unwrap()
+                .push(format!("compensate {name} with {}", c.log));
+            Ok(())
+        }
+    })
+}
+
+fn saga_state(store: &dyn Store, id: &str) -> SagaState {
+    serde_json::from_slice(&store.record(PROCESS_SPACE, id).unwrap().unwrap().data).unwrap()
+}
+
+#[tokio::test]
+async fn a_permanent_failure_in_step_three_compensates_step_two_then_step_one_with_their_logs() {
+    let j = journal();
+    let failing = {
+        let j = j.clone();
+        Step::local("ship", move |_ctx: StepContext<u32>| {
+            let j = j.clone();
+            async move {
+                j.lock().unwrap().push("run ship".into());
+                Err::<String, _>(ActionError::permanent("the warehouse burnt down"))
+            }
+        })
+        .compensate(|_c: CompensationContext<String>| async {
+            panic!("a step that failed is never compensated")
+        })
+    };
+    let saga = Saga::<u32>::new("order")
+        .step(recorded_step("reserve", &j))
+        .step(recorded_step("charge", &j))
+        .step(failing);
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(saga)
+        .start()
+        .await
+        .unwrap();
+    let id = runtime.start_saga("order", "42", &42u32).await.unwrap();
+    eventually("the saga to end", || {
+        status(store.as_ref(), &id) == Some(Status::Compensated)
+    })
+    .await;
+    assert_eq!(
+        entries(&j),
+        vec![
+            "run reserve",
+            "run charge",
+            "run ship",
+            "compensate charge with charge-log-42",
+            "compensate reserve with reserve-log-42",
+        ]
+    );
+    let state = saga_state(store.as_ref(), &id);
+    let statuses: Vec<_> = state.steps.iter().map(|s| s.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            StepStatus::Compensated,
+            StepStatus::Compensated,
+            StepStatus::Failed
+        ]
+    );
+    assert_eq!(state.failure.unwrap().step, "ship");
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(entries(&j).len(), 5, "each compensation ran once");
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_by_its_policy_and_every_attempt_is_in_the_history() {
+    let attempts = Arc::new(Mutex::new(0u32));
+    let flaky = {
+        let attempts = attempts.clone();
+        Step::local("call-bank", move |ctx: StepContext<u32>| {
+            let attempts = attempts.clone();
+            async move {
+                *attempts.lock().unwrap() += 1;
+                assert_eq!(
+                    ctx.idempotency_key, "pay/7/call-bank",
+                    "the same key on every attempt"
+                );
+                if ctx.attempt < 3 {
+                    Err(ActionError::transient("bank busy"))
+                } else {
+                    Ok(ctx.attempt)
+                }
+            }
+        })
+        .retry(RetryPolicy::exponential(5, Duration::from_millis(5)))
+    };
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(Saga::<u32>::new("pay").step(flaky))
+        .start()
+        .await
+        .unwrap();
+    let id = runtime.start_saga("pay", "7", &7u32).await.unwrap();
+    eventually("the saga to complete", || {
+        status(store.as_ref(), &id) == Some(Status::Completed)
+    })
+    .await;
+    assert_eq!(*attempts.lock().unwrap(), 3);
+    let history: Vec<_> = store
+        .history(&id)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.event)
+        .collect();
+    let started: Vec<u32> = history
+        .iter()
+        .filter_map(|e| match e {
+            HistoryEvent::StepStarted { attempt, .. } => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, [1, 2, 3]);
+    let failed: Vec<(u32, bool)> = history
+        .iter()
+        .filter_map(|e| match e {
+            HistoryEvent::StepFailed {
+                attempt,
+                will_retry,
+                ..
+            } => Some((*attempt, *will_retry)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, [(1, true), (2, true)]);
+    assert!(history.contains(&HistoryEvent::StepSucceeded {
+        step: "call-bank".into(),
+        attempt: 3
+    }));
+    runtime.shutdown().await.unwrap();
+}
+
+#[derive(Serialize, Deserialize)]
+struct Summon {
+    order: u32,
+}
+impl Message for Summon {
+    const KIND: &'static str = "circle.summon";
+}
+
+#[derive(Serialize, Deserialize)]
+struct Summoned {
+    imp: String,
+}
+impl Message for Summoned {
+    const KIND: &'static str = "circle.summoned";
+}
+
+fn summon_step(timeout: Duration) -> Step<u32, String> {
+    Step::remote(
+        "summon",
+        "circle",
+        |ctx: &StepContext<u32>| Summon { order: ctx.input },
+        |r: Summoned| Ok(r.imp),
+    )
+    .timeout(timeout)
+    .retry(RetryPolicy::none())
+}
+
+#[tokio::test]
+async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_changes_nothing() {
+    let j = journal();
+    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000)));
+    let saga = Saga::<u32>::new("imp")
+        .step(recorded_step("take-fee", &j))
+        .step(summon_step(Duration::from_secs(30)));
+    // The circle receives the command but never answers in time.
+    let commands = Arc::new(Mutex::new(Vec::new()));
+    let circle = {
+        let commands = commands.clone();
+        Service::new("circle").on("circle", move |ctx, s: Summon| {
+            commands
+                .lock()
+                .unwrap()
+                .push((ctx.message().clone(), s.order));
+            Ok(())
+        })
+    };
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let transport = Arc::new(InProcessTransport::new());
+    let runtime = Runtime::builder_shared(store.clone(), transport.clone())
+        .clock(clock.clone())
+        .register(saga)
+        .register(circle)
+        .start()
+        .await
+        .unwrap();
+    let id = runtime.start_saga("imp", "1", &1u32).await.unwrap();
+    eventually("the command to reach the circle", || {
+        commands.lock().unwrap().len() == 1
+    })
+    .await;
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(status(store.as_ref(), &id), Some(Status::Running));
+    clock.advance(Duration::from_secs(31));
+    eventually("the saga to compensate", || {
+        status(store.as_ref(), &id) == Some(Status::Compensated)
+    })
+    .await;
+    assert_eq!(
+        entries(&j),
+        ["run take-fee", "compensate take-fee with take-fee-log-1"]
+    );
+    let before = saga_state(store.as_ref(), &id);
+
+    // The reply finally comes.
+    let (command, _) = commands.lock().unwrap()[0].clone();
+    let mut late =
+        saga_core::Envelope::new("saga.imp", &command.key, &Summoned { imp: "Gorb".into() })
+            .unwrap();
+    late.headers = command.headers.clone();
+    late.source = "circle".into();
+    runtime.send_envelope(late.clone()).await.unwrap();
+    eventually("the late reply to be recorded", || {
+        store
+            .history(&id)
+            .unwrap()
+            .iter()
+            .any(|h| matches!(&h.event, HistoryEvent::MessageIn { id, .. } if *id == late.id))
+    })
+    .await;
+    let history = store.history(&id).unwrap();
+    assert!(history.iter().any(|h| matches!(&h.event,
+        HistoryEvent::Ignored { reason, .. } if reason.starts_with("late reply"))));
+    assert!(
+        history
+            .iter()
+            .any(|h| matches!(&h.event, HistoryEvent::StepTimedOut { .. }))
+    );
+    let after = saga_state(store.as_ref(), &id);
+    assert_eq!(before, after, "the late reply changed nothing");
+    assert_eq!(status(store.as_ref(), &id), Some(Status::Compensated));
+    assert_eq!(clock.now(), Timestamp(1_031_000));
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_saga_dropped_mid_way_resumes_at_the_right_step_and_never_reruns_a_committed_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("resume.redb");
+    let j = journal();
+    let saga = |j: &Journal| {
+        Saga::<u32>::new("imp")
+            .step(recorded_step("take-fee", j))
+            .step(summon_step(Duration::from_secs(3600)))
+            .step(recorded_step("deliver", j))
+    };
+    let id;
+    {
+        // The circle is not running: the saga stops at the remote step.
+        let store = Arc::new(RedbStore::open(&path).unwrap());
+        let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+            .register(saga(&j))
+            .start()
+            .await
+            .unwrap();
+        id = runtime.start_saga("imp", "9", &9u32).await.unwrap();
+        eventually("the saga to await the circle", || {
+            store.record(PROCESS_SPACE, &id).unwrap().is_some_and(|r| {
+                serde_json::from_slice::<SagaState>(&r.data).unwrap().steps[1].status
+                    == StepStatus::Awaiting
+            })
+        })
+        .await;
+        drop(runtime);
+        eventually("the dropped runtime to let go of the store", || {
+            Arc::strong_count(&store) == 1
+        })
+        .await;
+    }
+    let circle = Service::new("circle").on("circle", |ctx, s: Summon| {
+        ctx.reply(&Summoned {
+            imp: format!("imp-{}", s.order),
+        })?;
+        Ok(())
+    });
+    let store = Arc::new(RedbStore::open(&path).unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(saga(&j))
+        .register(circle)
+        .start()
+        .await
+        .unwrap();
+    eventually("the saga to complete", || {
+        status(store.as_ref(), &id) == Some(Status::Completed)
+    })
+    .await;
+    assert_eq!(
+        entries(&j),
+        ["run take-fee", "run deliver"],
+        "take-fee ran once, before the restart"
+    );
+    let state = saga_state(store.as_ref(), &id);
+    assert_eq!(state.steps[1].log, Some(serde_json::json!("imp-9")));
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_timer_that_fell_due_while_the_runtime_was_down_fires_once_after_restart() {
+    #[derive(Serialize, Deserialize)]
+    struct SetAlarm;
+    impl Message for SetAlarm {
+        const KIND: &'static str = "alarm.set";
+    }
+    #[derive(Serialize, Deserialize)]
+    struct Ring;
+    impl Message for Ring {
+        const KIND: &'static str = "alarm.ring";
+    }
+    let alarm = || {
+        Service::new("alarm")
+            .on("alarm", |ctx, _: SetAlarm| {
+                let due = ctx.now() + Duration::from_secs(3600);
+                ctx.schedule("wake-up", due, "alarm", &Ring)?;
+                Ok(())
+            })
+            .on("alarm", |ctx, _: Ring| {
+                let rings: u32 = ctx.load("rings")?.unwrap_or(0);
+                ctx.save("rings", &(rings + 1))?;
+                Ok(())
+            })
+    };
+    let rings = |store: &dyn Store| -> u32 {
+        store
+            .record("alarm", "rings")
+            .unwrap()
+            .map_or(0, |r| serde_json::from_slice(&r.data).unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alarm.redb");
+    let clock = Arc::new(ManualClock::new(Timestamp(5_000_000)));
+    {
+        let store = Arc::new(RedbStore::open(&path).unwrap());
+        let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+            .clock(clock.clone())
+            .register(alarm())
+            .start()
+            .await
+            .unwrap();
+        runtime.send("alarm", "me", &SetAlarm).await.unwrap();
+        eventually("the timer to be set", || store.timers().unwrap().len() == 1).await;
+        runtime.shutdown().await.unwrap();
+    }
+    clock.advance(Duration::from_secs(7200));
+    let store = Arc::new(RedbStore::open(&path).unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .clock(clock.clone())
+        .register(alarm())
+        .start()
+        .await
+        .unwrap();
+    eventually("the alarm to ring", || rings(store.as_ref()) == 1).await;
+    clock.advance(Duration::from_secs(7200));
+    runtime.wait_idle().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(rings(store.as_ref()), 1, "it fired once");
+    assert!(store.timers().unwrap().is_empty());
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_operator_retry_resumes_a_failed_saga_and_acknowledge_closes_one() {
+    let broken = Arc::new(Mutex::new(true));
+    let saga = {
+        let broken = broken.clone();
+        Saga::<u32>::new("refund")
+            .step(
+                Step::local("debit", |_ctx: StepContext<u32>| async {
+                    Ok::<_, ActionError>(5u32)
+                })
+                .compensate(move |_c: CompensationContext<u32>| {
+                    let broken = *broken.lock().unwrap();
+                    async move {
+                        if broken {
+                            Err(ActionError::permanent("ledger locked"))
+                        } else {
+                            Ok(())
+                        }
+                    }
+                }),
+            )
+            .step(Step::local("notify", |_ctx: StepContext<u32>| async {
+                Err::<(), _>(ActionError::permanent("mail server gone"))
+            }))
+    };
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(saga)
+        .start()
+        .await
+        .unwrap();
+    let first = runtime.start_saga("refund", "a", &1u32).await.unwrap();
+    let second = runtime.start_saga("refund", "b", &2u32).await.unwrap();
+    for id in [&first, &second] {
+        eventually("the saga to fail", || {
+            status(store.as_ref(), id) == Some(Status::Failed)
+        })
+        .await;
+    }
+    let state = saga_state(store.as_ref(), &first);
+    assert_eq!(state.steps[0].status, StepStatus::CompensationFailed);
+    assert!(state.failure.unwrap().error.contains("ledger locked"));
+
+    *broken.lock().unwrap() = false;
+    runtime.retry(&first).await.unwrap();
+    eventually("the retried saga to compensate", || {
+        status(store.as_ref(), &first) == Some(Status::Compensated)
+    })
+    .await;
+    runtime.acknowledge(&second).await.unwrap();
+    eventually("the saga to be acknowledged", || {
+        status(store.as_ref(), &second) == Some(Status::Acknowledged)
+    })
+    .await;
+    let err = runtime.retry(&first).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot retry while it is compensated"),
+        "{err}"
+    );
+    runtime.shutdown().await.unwrap();
+}
