@@ -207,18 +207,25 @@ async fn shutdown_with_messages_in_flight_loses_nothing_and_a_restart_finishes_t
     let first_calls = Arc::new(AtomicUsize::new(0));
     {
         let store = Arc::new(RedbStore::open(&path).unwrap());
+        // All 200 are sent before the runtime starts, so it has them all in flight.
+        let units = (0..200)
+            .map(|n| {
+                let envelope = Envelope::new("ledger", &format!("acct-{}", n % 4), &deposit(n));
+                CommitUnit::send(envelope.unwrap())
+            })
+            .collect();
+        store
+            .commit(Batch {
+                units,
+                sent: vec![],
+            })
+            .unwrap();
         let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
             .register(slow(first_calls.clone()))
             .register(auditor())
             .start()
             .await
             .unwrap();
-        for n in 0..200 {
-            runtime
-                .send("ledger", &format!("acct-{}", n % 4), &deposit(n))
-                .await
-                .unwrap();
-        }
         while first_calls.load(Ordering::SeqCst) < 20 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
