@@ -1,1 +1,10 @@
-fn main() {}
+//! `saga-cli`: runs the reference domains and lets an operator see and act on every process.
+
+mod bench;
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

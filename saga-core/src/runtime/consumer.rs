@@ -167,15 +167,23 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
     };
     let config = &shared.config;
 
-    let seen = {
-        let store = shared.store.clone();
-        let key = inbox.clone();
-        tokio::task::spawn_blocking(move || store.is_handled(&key)).await
+    // One read transaction serves the inbox check and the handler's first run; point reads in
+    // redb take microseconds, cheaper inline than a hop to a blocking thread.
+    let first = match shared.store.snapshot() {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            tracing::warn!(error = %e, "opening a snapshot failed");
+            return settle(
+                delivery
+                    .nack(config.redelivery.backoff(envelope.attempt))
+                    .await,
+            );
+        }
     };
-    match seen {
-        Ok(Ok(true)) => return settle(delivery.ack().await),
-        Ok(Ok(false)) => {}
-        Ok(Err(e)) => {
+    match first.is_handled(&inbox) {
+        Ok(false) => {}
+        Ok(true) => return settle(delivery.ack().await),
+        Err(e) => {
             tracing::warn!(error = %e, "inbox lookup failed");
             return settle(
                 delivery
@@ -183,20 +191,27 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                     .await,
             );
         }
-        Err(e) => {
-            tracing::error!(error = %e, "inbox lookup panicked");
-            return settle(
-                delivery
-                    .nack(config.redelivery.backoff(envelope.attempt))
-                    .await,
-            );
-        }
     }
+    let mut snapshot = Some(first);
 
     let name: Arc<str> = Arc::from(consumer.name());
     for round in 1..=CONFLICT_ROUNDS {
         let now = shared.clock.now();
-        let mut ctx = Context::new(shared.store.clone(), name.clone(), envelope.clone(), now);
+        let snapshot = match snapshot.take() {
+            Some(s) => s,
+            None => match shared.store.snapshot() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "opening a snapshot failed");
+                    return settle(
+                        delivery
+                            .nack(config.redelivery.backoff(envelope.attempt))
+                            .await,
+                    );
+                }
+            },
+        };
+        let mut ctx = Context::new(snapshot, name.clone(), envelope.clone(), now);
         let unit = match consumer.handle(&mut ctx).await {
             Ok(Handled::Ignore) => return settle(delivery.ack().await),
             Ok(Handled::Commit) => ctx.into_unit(Some(inbox.clone())),

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Envelope, Message, MessageId, Timestamp};
 use crate::store::{
-    CommitUnit, HistoryEntry, HistoryEvent, InboxKey, Record, Store, Timer, TimerOp, Write,
+    CommitUnit, HistoryEntry, HistoryEvent, InboxKey, Record, Snapshot, Timer, TimerOp, Write,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,7 +19,7 @@ use std::sync::Arc;
 ///
 /// A service sees only its own records (database per service).
 pub struct Context {
-    store: Arc<dyn Store>,
+    snapshot: Box<dyn Snapshot>,
     service: Arc<str>,
     incoming: Envelope,
     now: Timestamp,
@@ -29,13 +29,13 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn new(
-        store: Arc<dyn Store>,
+        snapshot: Box<dyn Snapshot>,
         service: Arc<str>,
         incoming: Envelope,
         now: Timestamp,
     ) -> Self {
         Context {
-            store,
+            snapshot,
             service,
             incoming,
             now,
@@ -204,7 +204,7 @@ impl Context {
 
     /// Reads a record of any space, remembering its version for the write that may follow.
     pub(crate) fn read_record(&mut self, space: &str, id: &str) -> Result<Option<Record>> {
-        let record = self.store.record(space, id)?;
+        let record = self.snapshot.record(space, id)?;
         let version = record.as_ref().map_or(0, |r| r.version);
         self.versions
             .entry((space.to_owned(), id.to_owned()))

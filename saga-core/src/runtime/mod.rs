@@ -45,8 +45,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_in_flight: 512,
-            max_batch: 2048,
+            max_in_flight: 2048,
+            max_batch: 4096,
             max_deliveries: 10,
             redelivery: RetryPolicy::exponential(u32::MAX, Duration::from_millis(100))
                 .with_max_backoff(Duration::from_secs(30)),

@@ -24,7 +24,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut publishing: JoinSet<(u64, Envelope, u32, crate::Result<()>)> = JoinSet::new();
     let mut retries: BTreeMap<(Instant, u64), (Envelope, u32)> = BTreeMap::new();
     let mut sent: Vec<u64> = Vec::new();
+    // Whether rows may be waiting that have not been read: set by a wake-up, or when the last
+    // read stopped at the window's edge and the window has room again.
     let mut more = true;
+    let mut cut_by_window = false;
     loop {
         if more && publishing.len() + retries.len() < window {
             let store = shared.store.clone();
@@ -32,7 +35,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             let rows = tokio::task::spawn_blocking(move || store.outbox_after(cursor, limit)).await;
             match rows {
                 Ok(Ok(rows)) => {
-                    more = rows.len() == limit;
+                    cut_by_window = rows.len() == limit;
+                    more = false;
                     for row in rows {
                         cursor = Some(row.seq);
                         spawn_publish(&mut publishing, &shared, row.seq, row.envelope, 1);
@@ -61,7 +65,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             done = publishing.join_next(), if !publishing.is_empty() => match done {
                 Some(Ok((seq, _, _, Ok(())))) => {
                     sent.push(seq);
-                    if publishing.len() + retries.len() < window { more = true; }
+                    // Read again once half the window is free, not after every confirmation.
+                    if cut_by_window && publishing.len() + retries.len() <= window / 2 {
+                        more = true;
+                    }
                 }
                 Some(Ok((seq, envelope, attempt, Err(e)))) => {
                     let wait = backoff.backoff(attempt);

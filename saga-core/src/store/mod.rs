@@ -22,6 +22,14 @@ use crate::model::Timestamp;
 /// The keyspace that holds saga and process-manager instances.
 pub const PROCESS_SPACE: &str = "process";
 
+/// A read-only view of a store as of one moment.
+pub trait Snapshot: Send {
+    /// The record `id` in `space`, if any.
+    fn record(&self, space: &str, id: &str) -> Result<Option<Record>>;
+    /// Whether the inbox holds this key.
+    fn is_handled(&self, key: &InboxKey) -> Result<bool>;
+}
+
 /// Durable storage for one service (or one all-in-one run).
 ///
 /// The trait is synchronous: the runtime calls it from blocking threads, and the redb
@@ -34,6 +42,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The record `id` in `space`, if any.
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>>;
+
+    /// A consistent view for the reads of one handled message (one read transaction).
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
 
     /// Whether the inbox already holds this key.
     fn is_handled(&self, key: &InboxKey) -> Result<bool>;

@@ -2,10 +2,9 @@
 
 use super::tables::*;
 use crate::model::{Envelope, MessageId};
-use crate::store::{Batch, CommitUnit, PROCESS_SPACE, TimerOp, UnitOutcome};
+use crate::store::{Batch, CommitUnit, PROCESS_SPACE, Status, TimerOp, UnitOutcome};
 use crate::{Error, Timestamp};
 use redb::{Database, Durability, ReadableTable, Table};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 type R<T> = std::result::Result<T, redb::Error>;
@@ -39,73 +38,84 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: Batch) -> R<Vec<
         for seq in &batch.sent {
             t.outbox.remove(seq)?;
         }
-        let mut history_next: HashMap<String, u64> = HashMap::new();
         for unit in &batch.units {
-            let outcome = check(&t, unit)?;
-            if outcome.is_committed() {
-                apply_unit(&mut t, unit, next_seq, &mut history_next)?;
+            match check(&t, unit)? {
+                Ok(old_statuses) => {
+                    apply_unit(&mut t, unit, next_seq, &old_statuses)?;
+                    outcomes.push(UnitOutcome::Committed);
+                }
+                Err(outcome) => outcomes.push(outcome),
             }
-            outcomes.push(outcome);
         }
+        let mut meta = txn.open_table(META)?;
+        meta.insert(
+            NEXT_SEQ,
+            next_seq.load(Ordering::Relaxed).to_le_bytes().as_slice(),
+        )?;
     }
     txn.commit()?;
     Ok(outcomes)
 }
 
-/// Decides, without writing, whether a unit may be applied.
-fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<UnitOutcome> {
+/// Decides, without writing, whether a unit may be applied; if so, returns the status each
+/// write's record had (to update the status index without reading it again).
+fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Status>>, UnitOutcome>> {
     if let Some(key) = &unit.inbox {
         if t.inbox
             .get((key.message.as_u128(), key.consumer.as_str()))?
             .is_some()
         {
-            return Ok(UnitOutcome::Duplicate);
+            return Ok(Err(UnitOutcome::Duplicate));
         }
     }
+    let mut statuses = Vec::with_capacity(unit.writes.len());
     for write in &unit.writes {
-        let found = match t.records.get((write.space.as_str(), write.id.as_str()))? {
-            Some(v) => record_version(v.value()),
-            None => 0,
+        let (found, status) = match t.records.get((write.space.as_str(), write.id.as_str()))? {
+            // An undecodable record counts as version u64::MAX: no writer can expect it, so the
+            // write is refused as a conflict instead of overwriting what it cannot read.
+            Some(v) => match decode_record(v.value()) {
+                Ok(r) => (r.version, r.process.map(|p| p.status)),
+                Err(_) => (u64::MAX, None),
+            },
+            None => (0, None),
         };
         if found != write.expected_version {
-            return Ok(UnitOutcome::Conflict(Error::Conflict {
+            return Ok(Err(UnitOutcome::Conflict(Error::Conflict {
                 space: write.space.clone(),
                 id: write.id.clone(),
                 expected: write.expected_version,
                 found,
-            }));
+            })));
         }
+        statuses.push(status);
     }
-    Ok(UnitOutcome::Committed)
-}
-
-fn record_version(bytes: &[u8]) -> u64 {
-    // An undecodable record counts as version u64::MAX: no writer can expect it, so the write
-    // is refused as a conflict instead of overwriting what it cannot read.
-    decode_record(bytes).map(|r| r.version).unwrap_or(u64::MAX)
+    Ok(Ok(statuses))
 }
 
 fn apply_unit(
     t: &mut Tables<'_>,
     unit: &CommitUnit,
     next_seq: &AtomicU64,
-    history_next: &mut HashMap<String, u64>,
+    old_statuses: &[Option<Status>],
 ) -> R<()> {
     if let Some(key) = &unit.inbox {
         t.inbox
             .insert((key.message.as_u128(), key.consumer.as_str()), unit.at.0)?;
     }
-    for write in &unit.writes {
+    for (write, old_status) in unit.writes.iter().zip(old_statuses) {
         let key = (write.space.as_str(), write.id.as_str());
+        let new_status = write
+            .value
+            .as_ref()
+            .and_then(|r| r.process.as_ref())
+            .map(|p| p.status);
         let indexed = write.space == PROCESS_SPACE;
-        if indexed {
-            let old_status = t
-                .records
-                .get(key)?
-                .and_then(|v| decode_record(v.value()).ok())
-                .and_then(|r| r.process.map(|p| p.status));
+        if indexed && *old_status != new_status {
             if let Some(status) = old_status {
                 t.status.remove((status.code(), write.id.as_str()))?;
+            }
+            if let Some(status) = new_status {
+                t.status.insert((status.code(), write.id.as_str()), ())?;
             }
         }
         match &write.value {
@@ -113,10 +123,6 @@ fn apply_unit(
                 let mut record = record.clone();
                 record.version = write.expected_version + 1;
                 t.records.insert(key, encode_record(&record).as_slice())?;
-                if let (true, Some(meta)) = (indexed, &record.process) {
-                    t.status
-                        .insert((meta.status.code(), write.id.as_str()), ())?;
-                }
             }
             None => {
                 t.records.remove(key)?;
@@ -128,24 +134,12 @@ fn apply_unit(
         t.outbox.insert(seq, envelope.to_bytes().as_slice())?;
     }
     for (process, entry) in &unit.history {
-        let next = match history_next.get_mut(process) {
-            Some(n) => n,
-            None => {
-                let last = t
-                    .history
-                    .range((process.as_str(), 0)..=(process.as_str(), u64::MAX))?
-                    .next_back()
-                    .transpose()?
-                    .map(|(k, _)| k.value().1 + 1)
-                    .unwrap_or(0);
-                history_next.entry(process.clone()).or_insert(last)
-            }
-        };
+        // One counter orders outbox rows and history entries alike: history keys append, and
+        // no lookup of a process's last entry is needed.
+        let seq = next_seq.fetch_add(1, Ordering::Relaxed);
         // A history entry is a struct of plain fields: it always serializes.
         let json = serde_json::to_vec(entry).unwrap_or_default();
-        t.history
-            .insert((process.as_str(), *next), json.as_slice())?;
-        *next += 1;
+        t.history.insert((process.as_str(), seq), json.as_slice())?;
     }
     for op in &unit.timers {
         match op {
@@ -214,6 +208,11 @@ pub(super) fn fire_timers(
             outbox.insert(seq, envelope.to_bytes().as_slice())?;
         }
         fired = due.len();
+        let mut meta = txn.open_table(META)?;
+        meta.insert(
+            NEXT_SEQ,
+            next_seq.load(Ordering::Relaxed).to_le_bytes().as_slice(),
+        )?;
     }
     txn.commit()?;
     Ok(fired)

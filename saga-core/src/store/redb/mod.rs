@@ -9,7 +9,7 @@ use self::open::{FileState, Schema};
 use self::tables::*;
 use super::{
     Batch, DeadLetter, HistoryEntry, InboxKey, OutboxRow, PROCESS_SPACE, ProcessSummary, Record,
-    Status, Store, Timer, UnitOutcome,
+    Snapshot, Status, Store, Timer, UnitOutcome,
 };
 use crate::error::{Error, Result};
 use crate::model::{Envelope, MessageId, Timestamp};
@@ -133,12 +133,12 @@ impl RedbStore {
                 detail: "it is an empty redb database".into(),
             });
         }
-        let last = open::last_outbox_seq(&txn, path)?;
+        let next = open::next_seq(&txn, path)?;
         drop(txn);
         Ok(RedbStore {
             db: Db::Read(ro),
             path: path.to_owned(),
-            next_seq: AtomicU64::new(last + 1),
+            next_seq: AtomicU64::new(next),
         })
     }
 
@@ -164,12 +164,12 @@ impl RedbStore {
             open::initialise(&db, &path)?;
         }
         let txn = db.begin_read().map_err(|e| read_error(&path, e))?;
-        let last = open::last_outbox_seq(&txn, &path)?;
+        let next = open::next_seq(&txn, &path)?;
         drop(txn);
         Ok(RedbStore {
             db: Db::Write(db),
             path,
-            next_seq: AtomicU64::new(last + 1),
+            next_seq: AtomicU64::new(next),
         })
     }
 
@@ -229,6 +229,16 @@ impl Store for RedbStore {
         let table = r(txn.open_table(RECORDS)).map_err(self.err("reading records"))?;
         let value = r(table.get((space, id))).map_err(self.err("reading records"))?;
         value.map(|v| decode_record(v.value())).transpose()
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        let txn = self.read()?;
+        let err = self.err("opening a snapshot");
+        Ok(Box::new(RedbSnapshot {
+            records: r(txn.open_table(RECORDS)).map_err(&err)?,
+            inbox: r(txn.open_table(INBOX)).map_err(&err)?,
+            path: self.path.clone(),
+        }))
     }
 
     fn is_handled(&self, key: &InboxKey) -> Result<bool> {
@@ -357,6 +367,29 @@ impl Store for RedbStore {
     fn prune_inbox(&self, before: Timestamp) -> Result<u64> {
         commit::prune_inbox(self.writer()?, MessageId::lower_bound_at(before))
             .map_err(self.err("pruning the inbox"))
+    }
+}
+
+/// The tables a handler reads, opened once for all its reads.
+struct RedbSnapshot {
+    records: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
+    inbox: redb::ReadOnlyTable<(u128, &'static str), u64>,
+    path: PathBuf,
+}
+
+impl Snapshot for RedbSnapshot {
+    fn record(&self, space: &str, id: &str) -> Result<Option<Record>> {
+        let value = r(self.records.get((space, id)))
+            .map_err(|e| Error::storage(format!("{}: reading records", self.path.display()), e))?;
+        value.map(|v| decode_record(v.value())).transpose()
+    }
+
+    fn is_handled(&self, key: &InboxKey) -> Result<bool> {
+        let found = r(self
+            .inbox
+            .get((key.message.as_u128(), key.consumer.as_str())))
+        .map_err(|e| Error::storage(format!("{}: reading the inbox", self.path.display()), e))?;
+        Ok(found.is_some())
     }
 }
 

@@ -1,8 +1,8 @@
 //! Opening a saga database: refuse what is not ours before anything is written.
 
 use super::tables::{
-    DEAD_LETTERS, FORMAT, HISTORY, INBOX, META, OUTBOX, RECORDS, SCHEMA_VERSION, STATUS_INDEX,
-    TIMER_KEYS, TIMERS,
+    DEAD_LETTERS, FORMAT, HISTORY, INBOX, META, NEXT_SEQ, OUTBOX, RECORDS, SCHEMA_VERSION,
+    STATUS_INDEX, TIMER_KEYS, TIMERS,
 };
 use crate::error::{Error, Result};
 use redb::{Database, DatabaseError, ReadTransaction, ReadableTable, TableError, TableHandle};
@@ -164,12 +164,22 @@ pub(super) fn open_error(path: &Path, e: DatabaseError) -> Error {
     }
 }
 
-/// The last key of the outbox, so new rows continue after it.
-pub(super) fn last_outbox_seq(txn: &ReadTransaction, path: &Path) -> Result<u64> {
-    let context = || format!("{}: reading the outbox", path.display());
+/// The next sequence number for outbox rows and history entries: after every one in use.
+pub(super) fn next_seq(txn: &ReadTransaction, path: &Path) -> Result<u64> {
+    let context = || format!("{}: reading the sequence", path.display());
     let outbox = txn
         .open_table(OUTBOX)
         .map_err(|e| Error::storage(context(), e))?;
     let last = outbox.last().map_err(|e| Error::storage(context(), e))?;
-    Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
+    let after_outbox = last.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    let meta = txn
+        .open_table(META)
+        .map_err(|e| Error::storage(context(), e))?;
+    let stored = meta
+        .get(NEXT_SEQ)
+        .map_err(|e| Error::storage(context(), e))?
+        .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(1);
+    Ok(after_outbox.max(stored))
 }

@@ -15,7 +15,7 @@ pub(super) const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition
 /// `(status code, process id)` → `()`, for listing processes by status.
 pub(super) const STATUS_INDEX: TableDefinition<(u8, &str), ()> =
     TableDefinition::new("process_status");
-/// `(process id, sequence)` → JSON [`HistoryEntry`](crate::store::HistoryEntry).
+/// `(process id, sequence)` → JSON (the sequence is shared with the outbox, so it only grows) [`HistoryEntry`](crate::store::HistoryEntry).
 pub(super) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 /// sequence → encoded envelope, published in key order.
 pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
@@ -29,6 +29,8 @@ pub(super) const TIMER_KEYS: TableDefinition<&str, u64> = TableDefinition::new("
 pub(super) const DEAD_LETTERS: TableDefinition<(u128, &str), &[u8]> =
     TableDefinition::new("dead_letters");
 
+/// `META[NEXT_SEQ]`: the next outbox and history sequence number (`u64`, little-endian).
+pub(super) const NEXT_SEQ: &str = "next_seq";
 /// The value of `META["format"]`: what marks a redb file as a saga database.
 pub(super) const FORMAT: &[u8] = b"saga-core";
 /// The schema version this build reads and writes.
