@@ -1,1 +1,18 @@
-//! placeholder
+//! The five reference domains of `saga-cli`, written against `saga-core`'s public API exactly
+//! as an outside user would write them.
+//!
+//! Each domain is several services that share nothing but the transport: each keeps its own
+//! records (its keyspace in the store) and talks to the others only through messages. A domain
+//! runs a scenario, waits until every process is terminal, and checks its invariants against
+//! the services' own records.
+
+#![forbid(unsafe_code)]
+
+pub mod document_voiding;
+mod domain;
+pub mod imp_summoning;
+pub mod online_shop;
+mod run;
+
+pub use domain::Domain;
+pub use run::{Invariant, Outcome, Progress, RunContext, Summary, process_counts, saga_latency};

@@ -112,6 +112,25 @@ pub(crate) async fn engine(messages: u64) -> Result<EngineReport> {
     })
 }
 
+/// The report as a two-column table.
+pub(crate) fn table(report: &EngineReport) -> String {
+    let rows = [
+        ("messages", report.messages.to_string()),
+        (
+            "durable handled messages / s",
+            report.durable_msgs_per_s.to_string(),
+        ),
+        (
+            "raw redb ceiling messages / s",
+            report.raw_ceiling_msgs_per_s.to_string(),
+        ),
+        ("ratio", report.ratio.to_string()),
+        ("publish-to-ack p50 (us)", report.p50_us.to_string()),
+        ("publish-to-ack p99 (us)", report.p99_us.to_string()),
+    ];
+    tabled::Table::new(rows).to_string()
+}
+
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;

@@ -1,18 +1,54 @@
-//! Command-line parsing and dispatch.
+//! The command line: clap types, and `main`'s parse, run, print, exit.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Runs saga demos and inspects their processes.
+/// Runs saga demos and lets an operator see and act on every process.
 #[derive(Parser, Debug)]
 #[command(name = "saga-cli", version, about)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {
+pub(crate) enum Command {
+    /// Runs a reference domain (or resumes the run in --db) and checks its invariants.
+    Run {
+        #[command(subcommand)]
+        domain: DomainArgs,
+    },
+    /// Lists processes: one row per saga or process instance.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        /// Only processes with this status.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<saga_core::Status>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows one thing in detail.
+    Inspect {
+        #[command(subcommand)]
+        what: InspectWhat,
+    },
+    /// Resumes a failed saga (or process), and runs its domain until it ends again.
+    Retry {
+        /// The process id, as `list` shows it.
+        id: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Accepts a failed saga or process as it is, freeing what it held.
+    Acknowledge {
+        /// The process id, as `list` shows it.
+        id: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Measures throughput and latency (use a release build).
     Bench {
         /// What to measure.
@@ -27,12 +63,115 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub(crate) enum InspectWhat {
+    /// A saga or process instance: state, steps, history, pending messages and timers.
+    Process {
+        /// The process id, as `list` shows it.
+        id: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Print one JSON object.
+        #[arg(long, conflicts_with = "mermaid")]
+        json: bool,
+        /// Print a mermaid sequence diagram of the messages it exchanged.
+        #[arg(long)]
+        mermaid: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct DbArg {
+    /// The saga database.
+    #[arg(long, default_value = "saga.redb")]
+    pub(crate) db: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct CommonRun {
+    #[command(flatten)]
+    pub(crate) db: DbArg,
+    /// Seeds every random choice, so a run can be repeated exactly.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DomainArgs {
+    /// Reception, treasury and summoning circle; a saga per order.
+    ImpSummoning {
+        #[command(flatten)]
+        common: CommonRun,
+        /// Orders to place.
+        #[arg(long, default_value_t = 200)]
+        orders: u64,
+        /// Share of summonings that fail (0 to 1).
+        #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
+        failure_rate: f64,
+        /// Summoners on staff; each failure sends one away to recover.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        summoners: u32,
+        /// How long a summoner recovers, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        recovery_ms: u64,
+    },
+    /// Order, payment and delivery; workers fail or stall.
+    OnlineShop {
+        #[command(flatten)]
+        common: CommonRun,
+        /// Orders to create.
+        #[arg(long, default_value_t = 200)]
+        orders: u64,
+        /// Share of deliveries whose worker fails or stalls (0 to 1).
+        #[arg(long, default_value_t = 0.3, value_parser = parse_share)]
+        worker_failure_rate: f64,
+        /// Share of payments declined (0 to 1).
+        #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
+        declined_payments: f64,
+        /// Delivery workers.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+        workers: u64,
+    },
+    /// Billing, reports, and a process manager per voided document.
+    DocumentVoiding {
+        #[command(flatten)]
+        common: CommonRun,
+        /// Documents to issue.
+        #[arg(long, default_value_t = 60)]
+        documents: u64,
+        /// Customers they belong to.
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
+        customers: u64,
+        /// Make reports take two seconds per marking, so processes can be watched.
+        #[arg(long)]
+        slow: bool,
+    },
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
-enum BenchTarget {
+pub(crate) enum BenchTarget {
     /// Durable handled messages per second against the raw redb ceiling.
     Engine,
 }
 
+fn parse_share(s: &str) -> Result<f64, String> {
+    let value: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not between 0 and 1"))
+    }
+}
+
+fn parse_status(s: &str) -> Result<saga_core::Status, String> {
+    s.parse()
+}
+
+/// Parses, runs, prints the error if any, and exits: 0 success, 1 failure, 2 usage, 130
+/// interrupted.
 pub(crate) fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -52,29 +191,11 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
+    match runtime.block_on(crate::commands::run(cli)) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("saga-cli: {e:#}");
             ExitCode::from(1)
-        }
-    }
-}
-
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Bench {
-            target: BenchTarget::Engine,
-            messages,
-            json,
-        } => {
-            let report = crate::bench::engine(messages).await?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!("{report:#?}");
-            }
-            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -2,6 +2,8 @@
 
 mod bench;
 mod cli;
+mod commands;
+mod output;
 
 use std::process::ExitCode;
 

@@ -52,6 +52,9 @@ pub trait Store: Send + Sync + 'static {
     /// Saga and process instances, optionally only those with `status`, ordered by id.
     fn processes(&self, status: Option<Status>) -> Result<Vec<ProcessSummary>>;
 
+    /// How many processes have `status` (without reading them).
+    fn count_processes(&self, status: Status) -> Result<u64>;
+
     /// The history of process `id`, oldest first.
     fn history(&self, id: &str) -> Result<Vec<HistoryEntry>>;
 

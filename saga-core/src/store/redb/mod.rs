@@ -287,6 +287,19 @@ impl Store for RedbStore {
         Ok(out)
     }
 
+    fn count_processes(&self, status: Status) -> Result<u64> {
+        let txn = self.read()?;
+        let err = self.err("counting processes");
+        let index = r(txn.open_table(STATUS_INDEX)).map_err(&err)?;
+        let code = status.code();
+        let mut count = 0;
+        for entry in r(index.range((code, "")..(code + 1, ""))).map_err(&err)? {
+            r(entry).map_err(&err)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         let txn = self.read()?;
         let err = self.err("reading history");

@@ -1,0 +1,63 @@
+//! One type over the five domains, so a runner can start, resume and check any of them.
+
+use crate::run::{Outcome, RunContext};
+use crate::{Invariant, document_voiding, imp_summoning, online_shop};
+use saga_core::{Clock, RuntimeBuilder, Store, SystemClock};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A domain with the options of one run. Stored with the run, so a later command (a resume,
+/// an operator's retry) starts the same services the same way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "domain", rename_all = "kebab-case")]
+pub enum Domain {
+    /// `imp-summoning.md`.
+    ImpSummoning(imp_summoning::Options),
+    /// `online-shop.md`.
+    OnlineShop(online_shop::Options),
+    /// `document-voiding.md`.
+    DocumentVoiding(document_voiding::Options),
+}
+
+impl Domain {
+    /// The domain's name, as `saga-cli run` takes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Domain::ImpSummoning(_) => "imp-summoning",
+            Domain::OnlineShop(_) => "online-shop",
+            Domain::DocumentVoiding(_) => "document-voiding",
+        }
+    }
+
+    /// The clock the domain's timers follow.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::new(SystemClock)
+    }
+
+    /// Registers the domain's services, sagas and process managers.
+    pub fn register(&self, builder: RuntimeBuilder, seed: u64) -> RuntimeBuilder {
+        match self {
+            Domain::ImpSummoning(o) => imp_summoning::register(builder, seed, o),
+            Domain::OnlineShop(o) => online_shop::register(builder, seed, o),
+            Domain::DocumentVoiding(o) => document_voiding::register(builder, o),
+        }
+    }
+
+    /// Runs (or resumes) the domain's scenario to its end.
+    pub async fn run(&self, ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+        match self {
+            Domain::ImpSummoning(o) => imp_summoning::run(ctx, o).await,
+            Domain::OnlineShop(o) => online_shop::run(ctx, o).await,
+            Domain::DocumentVoiding(o) => document_voiding::run(ctx, o).await,
+        }
+    }
+
+    /// Checks the domain's invariants against its services' records.
+    pub fn invariants(&self, store: &dyn Store) -> saga_core::Result<Vec<Invariant>> {
+        match self {
+            Domain::ImpSummoning(o) => imp_summoning::invariants(store, o),
+            Domain::OnlineShop(o) => online_shop::invariants(store, o),
+            Domain::DocumentVoiding(o) => document_voiding::invariants(store, o),
+        }
+    }
+}

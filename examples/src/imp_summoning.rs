@@ -1,0 +1,485 @@
+//! Bartholomew's impery (`imp-summoning.md`): reception takes the order and the fee, the
+//! treasury keeps the money, the summoning circle summons. A saga per order collects the fee,
+//! summons, and delivers; when a summoning fails, or no summoner comes back in time, the fee
+//! goes back from the treasury and the customer is reimbursed.
+
+use crate::Invariant;
+use crate::run::{Outcome, RunContext, chance, drive, finish, patient, read};
+use saga_core::saga::{Saga, Step, StepContext};
+use saga_core::{ActionError, Message, Runtime, RuntimeBuilder, Service, Status, Store};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The knobs of an imp-summoning run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Options {
+    /// Orders to place.
+    pub orders: u64,
+    /// The share of summonings that go wrong.
+    pub failure_rate: f64,
+    /// Summoners on staff; each failure sends one away to recover.
+    pub summoners: u32,
+    /// How long a summoner recovers after a failed summoning.
+    pub recovery: Duration,
+    /// The fee of one imp.
+    pub fee: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            orders: 200,
+            failure_rate: 0.1,
+            summoners: 3,
+            recovery: Duration::from_millis(300),
+            fee: 66,
+        }
+    }
+}
+
+/// The saga's input: one order.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ImpOrder {
+    /// The order number reception gave.
+    pub order: String,
+    /// The fee paid.
+    pub fee: u64,
+}
+
+/// A customer orders an imp and pays the fee at reception.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PlaceOrder {
+    /// The order number.
+    pub order: String,
+    /// The fee paid.
+    pub fee: u64,
+}
+impl Message for PlaceOrder {
+    const KIND: &'static str = "reception.place-order";
+}
+
+/// Reception hands the fee to the treasury.
+#[derive(Serialize, Deserialize)]
+pub struct CollectFee {
+    /// The order.
+    pub order: String,
+    /// How much.
+    pub amount: u64,
+}
+impl Message for CollectFee {
+    const KIND: &'static str = "treasury.collect-fee";
+}
+
+/// The treasury has the fee.
+#[derive(Serialize, Deserialize)]
+pub struct FeeCollected {
+    /// The ledger entry.
+    pub receipt: String,
+}
+impl Message for FeeCollected {
+    const KIND: &'static str = "treasury.fee-collected";
+}
+
+/// The fee goes back to reception, which reimburses the customer.
+#[derive(Serialize, Deserialize)]
+pub struct RefundFee {
+    /// The order.
+    pub order: String,
+    /// The receipt of the collection being undone.
+    pub receipt: String,
+}
+impl Message for RefundFee {
+    const KIND: &'static str = "treasury.refund-fee";
+}
+
+/// Reception reimburses the customer with the refunded fee.
+#[derive(Serialize, Deserialize)]
+pub struct Reimburse {
+    /// The order.
+    pub order: String,
+    /// How much.
+    pub amount: u64,
+}
+impl Message for Reimburse {
+    const KIND: &'static str = "reception.reimburse";
+}
+
+/// The circle is asked to summon an imp for an order.
+#[derive(Serialize, Deserialize)]
+pub struct Summon {
+    /// The order.
+    pub order: String,
+}
+impl Message for Summon {
+    const KIND: &'static str = "circle.summon";
+}
+
+/// How a summoning went.
+#[derive(Serialize, Deserialize)]
+pub enum Summoning {
+    /// An imp, caged.
+    Caged {
+        /// The imp's name.
+        imp: String,
+    },
+    /// Banana peel, wrong scroll: no imp.
+    Failed {
+        /// What went wrong.
+        reason: String,
+    },
+    /// Nobody is there to summon right now.
+    NoSummoner,
+}
+impl Message for Summoning {
+    const KIND: &'static str = "circle.summoning";
+}
+
+/// The caged imp is brought to reception for the customer.
+#[derive(Serialize, Deserialize)]
+pub struct HandOver {
+    /// The order.
+    pub order: String,
+    /// The imp.
+    pub imp: String,
+}
+impl Message for HandOver {
+    const KIND: &'static str = "reception.hand-over";
+}
+
+/// Reception has handed the imp over.
+#[derive(Serialize, Deserialize)]
+pub struct HandedOver;
+impl Message for HandedOver {
+    const KIND: &'static str = "reception.handed-over";
+}
+
+/// Reception's record of an order: what the customer sees when they ask.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct OrderRecord {
+    /// The fee paid.
+    pub fee: u64,
+    /// Where the order stands.
+    pub status: OrderStatus,
+    /// The imp, once delivered.
+    pub imp: Option<String>,
+}
+
+/// Where an order stands, as reception tells the customer.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderStatus {
+    /// Paid; the imp is on its way.
+    Placed,
+    /// The customer has the imp.
+    Delivered,
+    /// The summoning failed; the customer got the fee back.
+    Reimbursed,
+}
+
+/// The treasury's ledger line for one order.
+#[derive(Serialize, Deserialize, Default, Debug)]
+pub struct Ledger {
+    /// Money collected.
+    pub charged: u64,
+    /// Money given back.
+    pub refunded: u64,
+    /// Times a collection was applied (more than one would be a double charge).
+    pub charges: u32,
+    /// Times a refund was applied.
+    pub refunds: u32,
+}
+
+/// Who is at the circle.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Staff {
+    /// When each summoner who left after a failure comes back (clock ms).
+    pub away_until: Vec<u64>,
+}
+
+const SAGA: &str = "summoning";
+
+fn reception() -> Service {
+    Service::new("reception")
+        .on("reception", |ctx, o: PlaceOrder| {
+            // Placing an order twice (a retried request) changes nothing.
+            if ctx.load::<OrderRecord>(&o.order)?.is_some() {
+                return Ok(());
+            }
+            ctx.save(
+                &o.order,
+                &OrderRecord {
+                    fee: o.fee,
+                    status: OrderStatus::Placed,
+                    imp: None,
+                },
+            )?;
+            ctx.start_saga(
+                SAGA,
+                &o.order,
+                &ImpOrder {
+                    order: o.order.clone(),
+                    fee: o.fee,
+                },
+            )?;
+            Ok(())
+        })
+        .on("reception", |ctx, h: HandOver| {
+            let mut order: OrderRecord = ctx
+                .load(&h.order)?
+                .ok_or_else(|| ActionError::permanent(format!("no order {}", h.order)))?;
+            order.status = OrderStatus::Delivered;
+            order.imp = Some(h.imp);
+            ctx.save(&h.order, &order)?;
+            ctx.reply(&HandedOver)?;
+            Ok(())
+        })
+        .on("reception", |ctx, r: Reimburse| {
+            let mut order: OrderRecord = ctx
+                .load(&r.order)?
+                .ok_or_else(|| ActionError::permanent(format!("no order {}", r.order)))?;
+            order.status = OrderStatus::Reimbursed;
+            ctx.save(&r.order, &order)?;
+            Ok(())
+        })
+}
+
+fn treasury() -> Service {
+    Service::new("treasury")
+        .on("treasury", |ctx, c: CollectFee| {
+            let mut ledger: Ledger = ctx.load(&c.order)?.unwrap_or_default();
+            ledger.charged += c.amount;
+            ledger.charges += 1;
+            ctx.save(&c.order, &ledger)?;
+            ctx.reply(&FeeCollected {
+                receipt: format!("fee/{}", c.order),
+            })?;
+            Ok(())
+        })
+        .on("treasury", |ctx, r: RefundFee| {
+            let Some(mut ledger) = ctx.load::<Ledger>(&r.order)? else {
+                return Err(ActionError::permanent(format!(
+                    "refund of {} without a collection",
+                    r.receipt
+                )));
+            };
+            let amount = ledger.charged - ledger.refunded;
+            ledger.refunded += amount;
+            ledger.refunds += 1;
+            ctx.save(&r.order, &ledger)?;
+            ctx.send_keyed(
+                "reception",
+                &r.order,
+                &Reimburse {
+                    order: r.order.clone(),
+                    amount,
+                },
+            )?;
+            Ok(())
+        })
+}
+
+fn circle(seed: u64, options: &Options) -> Service {
+    let (rate, summoners, recovery) = (
+        options.failure_rate,
+        options.summoners as usize,
+        options.recovery,
+    );
+    Service::new("circle").on("circle", move |ctx, s: Summon| {
+        let now = ctx.now().0;
+        let staff = ctx.load::<Staff>("staff")?.unwrap_or(Staff {
+            away_until: Vec::new(),
+        });
+        let away = staff
+            .away_until
+            .iter()
+            .filter(|until| **until > now)
+            .count();
+        if away >= summoners {
+            ctx.reply(&Summoning::NoSummoner)?;
+            return Ok(());
+        }
+        let attempt = ctx
+            .message()
+            .headers
+            .get(saga_core::saga::STEP_HEADER)
+            .cloned()
+            .unwrap_or_default();
+        let n = s
+            .order
+            .trim_start_matches("order-")
+            .parse::<u64>()
+            .unwrap_or(0);
+        if chance(seed, &format!("summon {attempt}"), n) < rate {
+            // The summoner slipped and leaves to recover; only failures touch the staff record.
+            let mut away_until: Vec<u64> =
+                staff.away_until.into_iter().filter(|u| *u > now).collect();
+            away_until.push(now + recovery.as_millis() as u64);
+            ctx.save("staff", &Staff { away_until })?;
+            ctx.reply(&Summoning::Failed {
+                reason: "the summoner read the wrong scroll".into(),
+            })?;
+        } else {
+            ctx.reply(&Summoning::Caged {
+                imp: format!("imp of {}", s.order),
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// The saga: collect the fee, summon, hand over; refund the fee if the summoning fails.
+pub fn saga() -> Saga<ImpOrder> {
+    Saga::new(SAGA)
+        .step(
+            Step::remote(
+                "collect-fee",
+                "treasury",
+                |ctx: &StepContext<ImpOrder>| CollectFee {
+                    order: ctx.input.order.clone(),
+                    amount: ctx.input.fee,
+                },
+                |r: FeeCollected| Ok(r.receipt),
+            )
+            .timeout(Duration::from_secs(30))
+            .compensate_with("treasury", |receipt: &String| RefundFee {
+                order: receipt.trim_start_matches("fee/").to_owned(),
+                receipt: receipt.clone(),
+            }),
+        )
+        .step(
+            Step::remote(
+                "summon",
+                "circle",
+                |ctx: &StepContext<ImpOrder>| Summon {
+                    order: ctx.input.order.clone(),
+                },
+                |r: Summoning| match r {
+                    Summoning::Caged { imp } => Ok(imp),
+                    Summoning::Failed { reason } => Err(ActionError::permanent(reason)),
+                    Summoning::NoSummoner => Err(ActionError::transient("no summoner available")),
+                },
+            )
+            .timeout(Duration::from_secs(30))
+            .retry(patient(8, Duration::from_millis(50))),
+        )
+        .step(
+            Step::remote(
+                "hand-over",
+                "reception",
+                |ctx: &StepContext<ImpOrder>| HandOver {
+                    order: ctx.input.order.clone(),
+                    imp: ctx.log::<String>("summon").unwrap_or_default(),
+                },
+                |_: HandedOver| Ok(()),
+            )
+            .timeout(Duration::from_secs(30)),
+        )
+}
+
+/// Registers the domain's services and saga.
+pub fn register(builder: RuntimeBuilder, seed: u64, options: &Options) -> RuntimeBuilder {
+    builder
+        .register(reception())
+        .register(treasury())
+        .register(circle(seed, options))
+        .register(saga())
+}
+
+/// Places the orders (those not yet placed), waits for every saga to end, and returns the
+/// invariants.
+pub async fn run(
+    mut ctx: RunContext,
+    options: &Options,
+) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+    let runtime = register(
+        Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone()),
+        ctx.seed,
+        options,
+    )
+    .start()
+    .await?;
+    for n in 0..options.orders {
+        if *ctx.stop.borrow() {
+            break;
+        }
+        let order = format!("order-{n}");
+        runtime
+            .send(
+                "reception",
+                &order,
+                &PlaceOrder {
+                    order: order.clone(),
+                    fee: options.fee,
+                },
+            )
+            .await?;
+    }
+    // The customer asks reception now and then whether the imp is there yet.
+    let outcome = drive(&mut ctx, options.orders, |store| {
+        Ok(store.count_processes(Status::Completed)?
+            + store.count_processes(Status::Compensated)?)
+    })
+    .await?;
+    let outcome = finish(runtime, outcome).await?;
+    Ok((outcome, invariants(ctx.store.as_ref(), options)?))
+}
+
+/// Money and orders, checked against reception's and the treasury's own records.
+pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec<Invariant>> {
+    let (mut charged, mut refunded, mut delivered_fees) = (0u64, 0u64, 0u64);
+    let (mut double, mut refund_without_charge, mut unpaid_delivery, mut unrefunded_failure) =
+        (0, 0, 0, 0);
+    let (mut delivered, mut reimbursed, mut open) = (0, 0, 0);
+    for n in 0..options.orders {
+        let id = format!("order-{n}");
+        let ledger: Ledger = read(store, "treasury", &id)?.unwrap_or_default();
+        charged += ledger.charged;
+        refunded += ledger.refunded;
+        if ledger.charges > 1 || ledger.refunds > 1 {
+            double += 1;
+        }
+        if ledger.refunds > 0 && ledger.charges == 0 {
+            refund_without_charge += 1;
+        }
+        match read::<OrderRecord>(store, "reception", &id)?.map(|o| (o.status, o.fee)) {
+            Some((OrderStatus::Delivered, fee)) => {
+                delivered += 1;
+                delivered_fees += fee;
+                if ledger.charged - ledger.refunded != fee {
+                    unpaid_delivery += 1;
+                }
+            }
+            Some((OrderStatus::Reimbursed, _)) => {
+                reimbursed += 1;
+                if ledger.charged != ledger.refunded {
+                    unrefunded_failure += 1;
+                }
+            }
+            _ => open += 1,
+        }
+    }
+    Ok(vec![
+        Invariant::check(
+            "money: charged minus refunded equals the fees of delivered orders",
+            charged - refunded == delivered_fees && unpaid_delivery == 0 && unrefunded_failure == 0,
+            format!(
+                "charged {charged}, refunded {refunded}, delivered {delivered} orders worth {delivered_fees}; \
+                 {unpaid_delivery} delivered unpaid, {unrefunded_failure} failed unrefunded"
+            ),
+        ),
+        Invariant::check(
+            "money: no refund without a charge",
+            refund_without_charge == 0,
+            format!("{refund_without_charge} refunds without a charge"),
+        ),
+        Invariant::check(
+            "money: nothing charged or refunded twice",
+            double == 0,
+            format!("{double} orders with a repeated charge or refund"),
+        ),
+        Invariant::check(
+            "orders: every order delivered or reimbursed",
+            open == 0,
+            format!("{delivered} delivered, {reimbursed} reimbursed, {open} open"),
+        ),
+    ])
+}

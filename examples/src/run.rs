@@ -1,0 +1,180 @@
+//! What every domain's run shares: its context, progress, invariants and summary.
+
+use saga_core::store::{Class, ProcessSummary};
+use saga_core::{Clock, RetryPolicy, RuntimeHandle, Status, Store, Transport};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Reports how far a run has come.
+pub trait Progress: Send + Sync {
+    /// `done` of `total` units of work (orders, documents, ...) are finished.
+    fn update(&self, done: u64, total: u64);
+}
+
+impl<F: Fn(u64, u64) + Send + Sync> Progress for F {
+    fn update(&self, done: u64, total: u64) {
+        self(done, total)
+    }
+}
+
+/// What a domain's run is given.
+pub struct RunContext {
+    /// The store all its services share, each in its own keyspace.
+    pub store: Arc<dyn Store>,
+    /// The transport between its services.
+    pub transport: Arc<dyn Transport>,
+    /// The clock its timers follow.
+    pub clock: Arc<dyn Clock>,
+    /// Seeds every random choice, so a run can be repeated exactly.
+    pub seed: u64,
+    /// Told how far the run has come.
+    pub progress: Arc<dyn Progress>,
+    /// Turns true when the run must stop (SIGINT).
+    pub stop: watch::Receiver<bool>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every unit of work finished.
+    Finished,
+    /// Stopped early; everything done so far is durable and a new run resumes.
+    Interrupted,
+}
+
+/// One domain invariant, checked against the services' own records.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Invariant {
+    /// What it promises.
+    pub name: String,
+    /// Whether it holds.
+    pub holds: bool,
+    /// The figures behind the verdict.
+    pub detail: String,
+}
+
+impl Invariant {
+    /// An invariant that holds when `holds` is true.
+    pub fn check(name: &str, holds: bool, detail: impl Into<String>) -> Self {
+        Invariant {
+            name: name.to_owned(),
+            holds,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Processes by status.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    /// All saga and process instances.
+    pub total: u64,
+    /// Completed.
+    pub completed: u64,
+    /// Compensated.
+    pub compensated: u64,
+    /// Failed (acknowledged ones included).
+    pub failed: u64,
+    /// Running or compensating.
+    pub running: u64,
+}
+
+/// Counts the processes in `store` by status.
+pub fn process_counts(store: &dyn Store) -> saga_core::Result<Summary> {
+    let mut summary = Summary::default();
+    for p in store.processes(None)? {
+        let Some(meta) = p.meta() else { continue };
+        summary.total += 1;
+        match meta.status {
+            Status::Completed => summary.completed += 1,
+            Status::Compensated => summary.compensated += 1,
+            Status::Failed | Status::Acknowledged => summary.failed += 1,
+            Status::Running | Status::Compensating => summary.running += 1,
+        }
+    }
+    Ok(summary)
+}
+
+/// The 50th and 99th percentile of start-to-end time of terminal sagas, in milliseconds of
+/// the run's clock.
+pub fn saga_latency(store: &dyn Store) -> saga_core::Result<(u64, u64)> {
+    let mut latencies: Vec<u64> = store
+        .processes(None)?
+        .iter()
+        .filter_map(|p: &ProcessSummary| {
+            let meta = p.meta()?;
+            (meta.class == Class::Saga && meta.status.is_terminal())
+                .then(|| p.record.updated_at.0.saturating_sub(meta.created_at.0))
+        })
+        .collect();
+    latencies.sort_unstable();
+    let at = |q: f64| -> u64 {
+        if latencies.is_empty() {
+            return 0;
+        }
+        latencies[((latencies.len() - 1) as f64 * q).round() as usize]
+    };
+    Ok((at(0.5), at(0.99)))
+}
+
+/// Waits until `done()` reaches `total`, reporting progress, or until the run is stopped.
+pub(crate) async fn drive(
+    ctx: &mut RunContext,
+    total: u64,
+    mut done: impl FnMut(&dyn Store) -> saga_core::Result<u64>,
+) -> saga_core::Result<Outcome> {
+    loop {
+        let finished = done(ctx.store.as_ref())?;
+        ctx.progress.update(finished.min(total), total);
+        if finished >= total {
+            return Ok(Outcome::Finished);
+        }
+        tokio::select! {
+            _ = ctx.stop.wait_for(|s| *s) => return Ok(Outcome::Interrupted),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+}
+
+/// Shuts `runtime` down and passes `outcome` on.
+pub(crate) async fn finish(runtime: RuntimeHandle, outcome: Outcome) -> saga_core::Result<Outcome> {
+    if outcome == Outcome::Finished {
+        runtime.wait_idle().await?;
+    }
+    runtime.shutdown().await?;
+    Ok(outcome)
+}
+
+/// A retry policy for steps whose other side may be briefly unavailable.
+pub(crate) fn patient(attempts: u32, first: Duration) -> RetryPolicy {
+    RetryPolicy::exponential(attempts, first).with_max_backoff(Duration::from_secs(2))
+}
+
+/// A deterministic coin for `(seed, what, n)`: the same run flips the same coins.
+pub(crate) fn chance(seed: u64, what: &str, n: u64) -> f64 {
+    let mut rng =
+        fastrand::Rng::with_seed(seed ^ fnv(what) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    rng.f64()
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Reads and decodes a service's record.
+pub(crate) fn read<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    service: &str,
+    id: &str,
+) -> saga_core::Result<Option<T>> {
+    match store.record(service, id)? {
+        Some(r) => serde_json::from_slice(&r.data)
+            .map(Some)
+            .map_err(|e| saga_core::Error::Config(format!("decoding {service}/{id}: {e}"))),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,238 @@
+//! `saga-cli inspect process <id>`: state, steps, history, pending messages and timers, as
+//! tables, JSON, or a mermaid sequence diagram.
+
+use crate::output::emit;
+use anyhow::Result;
+use saga_core::saga::SagaState;
+use saga_core::store::{Class, HistoryEntry, HistoryEvent, PROCESS_SPACE, ProcessMeta};
+use saga_core::{Error, Store};
+use serde_json::{Value, json};
+use std::path::Path;
+use tabled::{Table, Tabled};
+
+pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Result<u8> {
+    let store = super::open_existing(db)?;
+    let record = store
+        .record(PROCESS_SPACE, id)?
+        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    let meta = record
+        .process
+        .clone()
+        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    let state: Value = serde_json::from_slice(&record.data).unwrap_or(Value::Null);
+    let history = store.history(id)?;
+    if mermaid {
+        emit(&sequence_diagram(id, &meta, &history))?;
+        return Ok(0);
+    }
+    let outbox: Vec<Value> = store
+        .outbox_after(None, usize::MAX)?
+        .into_iter()
+        .filter(|row| row.envelope.correlation_id == id)
+        .map(|row| json!({ "seq": row.seq, "id": row.envelope.id, "kind": row.envelope.kind, "topic": row.envelope.topic }))
+        .collect();
+    let timers: Vec<Value> = store
+        .timers()?
+        .into_iter()
+        .filter(|t| t.envelope.correlation_id == id || t.key.contains(id))
+        .map(|t| json!({ "key": t.key, "due": t.due.to_string(), "kind": t.envelope.kind }))
+        .collect();
+    let steps = steps_of(&meta, &record.data);
+    if as_json {
+        let report = json!({
+            "id": id,
+            "kind": meta.kind,
+            "class": format!("{:?}", meta.class).to_lowercase(),
+            "status": meta.status.to_string(),
+            "step": meta.step,
+            "version": record.version,
+            "created_at": meta.created_at.to_string(),
+            "updated_at": record.updated_at.to_string(),
+            "state": state,
+            "steps": steps,
+            "history": history,
+            "outbox": outbox,
+            "timers": timers,
+        });
+        emit(&report.to_string())?;
+        return Ok(0);
+    }
+    emit(&format!(
+        "{id}  {} {}  status: {}{}\ncreated {}  updated {}",
+        format!("{:?}", meta.class).to_lowercase(),
+        meta.kind,
+        meta.status,
+        meta.step
+            .as_deref()
+            .map(|s| format!("  at: {s}"))
+            .unwrap_or_default(),
+        meta.created_at,
+        record.updated_at
+    ))?;
+    if meta.class == Class::Saga {
+        let rows: Vec<StepRow> = steps
+            .iter()
+            .map(|s| StepRow {
+                step: s["name"].as_str().unwrap_or_default().to_owned(),
+                status: s["status"].as_str().unwrap_or_default().to_owned(),
+                attempts: s["attempts"].as_u64().unwrap_or(0),
+                compensations: s["compensation_attempts"].as_u64().unwrap_or(0),
+                log: s
+                    .get("log")
+                    .filter(|l| !l.is_null())
+                    .map(|l| l.to_string())
+                    .unwrap_or_default(),
+                error: s["error"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect();
+        emit(&Table::new(rows).to_string())?;
+    } else {
+        emit(&format!("state: {state}"))?;
+    }
+    let rows: Vec<HistoryRow> = history
+        .iter()
+        .map(|h| HistoryRow {
+            at: h.at.to_string(),
+            event: describe(&h.event),
+        })
+        .collect();
+    emit(&Table::new(rows).to_string())?;
+    emit(&format!("pending outgoing messages: {}", outbox.len()))?;
+    for row in &outbox {
+        emit(&format!("  {} to {}", row["kind"], row["topic"]))?;
+    }
+    emit(&format!("pending timers: {}", timers.len()))?;
+    for timer in &timers {
+        emit(&format!("  {} at {}", timer["key"], timer["due"]))?;
+    }
+    Ok(0)
+}
+
+fn steps_of(meta: &ProcessMeta, data: &[u8]) -> Vec<Value> {
+    if meta.class != Class::Saga {
+        return Vec::new();
+    }
+    match serde_json::from_slice::<SagaState>(data) {
+        Ok(state) => state
+            .steps
+            .iter()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[derive(Tabled)]
+struct StepRow {
+    step: String,
+    status: String,
+    attempts: u64,
+    compensations: u64,
+    log: String,
+    error: String,
+}
+
+#[derive(Tabled)]
+struct HistoryRow {
+    at: String,
+    event: String,
+}
+
+fn describe(event: &HistoryEvent) -> String {
+    match event {
+        HistoryEvent::Started { kind } => format!("started ({kind})"),
+        HistoryEvent::MessageIn { kind, from, .. } => format!("received {kind} from {from}"),
+        HistoryEvent::MessageOut { kind, to, .. } => format!("sent {kind} to {to}"),
+        HistoryEvent::StepStarted { step, attempt } => format!("step {step}: attempt {attempt}"),
+        HistoryEvent::StepSucceeded { step, attempt } => {
+            format!("step {step}: succeeded on attempt {attempt}")
+        }
+        HistoryEvent::StepFailed {
+            step,
+            attempt,
+            error,
+            will_retry,
+        } => {
+            let next = if *will_retry {
+                "will retry"
+            } else {
+                "gives up"
+            };
+            format!("step {step}: attempt {attempt} failed ({error}); {next}")
+        }
+        HistoryEvent::StepTimedOut { step, attempt } => {
+            format!("step {step}: attempt {attempt} timed out")
+        }
+        HistoryEvent::CompensationStarted { step, attempt } => {
+            format!("compensating {step}: attempt {attempt}")
+        }
+        HistoryEvent::CompensationSucceeded { step } => format!("compensated {step}"),
+        HistoryEvent::CompensationFailed {
+            step,
+            attempt,
+            error,
+            will_retry,
+        } => {
+            let next = if *will_retry {
+                "will retry"
+            } else {
+                "gives up"
+            };
+            format!("compensating {step}: attempt {attempt} failed ({error}); {next}")
+        }
+        HistoryEvent::TimerSet { name, due } => format!("timer {name} set for {due}"),
+        HistoryEvent::TimerFired { name } => format!("timer {name} fired"),
+        HistoryEvent::TimerCancelled { name } => format!("timer {name} cancelled"),
+        HistoryEvent::StatusChanged { from, to } => format!("status {from} -> {to}"),
+        HistoryEvent::Ignored { kind, reason } => format!("ignored {kind}: {reason}"),
+        HistoryEvent::Operator { action } => format!("operator: {action}"),
+        HistoryEvent::Note { text } => text.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A mermaid `sequenceDiagram` of the messages the process exchanged, one participant per
+/// service (or topic) and one for the process itself.
+fn sequence_diagram(id: &str, meta: &ProcessMeta, history: &[HistoryEntry]) -> String {
+    let me = meta.kind.clone();
+    let mut participants = vec![me.clone()];
+    let mut lines = Vec::new();
+    let seen = |name: &str, participants: &mut Vec<String>| {
+        let name = name
+            .trim_start_matches("saga.")
+            .trim_start_matches("process.")
+            .to_owned();
+        let name = if name.is_empty() {
+            "client".to_owned()
+        } else {
+            name
+        };
+        if !participants.contains(&name) {
+            participants.push(name.clone());
+        }
+        participants.iter().position(|p| *p == name).unwrap_or(0)
+    };
+    for entry in history {
+        match &entry.event {
+            HistoryEvent::MessageOut { kind, to, .. } => {
+                let to = seen(to, &mut participants);
+                lines.push(format!("    P0-)P{to}: {kind}"));
+            }
+            HistoryEvent::MessageIn { kind, from, .. } if from != &me => {
+                let from = seen(from, &mut participants);
+                lines.push(format!("    P{from}--)P0: {kind}"));
+            }
+            HistoryEvent::TimerFired { name } => {
+                lines.push(format!("    Note over P0: timer {name}"))
+            }
+            HistoryEvent::StatusChanged { to, .. } => lines.push(format!("    Note over P0: {to}")),
+            _ => {}
+        }
+    }
+    let mut out = vec!["sequenceDiagram".to_owned(), format!("    %% {id}")];
+    for (i, name) in participants.iter().enumerate() {
+        out.push(format!("    participant P{i} as {name}"));
+    }
+    out.extend(lines);
+    out.join("\n")
+}

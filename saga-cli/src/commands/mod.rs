@@ -1,0 +1,108 @@
+//! One module per subcommand.
+
+mod inspect;
+mod list;
+mod operator;
+mod run;
+
+use crate::cli::{Cli, Command, InspectWhat};
+use anyhow::{Context as _, Result};
+use saga_core::store::{Batch, CommitUnit, Record, Write};
+use saga_core::{RedbStore, Store};
+use saga_examples::Domain;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Runs the parsed command; returns the process exit code.
+pub(crate) async fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Run { domain } => run::run(domain).await,
+        Command::List { db, status, json } => list::list(&db.db, status, json),
+        Command::Inspect {
+            what:
+                InspectWhat::Process {
+                    id,
+                    db,
+                    json,
+                    mermaid,
+                },
+        } => inspect::process(&db.db, &id, json, mermaid),
+        Command::Retry { id, db } => {
+            operator::act(&db.db, &id, saga_core::operator::OperatorAction::Retry).await
+        }
+        Command::Acknowledge { id, db } => {
+            operator::act(
+                &db.db,
+                &id,
+                saga_core::operator::OperatorAction::Acknowledge,
+            )
+            .await
+        }
+        Command::Bench {
+            target: crate::cli::BenchTarget::Engine,
+            messages,
+            json,
+        } => {
+            let report = crate::bench::engine(messages).await?;
+            if json {
+                crate::output::emit(&serde_json::to_string(&report)?)?;
+            } else {
+                crate::output::emit(&crate::bench::table(&report))?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// What a run leaves in its database, so later commands start the same domain the same way.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct RunMarker {
+    pub(crate) seed: u64,
+    pub(crate) domain: Domain,
+}
+
+const MARKER_SPACE: &str = "saga-cli";
+const MARKER_ID: &str = "run";
+
+pub(crate) fn read_marker(store: &dyn Store) -> Result<Option<(u64, RunMarker)>> {
+    let Some(record) = store.record(MARKER_SPACE, MARKER_ID)? else {
+        return Ok(None);
+    };
+    let marker =
+        serde_json::from_slice(&record.data).context("reading the run recorded in the database")?;
+    Ok(Some((record.version, marker)))
+}
+
+pub(crate) fn write_marker(store: &dyn Store, version: u64, marker: &RunMarker) -> Result<()> {
+    let record = Record {
+        version: 0,
+        updated_at: saga_core::Timestamp::now(),
+        process: None,
+        data: serde_json::to_vec(marker)?,
+    };
+    let write = Write {
+        space: MARKER_SPACE.into(),
+        id: MARKER_ID.into(),
+        expected_version: version,
+        value: Some(record),
+    };
+    let unit = CommitUnit {
+        writes: vec![write],
+        ..CommitUnit::default()
+    };
+    let outcome = store
+        .commit(Batch {
+            units: vec![unit],
+            sent: vec![],
+        })?
+        .remove(0);
+    match outcome {
+        saga_core::store::UnitOutcome::Committed => Ok(()),
+        other => anyhow::bail!("recording the run: {other:?}"),
+    }
+}
+
+/// Opens an existing database for reading, alongside a run that may be writing it.
+pub(crate) fn open_existing(path: &Path) -> Result<RedbStore> {
+    Ok(RedbStore::open_read_only(path)?)
+}

@@ -1,0 +1,66 @@
+//! `saga-cli retry` and `saga-cli acknowledge`: record the request, then run the domain until
+//! the process has acted on it.
+
+use super::read_marker;
+use anyhow::{Context as _, Result};
+use saga_core::operator::{self, OperatorAction};
+use saga_core::store::PROCESS_SPACE;
+use saga_core::{Error, InProcessTransport, RedbStore, Runtime, Status, Store};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(crate) async fn act(db: &Path, id: &str, action: OperatorAction) -> Result<u8> {
+    if !db.exists() {
+        return Err(Error::NoDatabase {
+            path: db.to_owned(),
+        }
+        .into());
+    }
+    let store = Arc::new(RedbStore::open(db)?);
+    operator::submit(store.as_ref(), id, action, saga_core::Timestamp::now())?;
+    let (_, marker) = read_marker(store.as_ref())?.with_context(|| {
+        format!(
+            "{}: no run is recorded here, so no domain can act on the request",
+            db.display()
+        )
+    })?;
+    let runtime = marker
+        .domain
+        .register(
+            Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())),
+            marker.seed,
+        )
+        .clock(marker.domain.clock())
+        .start()
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status = current_status(store.as_ref(), id)?;
+        let acted = match action {
+            OperatorAction::Acknowledge => status == Status::Acknowledged,
+            OperatorAction::Retry => status != Status::Failed && status.is_terminal(),
+        };
+        if acted || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    runtime.wait_idle().await?;
+    runtime.shutdown().await?;
+    crate::output::emit(&format!(
+        "{id}: {}",
+        current_status(store.as_ref(), id).unwrap_or(status)
+    ))?;
+    Ok(if status == Status::Failed { 1 } else { 0 })
+}
+
+fn current_status(store: &dyn Store, id: &str) -> Result<Status> {
+    let record = store
+        .record(PROCESS_SPACE, id)?
+        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    Ok(record
+        .process
+        .map(|p| p.status)
+        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?)
+}

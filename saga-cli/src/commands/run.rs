@@ -1,0 +1,198 @@
+//! `saga-cli run <domain>`.
+
+use super::{RunMarker, read_marker, write_marker};
+use crate::cli::{CommonRun, DomainArgs};
+use crate::output::{ProgressLine, emit};
+use anyhow::Result;
+use saga_core::{InProcessTransport, RedbStore, Transport};
+use saga_examples::{
+    Domain, Invariant, Outcome, RunContext, Summary, document_voiding, imp_summoning, online_shop,
+};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tabled::{Table, Tabled};
+use tokio::sync::watch;
+
+fn domain_of(args: DomainArgs) -> (CommonRun, Domain) {
+    match args {
+        DomainArgs::ImpSummoning {
+            common,
+            orders,
+            failure_rate,
+            summoners,
+            recovery_ms,
+        } => (
+            common,
+            Domain::ImpSummoning(imp_summoning::Options {
+                orders,
+                failure_rate,
+                summoners,
+                recovery: Duration::from_millis(recovery_ms),
+                ..imp_summoning::Options::default()
+            }),
+        ),
+        DomainArgs::OnlineShop {
+            common,
+            orders,
+            worker_failure_rate,
+            declined_payments,
+            workers,
+        } => (
+            common,
+            Domain::OnlineShop(online_shop::Options {
+                orders,
+                worker_failure_rate,
+                declined_share: declined_payments,
+                workers,
+            }),
+        ),
+        DomainArgs::DocumentVoiding {
+            common,
+            documents,
+            customers,
+            slow,
+        } => (
+            common,
+            Domain::DocumentVoiding(document_voiding::Options {
+                documents,
+                customers,
+                slow: slow.then_some(Duration::from_secs(2)),
+                ..document_voiding::Options::default()
+            }),
+        ),
+    }
+}
+
+pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
+    let (common, requested) = domain_of(args);
+    let path = common.db.db.clone();
+    let store = Arc::new(RedbStore::open(&path)?);
+    let (domain, seed) = match read_marker(store.as_ref())? {
+        Some((_, marker)) if marker.domain.name() == requested.name() => {
+            eprintln!(
+                "resuming the {} run recorded in {}",
+                marker.domain.name(),
+                path.display()
+            );
+            (marker.domain, marker.seed)
+        }
+        Some((_, marker)) => anyhow::bail!(
+            "{} holds a {} run; pass another --db to run {}",
+            path.display(),
+            marker.domain.name(),
+            requested.name()
+        ),
+        None => {
+            let marker = RunMarker {
+                seed: common.seed,
+                domain: requested,
+            };
+            write_marker(store.as_ref(), 0, &marker)?;
+            (marker.domain, marker.seed)
+        }
+    };
+
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: finishing the messages in flight");
+            stop.send_replace(true);
+        }
+    });
+    let progress = Arc::new(ProgressLine::new(domain.name()));
+    let transport = Arc::new(InProcessTransport::new());
+    let ctx = RunContext {
+        store: store.clone(),
+        transport: transport.clone(),
+        clock: domain.clock(),
+        seed,
+        progress: progress.clone(),
+        stop: stopped,
+    };
+    let started = Instant::now();
+    let (outcome, invariants) = domain.run(ctx).await?;
+    let elapsed = started.elapsed();
+    progress.finish();
+    transport.close().await?;
+
+    let counts = saga_examples::process_counts(store.as_ref())?;
+    let (p50, p99) = saga_examples::saga_latency(store.as_ref())?;
+    let finished = counts.completed + counts.compensated;
+    if common.json {
+        let report = json!({
+            "domain": domain.name(),
+            "db": path.display().to_string(),
+            "processes": counts,
+            "invariants": invariants,
+            "elapsed_ms": elapsed.as_millis() as u64,
+            "saga_latency_ms": { "p50": p50, "p99": p99 },
+            "throughput_per_s": (finished as f64 / elapsed.as_secs_f64()).round(),
+            "interrupted": outcome == Outcome::Interrupted,
+        });
+        emit(&report.to_string())?;
+    } else {
+        print_summary(&domain, &path, &counts, &invariants, elapsed, (p50, p99))?;
+    }
+    if outcome == Outcome::Interrupted {
+        eprintln!(
+            "stopped with {} processes running; everything so far is in {}: run the same command again to resume",
+            counts.running,
+            path.display()
+        );
+        return Ok(130);
+    }
+    let holds = invariants.iter().all(|i| i.holds) && counts.running == 0;
+    Ok(if holds { 0 } else { 1 })
+}
+
+#[derive(Tabled)]
+struct InvariantRow {
+    invariant: String,
+    holds: &'static str,
+    detail: String,
+}
+
+fn print_summary(
+    domain: &Domain,
+    path: &std::path::Path,
+    counts: &Summary,
+    invariants: &[Invariant],
+    elapsed: Duration,
+    (p50, p99): (u64, u64),
+) -> Result<()> {
+    emit(&format!(
+        "{} run in {} ({:.2} s)",
+        domain.name(),
+        path.display(),
+        elapsed.as_secs_f64()
+    ))?;
+    let statuses = vec![
+        ("total", counts.total),
+        ("completed", counts.completed),
+        ("compensated", counts.compensated),
+        ("failed", counts.failed),
+        ("running", counts.running),
+    ];
+    emit(
+        &Table::new(statuses.into_iter().map(|(s, n)| StatusRow {
+            status: s,
+            processes: n,
+        }))
+        .to_string(),
+    )?;
+    let rows = invariants.iter().map(|i| InvariantRow {
+        invariant: i.name.clone(),
+        holds: if i.holds { "yes" } else { "NO" },
+        detail: i.detail.clone(),
+    });
+    emit(&Table::new(rows).to_string())?;
+    emit(&format!("saga latency: p50 {p50} ms, p99 {p99} ms"))?;
+    Ok(())
+}
+
+#[derive(Tabled)]
+struct StatusRow {
+    status: &'static str,
+    processes: u64,
+}
