@@ -78,10 +78,10 @@ pub(crate) async fn engine(messages: u64) -> Result<EngineReport> {
     let mut latencies = Vec::with_capacity(messages as usize);
     let started = Instant::now();
     for n in 0..messages {
-        if in_flight.len() >= window {
-            if let Some(done) = in_flight.join_next().await {
-                latencies.push(done??);
-            }
+        if in_flight.len() >= window
+            && let Some(done) = in_flight.join_next().await
+        {
+            latencies.push(done??);
         }
         let envelope = Envelope::new("bench.in", &format!("w{n}"), &Work { n })?;
         let transport = transport.clone();

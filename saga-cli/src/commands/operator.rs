@@ -39,7 +39,7 @@ pub(crate) async fn act(db: &Path, id: &str, action: OperatorAction) -> Result<u
         let status = current_status(store.as_ref(), id)?;
         let acted = match action {
             OperatorAction::Acknowledge => status == Status::Acknowledged,
-            OperatorAction::Retry => status != Status::Failed && status.is_terminal(),
+            OperatorAction::Retry => status != Status::Failed,
         };
         if acted || Instant::now() > deadline {
             break status;

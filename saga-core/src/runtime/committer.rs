@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 enum Job {
-    Unit(CommitUnit, oneshot::Sender<Result<UnitOutcome>>),
+    Unit(Box<CommitUnit>, oneshot::Sender<Result<UnitOutcome>>),
     Sent(Vec<u64>),
 }
 
@@ -45,7 +45,7 @@ impl Committer {
     pub(crate) async fn commit(&self, unit: CommitUnit) -> Result<UnitOutcome> {
         let (reply, outcome) = oneshot::channel();
         self.jobs
-            .send(Job::Unit(unit, reply))
+            .send(Job::Unit(Box::new(unit), reply))
             .map_err(|_| Error::Shutdown)?;
         outcome.await.map_err(|_| Error::Shutdown)?
     }
@@ -72,7 +72,7 @@ fn run(
         while let Some(job) = next.take() {
             match job {
                 Job::Unit(unit, reply) => {
-                    batch.units.push(unit);
+                    batch.units.push(*unit);
                     replies.push(reply);
                 }
                 Job::Sent(seqs) => batch.sent.extend(seqs),

@@ -189,7 +189,7 @@ impl Context {
         let key = format!("{}/{name}", self.service);
         self.unit
             .timers
-            .push(TimerOp::Set(Timer { key, due, envelope }));
+            .push(TimerOp::Set(Box::new(Timer { key, due, envelope })));
     }
 
     pub(crate) fn history(&mut self, process: &str, event: HistoryEvent) {

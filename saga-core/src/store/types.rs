@@ -172,7 +172,7 @@ pub struct Timer {
 #[derive(Clone, Debug, PartialEq)]
 pub enum TimerOp {
     /// Sets (or replaces) a timer.
-    Set(Timer),
+    Set(Box<Timer>),
     /// Cancels the timer with this key, if it is still pending.
     Cancel(String),
 }

@@ -60,13 +60,12 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: Batch) -> R<Vec<
 /// Decides, without writing, whether a unit may be applied; if so, returns the status each
 /// write's record had (to update the status index without reading it again).
 fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Status>>, UnitOutcome>> {
-    if let Some(key) = &unit.inbox {
-        if t.inbox
+    if let Some(key) = &unit.inbox
+        && t.inbox
             .get((key.message.as_u128(), key.consumer.as_str()))?
             .is_some()
-        {
-            return Ok(Err(UnitOutcome::Duplicate));
-        }
+    {
+        return Ok(Err(UnitOutcome::Duplicate));
     }
     let mut statuses = Vec::with_capacity(unit.writes.len());
     for write in &unit.writes {
