@@ -1,7 +1,7 @@
 //! One type over the five domains, so a runner can start, resume and check any of them.
 
 use crate::run::{Outcome, RunContext};
-use crate::{Invariant, document_voiding, imp_summoning, online_shop};
+use crate::{Invariant, document_voiding, imp_summoning, online_shop, petstore};
 use saga_core::{Clock, RuntimeBuilder, Store, SystemClock};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -15,6 +15,8 @@ pub enum Domain {
     ImpSummoning(imp_summoning::Options),
     /// `online-shop.md`.
     OnlineShop(online_shop::Options),
+    /// `petstore.md`.
+    Petstore(petstore::Options),
     /// `document-voiding.md`.
     DocumentVoiding(document_voiding::Options),
 }
@@ -25,6 +27,7 @@ impl Domain {
         match self {
             Domain::ImpSummoning(_) => "imp-summoning",
             Domain::OnlineShop(_) => "online-shop",
+            Domain::Petstore(_) => "petstore",
             Domain::DocumentVoiding(_) => "document-voiding",
         }
     }
@@ -39,6 +42,9 @@ impl Domain {
         match self {
             Domain::ImpSummoning(o) => imp_summoning::register(builder, seed, o),
             Domain::OnlineShop(o) => online_shop::register(builder, seed, o),
+            Domain::Petstore(o) => {
+                petstore::register_inventory(petstore::register(builder, seed, o))
+            }
             Domain::DocumentVoiding(o) => document_voiding::register(builder, o),
         }
     }
@@ -48,6 +54,7 @@ impl Domain {
         match self {
             Domain::ImpSummoning(o) => imp_summoning::run(ctx, o).await,
             Domain::OnlineShop(o) => online_shop::run(ctx, o).await,
+            Domain::Petstore(o) => petstore::run(ctx, o).await,
             Domain::DocumentVoiding(o) => document_voiding::run(ctx, o).await,
         }
     }
@@ -57,6 +64,7 @@ impl Domain {
         match self {
             Domain::ImpSummoning(o) => imp_summoning::invariants(store, o),
             Domain::OnlineShop(o) => online_shop::invariants(store, o),
+            Domain::Petstore(o) => petstore::invariants(store, o),
             Domain::DocumentVoiding(o) => document_voiding::invariants(store, o),
         }
     }

@@ -12,6 +12,7 @@ pub mod document_voiding;
 mod domain;
 pub mod imp_summoning;
 pub mod online_shop;
+pub mod petstore;
 mod run;
 
 pub use domain::Domain;

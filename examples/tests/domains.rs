@@ -5,7 +5,8 @@
 
 use saga_core::{InProcessTransport, RedbStore, Store, SystemClock};
 use saga_examples::{
-    Domain, Outcome, RunContext, document_voiding, imp_summoning, online_shop, process_counts,
+    Domain, Outcome, RunContext, document_voiding, imp_summoning, online_shop, petstore,
+    process_counts,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,5 +94,24 @@ async fn document_voiding_keeps_one_process_per_document_and_published_reports_i
         failed
             .iter()
             .all(|p| p.id.starts_with("document-voiding/doc-"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn petstore_sells_each_pet_once_under_racing_orders_and_an_inventory_outage() {
+    let options = petstore::Options {
+        pets: 10,
+        orders: 80,
+        rejected_share: 0.3,
+        inventory_outage: Duration::from_millis(300),
+    };
+    let (store, invariants) = run(Domain::Petstore(options), 5).await;
+    assert_all_hold(&invariants);
+    let counts = process_counts(store.as_ref()).unwrap();
+    assert_eq!((counts.total, counts.running), (80, 0));
+    assert!(counts.completed > 0, "some pets were sold: {counts:?}");
+    assert!(
+        counts.compensated > counts.completed,
+        "most racing orders were refused: {counts:?}"
     );
 }

@@ -135,6 +135,20 @@ pub(crate) enum DomainArgs {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
         workers: u64,
     },
+    /// Users, pets, orders and inventory; many orders race for each pet.
+    Petstore {
+        #[command(flatten)]
+        common: CommonRun,
+        /// Pets in the store.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+        pets: u64,
+        /// Orders, several per pet, placed at once.
+        #[arg(long, default_value_t = 100)]
+        orders: u64,
+        /// Seconds the inventory service is down at the start.
+        #[arg(long, default_value_t = 0.5, value_parser = parse_seconds)]
+        inventory_outage: f64,
+    },
     /// Billing, reports, and a process manager per voided document.
     DocumentVoiding {
         #[command(flatten)]
@@ -163,6 +177,17 @@ fn parse_share(s: &str) -> Result<f64, String> {
         Ok(value)
     } else {
         Err(format!("{value} is not between 0 and 1"))
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let value: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if (0.0..=3600.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not between 0 and 3600 seconds"))
     }
 }
 

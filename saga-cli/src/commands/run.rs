@@ -47,6 +47,20 @@ fn domain_of(args: DomainArgs) -> (CommonRun, Domain) {
                 workers,
             }),
         ),
+        DomainArgs::Petstore {
+            common,
+            pets,
+            orders,
+            inventory_outage,
+        } => (
+            common,
+            Domain::Petstore(petstore::Options {
+                pets,
+                orders,
+                inventory_outage: Duration::from_secs_f64(inventory_outage),
+                ..petstore::Options::default()
+            }),
+        ),
         DomainArgs::DocumentVoiding {
             common,
             documents,

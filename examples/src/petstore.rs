@@ -1,0 +1,589 @@
+//! The petstore (`petstore.md`): users, pets with photos, orders and inventory. Ordering
+//! reserves the pet atomically: of many concurrent orders for one pet exactly one wins and the
+//! rest get a clear refusal. A reserved pet cannot be deleted. `PET_RESERVED` creates the order
+//! and updates the inventory; the store owner approves the order and the pet is sold. During an
+//! inventory outage its messages wait, and the inventory catches up afterwards.
+
+use crate::Invariant;
+use crate::run::{Outcome, RunContext, chance, drive, finish, read};
+use saga_core::saga::{Saga, Step, StepContext};
+use saga_core::transport::Subscribe;
+use saga_core::{ActionError, Message, Runtime, RuntimeBuilder, Service, Status, Store};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The knobs of a petstore run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Options {
+    /// Pets in the store.
+    pub pets: u64,
+    /// Orders placed, spread over the pets, many at once for the same pet.
+    pub orders: u64,
+    /// Share of approvals the store owner turns down.
+    pub rejected_share: f64,
+    /// How long the inventory service is down at the start of the run.
+    pub inventory_outage: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pets: 20,
+            orders: 100,
+            rejected_share: 0.2,
+            inventory_outage: Duration::from_millis(500),
+        }
+    }
+}
+
+macro_rules! message {
+    ($(#[$doc:meta])* $name:ident = $kind:literal { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Serialize, Deserialize, Clone, Debug)]
+        pub struct $name { $($(#[$fdoc])* pub $field: $ty),* }
+        impl Message for $name { const KIND: &'static str = $kind; }
+    };
+}
+
+message!(/// A user signs up.
+    CreateUser = "user.create" { /// The user.
+        user: String });
+message!(/// The store adds a pet, with its photo.
+    CreatePet = "pet.create" { /// The pet.
+        pet: String, /// Its name.
+        name: String, /// Its photo.
+        photo: String });
+message!(/// The pet service stores the pet's photo with the photo service.
+    StorePhoto = "photo.store" { /// The pet.
+        pet: String, /// The photo.
+        photo: String });
+message!(/// `PET_CREATED`.
+    PetCreated = "pet.created" { /// The pet.
+        pet: String });
+message!(/// Someone wants a pet deleted.
+    DeletePet = "pet.delete" { /// The pet.
+        pet: String });
+message!(/// `PET_DELETED`.
+    PetDeleted = "pet.deleted" { /// The pet.
+        pet: String });
+message!(/// A user orders a pet.
+    PlaceOrder = "order.place" { /// The order.
+        order: String, /// The pet.
+        pet: String, /// The user.
+        user: String });
+message!(/// The order saga asks the pet service to reserve the pet.
+    ReservePet = "pet.reserve" { /// The pet.
+        pet: String, /// For this order.
+        order: String, /// Who ordered.
+        user: String });
+message!(/// `PET_RESERVED`: creates the order and updates the inventory.
+    PetReserved = "pet.reserved" { /// The pet.
+        pet: String, /// The order that has it.
+        order: String, /// Who ordered.
+        user: String });
+message!(/// The reservation was refused: someone else has the pet.
+    PetRefused = "pet.refused" { /// The pet.
+        pet: String, /// The order refused.
+        order: String, /// Why.
+        reason: String });
+/// The pet service's answer to a reservation.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub enum Reservation {
+    /// The pet is held for the order.
+    Reserved {
+        /// The pet.
+        pet: String,
+        /// The order.
+        order: String,
+    },
+    /// Someone else has it, or it is gone.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+impl Message for Reservation {
+    const KIND: &'static str = "pet.reservation";
+}
+
+message!(/// The reservation is given up (the owner turned the order down).
+    ReleasePet = "pet.release" { /// The pet.
+        pet: String, /// The order releasing it.
+        order: String });
+message!(/// `PET_RELEASED`.
+    PetReleased = "pet.released" { /// The pet.
+        pet: String, /// The order that released it.
+        order: String });
+message!(/// The store owner is asked to approve an order.
+    ApproveOrder = "owner.approve" { /// The order.
+        order: String });
+message!(/// The owner's answer.
+    OrderDecision = "owner.decision" { /// Approved or not.
+        approved: bool });
+message!(/// The pet goes to its buyer.
+    SellPet = "pet.sell" { /// The pet.
+        pet: String, /// The order.
+        order: String });
+message!(/// `PET_SOLD`.
+    PetSold = "pet.sold" { /// The pet.
+        pet: String, /// The order.
+        order: String });
+
+/// The pet service's record of a pet.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum PetState {
+    /// Can be ordered.
+    Available,
+    /// Held for one order.
+    Reserved {
+        /// The order.
+        order: String,
+    },
+    /// Sold through one order.
+    Sold {
+        /// The order.
+        order: String,
+    },
+    /// Deleted.
+    Deleted,
+}
+
+/// The order service's record of an order.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderState {
+    /// The pet is reserved for it.
+    Placed,
+    /// The pet was reserved for another order.
+    Refused,
+    /// The owner turned it down; the pet went back.
+    Cancelled,
+    /// Sold.
+    Completed,
+}
+
+/// The saga's input.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Adoption {
+    /// The order.
+    pub order: String,
+    /// The pet.
+    pub pet: String,
+    /// The user.
+    pub user: String,
+}
+
+const SAGA: &str = "adoption";
+
+fn users() -> Service {
+    Service::new("users").on("users", |ctx, c: CreateUser| {
+        ctx.save(&c.user, &true)?;
+        Ok(())
+    })
+}
+
+fn photos() -> Service {
+    Service::new("photos").on("photos", |ctx, s: StorePhoto| {
+        ctx.save(&s.pet, &s.photo)?;
+        Ok(())
+    })
+}
+
+fn pets() -> Service {
+    Service::new("pets")
+        .on("pets", |ctx, c: CreatePet| {
+            if ctx.load::<PetState>(&c.pet)?.is_none() {
+                ctx.save(&c.pet, &PetState::Available)?;
+                ctx.send_keyed(
+                    "photos",
+                    &c.pet,
+                    &StorePhoto {
+                        pet: c.pet.clone(),
+                        photo: c.photo,
+                    },
+                )?;
+                ctx.send_keyed("pet.events", &c.pet, &PetCreated { pet: c.pet.clone() })?;
+            }
+            Ok(())
+        })
+        .on("pets", |ctx, r: ReservePet| {
+            // The version check on the pet's record makes the reservation atomic: of two
+            // concurrent reservations, the second re-runs and finds the pet taken.
+            match ctx.load::<PetState>(&r.pet)? {
+                Some(PetState::Available) => {
+                    ctx.save(
+                        &r.pet,
+                        &PetState::Reserved {
+                            order: r.order.clone(),
+                        },
+                    )?;
+                    let event = PetReserved {
+                        pet: r.pet.clone(),
+                        order: r.order.clone(),
+                        user: r.user,
+                    };
+                    ctx.send_keyed("pet.events", &r.pet, &event)?;
+                    ctx.reply(&Reservation::Reserved {
+                        pet: r.pet,
+                        order: r.order,
+                    })?;
+                }
+                other => {
+                    let reason = match other {
+                        Some(PetState::Reserved { .. }) | Some(PetState::Sold { .. }) => {
+                            "the pet is taken"
+                        }
+                        Some(PetState::Deleted) | None => "no such pet",
+                        Some(PetState::Available) => unreachable!("handled above"),
+                    };
+                    let refusal = PetRefused {
+                        pet: r.pet.clone(),
+                        order: r.order.clone(),
+                        reason: reason.into(),
+                    };
+                    ctx.send_keyed("pet.events", &r.pet, &refusal)?;
+                    ctx.reply(&Reservation::Refused {
+                        reason: reason.into(),
+                    })?;
+                }
+            }
+            Ok(())
+        })
+        .on("pets", |ctx, r: ReleasePet| {
+            if ctx.load::<PetState>(&r.pet)?
+                == Some(PetState::Reserved {
+                    order: r.order.clone(),
+                })
+            {
+                ctx.save(&r.pet, &PetState::Available)?;
+                ctx.send_keyed(
+                    "pet.events",
+                    &r.pet,
+                    &PetReleased {
+                        pet: r.pet.clone(),
+                        order: r.order,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .on("pets", |ctx, s: SellPet| {
+            ctx.save(
+                &s.pet,
+                &PetState::Sold {
+                    order: s.order.clone(),
+                },
+            )?;
+            let event = PetSold {
+                pet: s.pet,
+                order: s.order,
+            };
+            ctx.send_keyed("pet.events", &event.pet.clone(), &event)?;
+            ctx.reply(&event)?;
+            Ok(())
+        })
+        .on("pets", |ctx, d: DeletePet| {
+            let refusals: u64 = ctx.load("delete-refusals")?.unwrap_or(0);
+            match ctx.load::<PetState>(&d.pet)? {
+                Some(PetState::Available) => {
+                    ctx.save(&d.pet, &PetState::Deleted)?;
+                    ctx.send_keyed("pet.events", &d.pet, &PetDeleted { pet: d.pet.clone() })?;
+                }
+                // A reserved (or sold) pet cannot be deleted.
+                Some(_) => ctx.save("delete-refusals", &(refusals + 1))?,
+                None => {}
+            }
+            Ok(())
+        })
+}
+
+fn orders() -> Service {
+    Service::new("orders")
+        .on("pet.events", |ctx, e: PetReserved| {
+            ctx.save(&e.order, &OrderState::Placed)?;
+            Ok(())
+        })
+        .on("pet.events", |ctx, e: PetRefused| {
+            ctx.save(&e.order, &OrderState::Refused)?;
+            Ok(())
+        })
+        .on("pet.events", |ctx, e: PetReleased| {
+            ctx.save(&e.order, &OrderState::Cancelled)?;
+            Ok(())
+        })
+        .on("pet.events", |ctx, e: PetSold| {
+            ctx.save(&e.order, &OrderState::Completed)?;
+            Ok(())
+        })
+        .on("orders", |ctx, p: PlaceOrder| {
+            if ctx
+                .load::<String>(&format!("request/{}", p.order))?
+                .is_none()
+            {
+                ctx.save(&format!("request/{}", p.order), &p.pet)?;
+                ctx.start_saga(
+                    SAGA,
+                    &p.order,
+                    &Adoption {
+                        order: p.order.clone(),
+                        pet: p.pet,
+                        user: p.user,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+}
+
+/// The inventory: what is in the shop, by pet, as the events tell it.
+fn inventory() -> Service {
+    let set = |ctx: &mut saga_core::Context, pet: &str, state: &str| -> Result<(), ActionError> {
+        ctx.save(pet, &state.to_owned())?;
+        Ok(())
+    };
+    Service::new("inventory")
+        .on("pet.events", move |ctx, e: PetCreated| {
+            set(ctx, &e.pet, "available")
+        })
+        .on("pet.events", move |ctx, e: PetReserved| {
+            set(ctx, &e.pet, "reserved")
+        })
+        .on("pet.events", move |ctx, e: PetReleased| {
+            set(ctx, &e.pet, "available")
+        })
+        .on("pet.events", move |ctx, e: PetSold| {
+            set(ctx, &e.pet, "sold")
+        })
+        .on("pet.events", move |ctx, e: PetDeleted| {
+            set(ctx, &e.pet, "deleted")
+        })
+}
+
+fn owner(seed: u64, rejected: f64) -> Service {
+    Service::new("owner").on("owner", move |ctx, a: ApproveOrder| {
+        let n = a.order.trim_start_matches("order-").parse().unwrap_or(0);
+        ctx.reply(&OrderDecision {
+            approved: chance(seed, "approve", n) >= rejected,
+        })?;
+        Ok(())
+    })
+}
+
+/// The saga per order: reserve the pet, have the owner approve, sell; a refusal ends it
+/// compensated with nothing to undo, a rejection releases the pet.
+pub fn saga() -> Saga<Adoption> {
+    Saga::new(SAGA)
+        .step(
+            Step::remote(
+                "reserve-pet",
+                "pets",
+                |ctx: &StepContext<Adoption>| ReservePet {
+                    pet: ctx.input.pet.clone(),
+                    order: ctx.input.order.clone(),
+                    user: ctx.input.user.clone(),
+                },
+                |r: Reservation| match r {
+                    Reservation::Reserved { pet, order } => Ok((pet, order)),
+                    Reservation::Refused { reason } => Err(ActionError::permanent(reason)),
+                },
+            )
+            .timeout(Duration::from_secs(30))
+            .compensate_with("pets", |(pet, order): &(String, String)| ReleasePet {
+                pet: pet.clone(),
+                order: order.clone(),
+            }),
+        )
+        .step(
+            Step::remote(
+                "approve",
+                "owner",
+                |ctx: &StepContext<Adoption>| ApproveOrder {
+                    order: ctx.input.order.clone(),
+                },
+                |d: OrderDecision| {
+                    if d.approved {
+                        Ok(())
+                    } else {
+                        Err(ActionError::permanent(
+                            "the store owner turned the order down",
+                        ))
+                    }
+                },
+            )
+            .timeout(Duration::from_secs(30)),
+        )
+        .step(
+            Step::remote(
+                "sell",
+                "pets",
+                |ctx: &StepContext<Adoption>| SellPet {
+                    pet: ctx.input.pet.clone(),
+                    order: ctx.input.order.clone(),
+                },
+                |_: PetSold| Ok(()),
+            )
+            .timeout(Duration::from_secs(30)),
+        )
+}
+
+/// Registers every service but the inventory, and the saga.
+pub fn register(builder: RuntimeBuilder, seed: u64, options: &Options) -> RuntimeBuilder {
+    builder
+        .register(users())
+        .register(photos())
+        .register(pets())
+        .register(orders())
+        .register(owner(seed, options.rejected_share))
+        .register(saga())
+}
+
+/// Registers the inventory service (run apart, so it can be down for a while).
+pub fn register_inventory(builder: RuntimeBuilder) -> RuntimeBuilder {
+    builder.register(inventory())
+}
+
+fn pet(n: u64) -> String {
+    format!("pet-{n}")
+}
+
+/// Creates users and pets, places the orders (many per pet, all at once), tries to delete
+/// every pet, and starts the inventory only after its outage.
+pub async fn run(
+    mut ctx: RunContext,
+    options: &Options,
+) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+    let builder = || {
+        Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone())
+    };
+    // The inventory's subscription is durable: it exists while the service is down, and the
+    // pet events wait in it (and, unconfirmed, in the pet service's outbox) until it is back.
+    drop(
+        ctx.transport
+            .subscribe(Subscribe::new("pet.events", "inventory"))
+            .await?,
+    );
+    let runtime = register(builder(), ctx.seed, options).start().await?;
+    let pets = options.pets.max(1);
+    for u in 0..pets {
+        runtime
+            .send(
+                "users",
+                &format!("user-{u}"),
+                &CreateUser {
+                    user: format!("user-{u}"),
+                },
+            )
+            .await?;
+    }
+    for n in 0..pets {
+        let create = CreatePet {
+            pet: pet(n),
+            name: format!("Rex {n}"),
+            photo: format!("photos/{n}.jpg"),
+        };
+        runtime.send("pets", &pet(n), &create).await?;
+    }
+    let outage = tokio::time::sleep(options.inventory_outage);
+    for n in 0..options.orders {
+        let order = format!("order-{n}");
+        let target = pet((chance(ctx.seed, "pet", n) * pets as f64) as u64 % pets);
+        let place = PlaceOrder {
+            order: order.clone(),
+            pet: target,
+            user: format!("user-{}", n % pets),
+        };
+        // Keyed by order: the orders race each other, only the pet service decides.
+        runtime.send("orders", &order, &place).await?;
+    }
+    // Someone tries to delete every other pet while the orders are under way.
+    for n in (0..pets).step_by(2) {
+        runtime
+            .send("pets", &pet(n), &DeletePet { pet: pet(n) })
+            .await?;
+    }
+    outage.await;
+    let inventory = register_inventory(builder()).start().await?;
+    let outcome = drive(&mut ctx, options.orders, |store| {
+        Ok(store.count_processes(Status::Completed)?
+            + store.count_processes(Status::Compensated)?)
+    })
+    .await?;
+    let outcome = finish(runtime, outcome).await?;
+    finish(inventory, outcome).await?;
+    Ok((outcome, invariants(ctx.store.as_ref(), options)?))
+}
+
+/// Pets, orders and inventory, checked against the services' own records.
+pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec<Invariant>> {
+    let pets = options.pets.max(1);
+    let mut holders_per_pet = vec![0u32; pets as usize];
+    let (mut completed, mut refused, mut cancelled, mut open) = (0, 0, 0, 0);
+    for n in 0..options.orders {
+        let order = format!("order-{n}");
+        let target: String =
+            read(store, "orders", &format!("request/{order}"))?.unwrap_or_default();
+        let index: usize = target.trim_start_matches("pet-").parse().unwrap_or(0);
+        match read::<OrderState>(store, "orders", &order)? {
+            Some(OrderState::Completed) => {
+                completed += 1;
+                holders_per_pet[index] += 1;
+            }
+            Some(OrderState::Placed) => {
+                open += 1;
+                holders_per_pet[index] += 1;
+            }
+            Some(OrderState::Refused) => refused += 1,
+            Some(OrderState::Cancelled) => cancelled += 1,
+            None => open += 1,
+        }
+    }
+    let doubled = holders_per_pet.iter().filter(|h| **h > 1).count();
+    let (mut deleted_reserved, mut mismatched, mut sold) = (0, 0, 0);
+    for n in 0..pets {
+        let state: Option<PetState> = read(store, "pets", &pet(n))?;
+        let seen: Option<String> = read(store, "inventory", &pet(n))?;
+        let expected = match &state {
+            Some(PetState::Available) => "available",
+            Some(PetState::Reserved { .. }) => "reserved",
+            Some(PetState::Sold { .. }) => {
+                sold += 1;
+                "sold"
+            }
+            Some(PetState::Deleted) => "deleted",
+            None => "missing",
+        };
+        if seen.as_deref() != Some(expected) {
+            mismatched += 1;
+        }
+        if state == Some(PetState::Deleted) && holders_per_pet[n as usize] > 0 {
+            deleted_reserved += 1;
+        }
+    }
+    let refusals: u64 = read(store, "pets", "delete-refusals")?.unwrap_or(0);
+    Ok(vec![
+        Invariant::check(
+            "pets: one order per pet",
+            doubled == 0 && completed == sold,
+            format!(
+                "{completed} completed, {refused} refused, {cancelled} cancelled, {open} open; \
+                 {sold} pets sold, {doubled} pets with two orders"
+            ),
+        ),
+        Invariant::check(
+            "pets: a reserved pet cannot be deleted",
+            deleted_reserved == 0,
+            format!(
+                "{refusals} deletions of reserved or sold pets refused, {deleted_reserved} went through"
+            ),
+        ),
+        Invariant::check(
+            "inventory: caught up with the pets after its outage",
+            mismatched == 0,
+            format!("{mismatched} of {pets} pets differ between the pet service and the inventory"),
+        ),
+        Invariant::check(
+            "orders: every order ended",
+            open == 0,
+            format!("{open} orders open"),
+        ),
+    ])
+}
