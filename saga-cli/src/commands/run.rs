@@ -7,6 +7,7 @@ use anyhow::Result;
 use saga_core::{InProcessTransport, RedbStore, Transport};
 use saga_examples::{
     Domain, Invariant, Outcome, RunContext, Summary, document_voiding, imp_summoning, online_shop,
+    petstore,
 };
 use serde_json::json;
 use std::sync::Arc;
