@@ -48,11 +48,7 @@ fn check(state: &Fulfilment, p: &mut saga_core::process::ProcessContext<'_>) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fulfilment = ProcessManager::<Fulfilment>::new("fulfilment")
-        .start_on(
-            "shop",
-            |e: &OrderPlaced| e.order.clone(),
-            |_, _| Ok(Fulfilment::default()),
-        )
+        .start_on("shop", |e: &OrderPlaced| e.order.clone(), |_, _| Ok(Fulfilment::default()))
         .on(
             "bank",
             |e: &PaymentReceived| e.order.clone(),
@@ -76,44 +72,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
     let order = "o-17".to_string();
-    runtime
-        .send(
-            "shop",
-            &order,
-            &OrderPlaced {
-                order: order.clone(),
-            },
-        )
-        .await?;
+    runtime.send("shop", &order, &OrderPlaced { order: order.clone() }).await?;
     runtime.wait_idle().await?;
-    runtime
-        .send(
-            "warehouse",
-            &order,
-            &OrderPacked {
-                order: order.clone(),
-            },
-        )
-        .await?;
-    runtime
-        .send(
-            "bank",
-            &order,
-            &PaymentReceived {
-                order: order.clone(),
-            },
-        )
-        .await?;
+    runtime.send("warehouse", &order, &OrderPacked { order: order.clone() }).await?;
+    runtime.send("bank", &order, &PaymentReceived { order: order.clone() }).await?;
     runtime.wait_idle().await?;
     let id = "fulfilment/o-17/1";
-    let record = runtime
-        .store()
-        .record(PROCESS_SPACE, id)?
-        .ok_or("the process is missing")?;
-    println!(
-        "{id} ended {}",
-        record.process.ok_or("not a process")?.status
-    );
+    let record = runtime.store().record(PROCESS_SPACE, id)?.ok_or("the process is missing")?;
+    println!("{id} ended {}", record.process.ok_or("not a process")?.status);
     for entry in runtime.store().history(id)? {
         println!("  {} {:?}", entry.at, entry.event);
     }

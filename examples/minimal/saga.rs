@@ -8,10 +8,7 @@ use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime};
 
 fn step(name: &'static str) -> Step<String, String> {
     Step::local(name, move |ctx: StepContext<String>| async move {
-        println!(
-            "{name}: done for {} (key {})",
-            ctx.input, ctx.idempotency_key
-        );
+        println!("{name}: done for {} (key {})", ctx.input, ctx.idempotency_key);
         Ok::<_, ActionError>(format!("{name}-receipt"))
     })
     .compensate(move |c: CompensationContext<String>| async move {
@@ -22,25 +19,19 @@ fn step(name: &'static str) -> Step<String, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let holiday = Saga::<String>::new("holiday")
-        .step(step("book-flight"))
-        .step(step("book-hotel"))
-        .step(Step::local("book-car", |_ctx: StepContext<String>| async {
+    let holiday = Saga::<String>::new("holiday").step(step("book-flight")).step(step("book-hotel")).step(
+        Step::local("book-car", |_ctx: StepContext<String>| async {
             println!("book-car: no cars left");
             Err::<String, _>(ActionError::permanent("no cars left"))
-        }));
+        }),
+    );
     let runtime = Runtime::builder(RedbStore::in_memory()?, InProcessTransport::new())
         .register(holiday)
         .start()
         .await?;
-    let id = runtime
-        .start_saga("holiday", "ann", &"Ann".to_string())
-        .await?;
+    let id = runtime.start_saga("holiday", "ann", &"Ann".to_string()).await?;
     runtime.wait_idle().await?;
-    let record = runtime
-        .store()
-        .record(PROCESS_SPACE, &id)?
-        .ok_or("the saga is missing")?;
+    let record = runtime.store().record(PROCESS_SPACE, &id)?.ok_or("the saga is missing")?;
     let status = record.process.ok_or("not a process")?.status;
     println!("{id} ended {status}");
     for entry in runtime.store().history(&id)? {

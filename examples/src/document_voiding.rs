@@ -31,13 +31,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            documents: 60,
-            customers: 6,
-            void_share: 0.5,
-            published_share: 0.5,
-            slow: None,
-        }
+        Options { documents: 60, customers: 6, void_share: 0.5, published_share: 0.5, slow: None }
     }
 }
 
@@ -129,10 +123,7 @@ fn billing() -> Service {
             if ctx.load::<DocumentState>(&m.document)?.is_none() {
                 ctx.save(&m.document, &DocumentState::Issued)?;
                 ctx.save(&format!("customer/{}", m.document), &m.customer)?;
-                let event = DocumentIssued {
-                    document: m.document.clone(),
-                    customer: m.customer,
-                };
+                let event = DocumentIssued { document: m.document.clone(), customer: m.customer };
                 ctx.send_keyed("billing.events", &m.document, &event)?;
             }
             Ok(())
@@ -141,9 +132,7 @@ fn billing() -> Service {
             // Only an issued document can be voided; a request while one runs changes nothing.
             if ctx.load::<DocumentState>(&m.document)? == Some(DocumentState::Issued) {
                 ctx.save(&m.document, &DocumentState::VoidingRequested)?;
-                let event = DocumentVoidingRequested {
-                    document: m.document.clone(),
-                };
+                let event = DocumentVoidingRequested { document: m.document.clone() };
                 ctx.send_keyed("billing.events", &m.document, &event)?;
             }
             Ok(())
@@ -164,9 +153,7 @@ fn mark(ctx: &mut saga_core::Context, document: &str) -> Result<(), saga_core::A
     if let Some(voided) = reports.current.get_mut(document) {
         *voided = true;
         ctx.save(&customer, &reports)?;
-        let reply = MarkingDocumentAsVoidedSucceeded {
-            document: document.to_owned(),
-        };
+        let reply = MarkingDocumentAsVoidedSucceeded { document: document.to_owned() };
         ctx.send_keyed("reports.events", document, &reply)?;
     } else {
         let reason = if reports.published.iter().any(|r| r.contains_key(document)) {
@@ -174,10 +161,7 @@ fn mark(ctx: &mut saga_core::Context, document: &str) -> Result<(), saga_core::A
         } else {
             "no report holds it"
         };
-        let reply = MarkingDocumentAsVoidedFailed {
-            document: document.to_owned(),
-            reason: reason.into(),
-        };
+        let reply = MarkingDocumentAsVoidedFailed { document: document.to_owned(), reason: reason.into() };
         ctx.send_keyed("reports.events", document, &reply)?;
     }
     Ok(())
@@ -207,9 +191,7 @@ fn reports(slow: Option<Duration>) -> Service {
                     &format!("mark/{}", m.document),
                     due,
                     "reports",
-                    &MarkLater {
-                        document: m.document,
-                    },
+                    &MarkLater { document: m.document },
                 )?;
                 Ok(())
             }
@@ -225,12 +207,7 @@ pub fn process() -> ProcessManager<Voiding> {
             "billing.events",
             |e: &DocumentVoidingRequested| e.document.clone(),
             |e, p| {
-                p.send(
-                    "reports",
-                    &MarkDocumentAsVoided {
-                        document: e.document.clone(),
-                    },
-                )?;
+                p.send("reports", &MarkDocumentAsVoided { document: e.document.clone() })?;
                 p.set_state("voiding requested");
                 Ok(Voiding::VoidingRequested)
             },
@@ -240,12 +217,7 @@ pub fn process() -> ProcessManager<Voiding> {
             |e: &MarkingDocumentAsVoidedSucceeded| e.document.clone(),
             |state, e, p| {
                 *state = Voiding::MarkingSucceeded;
-                p.send(
-                    "billing",
-                    &CompleteDocumentVoiding {
-                        document: e.document.clone(),
-                    },
-                )?;
+                p.send("billing", &CompleteDocumentVoiding { document: e.document.clone() })?;
                 p.set_state("document voided");
                 p.complete();
                 Ok(())
@@ -256,12 +228,7 @@ pub fn process() -> ProcessManager<Voiding> {
             |e: &MarkingDocumentAsVoidedFailed| e.document.clone(),
             |state, e, p| {
                 *state = Voiding::MarkingFailed;
-                p.send(
-                    "billing",
-                    &AbortDocumentVoiding {
-                        document: e.document.clone(),
-                    },
-                )?;
+                p.send("billing", &AbortDocumentVoiding { document: e.document.clone() })?;
                 p.set_state("marking failed");
                 p.fail(e.reason.clone());
                 Ok(())
@@ -271,10 +238,7 @@ pub fn process() -> ProcessManager<Voiding> {
 
 /// Registers billing, reports and the process manager.
 pub fn register(builder: RuntimeBuilder, options: &Options) -> RuntimeBuilder {
-    builder
-        .register(billing())
-        .register(reports(options.slow))
-        .register(process())
+    builder.register(billing()).register(reports(options.slow)).register(process())
 }
 
 fn document(n: u64) -> String {
@@ -283,10 +247,7 @@ fn document(n: u64) -> String {
 
 /// Issues the documents, publishes some reports, asks to void some documents (some twice),
 /// waits for every voiding to end, and returns the invariants.
-pub async fn run(
-    mut ctx: RunContext,
-    options: &Options,
-) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
     let runtime = register(
         Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone()),
         options,
@@ -296,30 +257,13 @@ pub async fn run(
     let customers = options.customers.max(1);
     for n in 0..options.documents {
         let customer = format!("customer-{}", n % customers);
-        runtime
-            .send(
-                "billing",
-                &document(n),
-                &IssueDocument {
-                    document: document(n),
-                    customer,
-                },
-            )
-            .await?;
+        runtime.send("billing", &document(n), &IssueDocument { document: document(n), customer }).await?;
     }
     runtime.wait_idle().await?;
     for c in 0..customers {
         if chance(ctx.seed, "publish", c) < options.published_share {
             let customer = format!("customer-{c}");
-            runtime
-                .send(
-                    "reports",
-                    &customer,
-                    &PublishReport {
-                        customer: customer.clone(),
-                    },
-                )
-                .await?;
+            runtime.send("reports", &customer, &PublishReport { customer: customer.clone() }).await?;
         }
     }
     runtime.wait_idle().await?;
@@ -327,21 +271,9 @@ pub async fn run(
     for n in 0..options.documents {
         if chance(ctx.seed, "void", n) < options.void_share {
             voided += 1;
-            let requests = if chance(ctx.seed, "twice", n) < 0.3 {
-                2
-            } else {
-                1
-            };
+            let requests = if chance(ctx.seed, "twice", n) < 0.3 { 2 } else { 1 };
             for _ in 0..requests {
-                runtime
-                    .send(
-                        "billing",
-                        &document(n),
-                        &VoidDocument {
-                            document: document(n),
-                        },
-                    )
-                    .await?;
+                runtime.send("billing", &document(n), &VoidDocument { document: document(n) }).await?;
             }
         }
     }
@@ -360,10 +292,7 @@ pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec
     let mut live_per_document: HashMap<String, u32> = HashMap::new();
     for p in store.processes(None)? {
         let Some(meta) = p.meta() else { continue };
-        if meta.class != Class::Process
-            || meta.kind != PROCESS
-            || meta.status == Status::Acknowledged
-        {
+        if meta.class != Class::Process || meta.kind != PROCESS || meta.status == Status::Acknowledged {
             continue;
         }
         let document = p.id.split('/').nth(1).unwrap_or_default().to_owned();
@@ -391,10 +320,7 @@ pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec
         Invariant::check(
             "voiding: at most one unacknowledged process per document",
             doubled == 0,
-            format!(
-                "{} documents had a voiding process, {doubled} more than one",
-                live_per_document.len()
-            ),
+            format!("{} documents had a voiding process, {doubled} more than one", live_per_document.len()),
         ),
         Invariant::check(
             "voiding: no voided document in a published report",

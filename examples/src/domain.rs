@@ -1,8 +1,8 @@
 //! One type over the five domains, so a runner can start, resume and check any of them.
 
 use crate::run::{Outcome, RunContext};
-use crate::{Invariant, document_voiding, imp_summoning, online_shop, petstore};
-use saga_core::{Clock, RuntimeBuilder, Store, SystemClock};
+use crate::{Invariant, bakery, document_voiding, imp_summoning, online_shop, petstore};
+use saga_core::{Clock, RuntimeBuilder, ScaledClock, Store, SystemClock};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -13,6 +13,8 @@ use std::sync::Arc;
 pub enum Domain {
     /// `imp-summoning.md`.
     ImpSummoning(imp_summoning::Options),
+    /// `bakery.md`.
+    Bakery(bakery::Options),
     /// `online-shop.md`.
     OnlineShop(online_shop::Options),
     /// `petstore.md`.
@@ -26,6 +28,7 @@ impl Domain {
     pub fn name(&self) -> &'static str {
         match self {
             Domain::ImpSummoning(_) => "imp-summoning",
+            Domain::Bakery(_) => "bakery",
             Domain::OnlineShop(_) => "online-shop",
             Domain::Petstore(_) => "petstore",
             Domain::DocumentVoiding(_) => "document-voiding",
@@ -34,17 +37,27 @@ impl Domain {
 
     /// The clock the domain's timers follow.
     pub fn clock(&self) -> Arc<dyn Clock> {
-        Arc::new(SystemClock)
+        match self {
+            Domain::Bakery(o) => Arc::new(ScaledClock::new(bakery::OPENING, o.speed())),
+            _ => Arc::new(SystemClock),
+        }
+    }
+
+    /// How many times faster than real time the domain's clock runs.
+    pub fn speed(&self) -> f64 {
+        match self {
+            Domain::Bakery(o) => o.speed(),
+            _ => 1.0,
+        }
     }
 
     /// Registers the domain's services, sagas and process managers.
     pub fn register(&self, builder: RuntimeBuilder, seed: u64) -> RuntimeBuilder {
         match self {
             Domain::ImpSummoning(o) => imp_summoning::register(builder, seed, o),
+            Domain::Bakery(o) => bakery::register(builder, seed, o),
             Domain::OnlineShop(o) => online_shop::register(builder, seed, o),
-            Domain::Petstore(o) => {
-                petstore::register_inventory(petstore::register(builder, seed, o))
-            }
+            Domain::Petstore(o) => petstore::register_inventory(petstore::register(builder, seed, o)),
             Domain::DocumentVoiding(o) => document_voiding::register(builder, o),
         }
     }
@@ -53,6 +66,7 @@ impl Domain {
     pub async fn run(&self, ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
         match self {
             Domain::ImpSummoning(o) => imp_summoning::run(ctx, o).await,
+            Domain::Bakery(o) => bakery::run(ctx, o).await,
             Domain::OnlineShop(o) => online_shop::run(ctx, o).await,
             Domain::Petstore(o) => petstore::run(ctx, o).await,
             Domain::DocumentVoiding(o) => document_voiding::run(ctx, o).await,
@@ -63,6 +77,7 @@ impl Domain {
     pub fn invariants(&self, store: &dyn Store) -> saga_core::Result<Vec<Invariant>> {
         match self {
             Domain::ImpSummoning(o) => imp_summoning::invariants(store, o),
+            Domain::Bakery(o) => bakery::invariants(store, o),
             Domain::OnlineShop(o) => online_shop::invariants(store, o),
             Domain::Petstore(o) => petstore::invariants(store, o),
             Domain::DocumentVoiding(o) => document_voiding::invariants(store, o),

@@ -204,28 +204,13 @@ fn reception() -> Service {
             if ctx.load::<OrderRecord>(&o.order)?.is_some() {
                 return Ok(());
             }
-            ctx.save(
-                &o.order,
-                &OrderRecord {
-                    fee: o.fee,
-                    status: OrderStatus::Placed,
-                    imp: None,
-                },
-            )?;
-            ctx.start_saga(
-                SAGA,
-                &o.order,
-                &ImpOrder {
-                    order: o.order.clone(),
-                    fee: o.fee,
-                },
-            )?;
+            ctx.save(&o.order, &OrderRecord { fee: o.fee, status: OrderStatus::Placed, imp: None })?;
+            ctx.start_saga(SAGA, &o.order, &ImpOrder { order: o.order.clone(), fee: o.fee })?;
             Ok(())
         })
         .on("reception", |ctx, h: HandOver| {
-            let mut order: OrderRecord = ctx
-                .load(&h.order)?
-                .ok_or_else(|| ActionError::permanent(format!("no order {}", h.order)))?;
+            let mut order: OrderRecord =
+                ctx.load(&h.order)?.ok_or_else(|| ActionError::permanent(format!("no order {}", h.order)))?;
             order.status = OrderStatus::Delivered;
             order.imp = Some(h.imp);
             ctx.save(&h.order, &order)?;
@@ -233,9 +218,8 @@ fn reception() -> Service {
             Ok(())
         })
         .on("reception", |ctx, r: Reimburse| {
-            let mut order: OrderRecord = ctx
-                .load(&r.order)?
-                .ok_or_else(|| ActionError::permanent(format!("no order {}", r.order)))?;
+            let mut order: OrderRecord =
+                ctx.load(&r.order)?.ok_or_else(|| ActionError::permanent(format!("no order {}", r.order)))?;
             order.status = OrderStatus::Reimbursed;
             ctx.save(&r.order, &order)?;
             Ok(())
@@ -249,78 +233,42 @@ fn treasury() -> Service {
             ledger.charged += c.amount;
             ledger.charges += 1;
             ctx.save(&c.order, &ledger)?;
-            ctx.reply(&FeeCollected {
-                receipt: format!("fee/{}", c.order),
-            })?;
+            ctx.reply(&FeeCollected { receipt: format!("fee/{}", c.order) })?;
             Ok(())
         })
         .on("treasury", |ctx, r: RefundFee| {
             let Some(mut ledger) = ctx.load::<Ledger>(&r.order)? else {
-                return Err(ActionError::permanent(format!(
-                    "refund of {} without a collection",
-                    r.receipt
-                )));
+                return Err(ActionError::permanent(format!("refund of {} without a collection", r.receipt)));
             };
             let amount = ledger.charged - ledger.refunded;
             ledger.refunded += amount;
             ledger.refunds += 1;
             ctx.save(&r.order, &ledger)?;
-            ctx.send_keyed(
-                "reception",
-                &r.order,
-                &Reimburse {
-                    order: r.order.clone(),
-                    amount,
-                },
-            )?;
+            ctx.send_keyed("reception", &r.order, &Reimburse { order: r.order.clone(), amount })?;
             Ok(())
         })
 }
 
 fn circle(seed: u64, options: &Options) -> Service {
-    let (rate, summoners, recovery) = (
-        options.failure_rate,
-        options.summoners as usize,
-        options.recovery,
-    );
+    let (rate, summoners, recovery) = (options.failure_rate, options.summoners as usize, options.recovery);
     Service::new("circle").on("circle", move |ctx, s: Summon| {
         let now = ctx.now().0;
-        let staff = ctx.load::<Staff>("staff")?.unwrap_or(Staff {
-            away_until: Vec::new(),
-        });
-        let away = staff
-            .away_until
-            .iter()
-            .filter(|until| **until > now)
-            .count();
+        let staff = ctx.load::<Staff>("staff")?.unwrap_or(Staff { away_until: Vec::new() });
+        let away = staff.away_until.iter().filter(|until| **until > now).count();
         if away >= summoners {
             ctx.reply(&Summoning::NoSummoner)?;
             return Ok(());
         }
-        let attempt = ctx
-            .message()
-            .headers
-            .get(saga_core::saga::STEP_HEADER)
-            .cloned()
-            .unwrap_or_default();
-        let n = s
-            .order
-            .trim_start_matches("order-")
-            .parse::<u64>()
-            .unwrap_or(0);
+        let attempt = ctx.message().headers.get(saga_core::saga::STEP_HEADER).cloned().unwrap_or_default();
+        let n = s.order.trim_start_matches("order-").parse::<u64>().unwrap_or(0);
         if chance(seed, &format!("summon {attempt}"), n) < rate {
             // The summoner slipped and leaves to recover; only failures touch the staff record.
-            let mut away_until: Vec<u64> =
-                staff.away_until.into_iter().filter(|u| *u > now).collect();
+            let mut away_until: Vec<u64> = staff.away_until.into_iter().filter(|u| *u > now).collect();
             away_until.push(now + recovery.as_millis() as u64);
             ctx.save("staff", &Staff { away_until })?;
-            ctx.reply(&Summoning::Failed {
-                reason: "the summoner read the wrong scroll".into(),
-            })?;
+            ctx.reply(&Summoning::Failed { reason: "the summoner read the wrong scroll".into() })?;
         } else {
-            ctx.reply(&Summoning::Caged {
-                imp: format!("imp of {}", s.order),
-            })?;
+            ctx.reply(&Summoning::Caged { imp: format!("imp of {}", s.order) })?;
         }
         Ok(())
     })
@@ -349,9 +297,7 @@ pub fn saga() -> Saga<ImpOrder> {
             Step::remote(
                 "summon",
                 "circle",
-                |ctx: &StepContext<ImpOrder>| Summon {
-                    order: ctx.input.order.clone(),
-                },
+                |ctx: &StepContext<ImpOrder>| Summon { order: ctx.input.order.clone() },
                 |r: Summoning| match r {
                     Summoning::Caged { imp } => Ok(imp),
                     Summoning::Failed { reason } => Err(ActionError::permanent(reason)),
@@ -377,19 +323,12 @@ pub fn saga() -> Saga<ImpOrder> {
 
 /// Registers the domain's services and saga.
 pub fn register(builder: RuntimeBuilder, seed: u64, options: &Options) -> RuntimeBuilder {
-    builder
-        .register(reception())
-        .register(treasury())
-        .register(circle(seed, options))
-        .register(saga())
+    builder.register(reception()).register(treasury()).register(circle(seed, options)).register(saga())
 }
 
 /// Places the orders (those not yet placed), waits for every saga to end, and returns the
 /// invariants.
-pub async fn run(
-    mut ctx: RunContext,
-    options: &Options,
-) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
     let runtime = register(
         Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone()),
         ctx.seed,
@@ -402,21 +341,11 @@ pub async fn run(
             break;
         }
         let order = format!("order-{n}");
-        runtime
-            .send(
-                "reception",
-                &order,
-                &PlaceOrder {
-                    order: order.clone(),
-                    fee: options.fee,
-                },
-            )
-            .await?;
+        runtime.send("reception", &order, &PlaceOrder { order: order.clone(), fee: options.fee }).await?;
     }
     // The customer asks reception now and then whether the imp is there yet.
     let outcome = drive(&mut ctx, options.orders, |store| {
-        Ok(store.count_processes(Status::Completed)?
-            + store.count_processes(Status::Compensated)?)
+        Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
     })
     .await?;
     let outcome = finish(runtime, outcome).await?;
@@ -426,8 +355,7 @@ pub async fn run(
 /// Money and orders, checked against reception's and the treasury's own records.
 pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec<Invariant>> {
     let (mut charged, mut refunded, mut delivered_fees) = (0u64, 0u64, 0u64);
-    let (mut double, mut refund_without_charge, mut unpaid_delivery, mut unrefunded_failure) =
-        (0, 0, 0, 0);
+    let (mut double, mut refund_without_charge, mut unpaid_delivery, mut unrefunded_failure) = (0, 0, 0, 0);
     let (mut delivered, mut reimbursed, mut open) = (0, 0, 0);
     for n in 0..options.orders {
         let id = format!("order-{n}");

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bakery;
 pub mod document_voiding;
 mod domain;
 pub mod imp_summoning;

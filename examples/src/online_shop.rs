@@ -6,9 +6,7 @@
 use crate::Invariant;
 use crate::run::{Outcome, RunContext, chance, drive, finish, patient, read};
 use saga_core::saga::{Saga, Step, StepContext};
-use saga_core::{
-    ActionError, Message, RetryPolicy, Runtime, RuntimeBuilder, Service, Status, Store,
-};
+use saga_core::{ActionError, Message, RetryPolicy, Runtime, RuntimeBuilder, Service, Status, Store};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -27,12 +25,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            orders: 200,
-            worker_failure_rate: 0.3,
-            declined_share: 0.1,
-            workers: 4,
-        }
+        Options { orders: 200, worker_failure_rate: 0.3, declined_share: 0.1, workers: 4 }
     }
 }
 
@@ -205,41 +198,24 @@ fn shop() -> Service {
     Service::new("shop").on("shop", |ctx, c: Checkout| {
         if ctx.load::<bool>(&c.order)?.is_none() {
             ctx.save(&c.order, &true)?;
-            ctx.start_saga(
-                SAGA,
-                &c.order,
-                &Purchase {
-                    order: c.order.clone(),
-                    amount: c.amount,
-                },
-            )?;
+            ctx.start_saga(SAGA, &c.order, &Purchase { order: c.order.clone(), amount: c.amount })?;
         }
         Ok(())
     })
 }
 
 fn orders() -> Service {
-    let update =
-        |ctx: &mut saga_core::Context, order: &str, state: OrderState| -> Result<(), ActionError> {
-            ctx.save(order, &state)?;
-            if ctx.message().reply_to.is_some() {
-                ctx.reply(&OrderUpdated {
-                    order: order.to_owned(),
-                    state,
-                })?;
-            }
-            Ok(())
-        };
+    let update = |ctx: &mut saga_core::Context, order: &str, state: OrderState| -> Result<(), ActionError> {
+        ctx.save(order, &state)?;
+        if ctx.message().reply_to.is_some() {
+            ctx.reply(&OrderUpdated { order: order.to_owned(), state })?;
+        }
+        Ok(())
+    };
     Service::new("order")
-        .on("order", move |ctx, c: CreateOrder| {
-            update(ctx, &c.order, OrderState::Created)
-        })
-        .on("order", move |ctx, c: CancelOrder| {
-            update(ctx, &c.order, OrderState::Cancelled)
-        })
-        .on("order", move |ctx, m: MarkDelivered| {
-            update(ctx, &m.order, OrderState::Delivered)
-        })
+        .on("order", move |ctx, c: CreateOrder| update(ctx, &c.order, OrderState::Created))
+        .on("order", move |ctx, c: CancelOrder| update(ctx, &c.order, OrderState::Cancelled))
+        .on("order", move |ctx, m: MarkDelivered| update(ctx, &m.order, OrderState::Delivered))
 }
 
 fn payments(seed: u64, declined: f64) -> Service {
@@ -254,9 +230,7 @@ fn payments(seed: u64, declined: f64) -> Service {
             payment.cashed += 1;
             payment.amount = c.amount;
             ctx.save(&c.order, &payment)?;
-            ctx.reply(&PaymentResult::Cashed {
-                payment: c.order.clone(),
-            })?;
+            ctx.reply(&PaymentResult::Cashed { payment: c.order.clone() })?;
             Ok(())
         })
         .on("payment", |ctx, r: RefundPayment| {
@@ -306,16 +280,12 @@ pub fn saga() -> Saga<Purchase> {
             Step::remote(
                 "create-order",
                 "order",
-                |ctx: &StepContext<Purchase>| CreateOrder {
-                    order: ctx.input.order.clone(),
-                },
+                |ctx: &StepContext<Purchase>| CreateOrder { order: ctx.input.order.clone() },
                 |r: OrderUpdated| Ok(r.order),
             )
             .timeout(Duration::from_secs(10))
             .retry(patient(5, Duration::from_millis(100)))
-            .compensate_with("order", |order: &String| CancelOrder {
-                order: order.clone(),
-            }),
+            .compensate_with("order", |order: &String| CancelOrder { order: order.clone() }),
         )
         .step(
             Step::remote(
@@ -331,17 +301,13 @@ pub fn saga() -> Saga<Purchase> {
                 },
             )
             .timeout(Duration::from_secs(10))
-            .compensate_with("payment", |payment: &String| RefundPayment {
-                payment: payment.clone(),
-            }),
+            .compensate_with("payment", |payment: &String| RefundPayment { payment: payment.clone() }),
         )
         .step(
             Step::remote(
                 "dispatch",
                 "delivery",
-                |ctx: &StepContext<Purchase>| Dispatch {
-                    order: ctx.input.order.clone(),
-                },
+                |ctx: &StepContext<Purchase>| Dispatch { order: ctx.input.order.clone() },
                 |r: DeliveryResult| match r {
                     DeliveryResult::Delivered { worker } => Ok(worker),
                     DeliveryResult::Failed { worker } => {
@@ -381,10 +347,7 @@ pub fn register(builder: RuntimeBuilder, seed: u64, options: &Options) -> Runtim
 
 /// Creates the orders (those not yet created), waits for every saga to end, and returns the
 /// invariants.
-pub async fn run(
-    mut ctx: RunContext,
-    options: &Options,
-) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
     let runtime = register(
         Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone()),
         ctx.seed,
@@ -398,20 +361,10 @@ pub async fn run(
         }
         let order = format!("order-{n}");
         let amount = 10 + n % 90;
-        runtime
-            .send(
-                "shop",
-                &order,
-                &Checkout {
-                    order: order.clone(),
-                    amount,
-                },
-            )
-            .await?;
+        runtime.send("shop", &order, &Checkout { order: order.clone(), amount }).await?;
     }
     let outcome = drive(&mut ctx, options.orders, |store| {
-        Ok(store.count_processes(Status::Completed)?
-            + store.count_processes(Status::Compensated)?)
+        Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
     })
     .await?;
     let outcome = finish(runtime, outcome).await?;
@@ -420,8 +373,7 @@ pub async fn run(
 
 /// Orders, payments and deliveries, checked against the services' own records.
 pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec<Invariant>> {
-    let (mut delivered, mut cancelled, mut open, mut unpaid_delivered, mut double) =
-        (0, 0, 0, 0, 0);
+    let (mut delivered, mut cancelled, mut open, mut unpaid_delivered, mut double) = (0, 0, 0, 0, 0);
     let (mut kept_money_for_cancelled, mut charged, mut refunded) = (0, 0u64, 0u64);
     for n in 0..options.orders {
         let id = format!("order-{n}");

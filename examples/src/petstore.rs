@@ -27,12 +27,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            pets: 20,
-            orders: 100,
-            rejected_share: 0.2,
-            inventory_outage: Duration::from_millis(500),
-        }
+        Options { pets: 20, orders: 100, rejected_share: 0.2, inventory_outage: Duration::from_millis(500) }
     }
 }
 
@@ -193,14 +188,7 @@ fn pets() -> Service {
         .on("pets", |ctx, c: CreatePet| {
             if ctx.load::<PetState>(&c.pet)?.is_none() {
                 ctx.save(&c.pet, &PetState::Available)?;
-                ctx.send_keyed(
-                    "photos",
-                    &c.pet,
-                    &StorePhoto {
-                        pet: c.pet.clone(),
-                        photo: c.photo,
-                    },
-                )?;
+                ctx.send_keyed("photos", &c.pet, &StorePhoto { pet: c.pet.clone(), photo: c.photo })?;
                 ctx.send_keyed("pet.events", &c.pet, &PetCreated { pet: c.pet.clone() })?;
             }
             Ok(())
@@ -210,73 +198,35 @@ fn pets() -> Service {
             // concurrent reservations, the second re-runs and finds the pet taken.
             match ctx.load::<PetState>(&r.pet)? {
                 Some(PetState::Available) => {
-                    ctx.save(
-                        &r.pet,
-                        &PetState::Reserved {
-                            order: r.order.clone(),
-                        },
-                    )?;
-                    let event = PetReserved {
-                        pet: r.pet.clone(),
-                        order: r.order.clone(),
-                        user: r.user,
-                    };
+                    ctx.save(&r.pet, &PetState::Reserved { order: r.order.clone() })?;
+                    let event = PetReserved { pet: r.pet.clone(), order: r.order.clone(), user: r.user };
                     ctx.send_keyed("pet.events", &r.pet, &event)?;
-                    ctx.reply(&Reservation::Reserved {
-                        pet: r.pet,
-                        order: r.order,
-                    })?;
+                    ctx.reply(&Reservation::Reserved { pet: r.pet, order: r.order })?;
                 }
                 other => {
                     let reason = match other {
-                        Some(PetState::Reserved { .. }) | Some(PetState::Sold { .. }) => {
-                            "the pet is taken"
-                        }
+                        Some(PetState::Reserved { .. }) | Some(PetState::Sold { .. }) => "the pet is taken",
                         Some(PetState::Deleted) | None => "no such pet",
                         Some(PetState::Available) => unreachable!("handled above"),
                     };
-                    let refusal = PetRefused {
-                        pet: r.pet.clone(),
-                        order: r.order.clone(),
-                        reason: reason.into(),
-                    };
+                    let refusal =
+                        PetRefused { pet: r.pet.clone(), order: r.order.clone(), reason: reason.into() };
                     ctx.send_keyed("pet.events", &r.pet, &refusal)?;
-                    ctx.reply(&Reservation::Refused {
-                        reason: reason.into(),
-                    })?;
+                    ctx.reply(&Reservation::Refused { reason: reason.into() })?;
                 }
             }
             Ok(())
         })
         .on("pets", |ctx, r: ReleasePet| {
-            if ctx.load::<PetState>(&r.pet)?
-                == Some(PetState::Reserved {
-                    order: r.order.clone(),
-                })
-            {
+            if ctx.load::<PetState>(&r.pet)? == Some(PetState::Reserved { order: r.order.clone() }) {
                 ctx.save(&r.pet, &PetState::Available)?;
-                ctx.send_keyed(
-                    "pet.events",
-                    &r.pet,
-                    &PetReleased {
-                        pet: r.pet.clone(),
-                        order: r.order,
-                    },
-                )?;
+                ctx.send_keyed("pet.events", &r.pet, &PetReleased { pet: r.pet.clone(), order: r.order })?;
             }
             Ok(())
         })
         .on("pets", |ctx, s: SellPet| {
-            ctx.save(
-                &s.pet,
-                &PetState::Sold {
-                    order: s.order.clone(),
-                },
-            )?;
-            let event = PetSold {
-                pet: s.pet,
-                order: s.order,
-            };
+            ctx.save(&s.pet, &PetState::Sold { order: s.order.clone() })?;
+            let event = PetSold { pet: s.pet, order: s.order };
             ctx.send_keyed("pet.events", &event.pet.clone(), &event)?;
             ctx.reply(&event)?;
             Ok(())
@@ -315,19 +265,12 @@ fn orders() -> Service {
             Ok(())
         })
         .on("orders", |ctx, p: PlaceOrder| {
-            if ctx
-                .load::<String>(&format!("request/{}", p.order))?
-                .is_none()
-            {
+            if ctx.load::<String>(&format!("request/{}", p.order))?.is_none() {
                 ctx.save(&format!("request/{}", p.order), &p.pet)?;
                 ctx.start_saga(
                     SAGA,
                     &p.order,
-                    &Adoption {
-                        order: p.order.clone(),
-                        pet: p.pet,
-                        user: p.user,
-                    },
+                    &Adoption { order: p.order.clone(), pet: p.pet, user: p.user },
                 )?;
             }
             Ok(())
@@ -341,29 +284,17 @@ fn inventory() -> Service {
         Ok(())
     };
     Service::new("inventory")
-        .on("pet.events", move |ctx, e: PetCreated| {
-            set(ctx, &e.pet, "available")
-        })
-        .on("pet.events", move |ctx, e: PetReserved| {
-            set(ctx, &e.pet, "reserved")
-        })
-        .on("pet.events", move |ctx, e: PetReleased| {
-            set(ctx, &e.pet, "available")
-        })
-        .on("pet.events", move |ctx, e: PetSold| {
-            set(ctx, &e.pet, "sold")
-        })
-        .on("pet.events", move |ctx, e: PetDeleted| {
-            set(ctx, &e.pet, "deleted")
-        })
+        .on("pet.events", move |ctx, e: PetCreated| set(ctx, &e.pet, "available"))
+        .on("pet.events", move |ctx, e: PetReserved| set(ctx, &e.pet, "reserved"))
+        .on("pet.events", move |ctx, e: PetReleased| set(ctx, &e.pet, "available"))
+        .on("pet.events", move |ctx, e: PetSold| set(ctx, &e.pet, "sold"))
+        .on("pet.events", move |ctx, e: PetDeleted| set(ctx, &e.pet, "deleted"))
 }
 
 fn owner(seed: u64, rejected: f64) -> Service {
     Service::new("owner").on("owner", move |ctx, a: ApproveOrder| {
         let n = a.order.trim_start_matches("order-").parse().unwrap_or(0);
-        ctx.reply(&OrderDecision {
-            approved: chance(seed, "approve", n) >= rejected,
-        })?;
+        ctx.reply(&OrderDecision { approved: chance(seed, "approve", n) >= rejected })?;
         Ok(())
     })
 }
@@ -396,16 +327,12 @@ pub fn saga() -> Saga<Adoption> {
             Step::remote(
                 "approve",
                 "owner",
-                |ctx: &StepContext<Adoption>| ApproveOrder {
-                    order: ctx.input.order.clone(),
-                },
+                |ctx: &StepContext<Adoption>| ApproveOrder { order: ctx.input.order.clone() },
                 |d: OrderDecision| {
                     if d.approved {
                         Ok(())
                     } else {
-                        Err(ActionError::permanent(
-                            "the store owner turned the order down",
-                        ))
+                        Err(ActionError::permanent("the store owner turned the order down"))
                     }
                 },
             )
@@ -447,64 +374,37 @@ fn pet(n: u64) -> String {
 
 /// Creates users and pets, places the orders (many per pet, all at once), tries to delete
 /// every pet, and starts the inventory only after its outage.
-pub async fn run(
-    mut ctx: RunContext,
-    options: &Options,
-) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-    let builder = || {
-        Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone())
-    };
+pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+    let builder =
+        || Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone());
     // The inventory's subscription is durable: it exists while the service is down, and the
     // pet events wait in it (and, unconfirmed, in the pet service's outbox) until it is back.
-    drop(
-        ctx.transport
-            .subscribe(Subscribe::new("pet.events", "inventory"))
-            .await?,
-    );
+    drop(ctx.transport.subscribe(Subscribe::new("pet.events", "inventory")).await?);
     let runtime = register(builder(), ctx.seed, options).start().await?;
     let pets = options.pets.max(1);
     for u in 0..pets {
-        runtime
-            .send(
-                "users",
-                &format!("user-{u}"),
-                &CreateUser {
-                    user: format!("user-{u}"),
-                },
-            )
-            .await?;
+        runtime.send("users", &format!("user-{u}"), &CreateUser { user: format!("user-{u}") }).await?;
     }
     for n in 0..pets {
-        let create = CreatePet {
-            pet: pet(n),
-            name: format!("Rex {n}"),
-            photo: format!("photos/{n}.jpg"),
-        };
+        let create = CreatePet { pet: pet(n), name: format!("Rex {n}"), photo: format!("photos/{n}.jpg") };
         runtime.send("pets", &pet(n), &create).await?;
     }
     let outage = tokio::time::sleep(options.inventory_outage);
     for n in 0..options.orders {
         let order = format!("order-{n}");
         let target = pet((chance(ctx.seed, "pet", n) * pets as f64) as u64 % pets);
-        let place = PlaceOrder {
-            order: order.clone(),
-            pet: target,
-            user: format!("user-{}", n % pets),
-        };
+        let place = PlaceOrder { order: order.clone(), pet: target, user: format!("user-{}", n % pets) };
         // Keyed by order: the orders race each other, only the pet service decides.
         runtime.send("orders", &order, &place).await?;
     }
     // Someone tries to delete every other pet while the orders are under way.
     for n in (0..pets).step_by(2) {
-        runtime
-            .send("pets", &pet(n), &DeletePet { pet: pet(n) })
-            .await?;
+        runtime.send("pets", &pet(n), &DeletePet { pet: pet(n) }).await?;
     }
     outage.await;
     let inventory = register_inventory(builder()).start().await?;
     let outcome = drive(&mut ctx, options.orders, |store| {
-        Ok(store.count_processes(Status::Completed)?
-            + store.count_processes(Status::Compensated)?)
+        Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
     })
     .await?;
     let outcome = finish(runtime, outcome).await?;
@@ -519,8 +419,7 @@ pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec
     let (mut completed, mut refused, mut cancelled, mut open) = (0, 0, 0, 0);
     for n in 0..options.orders {
         let order = format!("order-{n}");
-        let target: String =
-            read(store, "orders", &format!("request/{order}"))?.unwrap_or_default();
+        let target: String = read(store, "orders", &format!("request/{order}"))?.unwrap_or_default();
         let index: usize = target.trim_start_matches("pet-").parse().unwrap_or(0);
         match read::<OrderState>(store, "orders", &order)? {
             Some(OrderState::Completed) => {
@@ -571,19 +470,13 @@ pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec
         Invariant::check(
             "pets: a reserved pet cannot be deleted",
             deleted_reserved == 0,
-            format!(
-                "{refusals} deletions of reserved or sold pets refused, {deleted_reserved} went through"
-            ),
+            format!("{refusals} deletions of reserved or sold pets refused, {deleted_reserved} went through"),
         ),
         Invariant::check(
             "inventory: caught up with the pets after its outage",
             mismatched == 0,
             format!("{mismatched} of {pets} pets differ between the pet service and the inventory"),
         ),
-        Invariant::check(
-            "orders: every order ended",
-            open == 0,
-            format!("{open} orders open"),
-        ),
+        Invariant::check("orders: every order ended", open == 0, format!("{open} orders open")),
     ])
 }

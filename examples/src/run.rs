@@ -58,11 +58,7 @@ pub struct Invariant {
 impl Invariant {
     /// An invariant that holds when `holds` is true.
     pub fn check(name: &str, holds: bool, detail: impl Into<String>) -> Self {
-        Invariant {
-            name: name.to_owned(),
-            holds,
-            detail: detail.into(),
-        }
+        Invariant { name: name.to_owned(), holds, detail: detail.into() }
     }
 }
 
@@ -154,15 +150,12 @@ pub(crate) fn patient(attempts: u32, first: Duration) -> RetryPolicy {
 
 /// A deterministic coin for `(seed, what, n)`: the same run flips the same coins.
 pub(crate) fn chance(seed: u64, what: &str, n: u64) -> f64 {
-    let mut rng =
-        fastrand::Rng::with_seed(seed ^ fnv(what) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = fastrand::Rng::with_seed(seed ^ fnv(what) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     rng.f64()
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// Reads and decodes a service's record.

@@ -59,14 +59,10 @@ pub(crate) async fn engine(messages: u64) -> Result<EngineReport> {
 
     let store = RedbStore::open(dir.path().join("durable.redb"))?;
     let transport = Arc::new(InProcessTransport::new());
-    let runtime = Runtime::builder_shared(Arc::new(store), transport.clone())
-        .register(worker())
-        .start()
-        .await?;
+    let runtime =
+        Runtime::builder_shared(Arc::new(store), transport.clone()).register(worker()).start().await?;
     // The output is taken by a bare subscriber that acks at once: only the worker's commits count.
-    let mut sink = transport
-        .subscribe(Subscribe::new("bench.out", "sink"))
-        .await?;
+    let mut sink = transport.subscribe(Subscribe::new("bench.out", "sink")).await?;
     let sink = tokio::spawn(async move {
         while let Ok(Some(delivery)) = sink.next().await {
             let _ = delivery.ack().await;
@@ -116,14 +112,8 @@ pub(crate) async fn engine(messages: u64) -> Result<EngineReport> {
 pub(crate) fn table(report: &EngineReport) -> String {
     let rows = [
         ("messages", report.messages.to_string()),
-        (
-            "durable handled messages / s",
-            report.durable_msgs_per_s.to_string(),
-        ),
-        (
-            "raw redb ceiling messages / s",
-            report.raw_ceiling_msgs_per_s.to_string(),
-        ),
+        ("durable handled messages / s", report.durable_msgs_per_s.to_string()),
+        ("raw redb ceiling messages / s", report.raw_ceiling_msgs_per_s.to_string()),
         ("ratio", report.ratio.to_string()),
         ("publish-to-ack p50 (us)", report.p50_us.to_string()),
         ("publish-to-ack p99 (us)", report.p99_us.to_string()),

@@ -118,6 +118,20 @@ pub(crate) enum DomainArgs {
         #[arg(long, default_value_t = 300)]
         recovery_ms: u64,
     },
+    /// Production, stock, bank, menu and users over one simulated day.
+    Bakery {
+        #[command(flatten)]
+        common: CommonRun,
+        /// Real seconds one bakery day (07:00 to 17:00) takes.
+        #[arg(long, default_value_t = 6.0, value_parser = parse_day_length)]
+        day_length: f64,
+        /// Orders customers place over the day.
+        #[arg(long, default_value_t = 120)]
+        orders: u64,
+        /// Share of customers whose balance is too low (0 to 1).
+        #[arg(long, default_value_t = 0.2, value_parser = parse_share)]
+        poor_customers: f64,
+    },
     /// Order, payment and delivery; workers fail or stall.
     OnlineShop {
         #[command(flatten)]
@@ -173,21 +187,24 @@ pub(crate) enum BenchTarget {
 
 fn parse_share(s: &str) -> Result<f64, String> {
     let value: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("{value} is not between 0 and 1"))
-    }
+    if (0.0..=1.0).contains(&value) { Ok(value) } else { Err(format!("{value} is not between 0 and 1")) }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
-    let value: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let value: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if (0.0..=3600.0).contains(&value) {
         Ok(value)
     } else {
         Err(format!("{value} is not between 0 and 3600 seconds"))
+    }
+}
+
+fn parse_day_length(s: &str) -> Result<f64, String> {
+    let value: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if (0.5..=36_000.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not between 0.5 and 36000 seconds"))
     }
 }
 
@@ -206,10 +223,7 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("saga-cli: cannot start the async runtime: {e}");

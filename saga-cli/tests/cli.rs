@@ -9,11 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 fn saga_cli(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_saga-cli"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_saga-cli")).args(args).current_dir(dir).output().unwrap()
 }
 
 fn stdout(output: &Output) -> String {
@@ -25,24 +21,12 @@ fn stderr(output: &Output) -> String {
 }
 
 fn json(output: &Output) -> Value {
-    serde_json::from_str(&stdout(output))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
+    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
 }
 
 /// Runs document-voiding into `dir/voiding.redb`: some processes complete, some fail.
 fn voiding_run(dir: &Path) -> PathBuf {
-    let out = saga_cli(
-        &[
-            "run",
-            "document-voiding",
-            "--db",
-            "voiding.redb",
-            "--seed",
-            "3",
-            "--json",
-        ],
-        dir,
-    );
+    let out = saga_cli(&["run", "document-voiding", "--db", "voiding.redb", "--seed", "3", "--json"], dir);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     dir.join("voiding.redb")
 }
@@ -50,18 +34,8 @@ fn voiding_run(dir: &Path) -> PathBuf {
 #[test]
 fn run_reports_json_with_processes_invariants_and_latency() {
     let dir = tempfile::tempdir().unwrap();
-    let out = saga_cli(
-        &[
-            "run",
-            "imp-summoning",
-            "--orders",
-            "40",
-            "--failure-rate",
-            "0.3",
-            "--json",
-        ],
-        dir.path(),
-    );
+    let out =
+        saga_cli(&["run", "imp-summoning", "--orders", "40", "--failure-rate", "0.3", "--json"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = json(&out);
     assert_eq!(report["domain"], "imp-summoning");
@@ -71,13 +45,7 @@ fn run_reports_json_with_processes_invariants_and_latency() {
     let completed = report["processes"]["completed"].as_u64().unwrap();
     let compensated = report["processes"]["compensated"].as_u64().unwrap();
     assert_eq!(completed + compensated, 40);
-    assert!(
-        report["invariants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i["holds"] == true)
-    );
+    assert!(report["invariants"].as_array().unwrap().iter().all(|i| i["holds"] == true));
     assert!(report["elapsed_ms"].as_u64().is_some());
     assert!(
         report["saga_latency_ms"]["p99"].as_u64().unwrap()
@@ -89,36 +57,17 @@ fn run_reports_json_with_processes_invariants_and_latency() {
 #[test]
 fn list_and_inspect_show_every_process_in_three_formats() {
     let dir = tempfile::tempdir().unwrap();
-    let out = saga_cli(
-        &["run", "imp-summoning", "--orders", "10", "--json"],
-        dir.path(),
-    );
+    let out = saga_cli(&["run", "imp-summoning", "--orders", "10", "--json"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     let list = json(&saga_cli(&["list", "--json"], dir.path()));
     let rows = list.as_array().unwrap();
     assert_eq!(rows.len(), 10);
-    assert!(
-        rows.iter()
-            .all(|r| r["kind"] == "summoning" && r["id"].as_str().is_some())
-    );
-    let completed = json(&saga_cli(
-        &["list", "--status", "completed", "--json"],
-        dir.path(),
-    ));
-    assert!(
-        completed
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["status"] == "completed")
-    );
+    assert!(rows.iter().all(|r| r["kind"] == "summoning" && r["id"].as_str().is_some()));
+    let completed = json(&saga_cli(&["list", "--status", "completed", "--json"], dir.path()));
+    assert!(completed.as_array().unwrap().iter().all(|r| r["status"] == "completed"));
     let table = saga_cli(&["list"], dir.path());
-    assert!(
-        stdout(&table).contains("summoning/order-3"),
-        "{}",
-        stdout(&table)
-    );
+    assert!(stdout(&table).contains("summoning/order-3"), "{}", stdout(&table));
 
     let id = "summoning/order-3";
     let detail = json(&saga_cli(&["inspect", "process", id, "--json"], dir.path()));
@@ -135,16 +84,10 @@ fn list_and_inspect_show_every_process_in_three_formats() {
         "{human}"
     );
 
-    let mermaid = stdout(&saga_cli(
-        &["inspect", "process", id, "--mermaid"],
-        dir.path(),
-    ));
+    let mermaid = stdout(&saga_cli(&["inspect", "process", id, "--mermaid"], dir.path()));
     assert!(mermaid.starts_with("sequenceDiagram"), "{mermaid}");
     assert!(mermaid.contains("participant P2 as treasury"), "{mermaid}");
-    assert!(
-        mermaid.contains("P0-)P2: treasury.collect-fee"),
-        "{mermaid}"
-    );
+    assert!(mermaid.contains("P0-)P2: treasury.collect-fee"), "{mermaid}");
     assert!(mermaid.contains("P1--)P0: saga.start"), "{mermaid}");
 }
 
@@ -153,35 +96,18 @@ fn acknowledge_frees_a_failed_process_and_retry_refuses_what_did_not_fail() {
     let dir = tempfile::tempdir().unwrap();
     let db = voiding_run(dir.path());
     let db = db.to_str().unwrap();
-    let failed = json(&saga_cli(
-        &["list", "--db", db, "--status", "failed", "--json"],
-        dir.path(),
-    ));
-    let id = failed
-        .as_array()
-        .unwrap()
-        .first()
-        .expect("a failed voiding")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let failed = json(&saga_cli(&["list", "--db", db, "--status", "failed", "--json"], dir.path()));
+    let id = failed.as_array().unwrap().first().expect("a failed voiding")["id"].as_str().unwrap().to_owned();
 
     let out = saga_cli(&["acknowledge", &id, "--db", db], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), format!("{id}: acknowledged"));
-    let detail = json(&saga_cli(
-        &["inspect", "process", &id, "--db", db, "--json"],
-        dir.path(),
-    ));
+    let detail = json(&saga_cli(&["inspect", "process", &id, "--db", db, "--json"], dir.path()));
     assert_eq!(detail["status"], "acknowledged");
 
     let out = saga_cli(&["retry", &id, "--db", db], dir.path());
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("cannot retry while it is acknowledged"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("cannot retry while it is acknowledged"), "{}", stderr(&out));
 }
 
 #[test]
@@ -189,14 +115,8 @@ fn retry_resumes_a_failed_process() {
     let dir = tempfile::tempdir().unwrap();
     let db = voiding_run(dir.path());
     let db = db.to_str().unwrap();
-    let failed = json(&saga_cli(
-        &["list", "--db", db, "--status", "failed", "--json"],
-        dir.path(),
-    ));
-    let id = failed.as_array().unwrap()[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let failed = json(&saga_cli(&["list", "--db", db, "--status", "failed", "--json"], dir.path()));
+    let id = failed.as_array().unwrap()[0]["id"].as_str().unwrap().to_owned();
     let out = saga_cli(&["retry", &id, "--db", db], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), format!("{id}: running"));
@@ -212,31 +132,20 @@ fn bad_input_is_one_clear_line_and_changes_no_file() {
         assert!(stdout(out).is_empty());
         assert!(!err.contains("panicked"));
     };
-    one_line(
-        &saga_cli(&["run", "dragon-taming"], dir.path()),
-        2,
-        "dragon-taming",
-    );
+    one_line(&saga_cli(&["run", "dragon-taming"], dir.path()), 2, "dragon-taming");
     one_line(
         &saga_cli(&["run", "imp-summoning", "--failure-rate", "2"], dir.path()),
         2,
         "2 is not between 0 and 1",
     );
-    one_line(
-        &saga_cli(&["list", "--status", "sleeping"], dir.path()),
-        2,
-        "unknown status",
-    );
+    one_line(&saga_cli(&["list", "--status", "sleeping"], dir.path()), 2, "unknown status");
     one_line(
         &saga_cli(&["list", "--db", "missing.redb"], dir.path()),
         1,
         "missing.redb: no such saga database",
     );
     one_line(
-        &saga_cli(
-            &["inspect", "process", "x", "--db", "missing.redb"],
-            dir.path(),
-        ),
+        &saga_cli(&["inspect", "process", "x", "--db", "missing.redb"], dir.path()),
         1,
         "no such saga database",
     );
@@ -249,11 +158,7 @@ fn bad_input_is_one_clear_line_and_changes_no_file() {
         vec!["run", "imp-summoning", "--db", "notes.txt"],
         vec!["retry", "x", "--db", "notes.txt"],
     ] {
-        one_line(
-            &saga_cli(&args, dir.path()),
-            1,
-            "notes.txt: not a saga database",
-        );
+        one_line(&saga_cli(&args, dir.path()), 1, "notes.txt: not a saga database");
     }
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "not a database");
 
@@ -264,11 +169,7 @@ fn bad_input_is_one_clear_line_and_changes_no_file() {
         1,
         "no process with id \"nope/1\"",
     );
-    one_line(
-        &saga_cli(&["acknowledge", "nope/1", "--db", db], dir.path()),
-        1,
-        "no process with id",
-    );
+    one_line(&saga_cli(&["acknowledge", "nope/1", "--db", db], dir.path()), 1, "no process with id");
     one_line(
         &saga_cli(&["run", "imp-summoning", "--db", db], dir.path()),
         1,
@@ -279,15 +180,7 @@ fn bad_input_is_one_clear_line_and_changes_no_file() {
 #[test]
 fn an_online_shop_run_interrupted_by_sigint_resumes_and_finishes_every_order() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "run",
-        "online-shop",
-        "--orders",
-        "400",
-        "--worker-failure-rate",
-        "0.4",
-        "--json",
-    ];
+    let args = ["run", "online-shop", "--orders", "400", "--worker-failure-rate", "0.4", "--json"];
     let child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
         .args(args)
         .current_dir(dir.path())
@@ -299,10 +192,7 @@ fn an_online_shop_run_interrupted_by_sigint_resumes_and_finishes_every_order() {
     let db = dir.path().join("saga.redb");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never got going"
-        );
+        assert!(std::time::Instant::now() < deadline, "the run never got going");
         std::thread::sleep(Duration::from_millis(100));
         if db.exists() {
             let list = saga_cli(&["list", "--json"], dir.path());
@@ -311,19 +201,13 @@ fn an_online_shop_run_interrupted_by_sigint_resumes_and_finishes_every_order() {
             }
         }
     }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let first = child.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(130), "{}", stderr(&first));
     let report = json(&first);
     assert_eq!(report["interrupted"], true);
-    assert!(
-        report["processes"]["running"].as_u64().unwrap() > 0,
-        "it was stopped midway: {report}"
-    );
+    assert!(report["processes"]["running"].as_u64().unwrap() > 0, "it was stopped midway: {report}");
 
     let second = saga_cli(&args, dir.path());
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));

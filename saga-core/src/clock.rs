@@ -59,11 +59,7 @@ pub struct ScaledClock {
 impl ScaledClock {
     /// A clock that reads `start` now and advances `factor` simulated seconds per real second.
     pub fn new(start: Timestamp, factor: f64) -> Self {
-        ScaledClock {
-            start,
-            origin: Instant::now(),
-            factor: factor.max(f64::MIN_POSITIVE),
-        }
+        ScaledClock { start, origin: Instant::now(), factor: factor.max(f64::MIN_POSITIVE) }
     }
 }
 
@@ -103,10 +99,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock stopped at `start`.
     pub fn new(start: Timestamp) -> Self {
-        ManualClock {
-            now: Mutex::new(start),
-            ticks: watch::Sender::new(start),
-        }
+        ManualClock { now: Mutex::new(start), ticks: watch::Sender::new(start) }
     }
 
     /// Moves time forward by `by`, waking every sleeper whose deadline has passed.

@@ -17,9 +17,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// The file is a redb database that some other program wrote; it was left untouched.
-    #[error(
-        "{path}: a redb database, but not a saga database ({detail}); the file was left untouched"
-    )]
+    #[error("{path}: a redb database, but not a saga database ({detail}); the file was left untouched")]
     ForeignDatabase {
         /// The file that was refused.
         path: PathBuf,
@@ -135,16 +133,10 @@ impl Error {
         context: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error::Storage {
-            context: context.into(),
-            source: Box::new(source),
-        }
+        Error::Storage { context: context.into(), source: Box::new(source) }
     }
 
     pub(crate) fn codec(what: impl Into<String>, source: serde_json::Error) -> Self {
-        Error::Codec {
-            what: what.into(),
-            source,
-        }
+        Error::Codec { what: what.into(), source }
     }
 }

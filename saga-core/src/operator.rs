@@ -15,12 +15,9 @@ use crate::store::{Batch, Class, CommitUnit, PROCESS_SPACE, Status, Store};
 /// The message asking the owner of process `id` to perform `action`; fails if there is no such
 /// process or it is not `Failed`.
 pub fn request(store: &dyn Store, id: &str, action: OperatorAction) -> Result<Envelope> {
-    let record = store
-        .record(PROCESS_SPACE, id)?
-        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
-    let meta = record
-        .process
-        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    let record =
+        store.record(PROCESS_SPACE, id)?.ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    let meta = record.process.ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
     if meta.status != Status::Failed {
         return Err(Error::InvalidOperatorAction {
             id: id.to_owned(),
@@ -35,14 +32,7 @@ pub fn request(store: &dyn Store, id: &str, action: OperatorAction) -> Result<En
         }
         Class::Process => (crate::process::topic(&meta.kind), id),
     };
-    let mut envelope = Envelope::new(
-        &topic,
-        key,
-        &OperatorRequest {
-            process: id.to_owned(),
-            action,
-        },
-    )?;
+    let mut envelope = Envelope::new(&topic, key, &OperatorRequest { process: id.to_owned(), action })?;
     envelope.source = "operator".into();
     envelope.correlation_id = id.to_owned();
     Ok(envelope)
@@ -50,20 +40,12 @@ pub fn request(store: &dyn Store, id: &str, action: OperatorAction) -> Result<En
 
 /// Records the request for process `id` in `store`'s outbox, durably; the next runtime on the
 /// store delivers it.
-pub fn submit(
-    store: &dyn Store,
-    id: &str,
-    action: OperatorAction,
-    now: Timestamp,
-) -> Result<MessageId> {
+pub fn submit(store: &dyn Store, id: &str, action: OperatorAction, now: Timestamp) -> Result<MessageId> {
     let mut envelope = request(store, id, action)?;
     envelope.created_at = now;
     let message = envelope.id;
     let mut unit = CommitUnit::send(envelope);
     unit.at = now;
-    store.commit(Batch {
-        units: vec![unit],
-        sent: vec![],
-    })?;
+    store.commit(Batch { units: vec![unit], sent: vec![] })?;
     Ok(message)
 }

@@ -32,10 +32,7 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// Never retry.
     pub fn none() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..Self::exponential(1, Duration::ZERO)
-        }
+        RetryPolicy { max_attempts: 1, ..Self::exponential(1, Duration::ZERO) }
     }
 
     /// Up to `max_attempts` attempts, waiting `initial` and then twice as long each time, at most

@@ -1,9 +1,7 @@
 //! [`Service`]: a participant that handles commands and events with its own records.
 
 use crate::model::{ActionError, Message};
-use crate::runtime::{
-    Component, Consumer, Context, Handled, sealed::IntoConsumer, sealed::Registration,
-};
+use crate::runtime::{Component, Consumer, Context, Handled, sealed::IntoConsumer, sealed::Registration};
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -51,11 +49,7 @@ impl Service {
     /// A service with no handlers yet. The name is its keyspace, its subscription group and the
     /// `source` of what it sends.
     pub fn new(name: impl Into<String>) -> Self {
-        Service {
-            name: name.into(),
-            topics: BTreeSet::new(),
-            handlers: HashMap::new(),
-        }
+        Service { name: name.into(), topics: BTreeSet::new(), handlers: HashMap::new() }
     }
 
     /// Handles messages of type `M` arriving on `topic`.

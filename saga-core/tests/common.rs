@@ -29,10 +29,7 @@ pub(crate) struct Account {
 }
 
 pub(crate) fn deposit(n: u32) -> Deposit {
-    Deposit {
-        n,
-        account: format!("acct-{}", n % 4),
-    }
+    Deposit { n, account: format!("acct-{}", n % 4) }
 }
 
 /// The ledger applies deposits and announces them; `calls` counts handler runs.
@@ -83,18 +80,12 @@ pub(crate) fn audited(store: &dyn saga_core::Store, n: u32) -> u32 {
 pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
 }
 
 /// The status of process `id`.
 pub(crate) fn status(store: &dyn saga_core::Store, id: &str) -> Option<saga_core::Status> {
-    store
-        .record(saga_core::store::PROCESS_SPACE, id)
-        .unwrap()
-        .and_then(|r| r.process.map(|p| p.status))
+    store.record(saga_core::store::PROCESS_SPACE, id).unwrap().and_then(|r| r.process.map(|p| p.status))
 }

@@ -12,9 +12,7 @@ use std::time::Duration;
 const DEPOSITS: u32 = 10;
 
 fn envelopes() -> Vec<Envelope> {
-    (0..DEPOSITS)
-        .map(|n| Envelope::new("ledger", &format!("acct-{}", n % 4), &deposit(n)).unwrap())
-        .collect()
+    (0..DEPOSITS).map(|n| Envelope::new("ledger", &format!("acct-{}", n % 4), &deposit(n)).unwrap()).collect()
 }
 
 fn quick_retries() -> Config {
@@ -46,10 +44,7 @@ async fn workload(backend: FaultyBackend, envelopes: &[Envelope]) -> bool {
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !backend.crashed() && tokio::time::Instant::now() < deadline {
-        if tokio::time::timeout(Duration::from_millis(20), runtime.wait_idle())
-            .await
-            .is_ok()
-        {
+        if tokio::time::timeout(Duration::from_millis(20), runtime.wait_idle()).await.is_ok() {
             break;
         }
     }
@@ -62,10 +57,7 @@ fn assert_whole(store: &RedbStore, point: &str) {
     let applied = applied(store);
     let mut unique = applied.clone();
     unique.dedup();
-    assert_eq!(
-        unique, applied,
-        "{point}: a deposit applied twice: {applied:?}"
-    );
+    assert_eq!(unique, applied, "{point}: a deposit applied twice: {applied:?}");
     let pending: Vec<u32> = store
         .outbox_after(None, 10_000)
         .unwrap()
@@ -75,25 +67,18 @@ fn assert_whole(store: &RedbStore, point: &str) {
         .collect();
     for n in &applied {
         let announced = pending.contains(n) || audited(store, *n) > 0;
-        assert!(
-            announced,
-            "{point}: deposit {n} applied but its outgoing message is gone"
-        );
+        assert!(announced, "{point}: deposit {n} applied but its outgoing message is gone");
     }
     for n in 0..DEPOSITS {
         if audited(store, n) > 0 {
-            assert!(
-                applied.contains(&n),
-                "{point}: deposit {n} audited but never applied"
-            );
+            assert!(applied.contains(&n), "{point}: deposit {n} audited but never applied");
         }
     }
 }
 
 async fn recover_and_finish(image: FaultyBackend, envelopes: &[Envelope], point: &str) {
-    let store = Arc::new(
-        RedbStore::with_backend(image).unwrap_or_else(|e| panic!("{point}: reopening failed: {e}")),
-    );
+    let store =
+        Arc::new(RedbStore::with_backend(image).unwrap_or_else(|e| panic!("{point}: reopening failed: {e}")));
     assert_whole(&store, point);
     let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
         .register(ledger(Arc::new(AtomicUsize::new(0))))
@@ -106,11 +91,7 @@ async fn recover_and_finish(image: FaultyBackend, envelopes: &[Envelope], point:
         runtime.send_envelope(envelope.clone()).await.unwrap();
     }
     runtime.wait_idle().await.unwrap();
-    assert_eq!(
-        applied(store.as_ref()),
-        (0..DEPOSITS).collect::<Vec<_>>(),
-        "{point}"
-    );
+    assert_eq!(applied(store.as_ref()), (0..DEPOSITS).collect::<Vec<_>>(), "{point}");
     for n in 0..DEPOSITS {
         assert_eq!(audited(store.as_ref(), n), 1, "{point}: deposit {n}");
     }
@@ -129,20 +110,10 @@ async fn a_crash_at_any_write_or_sync_leaves_whole_units_and_exactly_once_effect
     for n in (1..=total + 1).step_by(step as usize) {
         let backend = FaultyBackend::failing_at(n);
         if workload(backend.clone(), &envelopes).await {
-            recover_and_finish(
-                backend.durable_image(),
-                &envelopes,
-                &format!("op {n}, durable"),
-            )
-            .await;
+            recover_and_finish(backend.durable_image(), &envelopes, &format!("op {n}, durable")).await;
             recover_and_finish(backend.live_image(), &envelopes, &format!("op {n}, live")).await;
         } else {
-            recover_and_finish(
-                FaultyBackend::new(),
-                &envelopes,
-                &format!("op {n}, never created"),
-            )
-            .await;
+            recover_and_finish(FaultyBackend::new(), &envelopes, &format!("op {n}, never created")).await;
         }
         points += 1;
     }

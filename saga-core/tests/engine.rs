@@ -32,11 +32,7 @@ async fn a_message_delivered_three_times_in_a_row_changes_state_once() {
         runtime.wait_idle().await.unwrap();
     }
     assert_eq!(applied(store.as_ref()), vec![1]);
-    assert_eq!(
-        audited(store.as_ref(), 1),
-        1,
-        "one outgoing message, audited once"
-    );
+    assert_eq!(audited(store.as_ref(), 1), 1, "one outgoing message, audited once");
     runtime.shutdown().await.unwrap();
 }
 
@@ -54,9 +50,7 @@ async fn a_message_delivered_three_times_at_once_changes_state_once() {
         envelope.key = format!("copy-{copy}");
         let transport = transport.clone();
         let envelope = envelope.clone();
-        publishes.push(tokio::spawn(
-            async move { transport.publish(envelope).await },
-        ));
+        publishes.push(tokio::spawn(async move { transport.publish(envelope).await }));
     }
     for p in publishes {
         p.await.unwrap().unwrap();
@@ -91,13 +85,7 @@ fn two_commits_against_one_version_one_wins_and_the_other_conflicts() {
             let (store, barrier, unit) = (store.clone(), barrier.clone(), write(value));
             std::thread::spawn(move || {
                 barrier.wait();
-                store
-                    .commit(Batch {
-                        units: vec![unit],
-                        sent: vec![],
-                    })
-                    .unwrap()
-                    .remove(0)
+                store.commit(Batch { units: vec![unit], sent: vec![] }).unwrap().remove(0)
             })
         })
         .collect();
@@ -106,20 +94,12 @@ fn two_commits_against_one_version_one_wins_and_the_other_conflicts() {
     assert_eq!(wins, 1, "exactly one commit wins: {outcomes:?}");
     let loser = outcomes.into_iter().find(|o| !o.is_committed()).unwrap();
     match loser {
-        saga_core::store::UnitOutcome::Conflict(Error::Conflict {
-            expected,
-            found,
-            id,
-            ..
-        }) => {
+        saga_core::store::UnitOutcome::Conflict(Error::Conflict { expected, found, id, .. }) => {
             assert_eq!((expected, found, id.as_str()), (0, 1, "acct-1"));
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    assert_eq!(
-        store.record("ledger", "acct-1").unwrap().unwrap().version,
-        1
-    );
+    assert_eq!(store.record("ledger", "acct-1").unwrap().unwrap().version, 1);
 }
 
 #[tokio::test]
@@ -130,18 +110,13 @@ async fn concurrent_handlers_on_one_record_serialise_through_version_checks() {
     let runtime = start(store.clone(), transport.clone(), calls.clone()).await;
     // Every deposit lands on acct-0, but under different keys: handlers race on one record.
     for n in 0..100u32 {
-        let mut envelope =
-            Envelope::new("ledger", &format!("k{n}"), &saga_core_test_deposit(n * 4)).unwrap();
+        let mut envelope = Envelope::new("ledger", &format!("k{n}"), &saga_core_test_deposit(n * 4)).unwrap();
         envelope.key = format!("k{n}");
         runtime.send_envelope(envelope).await.unwrap();
     }
     runtime.wait_idle().await.unwrap();
     let expected: Vec<u32> = (0..100).map(|n| n * 4).collect();
-    assert_eq!(
-        applied(store.as_ref()),
-        expected,
-        "every deposit applied once, none lost to a race"
-    );
+    assert_eq!(applied(store.as_ref()), expected, "every deposit applied once, none lost to a race");
     assert!(calls.load(Ordering::SeqCst) >= 100);
     runtime.shutdown().await.unwrap();
 }
@@ -158,12 +133,7 @@ async fn a_crash_between_commit_and_publish_is_repaired_by_the_relay_and_receive
     {
         // The commit happened, the process died before the relay ran.
         let store = RedbStore::open(&path).unwrap();
-        store
-            .commit(Batch {
-                units: vec![CommitUnit::send(envelope.clone())],
-                sent: vec![],
-            })
-            .unwrap();
+        store.commit(Batch { units: vec![CommitUnit::send(envelope.clone())], sent: vec![] }).unwrap();
     }
     // After restart the relay publishes it...
     let store = Arc::new(RedbStore::open(&path).unwrap());
@@ -172,20 +142,11 @@ async fn a_crash_between_commit_and_publish_is_repaired_by_the_relay_and_receive
     runtime.wait_idle().await.unwrap();
     assert_eq!(applied(store.as_ref()), vec![1]);
     // ...and if the same row is relayed again (the delete was lost), the receiver dedupes it.
-    store
-        .commit(Batch {
-            units: vec![CommitUnit::send(envelope)],
-            sent: vec![],
-        })
-        .unwrap();
+    store.commit(Batch { units: vec![CommitUnit::send(envelope)], sent: vec![] }).unwrap();
     runtime.wait_idle().await.unwrap();
     assert_eq!(applied(store.as_ref()), vec![1]);
     assert_eq!(audited(store.as_ref(), 1), 1);
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "the duplicate never reached the handler"
-    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the duplicate never reached the handler");
     runtime.shutdown().await.unwrap();
 }
 
@@ -214,12 +175,7 @@ async fn shutdown_with_messages_in_flight_loses_nothing_and_a_restart_finishes_t
                 CommitUnit::send(envelope.unwrap())
             })
             .collect();
-        store
-            .commit(Batch {
-                units,
-                sent: vec![],
-            })
-            .unwrap();
+        store.commit(Batch { units, sent: vec![] }).unwrap();
         let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
             .register(slow(first_calls.clone()))
             .register(auditor())
@@ -232,24 +188,12 @@ async fn shutdown_with_messages_in_flight_loses_nothing_and_a_restart_finishes_t
         runtime.shutdown().await.unwrap();
     }
     let handled_before = applied(&RedbStore::open(&path).unwrap()).len();
-    assert!(
-        handled_before < 200,
-        "the shutdown came mid-run ({handled_before} handled)"
-    );
+    assert!(handled_before < 200, "the shutdown came mid-run ({handled_before} handled)");
 
     let store = Arc::new(RedbStore::open(&path).unwrap());
-    let runtime = start(
-        store.clone(),
-        InProcessTransport::new(),
-        Arc::new(AtomicUsize::new(0)),
-    )
-    .await;
+    let runtime = start(store.clone(), InProcessTransport::new(), Arc::new(AtomicUsize::new(0))).await;
     runtime.wait_idle().await.unwrap();
-    assert_eq!(
-        applied(store.as_ref()),
-        (0..200).collect::<Vec<_>>(),
-        "each deposit exactly once"
-    );
+    assert_eq!(applied(store.as_ref()), (0..200).collect::<Vec<_>>(), "each deposit exactly once");
     for n in 0..200 {
         assert_eq!(audited(store.as_ref(), n), 1, "deposit {n} audited once");
     }
@@ -259,31 +203,18 @@ async fn shutdown_with_messages_in_flight_loses_nothing_and_a_restart_finishes_t
 #[tokio::test]
 async fn a_payload_that_does_not_decode_goes_to_dead_letters_without_blocking_the_rest() {
     let store = Arc::new(RedbStore::in_memory().unwrap());
-    let runtime = start(
-        store.clone(),
-        InProcessTransport::new(),
-        Arc::new(AtomicUsize::new(0)),
-    )
-    .await;
+    let runtime = start(store.clone(), InProcessTransport::new(), Arc::new(AtomicUsize::new(0))).await;
     let mut bad = Envelope::new("ledger", "acct-1", &deposit(1)).unwrap();
     bad.payload = bytes::Bytes::from_static(b"{\"n\": \"not a number\"}");
     runtime.send_envelope(bad.clone()).await.unwrap();
     runtime.send("ledger", "acct-1", &deposit(5)).await.unwrap();
     runtime.wait_idle().await.unwrap();
-    assert_eq!(
-        applied(store.as_ref()),
-        vec![5],
-        "the good message behind it went through"
-    );
+    assert_eq!(applied(store.as_ref()), vec![5], "the good message behind it went through");
     let letters = store.dead_letters().unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].envelope.id, bad.id);
     assert_eq!(letters[0].consumer, "ledger");
-    assert!(
-        letters[0].error.contains("decoding message"),
-        "{}",
-        letters[0].error
-    );
+    assert!(letters[0].error.contains("decoding message"), "{}", letters[0].error);
     runtime.shutdown().await.unwrap();
 }
 
@@ -293,11 +224,7 @@ async fn the_in_process_transport_redelivers_what_was_nacked_or_dropped() {
     let mut sub = transport.subscribe(Subscribe::new("t", "g")).await.unwrap();
     let publisher = {
         let transport = transport.clone();
-        tokio::spawn(async move {
-            transport
-                .publish(Envelope::new("t", "k", &deposit(1)).unwrap())
-                .await
-        })
+        tokio::spawn(async move { transport.publish(Envelope::new("t", "k", &deposit(1)).unwrap()).await })
     };
     let first = sub.next().await.unwrap().unwrap();
     first.nack(Duration::from_millis(5)).await.unwrap();
@@ -306,10 +233,7 @@ async fn the_in_process_transport_redelivers_what_was_nacked_or_dropped() {
     drop(second);
     let third = sub.next().await.unwrap().unwrap();
     assert_eq!(third.envelope.attempt, 3);
-    assert!(
-        !publisher.is_finished(),
-        "publish waits until the message is handled"
-    );
+    assert!(!publisher.is_finished(), "publish waits until the message is handled");
     third.ack().await.unwrap();
     publisher.await.unwrap().unwrap();
 }

@@ -44,12 +44,7 @@ fn voiding() -> ProcessManager<Voiding> {
             "billing",
             |e: &VoidingRequested| e.document.clone(),
             |e, p| {
-                p.send(
-                    "reports",
-                    &MarkAsVoided {
-                        document: e.document.clone(),
-                    },
-                )?;
+                p.send("reports", &MarkAsVoided { document: e.document.clone() })?;
                 p.set_state("requested");
                 Ok(Voiding::Requested)
             },
@@ -96,31 +91,19 @@ async fn concurrent_start_events_for_one_document_create_exactly_one_instance() 
     // Twenty requests under twenty different keys: handled concurrently, racing for the slot.
     for n in 0..20 {
         runtime
-            .send(
-                "billing",
-                &format!("request-{n}"),
-                &VoidingRequested {
-                    document: "doc-1".into(),
-                },
-            )
+            .send("billing", &format!("request-{n}"), &VoidingRequested { document: "doc-1".into() })
             .await
             .unwrap();
     }
     runtime.wait_idle().await.unwrap();
-    assert_eq!(
-        instances(store.as_ref()),
-        [("voiding/doc-1/1".to_owned(), Status::Running)]
-    );
+    assert_eq!(instances(store.as_ref()), [("voiding/doc-1/1".to_owned(), Status::Running)]);
     let ignored = store
         .history("voiding/doc-1/1")
         .unwrap()
         .into_iter()
         .filter(|h| matches!(h.event, HistoryEvent::Ignored { .. }))
         .count();
-    assert_eq!(
-        ignored, 19,
-        "every other request is recorded on the live instance"
-    );
+    assert_eq!(ignored, 19, "every other request is recorded on the live instance");
     runtime.shutdown().await.unwrap();
 }
 
@@ -133,27 +116,15 @@ async fn a_failed_instance_holds_its_document_until_acknowledged() {
         .start()
         .await
         .unwrap();
-    let request = VoidingRequested {
-        document: "doc-2".into(),
-    };
+    let request = VoidingRequested { document: "doc-2".into() };
     runtime.send("billing", "doc-2", &request).await.unwrap();
     runtime.wait_idle().await.unwrap();
     let first = "voiding/doc-2/1";
     runtime
-        .send(
-            "reports.events",
-            "doc-2",
-            &MarkingFinished {
-                document: "doc-2".into(),
-                succeeded: false,
-            },
-        )
+        .send("reports.events", "doc-2", &MarkingFinished { document: "doc-2".into(), succeeded: false })
         .await
         .unwrap();
-    eventually("the instance to fail", || {
-        status(store.as_ref(), first) == Some(Status::Failed)
-    })
-    .await;
+    eventually("the instance to fail", || status(store.as_ref(), first) == Some(Status::Failed)).await;
 
     // While it waits for the operator, no new instance starts for the document.
     runtime.send("billing", "doc-2", &request).await.unwrap();
@@ -161,25 +132,12 @@ async fn a_failed_instance_holds_its_document_until_acknowledged() {
     assert_eq!(instances(store.as_ref()).len(), 1);
 
     runtime.acknowledge(first).await.unwrap();
-    eventually("the acknowledgement", || {
-        status(store.as_ref(), first) == Some(Status::Acknowledged)
-    })
-    .await;
+    eventually("the acknowledgement", || status(store.as_ref(), first) == Some(Status::Acknowledged)).await;
     runtime.send("billing", "doc-2", &request).await.unwrap();
     eventually("a new instance", || instances(store.as_ref()).len() == 2).await;
-    assert_eq!(
-        status(store.as_ref(), "voiding/doc-2/2"),
-        Some(Status::Running)
-    );
+    assert_eq!(status(store.as_ref(), "voiding/doc-2/2"), Some(Status::Running));
     runtime
-        .send(
-            "reports.events",
-            "doc-2",
-            &MarkingFinished {
-                document: "doc-2".into(),
-                succeeded: true,
-            },
-        )
+        .send("reports.events", "doc-2", &MarkingFinished { document: "doc-2".into(), succeeded: true })
         .await
         .unwrap();
     eventually("the voiding to complete", || {

@@ -4,8 +4,8 @@ use crate::common::{eventually, status};
 use saga_core::saga::{CompensationContext, Saga, SagaState, Step, StepContext, StepStatus};
 use saga_core::store::{HistoryEvent, PROCESS_SPACE};
 use saga_core::{
-    ActionError, Clock, InProcessTransport, ManualClock, Message, RedbStore, RetryPolicy, Runtime,
-    Service, Status, Store, Timestamp,
+    ActionError, Clock, InProcessTransport, ManualClock, Message, RedbStore, RetryPolicy, Runtime, Service,
+    Status, Store, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -34,9 +34,7 @@ fn recorded_step(name: &'static str, j: &Journal) -> Step<u32, String> {
     .compensate(move |c: CompensationContext<String>| {
         let undo = undo.clone();
         async move {
-            undo.lock()
-                .unwrap()
-                .push(format!("compensate {name} with {}", c.log));
+            undo.lock().unwrap().push(format!("compensate {name} with {}", c.log));
             Ok(())
         }
     })
@@ -73,10 +71,7 @@ async fn a_permanent_failure_in_step_three_compensates_step_two_then_step_one_wi
         .await
         .unwrap();
     let id = runtime.start_saga("order", "42", &42u32).await.unwrap();
-    eventually("the saga to end", || {
-        status(store.as_ref(), &id) == Some(Status::Compensated)
-    })
-    .await;
+    eventually("the saga to end", || status(store.as_ref(), &id) == Some(Status::Compensated)).await;
     assert_eq!(
         entries(&j),
         vec![
@@ -89,14 +84,7 @@ async fn a_permanent_failure_in_step_three_compensates_step_two_then_step_one_wi
     );
     let state = saga_state(store.as_ref(), &id);
     let statuses: Vec<_> = state.steps.iter().map(|s| s.status).collect();
-    assert_eq!(
-        statuses,
-        [
-            StepStatus::Compensated,
-            StepStatus::Compensated,
-            StepStatus::Failed
-        ]
-    );
+    assert_eq!(statuses, [StepStatus::Compensated, StepStatus::Compensated, StepStatus::Failed]);
     assert_eq!(state.failure.unwrap().step, "ship");
     runtime.wait_idle().await.unwrap();
     assert_eq!(entries(&j).len(), 5, "each compensation ran once");
@@ -112,15 +100,8 @@ async fn a_transient_failure_is_retried_by_its_policy_and_every_attempt_is_in_th
             let attempts = attempts.clone();
             async move {
                 *attempts.lock().unwrap() += 1;
-                assert_eq!(
-                    ctx.idempotency_key, "pay/7/call-bank",
-                    "the same key on every attempt"
-                );
-                if ctx.attempt < 3 {
-                    Err(ActionError::transient("bank busy"))
-                } else {
-                    Ok(ctx.attempt)
-                }
+                assert_eq!(ctx.idempotency_key, "pay/7/call-bank", "the same key on every attempt");
+                if ctx.attempt < 3 { Err(ActionError::transient("bank busy")) } else { Ok(ctx.attempt) }
             }
         })
         .retry(RetryPolicy::exponential(5, Duration::from_millis(5)))
@@ -132,17 +113,9 @@ async fn a_transient_failure_is_retried_by_its_policy_and_every_attempt_is_in_th
         .await
         .unwrap();
     let id = runtime.start_saga("pay", "7", &7u32).await.unwrap();
-    eventually("the saga to complete", || {
-        status(store.as_ref(), &id) == Some(Status::Completed)
-    })
-    .await;
+    eventually("the saga to complete", || status(store.as_ref(), &id) == Some(Status::Completed)).await;
     assert_eq!(*attempts.lock().unwrap(), 3);
-    let history: Vec<_> = store
-        .history(&id)
-        .unwrap()
-        .into_iter()
-        .map(|h| h.event)
-        .collect();
+    let history: Vec<_> = store.history(&id).unwrap().into_iter().map(|h| h.event).collect();
     let started: Vec<u32> = history
         .iter()
         .filter_map(|e| match e {
@@ -154,19 +127,12 @@ async fn a_transient_failure_is_retried_by_its_policy_and_every_attempt_is_in_th
     let failed: Vec<(u32, bool)> = history
         .iter()
         .filter_map(|e| match e {
-            HistoryEvent::StepFailed {
-                attempt,
-                will_retry,
-                ..
-            } => Some((*attempt, *will_retry)),
+            HistoryEvent::StepFailed { attempt, will_retry, .. } => Some((*attempt, *will_retry)),
             _ => None,
         })
         .collect();
     assert_eq!(failed, [(1, true), (2, true)]);
-    assert!(history.contains(&HistoryEvent::StepSucceeded {
-        step: "call-bank".into(),
-        attempt: 3
-    }));
+    assert!(history.contains(&HistoryEvent::StepSucceeded { step: "call-bank".into(), attempt: 3 }));
     runtime.shutdown().await.unwrap();
 }
 
@@ -209,10 +175,7 @@ async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_
     let circle = {
         let commands = commands.clone();
         Service::new("circle").on("circle", move |ctx, s: Summon| {
-            commands
-                .lock()
-                .unwrap()
-                .push((ctx.message().clone(), s.order));
+            commands.lock().unwrap().push((ctx.message().clone(), s.order));
             Ok(())
         })
     };
@@ -226,28 +189,18 @@ async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_
         .await
         .unwrap();
     let id = runtime.start_saga("imp", "1", &1u32).await.unwrap();
-    eventually("the command to reach the circle", || {
-        commands.lock().unwrap().len() == 1
-    })
-    .await;
+    eventually("the command to reach the circle", || commands.lock().unwrap().len() == 1).await;
     runtime.wait_idle().await.unwrap();
     assert_eq!(status(store.as_ref(), &id), Some(Status::Running));
     clock.advance(Duration::from_secs(31));
-    eventually("the saga to compensate", || {
-        status(store.as_ref(), &id) == Some(Status::Compensated)
-    })
-    .await;
-    assert_eq!(
-        entries(&j),
-        ["run take-fee", "compensate take-fee with take-fee-log-1"]
-    );
+    eventually("the saga to compensate", || status(store.as_ref(), &id) == Some(Status::Compensated)).await;
+    assert_eq!(entries(&j), ["run take-fee", "compensate take-fee with take-fee-log-1"]);
     let before = saga_state(store.as_ref(), &id);
 
     // The reply finally comes.
     let (command, _) = commands.lock().unwrap()[0].clone();
     let mut late =
-        saga_core::Envelope::new("saga.imp", &command.key, &Summoned { imp: "Gorb".into() })
-            .unwrap();
+        saga_core::Envelope::new("saga.imp", &command.key, &Summoned { imp: "Gorb".into() }).unwrap();
     late.headers = command.headers.clone();
     late.source = "circle".into();
     runtime.send_envelope(late.clone()).await.unwrap();
@@ -262,11 +215,7 @@ async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_
     let history = store.history(&id).unwrap();
     assert!(history.iter().any(|h| matches!(&h.event,
         HistoryEvent::Ignored { reason, .. } if reason.starts_with("late reply"))));
-    assert!(
-        history
-            .iter()
-            .any(|h| matches!(&h.event, HistoryEvent::StepTimedOut { .. }))
-    );
+    assert!(history.iter().any(|h| matches!(&h.event, HistoryEvent::StepTimedOut { .. })));
     let after = saga_state(store.as_ref(), &id);
     assert_eq!(before, after, "the late reply changed nothing");
     assert_eq!(status(store.as_ref(), &id), Some(Status::Compensated));
@@ -297,21 +246,15 @@ async fn a_saga_dropped_mid_way_resumes_at_the_right_step_and_never_reruns_a_com
         id = runtime.start_saga("imp", "9", &9u32).await.unwrap();
         eventually("the saga to await the circle", || {
             store.record(PROCESS_SPACE, &id).unwrap().is_some_and(|r| {
-                serde_json::from_slice::<SagaState>(&r.data).unwrap().steps[1].status
-                    == StepStatus::Awaiting
+                serde_json::from_slice::<SagaState>(&r.data).unwrap().steps[1].status == StepStatus::Awaiting
             })
         })
         .await;
         drop(runtime);
-        eventually("the dropped runtime to let go of the store", || {
-            Arc::strong_count(&store) == 1
-        })
-        .await;
+        eventually("the dropped runtime to let go of the store", || Arc::strong_count(&store) == 1).await;
     }
     let circle = Service::new("circle").on("circle", |ctx, s: Summon| {
-        ctx.reply(&Summoned {
-            imp: format!("imp-{}", s.order),
-        })?;
+        ctx.reply(&Summoned { imp: format!("imp-{}", s.order) })?;
         Ok(())
     });
     let store = Arc::new(RedbStore::open(&path).unwrap());
@@ -321,15 +264,8 @@ async fn a_saga_dropped_mid_way_resumes_at_the_right_step_and_never_reruns_a_com
         .start()
         .await
         .unwrap();
-    eventually("the saga to complete", || {
-        status(store.as_ref(), &id) == Some(Status::Completed)
-    })
-    .await;
-    assert_eq!(
-        entries(&j),
-        ["run take-fee", "run deliver"],
-        "take-fee ran once, before the restart"
-    );
+    eventually("the saga to complete", || status(store.as_ref(), &id) == Some(Status::Completed)).await;
+    assert_eq!(entries(&j), ["run take-fee", "run deliver"], "take-fee ran once, before the restart");
     let state = saga_state(store.as_ref(), &id);
     assert_eq!(state.steps[1].log, Some(serde_json::json!("imp-9")));
     runtime.shutdown().await.unwrap();
@@ -361,10 +297,7 @@ async fn a_timer_that_fell_due_while_the_runtime_was_down_fires_once_after_resta
             })
     };
     let rings = |store: &dyn Store| -> u32 {
-        store
-            .record("alarm", "rings")
-            .unwrap()
-            .map_or(0, |r| serde_json::from_slice(&r.data).unwrap())
+        store.record("alarm", "rings").unwrap().map_or(0, |r| serde_json::from_slice(&r.data).unwrap())
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alarm.redb");
@@ -404,24 +337,18 @@ async fn an_operator_retry_resumes_a_failed_saga_and_acknowledge_closes_one() {
     let saga = {
         let broken = broken.clone();
         Saga::<u32>::new("refund")
-            .step(
-                Step::local("debit", |_ctx: StepContext<u32>| async {
-                    Ok::<_, ActionError>(5u32)
-                })
-                .compensate(move |_c: CompensationContext<u32>| {
-                    let broken = *broken.lock().unwrap();
-                    async move {
-                        if broken {
-                            Err(ActionError::permanent("ledger locked"))
-                        } else {
-                            Ok(())
-                        }
-                    }
-                }),
-            )
-            .step(Step::local("notify", |_ctx: StepContext<u32>| async {
-                Err::<(), _>(ActionError::permanent("mail server gone"))
-            }))
+                .step(
+                    Step::local("debit", |_ctx: StepContext<u32>| async { Ok::<_, ActionError>(5u32) })
+                        .compensate(move |_c: CompensationContext<u32>| {
+                            let broken = *broken.lock().unwrap();
+                            async move {
+                                if broken { Err(ActionError::permanent("ledger locked")) } else { Ok(()) }
+                            }
+                        }),
+                )
+                .step(Step::local("notify", |_ctx: StepContext<u32>| async {
+                    Err::<(), _>(ActionError::permanent("mail server gone"))
+                }))
     };
     let store = Arc::new(RedbStore::in_memory().unwrap());
     let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
@@ -432,10 +359,7 @@ async fn an_operator_retry_resumes_a_failed_saga_and_acknowledge_closes_one() {
     let first = runtime.start_saga("refund", "a", &1u32).await.unwrap();
     let second = runtime.start_saga("refund", "b", &2u32).await.unwrap();
     for id in [&first, &second] {
-        eventually("the saga to fail", || {
-            status(store.as_ref(), id) == Some(Status::Failed)
-        })
-        .await;
+        eventually("the saga to fail", || status(store.as_ref(), id) == Some(Status::Failed)).await;
     }
     let state = saga_state(store.as_ref(), &first);
     assert_eq!(state.steps[0].status, StepStatus::CompensationFailed);
@@ -453,10 +377,6 @@ async fn an_operator_retry_resumes_a_failed_saga_and_acknowledge_closes_one() {
     })
     .await;
     let err = runtime.retry(&first).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("cannot retry while it is compensated"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("cannot retry while it is compensated"), "{err}");
     runtime.shutdown().await.unwrap();
 }

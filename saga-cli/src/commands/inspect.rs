@@ -12,13 +12,9 @@ use tabled::{Table, Tabled};
 
 pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Result<u8> {
     let store = super::open_existing(db)?;
-    let record = store
-        .record(PROCESS_SPACE, id)?
-        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
-    let meta = record
-        .process
-        .clone()
-        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    let record =
+        store.record(PROCESS_SPACE, id)?.ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    let meta = record.process.clone().ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
     let state: Value = serde_json::from_slice(&record.data).unwrap_or(Value::Null);
     let history = store.history(id)?;
     if mermaid {
@@ -62,10 +58,7 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
         format!("{:?}", meta.class).to_lowercase(),
         meta.kind,
         meta.status,
-        meta.step
-            .as_deref()
-            .map(|s| format!("  at: {s}"))
-            .unwrap_or_default(),
+        meta.step.as_deref().map(|s| format!("  at: {s}")).unwrap_or_default(),
         meta.created_at,
         record.updated_at
     ))?;
@@ -77,11 +70,7 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
                 status: s["status"].as_str().unwrap_or_default().to_owned(),
                 attempts: s["attempts"].as_u64().unwrap_or(0),
                 compensations: s["compensation_attempts"].as_u64().unwrap_or(0),
-                log: s
-                    .get("log")
-                    .filter(|l| !l.is_null())
-                    .map(|l| l.to_string())
-                    .unwrap_or_default(),
+                log: s.get("log").filter(|l| !l.is_null()).map(|l| l.to_string()).unwrap_or_default(),
                 error: s["error"].as_str().unwrap_or_default().to_owned(),
             })
             .collect();
@@ -89,13 +78,8 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
     } else {
         emit(&format!("state: {state}"))?;
     }
-    let rows: Vec<HistoryRow> = history
-        .iter()
-        .map(|h| HistoryRow {
-            at: h.at.to_string(),
-            event: describe(&h.event),
-        })
-        .collect();
+    let rows: Vec<HistoryRow> =
+        history.iter().map(|h| HistoryRow { at: h.at.to_string(), event: describe(&h.event) }).collect();
     emit(&Table::new(rows).to_string())?;
     emit(&format!("pending outgoing messages: {}", outbox.len()))?;
     for row in &outbox {
@@ -113,11 +97,7 @@ fn steps_of(meta: &ProcessMeta, data: &[u8]) -> Vec<Value> {
         return Vec::new();
     }
     match serde_json::from_slice::<SagaState>(data) {
-        Ok(state) => state
-            .steps
-            .iter()
-            .filter_map(|s| serde_json::to_value(s).ok())
-            .collect(),
+        Ok(state) => state.steps.iter().filter_map(|s| serde_json::to_value(s).ok()).collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -147,17 +127,8 @@ fn describe(event: &HistoryEvent) -> String {
         HistoryEvent::StepSucceeded { step, attempt } => {
             format!("step {step}: succeeded on attempt {attempt}")
         }
-        HistoryEvent::StepFailed {
-            step,
-            attempt,
-            error,
-            will_retry,
-        } => {
-            let next = if *will_retry {
-                "will retry"
-            } else {
-                "gives up"
-            };
+        HistoryEvent::StepFailed { step, attempt, error, will_retry } => {
+            let next = if *will_retry { "will retry" } else { "gives up" };
             format!("step {step}: attempt {attempt} failed ({error}); {next}")
         }
         HistoryEvent::StepTimedOut { step, attempt } => {
@@ -167,17 +138,8 @@ fn describe(event: &HistoryEvent) -> String {
             format!("compensating {step}: attempt {attempt}")
         }
         HistoryEvent::CompensationSucceeded { step } => format!("compensated {step}"),
-        HistoryEvent::CompensationFailed {
-            step,
-            attempt,
-            error,
-            will_retry,
-        } => {
-            let next = if *will_retry {
-                "will retry"
-            } else {
-                "gives up"
-            };
+        HistoryEvent::CompensationFailed { step, attempt, error, will_retry } => {
+            let next = if *will_retry { "will retry" } else { "gives up" };
             format!("compensating {step}: attempt {attempt} failed ({error}); {next}")
         }
         HistoryEvent::TimerSet { name, due } => format!("timer {name} set for {due}"),
@@ -198,15 +160,8 @@ fn sequence_diagram(id: &str, meta: &ProcessMeta, history: &[HistoryEntry]) -> S
     let mut participants = vec![me.clone()];
     let mut lines = Vec::new();
     let seen = |name: &str, participants: &mut Vec<String>| {
-        let name = name
-            .trim_start_matches("saga.")
-            .trim_start_matches("process.")
-            .to_owned();
-        let name = if name.is_empty() {
-            "client".to_owned()
-        } else {
-            name
-        };
+        let name = name.trim_start_matches("saga.").trim_start_matches("process.").to_owned();
+        let name = if name.is_empty() { "client".to_owned() } else { name };
         if !participants.contains(&name) {
             participants.push(name.clone());
         }
@@ -222,9 +177,7 @@ fn sequence_diagram(id: &str, meta: &ProcessMeta, history: &[HistoryEntry]) -> S
                 let from = seen(from, &mut participants);
                 lines.push(format!("    P{from}--)P0: {kind}"));
             }
-            HistoryEvent::TimerFired { name } => {
-                lines.push(format!("    Note over P0: timer {name}"))
-            }
+            HistoryEvent::TimerFired { name } => lines.push(format!("    Note over P0: timer {name}")),
             HistoryEvent::StatusChanged { to, .. } => lines.push(format!("    Note over P0: {to}")),
             _ => {}
         }

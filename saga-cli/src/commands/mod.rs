@@ -18,31 +18,16 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Run { domain } => run::run(domain).await,
         Command::List { db, status, json } => list::list(&db.db, status, json),
-        Command::Inspect {
-            what:
-                InspectWhat::Process {
-                    id,
-                    db,
-                    json,
-                    mermaid,
-                },
-        } => inspect::process(&db.db, &id, json, mermaid),
+        Command::Inspect { what: InspectWhat::Process { id, db, json, mermaid } } => {
+            inspect::process(&db.db, &id, json, mermaid)
+        }
         Command::Retry { id, db } => {
             operator::act(&db.db, &id, saga_core::operator::OperatorAction::Retry).await
         }
         Command::Acknowledge { id, db } => {
-            operator::act(
-                &db.db,
-                &id,
-                saga_core::operator::OperatorAction::Acknowledge,
-            )
-            .await
+            operator::act(&db.db, &id, saga_core::operator::OperatorAction::Acknowledge).await
         }
-        Command::Bench {
-            target: crate::cli::BenchTarget::Engine,
-            messages,
-            json,
-        } => {
+        Command::Bench { target: crate::cli::BenchTarget::Engine, messages, json } => {
             let report = crate::bench::engine(messages).await?;
             if json {
                 crate::output::emit(&serde_json::to_string(&report)?)?;
@@ -68,8 +53,7 @@ pub(crate) fn read_marker(store: &dyn Store) -> Result<Option<(u64, RunMarker)>>
     let Some(record) = store.record(MARKER_SPACE, MARKER_ID)? else {
         return Ok(None);
     };
-    let marker =
-        serde_json::from_slice(&record.data).context("reading the run recorded in the database")?;
+    let marker = serde_json::from_slice(&record.data).context("reading the run recorded in the database")?;
     Ok(Some((record.version, marker)))
 }
 
@@ -86,16 +70,8 @@ pub(crate) fn write_marker(store: &dyn Store, version: u64, marker: &RunMarker) 
         expected_version: version,
         value: Some(record),
     };
-    let unit = CommitUnit {
-        writes: vec![write],
-        ..CommitUnit::default()
-    };
-    let outcome = store
-        .commit(Batch {
-            units: vec![unit],
-            sent: vec![],
-        })?
-        .remove(0);
+    let unit = CommitUnit { writes: vec![write], ..CommitUnit::default() };
+    let outcome = store.commit(Batch { units: vec![unit], sent: vec![] })?.remove(0);
     match outcome {
         saga_core::store::UnitOutcome::Committed => Ok(()),
         other => anyhow::bail!("recording the run: {other:?}"),

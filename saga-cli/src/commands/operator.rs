@@ -12,25 +12,16 @@ use std::time::{Duration, Instant};
 
 pub(crate) async fn act(db: &Path, id: &str, action: OperatorAction) -> Result<u8> {
     if !db.exists() {
-        return Err(Error::NoDatabase {
-            path: db.to_owned(),
-        }
-        .into());
+        return Err(Error::NoDatabase { path: db.to_owned() }.into());
     }
     let store = Arc::new(RedbStore::open(db)?);
     operator::submit(store.as_ref(), id, action, saga_core::Timestamp::now())?;
     let (_, marker) = read_marker(store.as_ref())?.with_context(|| {
-        format!(
-            "{}: no run is recorded here, so no domain can act on the request",
-            db.display()
-        )
+        format!("{}: no run is recorded here, so no domain can act on the request", db.display())
     })?;
     let runtime = marker
         .domain
-        .register(
-            Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())),
-            marker.seed,
-        )
+        .register(Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())), marker.seed)
         .clock(marker.domain.clock())
         .start()
         .await?;
@@ -48,19 +39,12 @@ pub(crate) async fn act(db: &Path, id: &str, action: OperatorAction) -> Result<u
     };
     runtime.wait_idle().await?;
     runtime.shutdown().await?;
-    crate::output::emit(&format!(
-        "{id}: {}",
-        current_status(store.as_ref(), id).unwrap_or(status)
-    ))?;
+    crate::output::emit(&format!("{id}: {}", current_status(store.as_ref(), id).unwrap_or(status)))?;
     Ok(if status == Status::Failed { 1 } else { 0 })
 }
 
 fn current_status(store: &dyn Store, id: &str) -> Result<Status> {
-    let record = store
-        .record(PROCESS_SPACE, id)?
-        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
-    Ok(record
-        .process
-        .map(|p| p.status)
-        .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?)
+    let record =
+        store.record(PROCESS_SPACE, id)?.ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    Ok(record.process.map(|p| p.status).ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?)
 }

@@ -6,7 +6,7 @@ use crate::output::{ProgressLine, emit};
 use anyhow::Result;
 use saga_core::{InProcessTransport, RedbStore, Transport};
 use saga_examples::{
-    Domain, Invariant, Outcome, RunContext, Summary, document_voiding, imp_summoning, online_shop,
+    Domain, Invariant, Outcome, RunContext, Summary, bakery, document_voiding, imp_summoning, online_shop,
     petstore,
 };
 use serde_json::json;
@@ -17,13 +17,7 @@ use tokio::sync::watch;
 
 fn domain_of(args: DomainArgs) -> (CommonRun, Domain) {
     match args {
-        DomainArgs::ImpSummoning {
-            common,
-            orders,
-            failure_rate,
-            summoners,
-            recovery_ms,
-        } => (
+        DomainArgs::ImpSummoning { common, orders, failure_rate, summoners, recovery_ms } => (
             common,
             Domain::ImpSummoning(imp_summoning::Options {
                 orders,
@@ -33,13 +27,10 @@ fn domain_of(args: DomainArgs) -> (CommonRun, Domain) {
                 ..imp_summoning::Options::default()
             }),
         ),
-        DomainArgs::OnlineShop {
-            common,
-            orders,
-            worker_failure_rate,
-            declined_payments,
-            workers,
-        } => (
+        DomainArgs::Bakery { common, day_length, orders, poor_customers } => {
+            (common, Domain::Bakery(bakery::Options { day_length_secs: day_length, orders, poor_customers }))
+        }
+        DomainArgs::OnlineShop { common, orders, worker_failure_rate, declined_payments, workers } => (
             common,
             Domain::OnlineShop(online_shop::Options {
                 orders,
@@ -48,12 +39,7 @@ fn domain_of(args: DomainArgs) -> (CommonRun, Domain) {
                 workers,
             }),
         ),
-        DomainArgs::Petstore {
-            common,
-            pets,
-            orders,
-            inventory_outage,
-        } => (
+        DomainArgs::Petstore { common, pets, orders, inventory_outage } => (
             common,
             Domain::Petstore(petstore::Options {
                 pets,
@@ -62,12 +48,7 @@ fn domain_of(args: DomainArgs) -> (CommonRun, Domain) {
                 ..petstore::Options::default()
             }),
         ),
-        DomainArgs::DocumentVoiding {
-            common,
-            documents,
-            customers,
-            slow,
-        } => (
+        DomainArgs::DocumentVoiding { common, documents, customers, slow } => (
             common,
             Domain::DocumentVoiding(document_voiding::Options {
                 documents,
@@ -85,11 +66,7 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
     let store = Arc::new(RedbStore::open(&path)?);
     let (domain, seed) = match read_marker(store.as_ref())? {
         Some((_, marker)) if marker.domain.name() == requested.name() => {
-            eprintln!(
-                "resuming the {} run recorded in {}",
-                marker.domain.name(),
-                path.display()
-            );
+            eprintln!("resuming the {} run recorded in {}", marker.domain.name(), path.display());
             (marker.domain, marker.seed)
         }
         Some((_, marker)) => anyhow::bail!(
@@ -99,10 +76,7 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
             requested.name()
         ),
         None => {
-            let marker = RunMarker {
-                seed: common.seed,
-                domain: requested,
-            };
+            let marker = RunMarker { seed: common.seed, domain: requested };
             write_marker(store.as_ref(), 0, &marker)?;
             (marker.domain, marker.seed)
         }
@@ -132,7 +106,9 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
     transport.close().await?;
 
     let counts = saga_examples::process_counts(store.as_ref())?;
+    // Latency in real milliseconds, whatever the domain's clock speed.
     let (p50, p99) = saga_examples::saga_latency(store.as_ref())?;
+    let (p50, p99) = ((p50 as f64 / domain.speed()) as u64, (p99 as f64 / domain.speed()) as u64);
     let finished = counts.completed + counts.compensated;
     if common.json {
         let report = json!({
@@ -176,12 +152,7 @@ fn print_summary(
     elapsed: Duration,
     (p50, p99): (u64, u64),
 ) -> Result<()> {
-    emit(&format!(
-        "{} run in {} ({:.2} s)",
-        domain.name(),
-        path.display(),
-        elapsed.as_secs_f64()
-    ))?;
+    emit(&format!("{} run in {} ({:.2} s)", domain.name(), path.display(), elapsed.as_secs_f64()))?;
     let statuses = vec![
         ("total", counts.total),
         ("completed", counts.completed),
@@ -189,13 +160,7 @@ fn print_summary(
         ("failed", counts.failed),
         ("running", counts.running),
     ];
-    emit(
-        &Table::new(statuses.into_iter().map(|(s, n)| StatusRow {
-            status: s,
-            processes: n,
-        }))
-        .to_string(),
-    )?;
+    emit(&Table::new(statuses.into_iter().map(|(s, n)| StatusRow { status: s, processes: n })).to_string())?;
     let rows = invariants.iter().map(|i| InvariantRow {
         invariant: i.name.clone(),
         holds: if i.holds { "yes" } else { "NO" },

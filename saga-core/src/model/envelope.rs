@@ -100,20 +100,11 @@ impl Envelope {
         if self.kind != M::KIND {
             return Err(Error::Corrupt {
                 table: "message",
-                detail: format!(
-                    "message {} has kind {:?}, expected {:?}",
-                    self.id,
-                    self.kind,
-                    M::KIND
-                ),
+                detail: format!("message {} has kind {:?}, expected {:?}", self.id, self.kind, M::KIND),
             });
         }
-        serde_json::from_slice(&self.payload).map_err(|e| {
-            Error::codec(
-                format!("decoding message {} of kind {}", self.id, self.kind),
-                e,
-            )
-        })
+        serde_json::from_slice(&self.payload)
+            .map_err(|e| Error::codec(format!("decoding message {} of kind {}", self.id, self.kind), e))
     }
 
     /// Encodes the envelope: a little-endian `u32` header length, the JSON header, the payload.
@@ -139,8 +130,8 @@ impl Envelope {
     /// Decodes what [`to_bytes`](Self::to_bytes) wrote.
     pub fn from_bytes(bytes: &[u8]) -> Result<Envelope> {
         let (header, payload) = unframe(bytes, "envelope")?;
-        let meta: Meta<'_> = serde_json::from_slice(header)
-            .map_err(|e| Error::codec("decoding an envelope header", e))?;
+        let meta: Meta<'_> =
+            serde_json::from_slice(header).map_err(|e| Error::codec("decoding an envelope header", e))?;
         Ok(Envelope {
             id: meta.id,
             kind: meta.kind.into_owned(),

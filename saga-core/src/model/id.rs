@@ -103,9 +103,7 @@ impl FromStr for MessageId {
 /// assert_eq!(t + Duration::from_secs(2), Timestamp(3_000));
 /// assert_eq!(Timestamp(3_000).since(t), Duration::from_secs(2));
 /// ```
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 
@@ -117,9 +115,8 @@ impl Timestamp {
 
     /// The current wall-clock time.
     pub fn now() -> Timestamp {
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since_epoch =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp(since_epoch.as_millis() as u64)
     }
 }
@@ -170,14 +167,8 @@ mod tests {
     #[test]
     fn timestamps_format_as_rfc3339() {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            Timestamp(1_795_365_296_789).to_string(),
-            "2026-11-22T16:34:56.789Z"
-        );
-        assert_eq!(
-            Timestamp(951_782_400_000).to_string(),
-            "2000-02-29T00:00:00.000Z"
-        );
+        assert_eq!(Timestamp(1_795_365_296_789).to_string(), "2026-11-22T16:34:56.789Z");
+        assert_eq!(Timestamp(951_782_400_000).to_string(), "2000-02-29T00:00:00.000Z");
     }
 
     #[test]

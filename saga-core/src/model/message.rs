@@ -50,18 +50,12 @@ pub struct ActionError {
 impl ActionError {
     /// A failure worth retrying.
     pub fn transient(message: impl Into<String>) -> Self {
-        ActionError {
-            kind: FailureKind::Transient,
-            message: message.into(),
-        }
+        ActionError { kind: FailureKind::Transient, message: message.into() }
     }
 
     /// A failure that retrying cannot fix.
     pub fn permanent(message: impl Into<String>) -> Self {
-        ActionError {
-            kind: FailureKind::Permanent,
-            message: message.into(),
-        }
+        ActionError { kind: FailureKind::Permanent, message: message.into() }
     }
 
     /// Transient or permanent.

@@ -34,11 +34,7 @@ impl ProcessContext<'_> {
         let id = envelope.id;
         self.ctx.history(
             self.process_id,
-            HistoryEvent::MessageOut {
-                id,
-                kind: M::KIND.into(),
-                to: topic.into(),
-            },
+            HistoryEvent::MessageOut { id, kind: M::KIND.into(), to: topic.into() },
         );
         self.ctx.push_envelope(envelope);
         Ok(id)
@@ -48,30 +44,18 @@ impl ProcessContext<'_> {
     /// (setting it again replaces it). Register a reaction for `M` on
     /// [`ProcessManager::topic`](super::ProcessManager::topic) to receive it.
     pub fn schedule<M: Message>(&mut self, name: &str, after: Duration, message: &M) -> Result<()> {
-        let mut envelope = self
-            .ctx
-            .envelope(self.own_topic, self.correlation_id, message)?;
+        let mut envelope = self.ctx.envelope(self.own_topic, self.correlation_id, message)?;
         envelope.correlation_id = self.process_id.to_owned();
         let due = self.ctx.now() + after;
-        self.ctx
-            .schedule_envelope(&format!("{}/{name}", self.process_id), due, envelope);
-        self.ctx.history(
-            self.process_id,
-            HistoryEvent::TimerSet {
-                name: name.into(),
-                due,
-            },
-        );
+        self.ctx.schedule_envelope(&format!("{}/{name}", self.process_id), due, envelope);
+        self.ctx.history(self.process_id, HistoryEvent::TimerSet { name: name.into(), due });
         Ok(())
     }
 
     /// Cancels timer `name` of this instance.
     pub fn cancel(&mut self, name: &str) {
         self.ctx.cancel(&format!("{}/{name}", self.process_id));
-        self.ctx.history(
-            self.process_id,
-            HistoryEvent::TimerCancelled { name: name.into() },
-        );
+        self.ctx.history(self.process_id, HistoryEvent::TimerCancelled { name: name.into() });
     }
 
     /// Ends the instance as completed, freeing its correlation id.
@@ -92,8 +76,7 @@ impl ProcessContext<'_> {
 
     /// Adds a line to the instance's history.
     pub fn note(&mut self, text: impl Into<String>) {
-        self.ctx
-            .history(self.process_id, HistoryEvent::Note { text: text.into() });
+        self.ctx.history(self.process_id, HistoryEvent::Note { text: text.into() });
     }
 
     /// The current time by the runtime's clock.
@@ -114,8 +97,6 @@ impl ProcessContext<'_> {
 
 impl std::fmt::Debug for ProcessContext<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessContext")
-            .field("process_id", &self.process_id)
-            .finish_non_exhaustive()
+        f.debug_struct("ProcessContext").field("process_id", &self.process_id).finish_non_exhaustive()
     }
 }

@@ -97,26 +97,14 @@ where
 {
     fn load_slot(&self, ctx: &mut Context, correlation: &str) -> Result<Slot, ActionError> {
         match ctx.read_record(&self.name, &slot_id(correlation))? {
-            Some(r) => {
-                serde_json::from_slice(&r.data).map_err(|e| permanent("decoding a process slot", e))
-            }
+            Some(r) => serde_json::from_slice(&r.data).map_err(|e| permanent("decoding a process slot", e)),
             None => Ok(Slot::default()),
         }
     }
 
-    fn save_slot(
-        &self,
-        ctx: &mut Context,
-        correlation: &str,
-        slot: &Slot,
-    ) -> Result<(), ActionError> {
+    fn save_slot(&self, ctx: &mut Context, correlation: &str, slot: &Slot) -> Result<(), ActionError> {
         let data = serde_json::to_vec(slot).map_err(|e| permanent("encoding a process slot", e))?;
-        let record = Record {
-            version: 0,
-            updated_at: ctx.now(),
-            process: None,
-            data,
-        };
+        let record = Record { version: 0, updated_at: ctx.now(), process: None, data };
         ctx.write_record(&self.name, &slot_id(correlation), Some(record))?;
         Ok(())
     }
@@ -147,12 +135,7 @@ where
         slot.generation += 1;
         let pid = format!("{}/{}/{}", self.name, correlation, slot.generation);
         ctx.read_record(PROCESS_SPACE, &pid)?;
-        ctx.history(
-            &pid,
-            HistoryEvent::Started {
-                kind: self.name.clone(),
-            },
-        );
+        ctx.history(&pid, HistoryEvent::Started { kind: self.name.clone() });
         ctx.history(&pid, message_in(envelope));
         let mut p = ProcessContext {
             ctx,
@@ -171,11 +154,7 @@ where
             step: label,
             created_at: ctx.now(),
         };
-        let instance = Instance {
-            correlation_id: correlation.to_owned(),
-            state,
-            failure: None,
-        };
+        let instance = Instance { correlation_id: correlation.to_owned(), state, failure: None };
         slot.live = Some(pid.clone());
         self.finish(ctx, &pid, correlation, slot, instance, meta, outcome)?;
         Ok(Handled::Commit)
@@ -195,11 +174,10 @@ where
         let Some(record) = ctx.read_record(PROCESS_SPACE, &pid)? else {
             return Ok(Handled::Ignore);
         };
-        let mut meta = record
-            .process
-            .ok_or_else(|| ActionError::permanent(format!("{pid} is not a process")))?;
-        let mut instance: Instance<S> = serde_json::from_slice(&record.data)
-            .map_err(|e| permanent(&format!("decoding {pid}"), e))?;
+        let mut meta =
+            record.process.ok_or_else(|| ActionError::permanent(format!("{pid} is not a process")))?;
+        let mut instance: Instance<S> =
+            serde_json::from_slice(&record.data).map_err(|e| permanent(&format!("decoding {pid}"), e))?;
         ctx.history(&pid, message_in(envelope));
         if meta.status != Status::Running {
             ctx.history(
@@ -243,12 +221,7 @@ where
             Outcome::Running => Status::Running,
             Outcome::Completed => Status::Completed,
             Outcome::Failed(reason) => {
-                ctx.history(
-                    pid,
-                    HistoryEvent::Note {
-                        text: format!("failed: {reason}"),
-                    },
-                );
+                ctx.history(pid, HistoryEvent::Note { text: format!("failed: {reason}") });
                 instance.failure = Some(reason);
                 Status::Failed
             }
@@ -271,21 +244,12 @@ where
         if meta.status != status {
             ctx.history(
                 pid,
-                HistoryEvent::StatusChanged {
-                    from: meta.status.to_string(),
-                    to: status.to_string(),
-                },
+                HistoryEvent::StatusChanged { from: meta.status.to_string(), to: status.to_string() },
             );
             meta.status = status;
         }
-        let data =
-            serde_json::to_vec(instance).map_err(|e| permanent("encoding process state", e))?;
-        let record = Record {
-            version: 0,
-            updated_at: ctx.now(),
-            process: Some(meta.clone()),
-            data,
-        };
+        let data = serde_json::to_vec(instance).map_err(|e| permanent("encoding process state", e))?;
+        let record = Record { version: 0, updated_at: ctx.now(), process: Some(meta.clone()), data };
         ctx.write_record(PROCESS_SPACE, pid, Some(record))?;
         Ok(())
     }
@@ -300,33 +264,17 @@ where
         let Some(record) = ctx.read_record(PROCESS_SPACE, pid)? else {
             return Ok(Handled::Ignore);
         };
-        let mut meta = record
-            .process
-            .ok_or_else(|| ActionError::permanent(format!("{pid} is not a process")))?;
-        let mut instance: Instance<S> = serde_json::from_slice(&record.data)
-            .map_err(|e| permanent(&format!("decoding {pid}"), e))?;
+        let mut meta =
+            record.process.ok_or_else(|| ActionError::permanent(format!("{pid} is not a process")))?;
+        let mut instance: Instance<S> =
+            serde_json::from_slice(&record.data).map_err(|e| permanent(&format!("decoding {pid}"), e))?;
         ctx.history(pid, message_in(envelope));
         if meta.status != Status::Failed {
-            let reason = format!(
-                "cannot {} a process that is {}",
-                action.as_str(),
-                meta.status
-            );
-            ctx.history(
-                pid,
-                HistoryEvent::Ignored {
-                    kind: envelope.kind.clone(),
-                    reason,
-                },
-            );
+            let reason = format!("cannot {} a process that is {}", action.as_str(), meta.status);
+            ctx.history(pid, HistoryEvent::Ignored { kind: envelope.kind.clone(), reason });
             return Ok(Handled::Commit);
         }
-        ctx.history(
-            pid,
-            HistoryEvent::Operator {
-                action: action.as_str().into(),
-            },
-        );
+        ctx.history(pid, HistoryEvent::Operator { action: action.as_str().into() });
         let status = match action {
             OperatorAction::Acknowledge => {
                 let correlation = instance.correlation_id.clone();
@@ -348,9 +296,5 @@ where
 }
 
 fn message_in(envelope: &Envelope) -> HistoryEvent {
-    HistoryEvent::MessageIn {
-        id: envelope.id,
-        kind: envelope.kind.clone(),
-        from: envelope.source.clone(),
-    }
+    HistoryEvent::MessageIn { id: envelope.id, kind: envelope.kind.clone(), from: envelope.source.clone() }
 }

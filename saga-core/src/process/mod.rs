@@ -21,11 +21,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 type Correlate = Arc<dyn Fn(&Envelope) -> Result<String, ActionError> + Send + Sync>;
-type StartFn<S> =
-    Arc<dyn Fn(&Envelope, &mut ProcessContext<'_>) -> Result<S, ActionError> + Send + Sync>;
-type ReactFn<S> = Arc<
-    dyn Fn(&mut S, &Envelope, &mut ProcessContext<'_>) -> Result<(), ActionError> + Send + Sync,
->;
+type StartFn<S> = Arc<dyn Fn(&Envelope, &mut ProcessContext<'_>) -> Result<S, ActionError> + Send + Sync>;
+type ReactFn<S> =
+    Arc<dyn Fn(&mut S, &Envelope, &mut ProcessContext<'_>) -> Result<(), ActionError> + Send + Sync>;
 
 /// A process manager with instance state `S`.
 ///
@@ -76,12 +74,7 @@ where
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
         let topics = BTreeSet::from([topic(&name)]);
-        ProcessManager {
-            name,
-            topics,
-            starts: HashMap::new(),
-            reactions: HashMap::new(),
-        }
+        ProcessManager { name, topics, starts: HashMap::new(), reactions: HashMap::new() }
     }
 
     /// Starts an instance when an event `E` arrives on `topic` and no instance is live for its
@@ -105,10 +98,7 @@ where
     where
         E: Message,
         C: Fn(&E) -> String + Send + Sync + 'static,
-        F: Fn(&mut S, &E, &mut ProcessContext<'_>) -> Result<(), ActionError>
-            + Send
-            + Sync
-            + 'static,
+        F: Fn(&mut S, &E, &mut ProcessContext<'_>) -> Result<(), ActionError> + Send + Sync + 'static,
     {
         self.topics.insert(topic.to_owned());
         let correlate: Correlate = Arc::new(move |env| Ok(correlate(&env.decode::<E>()?)));
@@ -142,8 +132,7 @@ where
     }
 }
 
-impl<S> Component for ProcessManager<S> where S: Serialize + DeserializeOwned + Send + Sync + 'static
-{}
+impl<S> Component for ProcessManager<S> where S: Serialize + DeserializeOwned + Send + Sync + 'static {}
 
 impl<S> std::fmt::Debug for ProcessManager<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -34,19 +34,14 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name("saga-committer".into())
             .spawn(move || run(store, rx, max_batch.max(1), wakers))
-            .map_err(|source| Error::Io {
-                context: "starting the committer thread".into(),
-                source,
-            })?;
+            .map_err(|source| Error::Io { context: "starting the committer thread".into(), source })?;
         Ok((Committer { jobs }, thread))
     }
 
     /// Commits `unit` together with whatever else is waiting, durably.
     pub(crate) async fn commit(&self, unit: CommitUnit) -> Result<UnitOutcome> {
         let (reply, outcome) = oneshot::channel();
-        self.jobs
-            .send(Job::Unit(Box::new(unit), reply))
-            .map_err(|_| Error::Shutdown)?;
+        self.jobs.send(Job::Unit(Box::new(unit), reply)).map_err(|_| Error::Shutdown)?;
         outcome.await.map_err(|_| Error::Shutdown)?
     }
 
@@ -59,12 +54,7 @@ impl Committer {
     }
 }
 
-fn run(
-    store: Arc<dyn Store>,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    max_batch: usize,
-    wakers: Wakers,
-) {
+fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>, max_batch: usize, wakers: Wakers) {
     let mut replies = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Batch::default();
@@ -95,10 +85,8 @@ fn run(
                 tracing::error!(units = size, error = %e, "group commit failed");
                 let message = e.to_string();
                 for reply in replies.drain(..) {
-                    let _ = reply.send(Err(Error::storage(
-                        "group commit",
-                        std::io::Error::other(message.clone()),
-                    )));
+                    let _ = reply
+                        .send(Err(Error::storage("group commit", std::io::Error::other(message.clone()))));
                 }
             }
         }

@@ -47,11 +47,7 @@ pub(crate) async fn run(
     let mut readers = JoinSet::new();
     let mut subscriptions = Vec::new();
     for topic in consumer.topics() {
-        match shared
-            .transport
-            .subscribe(Subscribe::new(topic.clone(), consumer.name()))
-            .await
-        {
+        match shared.transport.subscribe(Subscribe::new(topic.clone(), consumer.name())).await {
             Ok(s) => subscriptions.push((topic, s)),
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -161,10 +157,7 @@ fn spawn_handling(
 /// and acked, or nacked for a later attempt.
 async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Delivery) {
     let envelope = delivery.envelope.clone();
-    let inbox = InboxKey {
-        consumer: consumer.name().to_owned(),
-        message: envelope.id,
-    };
+    let inbox = InboxKey { consumer: consumer.name().to_owned(), message: envelope.id };
     let config = &shared.config;
 
     // One read transaction serves the inbox check and the handler's first run; point reads in
@@ -173,11 +166,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
         Ok(snapshot) => snapshot,
         Err(e) => {
             tracing::warn!(error = %e, "opening a snapshot failed");
-            return settle(
-                delivery
-                    .nack(config.redelivery.backoff(envelope.attempt))
-                    .await,
-            );
+            return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
         }
     };
     match first.is_handled(&inbox) {
@@ -185,11 +174,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
         Ok(true) => return settle(delivery.ack().await),
         Err(e) => {
             tracing::warn!(error = %e, "inbox lookup failed");
-            return settle(
-                delivery
-                    .nack(config.redelivery.backoff(envelope.attempt))
-                    .await,
-            );
+            return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
         }
     }
     let mut snapshot = Some(first);
@@ -203,11 +188,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "opening a snapshot failed");
-                    return settle(
-                        delivery
-                            .nack(config.redelivery.backoff(envelope.attempt))
-                            .await,
-                    );
+                    return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
                 }
             },
         };
@@ -217,11 +198,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             Ok(Handled::Commit) => ctx.into_unit(Some(inbox.clone())),
             Err(e) if e.is_transient() && envelope.attempt < config.max_deliveries => {
                 tracing::info!(error = %e, "handler failed; the message will be redelivered");
-                return settle(
-                    delivery
-                        .nack(config.redelivery.backoff(envelope.attempt))
-                        .await,
-                );
+                return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "handler gave up; message goes to dead letters");
@@ -238,27 +215,14 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             }
             Err(e) => {
                 tracing::warn!(error = %e, "commit failed; the message will be redelivered");
-                return settle(
-                    delivery
-                        .nack(config.redelivery.backoff(envelope.attempt))
-                        .await,
-                );
+                return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
             }
         }
     }
-    settle(
-        delivery
-            .nack(config.redelivery.backoff(envelope.attempt))
-            .await,
-    )
+    settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await)
 }
 
-fn dead_letter(
-    envelope: &Envelope,
-    inbox: &InboxKey,
-    error: String,
-    now: crate::Timestamp,
-) -> CommitUnit {
+fn dead_letter(envelope: &Envelope, inbox: &InboxKey, error: String, now: crate::Timestamp) -> CommitUnit {
     CommitUnit {
         at: now,
         inbox: Some(inbox.clone()),

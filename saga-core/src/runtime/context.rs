@@ -40,10 +40,7 @@ impl Context {
             incoming,
             now,
             versions: HashMap::new(),
-            unit: CommitUnit {
-                at: now,
-                ..CommitUnit::default()
-            },
+            unit: CommitUnit { at: now, ..CommitUnit::default() },
         }
     }
 
@@ -77,14 +74,9 @@ impl Context {
     /// handler runs again) if someone else wrote `id` since this handler read it.
     pub fn save<T: Serialize>(&mut self, id: &str, value: &T) -> Result<()> {
         let space = self.service.to_string();
-        let data = serde_json::to_vec(value)
-            .map_err(|e| Error::codec(format!("encoding {space}/{id}"), e))?;
-        let record = Record {
-            version: 0,
-            updated_at: self.now,
-            process: None,
-            data,
-        };
+        let data =
+            serde_json::to_vec(value).map_err(|e| Error::codec(format!("encoding {space}/{id}"), e))?;
+        let record = Record { version: 0, updated_at: self.now, process: None, data };
         self.write_record(&space, id, Some(record))
     }
 
@@ -101,12 +93,7 @@ impl Context {
     }
 
     /// Sends `message` to `topic` with ordering key `key`.
-    pub fn send_keyed<M: Message>(
-        &mut self,
-        topic: &str,
-        key: &str,
-        message: &M,
-    ) -> Result<MessageId> {
+    pub fn send_keyed<M: Message>(&mut self, topic: &str, key: &str, message: &M) -> Result<MessageId> {
         let envelope = self.envelope(topic, key, message)?;
         let id = envelope.id;
         self.unit.outbox.push(envelope);
@@ -124,9 +111,7 @@ impl Context {
         let key = self.incoming.key.clone();
         let mut envelope = self.envelope(&topic, &key, message)?;
         if let Some(step) = self.incoming.headers.get(crate::saga::STEP_HEADER) {
-            envelope
-                .headers
-                .insert(crate::saga::STEP_HEADER.into(), step.clone());
+            envelope.headers.insert(crate::saga::STEP_HEADER.into(), step.clone());
         }
         let id = envelope.id;
         self.unit.outbox.push(envelope);
@@ -167,12 +152,7 @@ impl Context {
     }
 
     /// A new envelope for `message`, caused by the message being handled.
-    pub(crate) fn envelope<M: Message>(
-        &self,
-        topic: &str,
-        key: &str,
-        message: &M,
-    ) -> Result<Envelope> {
+    pub(crate) fn envelope<M: Message>(&self, topic: &str, key: &str, message: &M) -> Result<Envelope> {
         let mut envelope = Envelope::new(topic, key, message)?;
         envelope.correlation_id = self.incoming.correlation_id.clone();
         envelope.causation_id = Some(self.incoming.id);
@@ -187,38 +167,23 @@ impl Context {
 
     pub(crate) fn schedule_envelope(&mut self, name: &str, due: Timestamp, envelope: Envelope) {
         let key = format!("{}/{name}", self.service);
-        self.unit
-            .timers
-            .push(TimerOp::Set(Box::new(Timer { key, due, envelope })));
+        self.unit.timers.push(TimerOp::Set(Box::new(Timer { key, due, envelope })));
     }
 
     pub(crate) fn history(&mut self, process: &str, event: HistoryEvent) {
-        self.unit.history.push((
-            process.to_owned(),
-            HistoryEntry {
-                at: self.now,
-                event,
-            },
-        ));
+        self.unit.history.push((process.to_owned(), HistoryEntry { at: self.now, event }));
     }
 
     /// Reads a record of any space, remembering its version for the write that may follow.
     pub(crate) fn read_record(&mut self, space: &str, id: &str) -> Result<Option<Record>> {
         let record = self.snapshot.record(space, id)?;
         let version = record.as_ref().map_or(0, |r| r.version);
-        self.versions
-            .entry((space.to_owned(), id.to_owned()))
-            .or_insert(version);
+        self.versions.entry((space.to_owned(), id.to_owned())).or_insert(version);
         Ok(record)
     }
 
     /// Writes a record of any space, checked against the version read before (read now if not).
-    pub(crate) fn write_record(
-        &mut self,
-        space: &str,
-        id: &str,
-        value: Option<Record>,
-    ) -> Result<()> {
+    pub(crate) fn write_record(&mut self, space: &str, id: &str, value: Option<Record>) -> Result<()> {
         let key = (space.to_owned(), id.to_owned());
         let expected = match self.versions.get(&key) {
             Some(v) => *v,
@@ -227,15 +192,8 @@ impl Context {
                 self.versions.get(&key).copied().unwrap_or(0)
             }
         };
-        self.unit
-            .writes
-            .retain(|w| !(w.space == space && w.id == id));
-        self.unit.writes.push(Write {
-            space: key.0,
-            id: key.1,
-            expected_version: expected,
-            value,
-        });
+        self.unit.writes.retain(|w| !(w.space == space && w.id == id));
+        self.unit.writes.push(Write { space: key.0, id: key.1, expected_version: expected, value });
         Ok(())
     }
 

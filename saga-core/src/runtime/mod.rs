@@ -155,8 +155,7 @@ impl RuntimeBuilder {
 
     /// Adds a service, saga or process manager.
     pub fn register(mut self, component: impl Component) -> Self {
-        self.consumers
-            .push(sealed::IntoConsumer::into_consumer(component).0);
+        self.consumers.push(sealed::IntoConsumer::into_consumer(component).0);
         self
     }
 
@@ -176,10 +175,7 @@ impl RuntimeBuilder {
         let (committer, committer_thread) = Committer::start(
             self.store.clone(),
             self.config.max_batch,
-            Wakers {
-                relay: relay_wake.clone(),
-                timers: timer_wake.clone(),
-            },
+            Wakers { relay: relay_wake.clone(), timers: timer_wake.clone() },
         )?;
         let shared = Arc::new(Shared {
             store: self.store,
@@ -196,8 +192,7 @@ impl RuntimeBuilder {
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
             let shared = shared.clone();
             let stopped = stopped.clone();
-            consumers
-                .spawn(async move { consumer::run(shared, consumer, stopped, ready_tx).await });
+            consumers.spawn(async move { consumer::run(shared, consumer, stopped, ready_tx).await });
             // Subscriptions exist before the relay publishes anything.
             match ready_rx.await {
                 Ok(Ok(())) => {}
@@ -209,13 +204,7 @@ impl RuntimeBuilder {
         services.spawn(relay::run(shared.clone(), stopped.clone()));
         services.spawn(timers::run(shared.clone(), stopped.clone()));
         shared.relay_wake.notify_one();
-        Ok(RuntimeHandle {
-            shared,
-            stop,
-            consumers,
-            services,
-            committer_thread: Some(committer_thread),
-        })
+        Ok(RuntimeHandle { shared, stop, consumers, services, committer_thread: Some(committer_thread) })
     }
 }
 
@@ -253,12 +242,7 @@ impl RuntimeHandle {
 
     /// Starts instance `key` of saga `saga` with `input`; returns its process id. Starting an
     /// instance that exists changes nothing.
-    pub async fn start_saga<I: serde::Serialize>(
-        &self,
-        saga: &str,
-        key: &str,
-        input: &I,
-    ) -> Result<String> {
+    pub async fn start_saga<I: serde::Serialize>(&self, saga: &str, key: &str, input: &I) -> Result<String> {
         let mut envelope = crate::saga::start_message(saga, key, input)?;
         envelope.source = "client".into();
         envelope.created_at = self.shared.clock.now();
@@ -268,28 +252,21 @@ impl RuntimeHandle {
 
     /// Asks the owner of failed process `id` to retry it.
     pub async fn retry(&self, id: &str) -> Result<MessageId> {
-        self.operator(id, crate::operator::OperatorAction::Retry)
-            .await
+        self.operator(id, crate::operator::OperatorAction::Retry).await
     }
 
     /// Asks the owner of failed process `id` to mark it acknowledged.
     pub async fn acknowledge(&self, id: &str) -> Result<MessageId> {
-        self.operator(id, crate::operator::OperatorAction::Acknowledge)
-            .await
+        self.operator(id, crate::operator::OperatorAction::Acknowledge).await
     }
 
-    async fn operator(
-        &self,
-        id: &str,
-        action: crate::operator::OperatorAction,
-    ) -> Result<MessageId> {
+    async fn operator(&self, id: &str, action: crate::operator::OperatorAction) -> Result<MessageId> {
         let store = self.shared.store.clone();
         let key = id.to_owned();
-        let mut envelope = tokio::task::spawn_blocking(move || {
-            crate::operator::request(store.as_ref(), &key, action)
-        })
-        .await
-        .map_err(|e| Error::Config(format!("operator request panicked: {e}")))??;
+        let mut envelope =
+            tokio::task::spawn_blocking(move || crate::operator::request(store.as_ref(), &key, action))
+                .await
+                .map_err(|e| Error::Config(format!("operator request panicked: {e}")))??;
         envelope.created_at = self.shared.clock.now();
         let message = envelope.id;
         self.send_envelope(envelope).await?;

@@ -15,8 +15,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let now = shared.clock.now();
         loop {
             let store = shared.store.clone();
-            match tokio::task::spawn_blocking(move || store.fire_due_timers(now, FIRE_BATCH)).await
-            {
+            match tokio::task::spawn_blocking(move || store.fire_due_timers(now, FIRE_BATCH)).await {
                 Ok(Ok(fired)) => {
                     if fired > 0 {
                         tracing::debug!(fired, "timers fired");

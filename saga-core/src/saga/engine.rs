@@ -65,11 +65,7 @@ where
                     input: start.input,
                     phase: Phase::Forward,
                     cursor: 0,
-                    steps: self
-                        .steps
-                        .iter()
-                        .map(|s| StepRecord::new(&s.name))
-                        .collect(),
+                    steps: self.steps.iter().map(|s| StepRecord::new(&s.name)).collect(),
                     failure: None,
                 };
                 let meta = ProcessMeta {
@@ -79,21 +75,8 @@ where
                     step: None,
                     created_at: now,
                 };
-                let mut run = Run {
-                    engine: self,
-                    ctx,
-                    pid,
-                    key: envelope.key.clone(),
-                    input,
-                    state,
-                    meta,
-                };
-                run.ctx.history(
-                    &run.pid,
-                    HistoryEvent::Started {
-                        kind: self.name.clone(),
-                    },
-                );
+                let mut run = Run { engine: self, ctx, pid, key: envelope.key.clone(), input, state, meta };
+                run.ctx.history(&run.pid, HistoryEvent::Started { kind: self.name.clone() });
                 run.message_in(&envelope);
                 run.next().await?;
                 run.save()?;
@@ -109,15 +92,7 @@ where
                 let meta = record
                     .process
                     .ok_or_else(|| ActionError::permanent(format!("{pid} is not a process")))?;
-                Run {
-                    engine: self,
-                    ctx,
-                    pid,
-                    key: envelope.key.clone(),
-                    input,
-                    state,
-                    meta,
-                }
+                Run { engine: self, ctx, pid, key: envelope.key.clone(), input, state, meta }
             }
         };
         match envelope.kind.as_str() {
@@ -147,10 +122,7 @@ where
 }
 
 fn ignored(envelope: &Envelope, reason: &str) -> HistoryEvent {
-    HistoryEvent::Ignored {
-        kind: envelope.kind.clone(),
-        reason: reason.to_owned(),
-    }
+    HistoryEvent::Ignored { kind: envelope.kind.clone(), reason: reason.to_owned() }
 }
 
 impl<I> Run<'_, I>
@@ -207,8 +179,7 @@ where
         message: &M,
     ) -> Result<(), ActionError> {
         let envelope = self.envelope(&self.engine.topic, message)?;
-        self.ctx
-            .schedule_envelope(&format!("{}/{name}", self.pid), due, envelope);
+        self.ctx.schedule_envelope(&format!("{}/{name}", self.pid), due, envelope);
         self.history(HistoryEvent::TimerSet { name, due });
         Ok(())
     }
@@ -241,16 +212,9 @@ where
         let attempt = record.attempts;
         let name = record.name.clone();
         self.meta.step = Some(name.clone());
-        self.history(HistoryEvent::StepStarted {
-            step: name.clone(),
-            attempt,
-        });
-        let logs: BTreeMap<_, _> = self
-            .state
-            .steps
-            .iter()
-            .filter_map(|s| s.log.clone().map(|log| (s.name.clone(), log)))
-            .collect();
+        self.history(HistoryEvent::StepStarted { step: name.clone(), attempt });
+        let logs: BTreeMap<_, _> =
+            self.state.steps.iter().filter_map(|s| s.log.clone().map(|log| (s.name.clone(), log))).collect();
         let step_ctx = StepContext {
             input: self.input.clone(),
             idempotency_key: self.idempotency_key(i),
@@ -269,12 +233,8 @@ where
                 envelope.kind = kind.to_owned();
                 envelope.payload = Bytes::from(payload);
                 envelope.reply_to = Some(self.engine.topic.clone());
-                envelope
-                    .headers
-                    .insert(STEP_HEADER.into(), format!("{i}:{attempt}"));
-                envelope
-                    .headers
-                    .insert(IDEMPOTENCY_HEADER.into(), step_ctx.idempotency_key.clone());
+                envelope.headers.insert(STEP_HEADER.into(), format!("{i}:{attempt}"));
+                envelope.headers.insert(IDEMPOTENCY_HEADER.into(), step_ctx.idempotency_key.clone());
                 self.history(HistoryEvent::MessageOut {
                     id: envelope.id,
                     kind: envelope.kind.clone(),
@@ -285,11 +245,7 @@ where
                 record.awaiting = Some(envelope.id);
                 self.ctx.push_envelope(envelope);
                 if let Some(timeout) = step.timeout {
-                    self.set_timer(
-                        format!("{name}/timeout"),
-                        now + timeout,
-                        &TimedOut { step: i, attempt },
-                    )?;
+                    self.set_timer(format!("{name}/timeout"), now + timeout, &TimedOut { step: i, attempt })?;
                 }
                 Ok(())
             }
@@ -339,10 +295,7 @@ where
             return self.set_timer(format!("{step}/retry"), due, &RetryDue { step: i, attempt });
         }
         self.state.steps[i].status = StepStatus::Failed;
-        self.state.failure = Some(FailureRecord {
-            step,
-            error: error.to_string(),
-        });
+        self.state.failure = Some(FailureRecord { step, error: error.to_string() });
         self.state.phase = Phase::Compensating;
         self.state.cursor = i;
         self.set_status(Status::Compensating);
@@ -352,9 +305,8 @@ where
     /// Compensates the highest completed step below the cursor, or ends as `Compensated`.
     async fn compensate_next(&mut self) -> Result<(), ActionError> {
         loop {
-            let next = self.state.steps[..self.state.cursor]
-                .iter()
-                .rposition(|s| s.status == StepStatus::Succeeded);
+            let next =
+                self.state.steps[..self.state.cursor].iter().rposition(|s| s.status == StepStatus::Succeeded);
             let Some(j) = next else {
                 self.state.phase = Phase::Done;
                 self.meta.step = None;
@@ -377,10 +329,7 @@ where
         let step = record.name.clone();
         let log = record.log.clone().unwrap_or(serde_json::Value::Null);
         self.meta.step = Some(format!("compensating {step}"));
-        self.history(HistoryEvent::CompensationStarted {
-            step: step.clone(),
-            attempt,
-        });
+        self.history(HistoryEvent::CompensationStarted { step: step.clone(), attempt });
         let comp_ctx = CompensationContext {
             log,
             idempotency_key: format!("{}/compensate", self.idempotency_key(j)),
@@ -393,9 +342,7 @@ where
                 let mut envelope = self.envelope(topic, &Continue {})?;
                 envelope.kind = kind.to_owned();
                 envelope.payload = Bytes::from(payload);
-                envelope
-                    .headers
-                    .insert(IDEMPOTENCY_HEADER.into(), comp_ctx.idempotency_key.clone());
+                envelope.headers.insert(IDEMPOTENCY_HEADER.into(), comp_ctx.idempotency_key.clone());
                 self.history(HistoryEvent::MessageOut {
                     id: envelope.id,
                     kind: envelope.kind.clone(),
@@ -430,17 +377,10 @@ where
                 });
                 if will_retry {
                     self.state.steps[j].status = StepStatus::CompensationRetrying;
-                    return self.set_timer(
-                        format!("{step}/retry"),
-                        due,
-                        &RetryDue { step: j, attempt },
-                    );
+                    return self.set_timer(format!("{step}/retry"), due, &RetryDue { step: j, attempt });
                 }
                 self.state.steps[j].status = StepStatus::CompensationFailed;
-                self.state.failure = Some(FailureRecord {
-                    step,
-                    error: error.to_string(),
-                });
+                self.state.failure = Some(FailureRecord { step, error: error.to_string() });
                 self.state.phase = Phase::Done;
                 self.set_status(Status::Failed);
                 Ok(())
@@ -453,13 +393,9 @@ where
             self.history(ignored(envelope, "no such step"));
             return Ok(());
         };
-        self.history(HistoryEvent::TimerFired {
-            name: format!("{}/retry", record.name),
-        });
+        self.history(HistoryEvent::TimerFired { name: format!("{}/retry", record.name) });
         match record.status {
-            StepStatus::Retrying if record.attempts == due.attempt => {
-                self.run_action(due.step).await
-            }
+            StepStatus::Retrying if record.attempts == due.attempt => self.run_action(due.step).await,
             StepStatus::CompensationRetrying if record.compensation_attempts == due.attempt => {
                 self.compensate(due.step).await
             }
@@ -470,41 +406,26 @@ where
         }
     }
 
-    async fn timed_out(
-        &mut self,
-        envelope: &Envelope,
-        timeout: TimedOut,
-    ) -> Result<(), ActionError> {
+    async fn timed_out(&mut self, envelope: &Envelope, timeout: TimedOut) -> Result<(), ActionError> {
         let Some(record) = self.state.steps.get(timeout.step).cloned() else {
             self.history(ignored(envelope, "no such step"));
             return Ok(());
         };
         let step = record.name.clone();
-        self.history(HistoryEvent::TimerFired {
-            name: format!("{step}/timeout"),
-        });
+        self.history(HistoryEvent::TimerFired { name: format!("{step}/timeout") });
         if record.status != StepStatus::Awaiting || record.attempts != timeout.attempt {
             self.history(ignored(envelope, "the reply came in time"));
             return Ok(());
         }
-        self.history(HistoryEvent::StepTimedOut {
-            step,
-            attempt: timeout.attempt,
-        });
+        self.history(HistoryEvent::StepTimedOut { step, attempt: timeout.attempt });
         let limit = self.engine.steps[timeout.step].timeout.unwrap_or_default();
-        self.step_failed(
-            timeout.step,
-            ActionError::transient(format!("no reply within {limit:?}")),
-        )
+        self.step_failed(timeout.step, ActionError::transient(format!("no reply within {limit:?}")))
     }
 
     fn reply(&mut self, envelope: &Envelope) -> Result<(), ActionError> {
         self.message_in(envelope);
-        let target = envelope
-            .headers
-            .get(STEP_HEADER)
-            .and_then(|h| h.split_once(':'))
-            .and_then(|(step, attempt)| {
+        let target =
+            envelope.headers.get(STEP_HEADER).and_then(|h| h.split_once(':')).and_then(|(step, attempt)| {
                 Some((step.parse::<usize>().ok()?, attempt.parse::<u32>().ok()?))
             });
         let Some((i, attempt)) = target else {
@@ -515,19 +436,12 @@ where
             self.history(ignored(envelope, "no such step"));
             return Ok(());
         };
-        let Action::Remote {
-            reply_kind,
-            on_reply,
-            ..
-        } = &step.action
-        else {
+        let Action::Remote { reply_kind, on_reply, .. } = &step.action else {
             self.history(ignored(envelope, "the step is not remote"));
             return Ok(());
         };
         let record = &self.state.steps[i];
-        if record.status != StepStatus::Awaiting
-            || record.attempts != attempt
-            || envelope.kind != *reply_kind
+        if record.status != StepStatus::Awaiting || record.attempts != attempt || envelope.kind != *reply_kind
         {
             let reason = format!(
                 "late reply: step {} is {:?} (attempt {})",
@@ -548,25 +462,16 @@ where
     fn operator(&mut self, envelope: &Envelope, action: OperatorAction) -> Result<(), ActionError> {
         self.message_in(envelope);
         if self.meta.status != Status::Failed {
-            let reason = format!(
-                "cannot {} a saga that is {}",
-                action.as_str(),
-                self.meta.status
-            );
+            let reason = format!("cannot {} a saga that is {}", action.as_str(), self.meta.status);
             self.history(ignored(envelope, &reason));
             return Ok(());
         }
-        self.history(HistoryEvent::Operator {
-            action: action.as_str().into(),
-        });
+        self.history(HistoryEvent::Operator { action: action.as_str().into() });
         match action {
             OperatorAction::Acknowledge => self.set_status(Status::Acknowledged),
             OperatorAction::Retry => {
-                if let Some(j) = self
-                    .state
-                    .steps
-                    .iter()
-                    .position(|s| s.status == StepStatus::CompensationFailed)
+                if let Some(j) =
+                    self.state.steps.iter().position(|s| s.status == StepStatus::CompensationFailed)
                 {
                     let record = &mut self.state.steps[j];
                     record.status = StepStatus::Succeeded;
@@ -583,16 +488,9 @@ where
     }
 
     fn save(self) -> Result<(), ActionError> {
-        let data =
-            serde_json::to_vec(&self.state).map_err(|e| permanent("encoding saga state", e))?;
-        let record = Record {
-            version: 0,
-            updated_at: self.ctx.now(),
-            process: Some(self.meta),
-            data,
-        };
-        self.ctx
-            .write_record(PROCESS_SPACE, &self.pid, Some(record))?;
+        let data = serde_json::to_vec(&self.state).map_err(|e| permanent("encoding saga state", e))?;
+        let record = Record { version: 0, updated_at: self.ctx.now(), process: Some(self.meta), data };
+        self.ctx.write_record(PROCESS_SPACE, &self.pid, Some(record))?;
         Ok(())
     }
 }

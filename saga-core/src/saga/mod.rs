@@ -62,10 +62,7 @@ where
 {
     /// A saga with no steps yet.
     pub fn new(name: impl Into<String>) -> Self {
-        Saga {
-            name: name.into(),
-            steps: Vec::new(),
-        }
+        Saga { name: name.into(), steps: Vec::new() }
     }
 
     /// Appends a step.
@@ -113,11 +110,7 @@ where
     I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     fn into_consumer(self) -> Registration {
-        Registration(Arc::new(engine::SagaEngine {
-            topic: self.topic(),
-            name: self.name,
-            steps: self.steps,
-        }))
+        Registration(Arc::new(engine::SagaEngine { topic: self.topic(), name: self.name, steps: self.steps }))
     }
 }
 
@@ -125,9 +118,6 @@ impl<I> Component for Saga<I> where I: Serialize + DeserializeOwned + Clone + Se
 
 impl<I> std::fmt::Debug for Saga<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Saga")
-            .field("name", &self.name)
-            .field("steps", &self.steps)
-            .finish()
+        f.debug_struct("Saga").field("name", &self.name).field("steps", &self.steps).finish()
     }
 }

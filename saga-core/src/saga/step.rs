@@ -32,9 +32,7 @@ pub struct StepContext<I> {
 impl<I> StepContext<I> {
     /// The log that an earlier step's action recorded, decoded as `L`.
     pub fn log<L: DeserializeOwned>(&self, step: &str) -> Option<L> {
-        self.logs
-            .get(step)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+        self.logs.get(step).and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 }
 
@@ -49,8 +47,7 @@ pub struct CompensationContext<L> {
     pub attempt: u32,
 }
 
-type LocalAction<I> =
-    Arc<dyn Fn(StepContext<I>) -> BoxFuture<Result<Value, ActionError>> + Send + Sync>;
+type LocalAction<I> = Arc<dyn Fn(StepContext<I>) -> BoxFuture<Result<Value, ActionError>> + Send + Sync>;
 type CommandBuilder<C> = Arc<dyn Fn(&C) -> Result<(&'static str, Vec<u8>)> + Send + Sync>;
 type ReplyHandler = Arc<dyn Fn(&Envelope) -> Result<Value, ActionError> + Send + Sync>;
 type LocalCompensation =
@@ -68,10 +65,7 @@ pub(crate) enum Action<I> {
 
 pub(crate) enum Compensation {
     Local(LocalCompensation),
-    Command {
-        topic: String,
-        command: CommandBuilder<CompensationContext<Value>>,
-    },
+    Command { topic: String, command: CommandBuilder<CompensationContext<Value>> },
 }
 
 /// One step of a [`Saga`](super::Saga): an action that records a log of type `L`, and
@@ -86,8 +80,7 @@ pub struct Step<I, L> {
 }
 
 fn encode<M: Message>(message: &M) -> Result<(&'static str, Vec<u8>)> {
-    let bytes = serde_json::to_vec(message)
-        .map_err(|e| Error::codec(format!("encoding {}", M::KIND), e))?;
+    let bytes = serde_json::to_vec(message).map_err(|e| Error::codec(format!("encoding {}", M::KIND), e))?;
     Ok((M::KIND, bytes))
 }
 
@@ -164,12 +157,7 @@ where
         });
         Self::with_action(
             name,
-            Action::Remote {
-                topic: topic.to_owned(),
-                command,
-                reply_kind: R::KIND,
-                on_reply,
-            },
+            Action::Remote { topic: topic.to_owned(), command, reply_kind: R::KIND, on_reply },
         )
     }
 
@@ -195,8 +183,7 @@ where
             let log = serde_json::from_value::<L>(ctx.log);
             let compensation = compensation.clone();
             Box::pin(async move {
-                let log =
-                    log.map_err(|e| ActionError::permanent(format!("decoding the step log: {e}")))?;
+                let log = log.map_err(|e| ActionError::permanent(format!("decoding the step log: {e}")))?;
                 compensation(CompensationContext {
                     log,
                     idempotency_key: ctx.idempotency_key,
@@ -222,10 +209,7 @@ where
                 .map_err(|e| Error::codec("decoding the step log for its compensation", e))?;
             encode(&command(&log))
         });
-        self.compensation = Some(Compensation::Command {
-            topic: topic.to_owned(),
-            command: builder,
-        });
+        self.compensation = Some(Compensation::Command { topic: topic.to_owned(), command: builder });
         self
     }
 

@@ -12,8 +12,8 @@ mod types;
 pub use self::redb::RedbStore;
 pub use history::{HistoryEntry, HistoryEvent};
 pub use types::{
-    Batch, Class, CommitUnit, DeadLetter, InboxKey, OutboxRow, ProcessMeta, ProcessSummary, Record,
-    Status, Timer, TimerOp, UnitOutcome, Write,
+    Batch, Class, CommitUnit, DeadLetter, InboxKey, OutboxRow, ProcessMeta, ProcessSummary, Record, Status,
+    Timer, TimerOp, UnitOutcome, Write,
 };
 
 use crate::error::Result;

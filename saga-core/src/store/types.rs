@@ -68,16 +68,10 @@ impl fmt::Display for Status {
 impl FromStr for Status {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Status::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                format!(
-                    "unknown status {s:?} (expected one of {})",
-                    names.join(", ")
-                )
-            })
+        Status::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+            let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            format!("unknown status {s:?} (expected one of {})", names.join(", "))
+        })
     }
 }
 
@@ -236,10 +230,7 @@ pub struct CommitUnit {
 impl CommitUnit {
     /// A unit that only records `envelope` for the relay, such as a client's command.
     pub fn send(envelope: Envelope) -> Self {
-        CommitUnit {
-            outbox: vec![envelope],
-            ..CommitUnit::default()
-        }
+        CommitUnit { outbox: vec![envelope], ..CommitUnit::default() }
     }
 }
 

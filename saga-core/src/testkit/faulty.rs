@@ -94,10 +94,7 @@ impl State {
         self.operations += 1;
         if self.fail_at.is_some_and(|n| self.operations >= n) {
             self.crashed = true;
-            return Err(Error::other(format!(
-                "injected crash at operation {}",
-                self.operations
-            )));
+            return Err(Error::other(format!("injected crash at operation {}", self.operations)));
         }
         Ok(())
     }

@@ -121,15 +121,8 @@ enum Settled {
 
 impl Settlement {
     fn new(groups: usize) -> Arc<Self> {
-        let initial = if groups == 0 {
-            Settled::Done
-        } else {
-            Settled::Pending
-        };
-        Arc::new(Settlement {
-            remaining: AtomicUsize::new(groups),
-            state: watch::Sender::new(initial),
-        })
+        let initial = if groups == 0 { Settled::Done } else { Settled::Pending };
+        Arc::new(Settlement { remaining: AtomicUsize::new(groups), state: watch::Sender::new(initial) })
     }
 
     fn acknowledged(&self) {
@@ -165,10 +158,7 @@ impl InProcessTransport {
     /// A transport that deduplicates by message id over `window`.
     pub fn with_dedup_window(window: Duration) -> Self {
         InProcessTransport {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
-                dedup_window: window,
-            }),
+            shared: Arc::new(Shared { state: Mutex::new(State::default()), dedup_window: window }),
         }
     }
 
@@ -192,16 +182,10 @@ impl InProcessTransport {
         let topic = state.topics.entry(envelope.topic.clone()).or_default();
         let settlement = Settlement::new(topic.groups.len().max(1));
         if topic.groups.is_empty() {
-            topic.waiting.push(Pending {
-                envelope,
-                settlement: settlement.clone(),
-            });
+            topic.waiting.push(Pending { envelope, settlement: settlement.clone() });
         } else {
             for group in topic.groups.values() {
-                group.push_back(Pending {
-                    envelope: envelope.clone(),
-                    settlement: settlement.clone(),
-                });
+                group.push_back(Pending { envelope: envelope.clone(), settlement: settlement.clone() });
             }
         }
         state.dedup.insert(id, settlement.clone());
@@ -237,11 +221,7 @@ impl Group {
         let mut queue = lock(&self.queue);
         let seq = queue.next_seq;
         queue.next_seq += 1;
-        queue.delayed.push(Reverse(Delayed {
-            due: Instant::now() + delay,
-            seq,
-            pending,
-        }));
+        queue.delayed.push(Reverse(Delayed { due: Instant::now() + delay, seq, pending }));
         drop(queue);
         self.wake.notify_one();
     }
@@ -281,11 +261,7 @@ impl Transport for InProcessTransport {
                     pending.settlement.state.send_replace(Settled::Closed);
                 }
                 for Reverse(delayed) in queue.delayed.drain() {
-                    delayed
-                        .pending
-                        .settlement
-                        .state
-                        .send_replace(Settled::Closed);
+                    delayed.pending.settlement.state.send_replace(Settled::Closed);
                 }
                 drop(queue);
                 group.wake.notify_waiters();
@@ -324,10 +300,7 @@ impl Subscription for MemorySubscription {
                     }
                     pending.envelope.attempt += 1;
                     let envelope = pending.envelope.clone();
-                    let acker = MemoryAcker {
-                        group: self.group.clone(),
-                        pending: Some(pending),
-                    };
+                    let acker = MemoryAcker { group: self.group.clone(), pending: Some(pending) };
                     return Ok(Some(Delivery::new(envelope, Box::new(acker))));
                 }
                 queue.delayed.peek().map(|Reverse(d)| d.due)

@@ -53,10 +53,7 @@ pub struct Subscribe {
 impl Subscribe {
     /// Subscribes `group` to `topic`.
     pub fn new(topic: impl Into<String>, group: impl Into<String>) -> Self {
-        Subscribe {
-            topic: topic.into(),
-            group: group.into(),
-        }
+        Subscribe { topic: topic.into(), group: group.into() }
     }
 }
 
@@ -104,8 +101,6 @@ impl Delivery {
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery")
-            .field("envelope", &self.envelope)
-            .finish_non_exhaustive()
+        f.debug_struct("Delivery").field("envelope", &self.envelope).finish_non_exhaustive()
     }
 }

@@ -48,10 +48,7 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: Batch) -> R<Vec<
             }
         }
         let mut meta = txn.open_table(META)?;
-        meta.insert(
-            NEXT_SEQ,
-            next_seq.load(Ordering::Relaxed).to_le_bytes().as_slice(),
-        )?;
+        meta.insert(NEXT_SEQ, next_seq.load(Ordering::Relaxed).to_le_bytes().as_slice())?;
     }
     txn.commit()?;
     Ok(outcomes)
@@ -61,9 +58,7 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: Batch) -> R<Vec<
 /// write's record had (to update the status index without reading it again).
 fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Status>>, UnitOutcome>> {
     if let Some(key) = &unit.inbox
-        && t.inbox
-            .get((key.message.as_u128(), key.consumer.as_str()))?
-            .is_some()
+        && t.inbox.get((key.message.as_u128(), key.consumer.as_str()))?.is_some()
     {
         return Ok(Err(UnitOutcome::Duplicate));
     }
@@ -98,16 +93,11 @@ fn apply_unit(
     old_statuses: &[Option<Status>],
 ) -> R<()> {
     if let Some(key) = &unit.inbox {
-        t.inbox
-            .insert((key.message.as_u128(), key.consumer.as_str()), unit.at.0)?;
+        t.inbox.insert((key.message.as_u128(), key.consumer.as_str()), unit.at.0)?;
     }
     for (write, old_status) in unit.writes.iter().zip(old_statuses) {
         let key = (write.space.as_str(), write.id.as_str());
-        let new_status = write
-            .value
-            .as_ref()
-            .and_then(|r| r.process.as_ref())
-            .map(|p| p.status);
+        let new_status = write.value.as_ref().and_then(|r| r.process.as_ref()).map(|p| p.status);
         let indexed = write.space == PROCESS_SPACE;
         if indexed && *old_status != new_status {
             if let Some(status) = old_status {
@@ -144,10 +134,7 @@ fn apply_unit(
         match op {
             TimerOp::Set(timer) => {
                 remove_timer(t, &timer.key)?;
-                t.timers.insert(
-                    (timer.due.0, timer.key.as_str()),
-                    timer.envelope.to_bytes().as_slice(),
-                )?;
+                t.timers.insert((timer.due.0, timer.key.as_str()), timer.envelope.to_bytes().as_slice())?;
                 t.timer_keys.insert(timer.key.as_str(), timer.due.0)?;
             }
             TimerOp::Cancel(key) => remove_timer(t, key)?,
@@ -155,10 +142,7 @@ fn apply_unit(
     }
     if let Some(letter) = &unit.dead_letter {
         let json = serde_json::to_vec(letter).unwrap_or_default();
-        t.dead_letters.insert(
-            (letter.envelope.id.as_u128(), letter.consumer.as_str()),
-            json.as_slice(),
-        )?;
+        t.dead_letters.insert((letter.envelope.id.as_u128(), letter.consumer.as_str()), json.as_slice())?;
     }
     Ok(())
 }
@@ -171,12 +155,7 @@ fn remove_timer(t: &mut Tables<'_>, key: &str) -> R<()> {
     Ok(())
 }
 
-pub(super) fn fire_timers(
-    db: &Database,
-    next_seq: &AtomicU64,
-    now: Timestamp,
-    limit: usize,
-) -> R<usize> {
+pub(super) fn fire_timers(db: &Database, next_seq: &AtomicU64, now: Timestamp, limit: usize) -> R<usize> {
     let txn = db.begin_write()?;
     let fired;
     {
@@ -184,10 +163,7 @@ pub(super) fn fire_timers(
         let mut keys = txn.open_table(TIMER_KEYS)?;
         let mut outbox = txn.open_table(OUTBOX)?;
         let mut due = Vec::new();
-        for entry in timers
-            .range((0, "")..(now.0.saturating_add(1), ""))?
-            .take(limit)
-        {
+        for entry in timers.range((0, "")..(now.0.saturating_add(1), ""))?.take(limit) {
             let (key, value) = entry?;
             let (at, name) = key.value();
             due.push((at, name.to_owned(), value.value().to_vec()));
@@ -208,10 +184,7 @@ pub(super) fn fire_timers(
         }
         fired = due.len();
         let mut meta = txn.open_table(META)?;
-        meta.insert(
-            NEXT_SEQ,
-            next_seq.load(Ordering::Relaxed).to_le_bytes().as_slice(),
-        )?;
+        meta.insert(NEXT_SEQ, next_seq.load(Ordering::Relaxed).to_le_bytes().as_slice())?;
     }
     txn.commit()?;
     Ok(fired)

@@ -8,15 +8,15 @@ mod tables;
 use self::open::{FileState, Schema};
 use self::tables::*;
 use super::{
-    Batch, DeadLetter, HistoryEntry, InboxKey, OutboxRow, PROCESS_SPACE, ProcessSummary, Record,
-    Snapshot, Status, Store, Timer, UnitOutcome,
+    Batch, DeadLetter, HistoryEntry, InboxKey, OutboxRow, PROCESS_SPACE, ProcessSummary, Record, Snapshot,
+    Status, Store, Timer, UnitOutcome,
 };
 use crate::error::{Error, Result};
 use crate::model::{Envelope, MessageId, Timestamp};
 use redb::backends::InMemoryBackend;
 use redb::{
-    Builder, ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase,
-    ReadableTable, StorageBackend,
+    Builder, ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
+    StorageBackend,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -57,9 +57,7 @@ impl RedbStore {
         let builder = file_builder();
         let db = match open::inspect_file(path)? {
             FileState::Missing => return Self::create(path),
-            FileState::Empty => builder
-                .create(path)
-                .map_err(|e| open::open_error(path, e))?,
+            FileState::Empty => builder.create(path).map_err(|e| open::open_error(path, e))?,
             FileState::Redb => {
                 // Check the schema through a read-only handle first: opening for writing marks
                 // the file, and a file that is not ours must stay untouched.
@@ -87,18 +85,14 @@ impl RedbStore {
         let temporary = PathBuf::from(temporary);
         let _ = std::fs::remove_file(&temporary);
         {
-            let db = file_builder()
-                .create(&temporary)
-                .map_err(|e| open::open_error(path, e))?;
+            let db = file_builder().create(&temporary).map_err(|e| open::open_error(path, e))?;
             open::initialise(&db, path)?;
         }
         std::fs::rename(&temporary, path).map_err(|source| Error::Io {
             context: format!("{}: moving the new database into place", path.display()),
             source,
         })?;
-        let db = file_builder()
-            .open(path)
-            .map_err(|e| open::open_error(path, e))?;
+        let db = file_builder().open(path).map_err(|e| open::open_error(path, e))?;
         Self::from_database(db, path.to_owned())
     }
 
@@ -107,14 +101,10 @@ impl RedbStore {
         let path = path.as_ref();
         match open::inspect_file(path)? {
             FileState::Missing => {
-                return Err(Error::NoDatabase {
-                    path: path.to_owned(),
-                });
+                return Err(Error::NoDatabase { path: path.to_owned() });
             }
             FileState::Empty => {
-                return Err(Error::NotADatabase {
-                    path: path.to_owned(),
-                });
+                return Err(Error::NotADatabase { path: path.to_owned() });
             }
             FileState::Redb => {}
         }
@@ -135,11 +125,7 @@ impl RedbStore {
         }
         let next = open::next_seq(&txn, path)?;
         drop(txn);
-        Ok(RedbStore {
-            db: Db::Read(ro),
-            path: path.to_owned(),
-            next_seq: AtomicU64::new(next),
-        })
+        Ok(RedbStore { db: Db::Read(ro), path: path.to_owned(), next_seq: AtomicU64::new(next) })
     }
 
     /// A fresh database in memory, through redb's own in-memory backend.
@@ -150,9 +136,7 @@ impl RedbStore {
     /// Opens (or creates) a database on any redb storage backend, such as a fault-injecting one.
     pub fn with_backend(backend: impl StorageBackend) -> Result<RedbStore> {
         let path = PathBuf::from(":backend:");
-        let db = Builder::new()
-            .create_with_backend(backend)
-            .map_err(|e| open::open_error(&path, e))?;
+        let db = Builder::new().create_with_backend(backend).map_err(|e| open::open_error(&path, e))?;
         Self::from_database(db, path)
     }
 
@@ -166,11 +150,7 @@ impl RedbStore {
         let txn = db.begin_read().map_err(|e| read_error(&path, e))?;
         let next = open::next_seq(&txn, &path)?;
         drop(txn);
-        Ok(RedbStore {
-            db: Db::Write(db),
-            path,
-            next_seq: AtomicU64::new(next),
-        })
+        Ok(RedbStore { db: Db::Write(db), path, next_seq: AtomicU64::new(next) })
     }
 
     /// The file this store lives in (`:backend:` for other backends).
@@ -189,10 +169,9 @@ impl RedbStore {
     fn writer(&self) -> Result<&Database> {
         match &self.db {
             Db::Write(db) => Ok(db),
-            Db::Read(_) => Err(Error::Config(format!(
-                "{}: opened read-only, cannot write",
-                self.path.display()
-            ))),
+            Db::Read(_) => {
+                Err(Error::Config(format!("{}: opened read-only, cannot write", self.path.display())))
+            }
         }
     }
 
@@ -213,9 +192,7 @@ fn read_error(path: &Path, e: redb::TransactionError) -> Error {
 }
 
 /// Folds redb's many error types into `redb::Error` so one `map_err` serves them all.
-fn r<T, E: Into<redb::Error>>(
-    result: std::result::Result<T, E>,
-) -> std::result::Result<T, redb::Error> {
+fn r<T, E: Into<redb::Error>>(result: std::result::Result<T, E>) -> std::result::Result<T, redb::Error> {
     result.map_err(Into::into)
 }
 
@@ -262,25 +239,17 @@ impl Store for RedbStore {
                     let (key, _) = r(entry).map_err(&err)?;
                     let id = key.value().1.to_owned();
                     if let Some(v) = r(records.get((PROCESS_SPACE, id.as_str()))).map_err(&err)? {
-                        out.push(ProcessSummary {
-                            id,
-                            record: decode_record(v.value())?,
-                        });
+                        out.push(ProcessSummary { id, record: decode_record(v.value())? });
                     }
                 }
                 out.sort_by(|a, b| a.id.cmp(&b.id));
             }
             None => {
                 let end = format!("{PROCESS_SPACE}\0");
-                for entry in
-                    r(records.range((PROCESS_SPACE, "")..(end.as_str(), ""))).map_err(&err)?
-                {
+                for entry in r(records.range((PROCESS_SPACE, "")..(end.as_str(), ""))).map_err(&err)? {
                     let (key, value) = r(entry).map_err(&err)?;
                     let id = key.value().1.to_owned();
-                    out.push(ProcessSummary {
-                        id,
-                        record: decode_record(value.value())?,
-                    });
+                    out.push(ProcessSummary { id, record: decode_record(value.value())? });
                 }
             }
         }
@@ -323,10 +292,7 @@ impl Store for RedbStore {
         let mut out = Vec::new();
         for entry in r(table.range(start..)).map_err(&err)?.take(limit) {
             let (seq, value) = r(entry).map_err(&err)?;
-            out.push(OutboxRow {
-                seq: seq.value(),
-                envelope: Envelope::from_bytes(value.value())?,
-            });
+            out.push(OutboxRow { seq: seq.value(), envelope: Envelope::from_bytes(value.value())? });
         }
         Ok(out)
     }
@@ -357,8 +323,7 @@ impl Store for RedbStore {
     }
 
     fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize> {
-        commit::fire_timers(self.writer()?, &self.next_seq, now, limit)
-            .map_err(self.err("firing timers"))
+        commit::fire_timers(self.writer()?, &self.next_seq, now, limit).map_err(self.err("firing timers"))
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
@@ -398,18 +363,14 @@ impl Snapshot for RedbSnapshot {
     }
 
     fn is_handled(&self, key: &InboxKey) -> Result<bool> {
-        let found = r(self
-            .inbox
-            .get((key.message.as_u128(), key.consumer.as_str())))
-        .map_err(|e| Error::storage(format!("{}: reading the inbox", self.path.display()), e))?;
+        let found = r(self.inbox.get((key.message.as_u128(), key.consumer.as_str())))
+            .map_err(|e| Error::storage(format!("{}: reading the inbox", self.path.display()), e))?;
         Ok(found.is_some())
     }
 }
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("RedbStore").field("path", &self.path).finish_non_exhaustive()
     }
 }

@@ -1,8 +1,8 @@
 //! Opening a saga database: refuse what is not ours before anything is written.
 
 use super::tables::{
-    DEAD_LETTERS, FORMAT, HISTORY, INBOX, META, NEXT_SEQ, OUTBOX, RECORDS, SCHEMA_VERSION,
-    STATUS_INDEX, TIMER_KEYS, TIMERS,
+    DEAD_LETTERS, FORMAT, HISTORY, INBOX, META, NEXT_SEQ, OUTBOX, RECORDS, SCHEMA_VERSION, STATUS_INDEX,
+    TIMER_KEYS, TIMERS,
 };
 use crate::error::{Error, Result};
 use redb::{Database, DatabaseError, ReadTransaction, ReadableTable, TableError, TableHandle};
@@ -24,10 +24,7 @@ pub(super) enum FileState {
 
 /// Looks at the file without opening it as a database, so a foreign file is never written.
 pub(super) fn inspect_file(path: &Path) -> Result<FileState> {
-    let io = |source| Error::Io {
-        context: format!("{}: reading", path.display()),
-        source,
-    };
+    let io = |source| Error::Io { context: format!("{}: reading", path.display()), source };
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::Missing),
@@ -35,9 +32,7 @@ pub(super) fn inspect_file(path: &Path) -> Result<FileState> {
     };
     let meta = file.metadata().map_err(io)?;
     if meta.is_dir() {
-        return Err(Error::NotADatabase {
-            path: path.to_owned(),
-        });
+        return Err(Error::NotADatabase { path: path.to_owned() });
     }
     if meta.len() == 0 {
         return Ok(FileState::Empty);
@@ -45,12 +40,10 @@ pub(super) fn inspect_file(path: &Path) -> Result<FileState> {
     let mut magic = [0u8; REDB_MAGIC.len()];
     match file.read_exact(&mut magic) {
         Ok(()) if magic == REDB_MAGIC => Ok(FileState::Redb),
-        Ok(()) => Err(Error::NotADatabase {
-            path: path.to_owned(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::NotADatabase {
-            path: path.to_owned(),
-        }),
+        Ok(()) => Err(Error::NotADatabase { path: path.to_owned() }),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(Error::NotADatabase { path: path.to_owned() })
+        }
         Err(e) => Err(io(e)),
     }
 }
@@ -68,11 +61,8 @@ pub(super) fn check_schema(txn: &ReadTransaction, path: &Path) -> Result<Schema>
     let meta = match txn.open_table(META) {
         Ok(table) => table,
         Err(TableError::TableDoesNotExist(_)) => {
-            let tables: Vec<String> = txn
-                .list_tables()
-                .map_err(storage)?
-                .map(|t| t.name().to_owned())
-                .collect();
+            let tables: Vec<String> =
+                txn.list_tables().map_err(storage)?.map(|t| t.name().to_owned()).collect();
             return if tables.is_empty() {
                 Ok(Schema::Blank)
             } else {
@@ -83,40 +73,26 @@ pub(super) fn check_schema(txn: &ReadTransaction, path: &Path) -> Result<Schema>
             };
         }
         Err(e) => {
-            return Err(Error::storage(
-                format!("{}: opening saga_meta", path.display()),
-                e,
-            ));
+            return Err(Error::storage(format!("{}: opening saga_meta", path.display()), e));
         }
     };
-    let format = meta
-        .get("format")
-        .map_err(storage)?
-        .map(|v| v.value().to_vec());
+    let format = meta.get("format").map_err(storage)?.map(|v| v.value().to_vec());
     if format.as_deref() != Some(FORMAT) {
         return Err(Error::ForeignDatabase {
             path: path.to_owned(),
             detail: "its saga_meta table does not name the saga-core format".into(),
         });
     }
-    let schema = meta
-        .get("schema")
-        .map_err(storage)?
-        .map(|v| v.value().to_vec());
-    let found = schema
-        .as_deref()
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(u32::from_le_bytes)
-        .ok_or_else(|| Error::ForeignDatabase {
-            path: path.to_owned(),
-            detail: "its schema version is missing or malformed".into(),
-        })?;
+    let schema = meta.get("schema").map_err(storage)?.map(|v| v.value().to_vec());
+    let found =
+        schema.as_deref().and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes).ok_or_else(
+            || Error::ForeignDatabase {
+                path: path.to_owned(),
+                detail: "its schema version is missing or malformed".into(),
+            },
+        )?;
     if found != SCHEMA_VERSION {
-        return Err(Error::SchemaVersion {
-            path: path.to_owned(),
-            found,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(Error::SchemaVersion { path: path.to_owned(), found, supported: SCHEMA_VERSION });
     }
     Ok(Schema::Current)
 }
@@ -126,11 +102,8 @@ pub(super) fn initialise(db: &Database, path: &Path) -> Result<()> {
     let context = || format!("{}: initialising", path.display());
     let txn = db.begin_write().map_err(|e| Error::storage(context(), e))?;
     {
-        let mut meta = txn
-            .open_table(META)
-            .map_err(|e| Error::storage(context(), e))?;
-        meta.insert("format", FORMAT)
-            .map_err(|e| Error::storage(context(), e))?;
+        let mut meta = txn.open_table(META).map_err(|e| Error::storage(context(), e))?;
+        meta.insert("format", FORMAT).map_err(|e| Error::storage(context(), e))?;
         meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())
             .map_err(|e| Error::storage(context(), e))?;
         let created = (|| -> std::result::Result<(), TableError> {
@@ -152,10 +125,9 @@ pub(super) fn initialise(db: &Database, path: &Path) -> Result<()> {
 /// Turns redb's open errors into ones that name the file and say what to do.
 pub(super) fn open_error(path: &Path, e: DatabaseError) -> Error {
     match e {
-        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => Error::Locked {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        },
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            Error::Locked { path: path.to_owned(), detail: e.to_string() }
+        }
         DatabaseError::UpgradeRequired(v) => Error::ForeignDatabase {
             path: path.to_owned(),
             detail: format!("it uses redb file format {v}, which this build does not read"),
@@ -167,14 +139,10 @@ pub(super) fn open_error(path: &Path, e: DatabaseError) -> Error {
 /// The next sequence number for outbox rows and history entries: after every one in use.
 pub(super) fn next_seq(txn: &ReadTransaction, path: &Path) -> Result<u64> {
     let context = || format!("{}: reading the sequence", path.display());
-    let outbox = txn
-        .open_table(OUTBOX)
-        .map_err(|e| Error::storage(context(), e))?;
+    let outbox = txn.open_table(OUTBOX).map_err(|e| Error::storage(context(), e))?;
     let last = outbox.last().map_err(|e| Error::storage(context(), e))?;
     let after_outbox = last.map(|(k, _)| k.value() + 1).unwrap_or(1);
-    let meta = txn
-        .open_table(META)
-        .map_err(|e| Error::storage(context(), e))?;
+    let meta = txn.open_table(META).map_err(|e| Error::storage(context(), e))?;
     let stored = meta
         .get(NEXT_SEQ)
         .map_err(|e| Error::storage(context(), e))?

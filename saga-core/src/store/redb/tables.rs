@@ -13,8 +13,7 @@ pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("saga
 /// `(space, id)` → framed [`Record`].
 pub(super) const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// `(status code, process id)` → `()`, for listing processes by status.
-pub(super) const STATUS_INDEX: TableDefinition<(u8, &str), ()> =
-    TableDefinition::new("process_status");
+pub(super) const STATUS_INDEX: TableDefinition<(u8, &str), ()> = TableDefinition::new("process_status");
 /// `(process id, sequence)` → JSON (the sequence is shared with the outbox, so it only grows) [`HistoryEntry`](crate::store::HistoryEntry).
 pub(super) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 /// sequence → encoded envelope, published in key order.
@@ -26,8 +25,7 @@ pub(super) const TIMERS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::
 /// timer key → due ms, to cancel or replace a timer by its key.
 pub(super) const TIMER_KEYS: TableDefinition<&str, u64> = TableDefinition::new("timer_keys");
 /// `(message id, consumer)` → JSON [`DeadLetter`](crate::store::DeadLetter).
-pub(super) const DEAD_LETTERS: TableDefinition<(u128, &str), &[u8]> =
-    TableDefinition::new("dead_letters");
+pub(super) const DEAD_LETTERS: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("dead_letters");
 
 /// `META[NEXT_SEQ]`: the next outbox and history sequence number (`u64`, little-endian).
 pub(super) const NEXT_SEQ: &str = "next_seq";
