@@ -4,7 +4,7 @@
 //! goes back from the treasury and the customer is reimbursed.
 
 use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finish, patient, read};
+use crate::run::{Outcome, RunContext, chance, drive, finish, patient, read, send_in_batches};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::{ActionError, Message, Runtime, RuntimeBuilder, Service, Status, Store};
 use serde::{Deserialize, Serialize};
@@ -336,13 +336,11 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
     )
     .start()
     .await?;
-    for n in 0..options.orders {
-        if *ctx.stop.borrow() {
-            break;
-        }
+    let orders = (0..options.orders).map(|n| {
         let order = format!("order-{n}");
-        runtime.send("reception", &order, &PlaceOrder { order: order.clone(), fee: options.fee }).await?;
-    }
+        (order.clone(), PlaceOrder { order, fee: options.fee })
+    });
+    send_in_batches(&runtime, "reception", orders, &ctx.stop).await?;
     // The customer asks reception now and then whether the imp is there yet.
     let outcome = drive(&mut ctx, options.orders, |store| {
         Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)

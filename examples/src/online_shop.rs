@@ -4,7 +4,7 @@
 //! resumes and finishes every order with nothing lost.
 
 use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finish, patient, read};
+use crate::run::{Outcome, RunContext, chance, drive, finish, patient, read, send_in_batches};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::{ActionError, Message, RetryPolicy, Runtime, RuntimeBuilder, Service, Status, Store};
 use serde::{Deserialize, Serialize};
@@ -355,14 +355,11 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
     )
     .start()
     .await?;
-    for n in 0..options.orders {
-        if *ctx.stop.borrow() {
-            break;
-        }
+    let orders = (0..options.orders).map(|n| {
         let order = format!("order-{n}");
-        let amount = 10 + n % 90;
-        runtime.send("shop", &order, &Checkout { order: order.clone(), amount }).await?;
-    }
+        (order.clone(), Checkout { order, amount: 10 + n % 90 })
+    });
+    send_in_batches(&runtime, "shop", orders, &ctx.stop).await?;
     let outcome = drive(&mut ctx, options.orders, |store| {
         Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
     })

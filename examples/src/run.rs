@@ -171,3 +171,26 @@ pub(crate) fn read<T: serde::de::DeserializeOwned>(
         None => Ok(None),
     }
 }
+
+/// Sends `messages` to `topic` in commits of a few hundred, each message keyed by its key.
+pub(crate) async fn send_in_batches<M: saga_core::Message>(
+    runtime: &RuntimeHandle,
+    topic: &str,
+    messages: impl IntoIterator<Item = (String, M)>,
+    stop: &watch::Receiver<bool>,
+) -> saga_core::Result<()> {
+    let mut batch = Vec::new();
+    for (key, message) in messages {
+        batch.push(saga_core::Envelope::new(topic, &key, &message)?);
+        if batch.len() == 256 {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            runtime.send_all(std::mem::take(&mut batch)).await?;
+        }
+    }
+    if !batch.is_empty() {
+        runtime.send_all(batch).await?;
+    }
+    Ok(())
+}

@@ -380,3 +380,29 @@ async fn an_operator_retry_resumes_a_failed_saga_and_acknowledge_closes_one() {
     assert!(err.to_string().contains("cannot retry while it is compensated"), "{err}");
     runtime.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_local_step_followed_by_a_remote_one_sends_the_command_in_the_same_commit() {
+    let j = journal();
+    let circle = Service::new("circle").on("circle", |ctx, s: Summon| {
+        ctx.reply(&Summoned { imp: format!("imp-{}", s.order) })?;
+        Ok(())
+    });
+    let saga = Saga::<u32>::new("quick")
+        .step(recorded_step("take-fee", &j))
+        .step(summon_step(Duration::from_secs(60)));
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(saga)
+        .register(circle)
+        .start()
+        .await
+        .unwrap();
+    let id = runtime.start_saga("quick", "3", &3u32).await.unwrap();
+    eventually("the saga to complete", || status(store.as_ref(), &id) == Some(Status::Completed)).await;
+    // One commit for the start (take-fee ran, and the summon command went out with it), one
+    // for the reply: no round trip in between.
+    assert_eq!(store.record(PROCESS_SPACE, &id).unwrap().unwrap().version, 2);
+    assert_eq!(entries(&j), ["run take-fee"]);
+    runtime.shutdown().await.unwrap();
+}

@@ -229,6 +229,42 @@ impl RuntimeHandle {
         Ok(id)
     }
 
+    /// Durably records many messages in one commit: all of them are sent, or none.
+    ///
+    /// ```
+    /// # use saga_core::{Envelope, InProcessTransport, Message, RedbStore, Runtime};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping(u32);
+    /// # impl Message for Ping { const KIND: &'static str = "ping"; }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let runtime = Runtime::builder(RedbStore::in_memory().unwrap(), InProcessTransport::new())
+    ///     .start()
+    ///     .await
+    ///     .unwrap();
+    /// let pings = (0..100).map(|n| Envelope::new("pings", &n.to_string(), &Ping(n)).unwrap());
+    /// runtime.send_all(pings.collect()).await.unwrap();
+    /// assert_eq!(runtime.store().outbox_after(None, 1000).unwrap().len(), 100);
+    /// # runtime.shutdown().await.unwrap();
+    /// # });
+    /// ```
+    pub async fn send_all(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        let now = self.shared.clock.now();
+        let outbox = envelopes
+            .into_iter()
+            .map(|mut e| {
+                if e.source.is_empty() {
+                    e.source = "client".into();
+                }
+                e.created_at = now;
+                e
+            })
+            .collect();
+        let unit = CommitUnit { at: now, outbox, ..CommitUnit::default() };
+        match self.shared.committer.commit(unit).await? {
+            crate::store::UnitOutcome::Conflict(e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Durably records a ready-made envelope for the relay.
     pub async fn send_envelope(&self, envelope: Envelope) -> Result<()> {
         let mut unit = CommitUnit::send(envelope);

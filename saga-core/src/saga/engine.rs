@@ -28,6 +28,9 @@ struct Run<'a, I> {
     input: I,
     state: SagaState,
     meta: ProcessMeta,
+    /// A remote step to start in this same commit: its action is only an outgoing command, so
+    /// it needs no round trip of its own.
+    chained: Option<usize>,
 }
 
 fn permanent(what: &str, e: impl std::fmt::Display) -> ActionError {
@@ -75,10 +78,22 @@ where
                     step: None,
                     created_at: now,
                 };
-                let mut run = Run { engine: self, ctx, pid, key: envelope.key.clone(), input, state, meta };
+                let mut run = Run {
+                    engine: self,
+                    ctx,
+                    pid,
+                    key: envelope.key.clone(),
+                    input,
+                    state,
+                    meta,
+                    chained: None,
+                };
                 run.ctx.history(&run.pid, HistoryEvent::Started { kind: self.name.clone() });
                 run.message_in(&envelope);
                 run.next().await?;
+                if let Some(next) = run.chained.take() {
+                    run.run_action(next).await?;
+                }
                 run.save()?;
                 return Ok(Handled::Commit);
             }
@@ -92,7 +107,7 @@ where
                 let meta = record
                     .process
                     .ok_or_else(|| ActionError::permanent(format!("{pid} is not a process")))?;
-                Run { engine: self, ctx, pid, key: envelope.key.clone(), input, state, meta }
+                Run { engine: self, ctx, pid, key: envelope.key.clone(), input, state, meta, chained: None }
             }
         };
         match envelope.kind.as_str() {
@@ -115,6 +130,9 @@ where
                 run.operator(&envelope, request.action)?;
             }
             _ => run.reply(&envelope)?,
+        }
+        if let Some(next) = run.chained.take() {
+            run.run_action(next).await?;
         }
         run.save()?;
         Ok(Handled::Commit)
@@ -269,7 +287,12 @@ where
             Ok(())
         } else {
             self.meta.step = Some(self.engine.steps[i + 1].name.clone());
-            self.continue_later()
+            if matches!(self.engine.steps[i + 1].action, Action::Remote { .. }) {
+                self.chained = Some(i + 1);
+                Ok(())
+            } else {
+                self.continue_later()
+            }
         }
     }
 
