@@ -416,10 +416,13 @@ fn stock() -> Service {
             Ok(())
         })
         .on("stock", |ctx, r: ReleaseItems| {
-            every_shelf(ctx, |_, shelf, _| {
+            every_shelf(ctx, |_, shelf, now| {
+                // Released after closing (the end of day could not throw a reserved item out),
+                // an item goes to the bin, not back on the shelf.
+                let back = if now >= OPENING + DAY { ItemState::Thrown } else { ItemState::Sellable };
                 for item in &mut shelf.items {
                     if matches!(&item.state, ItemState::Reserved { order, .. } if *order == r.order) {
-                        item.state = ItemState::Sellable;
+                        item.state = back.clone();
                     }
                 }
             })
