@@ -7,9 +7,9 @@
 //! customer's profile from the events it sees. Time is simulated: a whole day runs in seconds.
 
 use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finish, read};
+use crate::run::{Outcome, RunContext, chance, drive, finish, message, read};
 use saga_core::saga::{Saga, Step, StepContext};
-use saga_core::{ActionError, Context, Message, Runtime, RuntimeBuilder, Service, Status, Store, Timestamp};
+use saga_core::{ActionError, Context, Message, RuntimeBuilder, Service, Status, Store, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -82,15 +82,6 @@ pub const PRODUCTS: [Product; 2] = [
 
 fn product(name: &str) -> Option<&'static Product> {
     PRODUCTS.iter().find(|p| p.name == name)
-}
-
-macro_rules! message {
-    ($(#[$doc:meta])* $name:ident = $kind:literal { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Serialize, Deserialize, Clone, Debug)]
-        pub struct $name { $($(#[$fdoc])* pub $field: $ty),* }
-        impl Message for $name { const KIND: &'static str = $kind; }
-    };
 }
 
 message!(/// The day begins.
@@ -570,13 +561,7 @@ pub fn register(builder: RuntimeBuilder, seed: u64, options: &Options) -> Runtim
 /// Opens the day, lets customers order through it, waits for closing time and every order's
 /// end, and returns the invariants.
 pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-    let runtime = register(
-        Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone()),
-        ctx.seed,
-        options,
-    )
-    .start()
-    .await?;
+    let runtime = register(ctx.builder(), ctx.seed, options).start().await?;
     runtime.send("production", "day", &OpenDay {}).await?;
     let mut orders: Vec<(Timestamp, PlaceOrder)> = (0..options.orders)
         .map(|n| {

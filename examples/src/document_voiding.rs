@@ -5,10 +5,10 @@
 //! acknowledge it; at most one voiding runs per document.
 
 use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finish, read};
+use crate::run::{Outcome, RunContext, chance, drive, finish, message, read};
 use saga_core::process::ProcessManager;
 use saga_core::store::{Class, PROCESS_SPACE};
-use saga_core::{Message, Runtime, RuntimeBuilder, Service, Status, Store};
+use saga_core::{RuntimeBuilder, Service, Status, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -33,15 +33,6 @@ impl Default for Options {
     fn default() -> Self {
         Options { documents: 60, customers: 6, void_share: 0.5, published_share: 0.5, slow: None }
     }
-}
-
-macro_rules! message {
-    ($(#[$doc:meta])* $name:ident = $kind:literal { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Serialize, Deserialize, Clone, Debug)]
-        pub struct $name { $($(#[$fdoc])* pub $field: $ty),* }
-        impl Message for $name { const KIND: &'static str = $kind; }
-    };
 }
 
 message!(/// Billing is asked to issue a document.
@@ -248,12 +239,7 @@ fn document(n: u64) -> String {
 /// Issues the documents, publishes some reports, asks to void some documents (some twice),
 /// waits for every voiding to end, and returns the invariants.
 pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-    let runtime = register(
-        Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone()),
-        options,
-    )
-    .start()
-    .await?;
+    let runtime = register(ctx.builder(), options).start().await?;
     let customers = options.customers.max(1);
     for n in 0..options.documents {
         let customer = format!("customer-{}", n % customers);

@@ -4,9 +4,11 @@
 //! resumes and finishes every order with nothing lost.
 
 use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finish, patient, read, send_in_batches};
+use crate::run::{
+    Outcome, RunContext, chance, drive, finish, finished_sagas, patient, read, send_in_batches,
+};
 use saga_core::saga::{Saga, Step, StepContext};
-use saga_core::{ActionError, Message, RetryPolicy, Runtime, RuntimeBuilder, Service, Status, Store};
+use saga_core::{ActionError, Message, RetryPolicy, RuntimeBuilder, Service, Store};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -348,22 +350,13 @@ pub fn register(builder: RuntimeBuilder, seed: u64, options: &Options) -> Runtim
 /// Creates the orders (those not yet created), waits for every saga to end, and returns the
 /// invariants.
 pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-    let runtime = register(
-        Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone()),
-        ctx.seed,
-        options,
-    )
-    .start()
-    .await?;
+    let runtime = register(ctx.builder(), ctx.seed, options).start().await?;
     let orders = (0..options.orders).map(|n| {
         let order = format!("order-{n}");
         (order.clone(), Checkout { order, amount: 10 + n % 90 })
     });
     send_in_batches(&runtime, "shop", orders, &ctx.stop).await?;
-    let outcome = drive(&mut ctx, options.orders, |store| {
-        Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
-    })
-    .await?;
+    let outcome = drive(&mut ctx, options.orders, finished_sagas).await?;
     let outcome = finish(runtime, outcome).await?;
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }

@@ -5,10 +5,10 @@
 //! inventory outage its messages wait, and the inventory catches up afterwards.
 
 use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finish, read};
+use crate::run::{Outcome, RunContext, chance, drive, finish, finished_sagas, message, read};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::transport::Subscribe;
-use saga_core::{ActionError, Message, Runtime, RuntimeBuilder, Service, Status, Store};
+use saga_core::{ActionError, Message, RuntimeBuilder, Service, Store};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -29,15 +29,6 @@ impl Default for Options {
     fn default() -> Self {
         Options { pets: 20, orders: 100, rejected_share: 0.2, inventory_outage: Duration::from_millis(500) }
     }
-}
-
-macro_rules! message {
-    ($(#[$doc:meta])* $name:ident = $kind:literal { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Serialize, Deserialize, Clone, Debug)]
-        pub struct $name { $($(#[$fdoc])* pub $field: $ty),* }
-        impl Message for $name { const KIND: &'static str = $kind; }
-    };
 }
 
 message!(/// A user signs up.
@@ -375,12 +366,10 @@ fn pet(n: u64) -> String {
 /// Creates users and pets, places the orders (many per pet, all at once), tries to delete
 /// every pet, and starts the inventory only after its outage.
 pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-    let builder =
-        || Runtime::builder_shared(ctx.store.clone(), ctx.transport.clone()).clock(ctx.clock.clone());
     // The inventory's subscription is durable: it exists while the service is down, and the
     // pet events wait in it (and, unconfirmed, in the pet service's outbox) until it is back.
     drop(ctx.transport.subscribe(Subscribe::new("pet.events", "inventory")).await?);
-    let runtime = register(builder(), ctx.seed, options).start().await?;
+    let runtime = register(ctx.builder(), ctx.seed, options).start().await?;
     let pets = options.pets.max(1);
     for u in 0..pets {
         runtime.send("users", &format!("user-{u}"), &CreateUser { user: format!("user-{u}") }).await?;
@@ -402,11 +391,8 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
         runtime.send("pets", &pet(n), &DeletePet { pet: pet(n) }).await?;
     }
     outage.await;
-    let inventory = register_inventory(builder()).start().await?;
-    let outcome = drive(&mut ctx, options.orders, |store| {
-        Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
-    })
-    .await?;
+    let inventory = register_inventory(ctx.builder()).start().await?;
+    let outcome = drive(&mut ctx, options.orders, finished_sagas).await?;
     let outcome = finish(runtime, outcome).await?;
     finish(inventory, outcome).await?;
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))

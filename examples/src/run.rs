@@ -7,6 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Declares a message type: a plain serde struct with a stable kind.
+macro_rules! message {
+    ($(#[$doc:meta])* $name:ident = $kind:literal { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+        pub struct $name { $($(#[$fdoc])* pub $field: $ty),* }
+        impl saga_core::Message for $name { const KIND: &'static str = $kind; }
+    };
+}
+pub(crate) use message;
+
 /// Reports how far a run has come.
 pub trait Progress: Send + Sync {
     /// `done` of `total` units of work (orders, documents, ...) are finished.
@@ -33,6 +44,14 @@ pub struct RunContext {
     pub progress: Arc<dyn Progress>,
     /// Turns true when the run must stop (SIGINT).
     pub stop: watch::Receiver<bool>,
+}
+
+impl RunContext {
+    /// A runtime builder over this run's store, transport and clock.
+    pub fn builder(&self) -> saga_core::RuntimeBuilder {
+        saga_core::Runtime::builder_shared(self.store.clone(), self.transport.clone())
+            .clock(self.clock.clone())
+    }
 }
 
 /// How a run ended.
@@ -132,6 +151,11 @@ pub(crate) async fn drive(
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
+}
+
+/// Sagas that have ended, completed or compensated.
+pub(crate) fn finished_sagas(store: &dyn Store) -> saga_core::Result<u64> {
+    Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
 }
 
 /// Shuts `runtime` down and passes `outcome` on.

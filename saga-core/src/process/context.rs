@@ -26,7 +26,16 @@ pub struct ProcessContext<'a> {
     pub(crate) label: Option<String>,
 }
 
-impl ProcessContext<'_> {
+impl<'a> ProcessContext<'a> {
+    pub(crate) fn new(
+        ctx: &'a mut Context,
+        process_id: &'a str,
+        correlation_id: &'a str,
+        own_topic: &'a str,
+    ) -> Self {
+        ProcessContext { ctx, process_id, correlation_id, own_topic, outcome: Outcome::Running, label: None }
+    }
+
     /// Sends `message` to `topic`, keyed by the correlation id.
     pub fn send<M: Message>(&mut self, topic: &str, message: &M) -> Result<MessageId> {
         let mut envelope = self.ctx.envelope(topic, self.correlation_id, message)?;

@@ -137,14 +137,7 @@ where
         ctx.read_record(PROCESS_SPACE, &pid)?;
         ctx.history(&pid, HistoryEvent::Started { kind: self.name.clone() });
         ctx.history(&pid, message_in(envelope));
-        let mut p = ProcessContext {
-            ctx,
-            process_id: &pid,
-            correlation_id: correlation,
-            own_topic: &self.topic,
-            outcome: Outcome::Running,
-            label: None,
-        };
+        let mut p = ProcessContext::new(ctx, &pid, correlation, &self.topic);
         let state = start(envelope, &mut p)?;
         let (outcome, label) = (p.outcome, p.label);
         let meta = ProcessMeta {
@@ -189,14 +182,7 @@ where
             );
             return Ok(Handled::Commit);
         }
-        let mut p = ProcessContext {
-            ctx,
-            process_id: &pid,
-            correlation_id: correlation,
-            own_topic: &self.topic,
-            outcome: Outcome::Running,
-            label: None,
-        };
+        let mut p = ProcessContext::new(ctx, &pid, correlation, &self.topic);
         react(&mut instance.state, envelope, &mut p)?;
         let (outcome, label) = (p.outcome, p.label);
         if label.is_some() {
