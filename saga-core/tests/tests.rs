@@ -7,5 +7,7 @@ mod conformance;
 mod crash;
 mod engine;
 mod files;
+#[cfg(feature = "nats")]
+mod nats;
 mod processes;
 mod sagas;

@@ -56,20 +56,45 @@ pub(crate) async fn run(
         }
     }
     let _ = ready.send(Ok(()));
-    for (topic, mut subscription) in subscriptions {
+    for (topic, subscription) in subscriptions {
         let deliveries = deliveries.clone();
         let mut stop = stop.clone();
+        let transport = shared.transport.clone();
+        let group = consumer.name().to_owned();
         readers.spawn(async move {
+            // A subscription that ends or fails (a broker restart) is made again, with backoff,
+            // until the runtime stops.
+            let mut subscription = Some(subscription);
+            let mut backoff = Duration::from_millis(100);
             loop {
+                let Some(current) = subscription.as_mut() else {
+                    tokio::select! {
+                        biased;
+                        _ = super::stopped(&mut stop) => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    match transport.subscribe(Subscribe::new(topic.clone(), group.clone())).await {
+                        Ok(s) => {
+                            tracing::info!(topic, "subscribed again");
+                            subscription = Some(s);
+                            backoff = Duration::from_millis(100);
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic, error = %e, "subscribing failed; retrying");
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                    continue;
+                };
                 tokio::select! {
                     biased;
                     _ = super::stopped(&mut stop) => break,
-                    next = subscription.next() => match next {
+                    next = current.next() => match next {
                         Ok(Some(d)) => if deliveries.send(d).await.is_err() { break },
-                        Ok(None) => break,
+                        Ok(None) => subscription = None,
                         Err(e) => {
-                            tracing::warn!(topic, error = %e, "subscription failed; retrying");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            tracing::warn!(topic, error = %e, "subscription failed; subscribing again");
+                            subscription = None;
                         }
                     }
                 }

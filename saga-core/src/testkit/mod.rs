@@ -3,5 +3,9 @@
 
 pub mod conformance;
 mod faulty;
+#[cfg(feature = "nats")]
+mod nats_server;
 
 pub use faulty::FaultyBackend;
+#[cfg(feature = "nats")]
+pub use nats_server::NatsServer;

@@ -7,8 +7,12 @@
 //! the inbox, inside the store's commit, recognises a redelivered message.
 
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 
 pub use memory::InProcessTransport;
+#[cfg(feature = "nats")]
+pub use nats::{NatsConfig, NatsTransport};
 
 use crate::error::Result;
 use crate::model::Envelope;

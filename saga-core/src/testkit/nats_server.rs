@@ -1,0 +1,102 @@
+//! A throwaway `nats-server` with JetStream, for tests that need a real broker.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `nats-server` started for one test on a free loopback port with its own store directory,
+/// killed (and its directory removed) when dropped.
+///
+/// The binary comes from `SAGA_NATS_SERVER`, else `nats-server` on `PATH`. Without one,
+/// [`NatsServer::start`] returns `None` so the test can skip, except when `CI=true`, where a
+/// missing broker fails the run.
+#[derive(Debug)]
+pub struct NatsServer {
+    binary: PathBuf,
+    port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a broker, or says why it could not (`None`: no binary here, outside CI).
+    pub fn start() -> Option<NatsServer> {
+        let Some(binary) = find_binary() else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "nats-server is not installed (set SAGA_NATS_SERVER or put it on PATH); CI requires it"
+                );
+            }
+            eprintln!("skipping: no nats-server binary (set SAGA_NATS_SERVER or put it on PATH)");
+            return None;
+        };
+        let port = free_port();
+        let store = std::env::temp_dir().join(format!("saga-nats-{}-{port}", std::process::id()));
+        let mut server = NatsServer { binary, port, store, child: None };
+        server.launch();
+        Some(server)
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker at once (`SIGKILL`), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new(&self.binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.binary.display()));
+        self.child = Some(child);
+        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen on port {} within 10 s",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+fn find_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SAGA_NATS_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join("nats-server")).find(|candidate| candidate.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}

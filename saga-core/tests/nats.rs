@@ -1,0 +1,73 @@
+//! The NATS JetStream transport passes the transport conformance suite against a real broker
+//! that the test starts itself.
+
+use saga_core::testkit::{NatsServer, conformance};
+use saga_core::transport::{NatsConfig, NatsTransport, Transport};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::common::eventually;
+
+/// A fresh, empty transport: its own stream and subject prefix on the shared broker.
+async fn transport(server: &NatsServer) -> Arc<dyn Transport> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut config = NatsConfig::default();
+    config.stream = format!("CONFORMANCE{n}");
+    config.subject_prefix = format!("conformance{n}");
+    // Short enough that a dropped delivery comes back within the suite's patience.
+    config.ack_wait = Duration::from_secs(1);
+    Arc::new(NatsTransport::connect(&server.url(), config).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nats_transport_passes_the_conformance_suite() {
+    let Some(server) = NatsServer::start() else { return };
+    conformance::delivers_what_is_published(transport(&server).await).await;
+    conformance::redelivers_after_a_nack(transport(&server).await).await;
+    conformance::redelivers_what_was_not_acked(transport(&server).await).await;
+    conformance::competing_members_share_a_group(transport(&server).await).await;
+    conformance::every_group_gets_every_message(transport(&server).await).await;
+    conformance::deduplicates_by_message_id(transport(&server).await).await;
+    conformance::keeps_order_per_key(transport(&server).await).await;
+    conformance::close_ends_subscriptions(transport(&server).await).await;
+}
+
+/// The engine's ledger over the broker: every deposit applied and audited exactly once, also
+/// when the broker is killed mid-run and restarted on its store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_mid_run_loses_nothing_and_applies_nothing_twice() {
+    use crate::common::{applied, audited, auditor, deposit, ledger};
+    use saga_core::{RedbStore, Runtime};
+    use std::sync::atomic::AtomicUsize;
+
+    let Some(mut server) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(dir.path().join("ledger.redb")).unwrap());
+    let mut config = NatsConfig::default();
+    config.stream = "LEDGER".into();
+    config.subject_prefix = "ledger".into();
+    let transport = Arc::new(NatsTransport::connect(&server.url(), config).await.unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), transport)
+        .register(ledger(Arc::new(AtomicUsize::new(0))))
+        .register(auditor())
+        .start()
+        .await
+        .unwrap();
+    for n in 0..100 {
+        runtime.send("ledger", &format!("acct-{}", n % 4), &deposit(n)).await.unwrap();
+        if n == 40 {
+            server.kill();
+        }
+        if n == 70 {
+            server.restart();
+        }
+    }
+    eventually("every deposit to be audited", || (0..100).all(|n| audited(store.as_ref(), n) >= 1)).await;
+    assert_eq!(applied(store.as_ref()), (0..100).collect::<Vec<_>>(), "each deposit applied exactly once");
+    for n in 0..100 {
+        assert_eq!(audited(store.as_ref(), n), 1, "deposit {n} audited once");
+    }
+    runtime.shutdown().await.unwrap();
+}
