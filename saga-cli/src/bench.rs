@@ -7,6 +7,7 @@ use saga_core::transport::{Subscribe, Transport};
 use saga_core::{Envelope, InProcessTransport, Message, RedbStore, Runtime};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
@@ -36,6 +37,17 @@ pub(crate) struct EngineReport {
     pub(crate) p50_us: u64,
     pub(crate) p99_us: u64,
     pub(crate) writes_per_message: u32,
+    /// The same workload over a NATS broker, when one was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) nats: Option<NatsFigures>,
+}
+
+/// Throughput and latency over NATS JetStream.
+#[derive(Serialize, Debug)]
+pub(crate) struct NatsFigures {
+    pub(crate) msgs_per_s: f64,
+    pub(crate) p50_us: u64,
+    pub(crate) p99_us: u64,
 }
 
 /// One handled message: a process manager instance starts, records its history, sends one
@@ -53,50 +65,15 @@ fn worker() -> ProcessManager<u64> {
     )
 }
 
-pub(crate) async fn engine(messages: u64) -> Result<EngineReport> {
+pub(crate) async fn engine(messages: u64, nats: Option<String>) -> Result<EngineReport> {
     let dir = tempfile::tempdir().context("creating a scratch directory")?;
     let raw = raw_ceiling(&dir.path().join("raw.redb"), messages)?;
-
-    let store = RedbStore::open(dir.path().join("durable.redb"))?;
-    let transport = Arc::new(InProcessTransport::new());
-    let runtime =
-        Runtime::builder_shared(Arc::new(store), transport.clone()).register(worker()).start().await?;
-    // The output is taken by a bare subscriber that acks at once: only the worker's commits count.
-    let mut sink = transport.subscribe(Subscribe::new("bench.out", "sink")).await?;
-    let sink = tokio::spawn(async move {
-        while let Ok(Some(delivery)) = sink.next().await {
-            let _ = delivery.ack().await;
-        }
-    });
-
-    let window = 4096;
-    let mut in_flight = JoinSet::new();
-    let mut latencies = Vec::with_capacity(messages as usize);
-    let started = Instant::now();
-    for n in 0..messages {
-        if in_flight.len() >= window
-            && let Some(done) = in_flight.join_next().await
-        {
-            latencies.push(done??);
-        }
-        let envelope = Envelope::new("bench.in", &format!("w{n}"), &Work { n })?;
-        let transport = transport.clone();
-        in_flight.spawn(async move {
-            let sent = Instant::now();
-            transport.publish(envelope).await.map(|()| sent.elapsed())
-        });
-    }
-    while let Some(done) = in_flight.join_next().await {
-        latencies.push(done??);
-    }
-    let elapsed = started.elapsed();
-    runtime.wait_idle().await?;
-    runtime.shutdown().await?;
-    transport.close().await?;
-    sink.await?;
-
-    latencies.sort_unstable();
-    let durable = messages as f64 / elapsed.as_secs_f64();
+    let transport: Arc<dyn Transport> = Arc::new(InProcessTransport::new());
+    let (durable, latencies) = through(transport, &dir.path().join("durable.redb"), messages).await?;
+    let nats = match nats {
+        Some(url) => Some(over_nats(&url, &dir.path().join("nats.redb"), messages).await?),
+        None => None,
+    };
     Ok(EngineReport {
         messages,
         durable_msgs_per_s: durable.round(),
@@ -105,7 +82,90 @@ pub(crate) async fn engine(messages: u64) -> Result<EngineReport> {
         p50_us: percentile(&latencies, 0.50).as_micros() as u64,
         p99_us: percentile(&latencies, 0.99).as_micros() as u64,
         writes_per_message: WRITES_PER_MESSAGE,
+        nats,
     })
+}
+
+#[cfg(feature = "nats")]
+async fn over_nats(url: &str, db: &std::path::Path, messages: u64) -> Result<NatsFigures> {
+    let mut config = saga_core::transport::NatsConfig::default();
+    // A stream of its own per run, so an earlier run's messages are not counted.
+    let run = saga_core::MessageId::new().as_u128() as u32;
+    config.stream = format!("BENCH_{run}");
+    config.subject_prefix = format!("bench{run}");
+    let transport = Arc::new(saga_core::transport::NatsTransport::connect(url, config).await?);
+    let measured = through(transport.clone(), db, messages).await;
+    transport.delete_stream().await?;
+    let (throughput, latencies) = measured?;
+    Ok(NatsFigures {
+        msgs_per_s: throughput.round(),
+        p50_us: percentile(&latencies, 0.50).as_micros() as u64,
+        p99_us: percentile(&latencies, 0.99).as_micros() as u64,
+    })
+}
+
+#[cfg(not(feature = "nats"))]
+async fn over_nats(url: &str, _db: &std::path::Path, _messages: u64) -> Result<NatsFigures> {
+    anyhow::bail!("{url}: this saga-cli was built without the nats feature")
+}
+
+/// Pushes `messages` through the worker over `transport`: publish a work item, the worker
+/// handles it in a durable commit, its outgoing message reaches a sink. Returns messages per
+/// second and each message's time from publish to the sink.
+async fn through(
+    transport: Arc<dyn Transport>,
+    db: &std::path::Path,
+    messages: u64,
+) -> Result<(f64, Vec<Duration>)> {
+    let store = RedbStore::open(db)?;
+    let runtime =
+        Runtime::builder_shared(Arc::new(store), transport.clone()).register(worker()).start().await?;
+    let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; messages as usize]));
+    // The output is taken by a bare subscriber that acks at once: only the worker's commits count.
+    let mut sink = transport.subscribe(Subscribe::new("bench.out", "sink")).await?;
+    let sink = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(messages as usize);
+            let mut seen = vec![false; messages as usize];
+            while (latencies.len() as u64) < messages {
+                let Ok(Some(delivery)) = sink.next().await else { break };
+                if let Ok(done) = delivery.envelope.decode::<Done>()
+                    && let Some(first) = seen.get_mut(done.n as usize)
+                    && !*first
+                {
+                    *first = true;
+                    let at = sent.lock().unwrap_or_else(|p| p.into_inner())[done.n as usize];
+                    latencies.push(at.map(|t| t.elapsed()).unwrap_or_default());
+                }
+                let _ = delivery.ack().await;
+            }
+            latencies
+        })
+    };
+    let window = 4096;
+    let mut in_flight = JoinSet::new();
+    let started = Instant::now();
+    for n in 0..messages {
+        if in_flight.len() >= window
+            && let Some(done) = in_flight.join_next().await
+        {
+            done??;
+        }
+        let envelope = Envelope::new("bench.in", &format!("w{n}"), &Work { n })?;
+        sent.lock().unwrap_or_else(|p| p.into_inner())[n as usize] = Some(Instant::now());
+        let transport = transport.clone();
+        in_flight.spawn(async move { transport.publish(envelope).await });
+    }
+    while let Some(done) = in_flight.join_next().await {
+        done??;
+    }
+    let mut latencies = sink.await?;
+    let elapsed = started.elapsed();
+    runtime.shutdown().await?;
+    transport.close().await?;
+    latencies.sort_unstable();
+    Ok((messages as f64 / elapsed.as_secs_f64(), latencies))
 }
 
 /// The report as a two-column table.
@@ -115,10 +175,21 @@ pub(crate) fn table(report: &EngineReport) -> String {
         ("durable handled messages / s", report.durable_msgs_per_s.to_string()),
         ("raw redb ceiling messages / s", report.raw_ceiling_msgs_per_s.to_string()),
         ("ratio", report.ratio.to_string()),
-        ("publish-to-ack p50 (us)", report.p50_us.to_string()),
-        ("publish-to-ack p99 (us)", report.p99_us.to_string()),
+        ("publish-to-output p50 (us)", report.p50_us.to_string()),
+        ("publish-to-output p99 (us)", report.p99_us.to_string()),
     ];
-    tabled::Table::new(rows).to_string()
+    let mut rows = rows.to_vec();
+    if let Some(nats) = &report.nats {
+        rows.push(("nats: handled messages / s", nats.msgs_per_s.to_string()));
+        rows.push(("nats: publish-to-output p50 (us)", nats.p50_us.to_string()));
+        rows.push(("nats: publish-to-output p99 (us)", nats.p99_us.to_string()));
+    }
+    #[derive(tabled::Tabled)]
+    struct Figure {
+        figure: &'static str,
+        value: String,
+    }
+    tabled::Table::new(rows.into_iter().map(|(figure, value)| Figure { figure, value })).to_string()
 }
 
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {

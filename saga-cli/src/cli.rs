@@ -57,6 +57,9 @@ pub(crate) enum Command {
         /// Messages to push through.
         #[arg(long, default_value_t = 100_000)]
         messages: u64,
+        /// Also measure over this NATS broker (`nats://HOST:PORT`).
+        #[arg(long, value_parser = parse_nats_url)]
+        nats: Option<String>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -97,6 +100,29 @@ pub(crate) struct CommonRun {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub(crate) json: bool,
+    /// `in-process` (the default: every service in this process), or `nats://HOST:PORT` to run
+    /// over a NATS JetStream broker.
+    #[arg(long, default_value = "in-process", value_parser = parse_transport)]
+    pub(crate) transport: TransportArg,
+}
+
+/// Where messages travel.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum TransportArg {
+    /// Queues in this process.
+    InProcess,
+    /// A NATS JetStream broker.
+    Nats(String),
+}
+
+fn parse_transport(s: &str) -> Result<TransportArg, String> {
+    if s == "in-process" {
+        return Ok(TransportArg::InProcess);
+    }
+    match s.strip_prefix("nats://") {
+        Some(rest) if rest.contains(':') && !rest.ends_with(':') => Ok(TransportArg::Nats(s.to_owned())),
+        _ => Err(format!("{s:?} is neither in-process nor nats://HOST:PORT")),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,6 +231,13 @@ fn parse_day_length(s: &str) -> Result<f64, String> {
         Ok(value)
     } else {
         Err(format!("{value} is not between 0.5 and 36000 seconds"))
+    }
+}
+
+fn parse_nats_url(s: &str) -> Result<String, String> {
+    match parse_transport(s)? {
+        TransportArg::Nats(url) => Ok(url),
+        TransportArg::InProcess => Err("expected nats://HOST:PORT".into()),
     }
 }
 

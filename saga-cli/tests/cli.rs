@@ -218,3 +218,23 @@ fn an_online_shop_run_interrupted_by_sigint_resumes_and_finishes_every_order() {
         assert_eq!(invariant["holds"], true, "{invariant}");
     }
 }
+
+#[test]
+fn a_domain_runs_all_in_one_over_a_nats_broker() {
+    let Some(server) = saga_core::testkit::NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let args =
+        ["run", "imp-summoning", "--orders", "40", "--failure-rate", "0.3", "--transport", &url, "--json"];
+    let out = saga_cli(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["processes"]["total"], 40);
+    assert_eq!(report["processes"]["running"], 0);
+    for invariant in report["invariants"].as_array().unwrap() {
+        assert_eq!(invariant["holds"], true, "{invariant}");
+    }
+    let bad = saga_cli(&["run", "imp-summoning", "--transport", "nats:/nowhere"], dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("neither in-process nor nats://HOST:PORT"), "{}", stderr(&bad));
+}

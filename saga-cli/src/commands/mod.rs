@@ -27,8 +27,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Acknowledge { id, db } => {
             operator::act(&db.db, &id, saga_core::operator::OperatorAction::Acknowledge).await
         }
-        Command::Bench { target: crate::cli::BenchTarget::Engine, messages, json } => {
-            let report = crate::bench::engine(messages).await?;
+        Command::Bench { target: crate::cli::BenchTarget::Engine, messages, json, nats } => {
+            let report = crate::bench::engine(messages, nats).await?;
             if json {
                 crate::output::emit(&serde_json::to_string(&report)?)?;
             } else {

@@ -1,7 +1,7 @@
 //! `saga-cli run <domain>`.
 
 use super::{RunMarker, read_marker, write_marker};
-use crate::cli::{CommonRun, DomainArgs};
+use crate::cli::{CommonRun, DomainArgs, TransportArg};
 use crate::output::{ProgressLine, emit};
 use anyhow::Result;
 use saga_core::{InProcessTransport, RedbStore, Transport};
@@ -60,6 +60,24 @@ fn domain_of(args: DomainArgs) -> (CommonRun, Domain) {
     }
 }
 
+/// The transport a run uses: queues in this process, or a JetStream stream of its own per domain.
+pub(crate) async fn connect(transport: &TransportArg, domain: &str) -> Result<Arc<dyn Transport>> {
+    match transport {
+        TransportArg::InProcess => Ok(Arc::new(InProcessTransport::new())),
+        #[cfg(feature = "nats")]
+        TransportArg::Nats(url) => {
+            let mut config = saga_core::transport::NatsConfig::default();
+            config.stream = domain.to_uppercase().replace('-', "_");
+            config.subject_prefix = domain.to_owned();
+            Ok(Arc::new(saga_core::transport::NatsTransport::connect(url, config).await?))
+        }
+        #[cfg(not(feature = "nats"))]
+        TransportArg::Nats(url) => {
+            anyhow::bail!("{url}: this saga-cli was built without the nats feature")
+        }
+    }
+}
+
 pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
     let (common, requested) = domain_of(args);
     let path = common.db.db.clone();
@@ -90,7 +108,7 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
         }
     });
     let progress = Arc::new(ProgressLine::new(domain.name()));
-    let transport = Arc::new(InProcessTransport::new());
+    let transport = connect(&common.transport, domain.name()).await?;
     let ctx = RunContext {
         store: store.clone(),
         transport: transport.clone(),

@@ -80,6 +80,16 @@ impl NatsTransport {
         Ok(NatsTransport { client, jetstream, config, closed: Arc::new(AtomicBool::new(false)) })
     }
 
+    /// Deletes this transport's stream and everything in it: for throwaway streams, such as a
+    /// benchmark's.
+    pub async fn delete_stream(&self) -> Result<()> {
+        self.jetstream
+            .delete_stream(&self.config.stream)
+            .await
+            .map_err(|e| nats_error(&format!("deleting stream {}", self.config.stream), e))?;
+        Ok(())
+    }
+
     fn subject(&self, topic: &str) -> Result<String> {
         if topic.is_empty() || topic.contains(|c: char| c.is_whitespace() || c == '*' || c == '>') {
             return Err(Error::Config(format!("topic {topic:?} cannot be a NATS subject")));
