@@ -3,10 +3,10 @@
 //! summons, and delivers; when a summoning fails, or no summoner comes back in time, the fee
 //! goes back from the treasury and the customer is reimbursed.
 
-use crate::Invariant;
 use crate::run::{
     Outcome, RunContext, chance, drive, finish, finished_sagas, patient, read, send_in_batches,
 };
+use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::{ActionError, Message, RuntimeBuilder, Service, Store};
 use serde::{Deserialize, Serialize};
@@ -155,6 +155,28 @@ impl Message for HandedOver {
     const KIND: &'static str = "reception.handed-over";
 }
 
+/// The customer asks reception how an order is going.
+#[derive(Serialize, Deserialize)]
+pub struct AskStatus {
+    /// The order.
+    pub order: String,
+}
+impl Message for AskStatus {
+    const KIND: &'static str = "reception.ask-status";
+}
+
+/// Reception's answer to the anxious customer.
+#[derive(Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The order.
+    pub order: String,
+    /// Where it stands, if reception has it.
+    pub status: Option<OrderStatus>,
+}
+impl Message for StatusReport {
+    const KIND: &'static str = "reception.status-report";
+}
+
 /// Reception's record of an order: what the customer sees when they ask.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct OrderRecord {
@@ -217,6 +239,11 @@ fn reception() -> Service {
             order.imp = Some(h.imp);
             ctx.save(&h.order, &order)?;
             ctx.reply(&HandedOver)?;
+            Ok(())
+        })
+        .on("reception", |ctx, a: AskStatus| {
+            let status = ctx.load::<OrderRecord>(&a.order)?.map(|o| o.status);
+            ctx.reply(&StatusReport { order: a.order, status })?;
             Ok(())
         })
         .on("reception", |ctx, r: Reimburse| {
@@ -323,6 +350,89 @@ pub fn saga() -> Saga<ImpOrder> {
         )
 }
 
+/// The customer keeps what reception last told it about each order.
+fn customer() -> Service {
+    Service::new("customer").on("customer", |ctx, report: StatusReport| {
+        if let Some(status) = report.status {
+            ctx.save(&report.order, &status)?;
+        }
+        Ok(())
+    })
+}
+
+/// The services that can run as processes of their own; the saga runs with reception.
+pub const SERVICES: [&str; 3] = ["reception", "treasury", "circle"];
+
+/// Registers one service (and, with reception, the saga) for a process of its own.
+pub fn register_service(
+    builder: RuntimeBuilder,
+    service: &str,
+    seed: u64,
+    options: &Options,
+) -> Result<RuntimeBuilder, String> {
+    match service {
+        "reception" => Ok(builder.register(reception()).register(saga())),
+        "treasury" => Ok(builder.register(treasury())),
+        "circle" => Ok(builder.register(circle(seed, options))),
+        other => Err(format!("imp-summoning has no service {other:?} (it has {})", SERVICES.join(", "))),
+    }
+}
+
+/// The customer as a process of its own: places the orders (those not yet placed) and asks
+/// reception every few hundred milliseconds how they are going, until every one is delivered or
+/// reimbursed. Reads nothing but its own records.
+pub async fn run_customer(
+    mut ctx: RunContext,
+    options: &Options,
+) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+    let runtime = ctx.builder().register(customer()).start().await?;
+    let orders = (0..options.orders).map(|n| {
+        let order = format!("order-{n}");
+        (order.clone(), PlaceOrder { order, fee: options.fee })
+    });
+    send_in_batches(&runtime, "reception", orders, &ctx.stop).await?;
+    let finished = |store: &dyn Store| -> saga_core::Result<Vec<bool>> {
+        (0..options.orders)
+            .map(|n| {
+                let status: Option<OrderStatus> = read(store, "customer", &format!("order-{n}"))?;
+                Ok(matches!(status, Some(OrderStatus::Delivered | OrderStatus::Reimbursed)))
+            })
+            .collect()
+    };
+    let outcome = loop {
+        let done = finished(ctx.store.as_ref())?;
+        let count = done.iter().filter(|d| **d).count() as u64;
+        ctx.progress.update(count, options.orders);
+        if count == options.orders {
+            break Outcome::Finished;
+        }
+        let mut asks = Vec::new();
+        for (n, _) in done.iter().enumerate().filter(|(_, d)| !**d) {
+            let order = format!("order-{n}");
+            let mut envelope =
+                saga_core::Envelope::new("reception", &order, &AskStatus { order: order.clone() })?;
+            envelope.reply_to = Some("customer".into());
+            asks.push(envelope);
+        }
+        for chunk in asks.chunks(256) {
+            runtime.send_all(chunk.to_vec()).await?;
+        }
+        tokio::select! {
+            _ = ctx.stop.wait_for(|s| *s) => break Outcome::Interrupted,
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    };
+    let outcome = finish(runtime, outcome).await?;
+    let done = finished(ctx.store.as_ref())?;
+    let open = done.iter().filter(|d| !**d).count();
+    let verdict = Invariant::check(
+        "orders: every order delivered or reimbursed (as reception tells the customer)",
+        open == 0,
+        format!("{} finished, {open} open", done.len() - open),
+    );
+    Ok((outcome, vec![verdict]))
+}
+
 /// Registers the domain's services and saga.
 pub fn register(builder: RuntimeBuilder, seed: u64, options: &Options) -> RuntimeBuilder {
     builder.register(reception()).register(treasury()).register(circle(seed, options)).register(saga())
@@ -344,7 +454,7 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
 }
 
 /// Money and orders, checked against reception's and the treasury's own records.
-pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec<Invariant>> {
+pub fn invariants<R: Records + ?Sized>(store: &R, options: &Options) -> saga_core::Result<Vec<Invariant>> {
     let (mut charged, mut refunded, mut delivered_fees) = (0u64, 0u64, 0u64);
     let (mut double, mut refund_without_charge, mut unpaid_delivery, mut unrefunded_failure) = (0, 0, 0, 0);
     let (mut delivered, mut reimbursed, mut open) = (0, 0, 0);

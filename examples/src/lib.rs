@@ -17,4 +17,6 @@ pub mod petstore;
 mod run;
 
 pub use domain::Domain;
-pub use run::{Invariant, Outcome, Progress, RunContext, Summary, process_counts, saga_latency};
+pub use run::{
+    Invariant, Outcome, Progress, Records, RunContext, ServiceStores, Summary, process_counts, saga_latency,
+};

@@ -182,9 +182,34 @@ fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
+/// Where a check finds a service's records: one store for all (all-in-one), or one store per
+/// service (separate processes).
+pub trait Records {
+    /// The record `id` in `space`.
+    fn record(&self, space: &str, id: &str) -> saga_core::Result<Option<saga_core::store::Record>>;
+}
+
+impl<S: Store + ?Sized> Records for S {
+    fn record(&self, space: &str, id: &str) -> saga_core::Result<Option<saga_core::store::Record>> {
+        Store::record(self, space, id)
+    }
+}
+
+/// The stores of services that each keep their own database, by service name.
+pub struct ServiceStores(pub Vec<(String, Arc<dyn Store>)>);
+
+impl Records for ServiceStores {
+    fn record(&self, space: &str, id: &str) -> saga_core::Result<Option<saga_core::store::Record>> {
+        match self.0.iter().find(|(service, _)| service == space) {
+            Some((_, store)) => store.record(space, id),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Reads and decodes a service's record.
 pub(crate) fn read<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
+    store: &(impl Records + ?Sized),
     service: &str,
     id: &str,
 ) -> saga_core::Result<Option<T>> {

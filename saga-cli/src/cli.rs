@@ -30,6 +30,14 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Lists the messages given up on: which consumer, why, and when.
+    DeadLetters {
+        #[command(flatten)]
+        db: DbArg,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Shows one thing in detail.
     Inspect {
         #[command(subcommand)]
@@ -48,6 +56,40 @@ pub(crate) enum Command {
         id: String,
         #[command(flatten)]
         db: DbArg,
+    },
+    /// Runs one service of a domain as a process of its own, until SIGINT or SIGTERM.
+    Service {
+        /// The domain.
+        #[arg(value_enum)]
+        domain: SplitDomain,
+        /// The service (imp-summoning: reception, treasury, circle).
+        service: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// The broker, `nats://HOST:PORT`.
+        #[arg(long, value_parser = parse_nats_url)]
+        transport: String,
+        /// Seeds the service's random choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Places a domain's orders from a process of its own and follows them to their end, while
+    /// its services run as `saga-cli service` processes.
+    Drive {
+        /// The domain.
+        #[arg(value_enum)]
+        domain: SplitDomain,
+        #[command(flatten)]
+        db: DbArg,
+        /// The broker, `nats://HOST:PORT`.
+        #[arg(long, value_parser = parse_nats_url)]
+        transport: String,
+        /// Orders to place.
+        #[arg(long, default_value_t = 200)]
+        orders: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Measures throughput and latency (use a release build).
     Bench {
@@ -203,6 +245,13 @@ pub(crate) enum DomainArgs {
         #[arg(long)]
         slow: bool,
     },
+}
+
+/// Domains whose services can run as separate processes.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum SplitDomain {
+    /// Reception (with the saga), treasury and summoning circle.
+    ImpSummoning,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

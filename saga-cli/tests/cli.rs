@@ -238,3 +238,118 @@ fn a_domain_runs_all_in_one_over_a_nats_broker() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("neither in-process nor nats://HOST:PORT"), "{}", stderr(&bad));
 }
+
+/// imp-summoning as three service processes and a driver over a broker: the broker is killed
+/// mid-run and restarted on its store, one service is killed and restarted on its database, and
+/// still every order ends and no payment is lost, charged twice or refunded twice.
+#[test]
+fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_service() {
+    use saga_core::{RedbStore, Store};
+    use saga_examples::{ServiceStores, imp_summoning};
+    use std::sync::Arc;
+
+    let Some(mut broker) = saga_core::testkit::NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = broker.url();
+    let service = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+            .args(["service", "imp-summoning", name, "--transport", &url, "--db", &format!("{name}.redb")])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut services: Vec<(&str, std::process::Child)> =
+        ["reception", "treasury", "circle"].into_iter().map(|name| (name, service(name))).collect();
+    let orders = 2000;
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+        .args([
+            "drive",
+            "imp-summoning",
+            "--orders",
+            &orders.to_string(),
+            "--transport",
+            &url,
+            "--db",
+            "customer.redb",
+        ])
+        .arg("--json")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(driver.try_wait().unwrap().is_none(), "the broker is killed mid-run");
+    broker.kill();
+    std::thread::sleep(Duration::from_millis(700));
+    broker.restart();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(driver.try_wait().unwrap().is_none(), "the circle is killed mid-run");
+    let circle = &mut services[2].1;
+    circle.kill().unwrap();
+    circle.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    services[2].1 = service("circle");
+
+    let out = driver.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["invariants"][0]["holds"], true, "{}", stdout(&out));
+
+    for (_, child) in &mut services {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().unwrap();
+    }
+    let open = |name: &str| -> (String, Arc<dyn Store>) {
+        (
+            name.to_owned(),
+            Arc::new(RedbStore::open_read_only(dir.path().join(format!("{name}.redb"))).unwrap()),
+        )
+    };
+    let stores = ServiceStores(vec![open("reception"), open("treasury")]);
+    let options = imp_summoning::Options { orders, ..Default::default() };
+    for invariant in imp_summoning::invariants(&stores, &options).unwrap() {
+        assert!(invariant.holds, "{}: {}", invariant.name, invariant.detail);
+    }
+    let reception = open("reception").1;
+    let running = reception.count_processes(saga_core::Status::Running).unwrap()
+        + reception.count_processes(saga_core::Status::Compensating).unwrap();
+    assert_eq!(running, 0, "every saga ended");
+}
+
+#[test]
+fn dead_letters_are_listed_with_consumer_kind_and_error() {
+    use saga_core::store::{Batch, CommitUnit, DeadLetter};
+    use saga_core::{Envelope, Message, RedbStore, Store, Timestamp};
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Summon {
+        order: u32,
+    }
+    impl Message for Summon {
+        const KIND: &'static str = "circle.summon";
+    }
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = RedbStore::open(dir.path().join("saga.redb")).unwrap();
+        let mut envelope = Envelope::new("circle", "order-1", &Summon { order: 1 }).unwrap();
+        envelope.attempt = 20;
+        let letter = DeadLetter {
+            consumer: "circle".into(),
+            error: "transient: no chalk".into(),
+            at: Timestamp(0),
+            envelope,
+        };
+        let unit = CommitUnit { dead_letter: Some(letter), ..CommitUnit::default() };
+        store.commit(Batch { units: vec![unit], sent: vec![] }).unwrap();
+    }
+    let letters = json(&saga_cli(&["dead-letters", "--json"], dir.path()));
+    let letter = &letters.as_array().unwrap()[0];
+    assert_eq!(letter["consumer"], "circle");
+    assert_eq!(letter["kind"], "circle.summon");
+    assert_eq!(letter["attempts"], 20);
+    assert_eq!(letter["error"], "transient: no chalk");
+    let table = stdout(&saga_cli(&["dead-letters"], dir.path()));
+    assert!(table.contains("no chalk") && table.contains("1 dead letters"), "{table}");
+}

@@ -71,3 +71,51 @@ async fn a_broker_killed_mid_run_loses_nothing_and_applies_nothing_twice() {
     }
     runtime.shutdown().await.unwrap();
 }
+
+/// A message whose handler keeps failing is given up to dead letters after the configured
+/// deliveries, and the messages behind it are handled meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_ends_in_dead_letters_without_blocking_the_rest() {
+    use crate::common::{Deposit, applied, deposit};
+    use saga_core::{ActionError, Config, RedbStore, RetryPolicy, Runtime, Service, Store};
+
+    let Some(server) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(dir.path().join("ledger.redb")).unwrap());
+    let mut nats = NatsConfig::default();
+    nats.stream = "POISON".into();
+    nats.subject_prefix = "poison".into();
+    let transport = Arc::new(NatsTransport::connect(&server.url(), nats).await.unwrap());
+    let mut config = Config::default();
+    config.max_deliveries = 3;
+    config.redelivery = RetryPolicy::exponential(u32::MAX, Duration::from_millis(20));
+    // Deposit 13 always fails transiently (a downstream that never recovers for it).
+    let picky = Service::new("ledger").on("ledger", |ctx, d: Deposit| {
+        if d.n == 13 {
+            return Err(ActionError::transient("the vault rejects thirteen"));
+        }
+        let mut account: crate::common::Account = ctx.load(&d.account)?.unwrap_or_default();
+        account.deposits.push(d.n);
+        ctx.save(&d.account, &account)?;
+        Ok(())
+    });
+    let runtime = Runtime::builder_shared(store.clone(), transport)
+        .config(config)
+        .register(picky)
+        .start()
+        .await
+        .unwrap();
+    for n in 10..20 {
+        // One key for all: the poisoned message sits in the middle of one ordered stream.
+        runtime.send("ledger", "acct-1", &deposit(n)).await.unwrap();
+    }
+    eventually("the dead letter", || store.dead_letters().unwrap().len() == 1).await;
+    eventually("the rest", || applied(store.as_ref()).len() == 9).await;
+    let letter = &store.dead_letters().unwrap()[0];
+    assert_eq!(letter.consumer, "ledger");
+    assert_eq!(letter.envelope.decode::<Deposit>().unwrap().n, 13);
+    assert_eq!(letter.envelope.attempt, 3, "given up on the third delivery");
+    assert!(letter.error.contains("the vault rejects thirteen"), "{}", letter.error);
+    assert!(!applied(store.as_ref()).contains(&13));
+    runtime.shutdown().await.unwrap();
+}

@@ -4,6 +4,7 @@ mod inspect;
 mod list;
 mod operator;
 mod run;
+mod service;
 
 use crate::cli::{Cli, Command, InspectWhat};
 use anyhow::{Context as _, Result};
@@ -18,6 +19,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Run { domain } => run::run(domain).await,
         Command::List { db, status, json } => list::list(&db.db, status, json),
+        Command::DeadLetters { db, json } => list::dead_letters(&db.db, json),
         Command::Inspect { what: InspectWhat::Process { id, db, json, mermaid } } => {
             inspect::process(&db.db, &id, json, mermaid)
         }
@@ -26,6 +28,12 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Acknowledge { id, db } => {
             operator::act(&db.db, &id, saga_core::operator::OperatorAction::Acknowledge).await
+        }
+        Command::Service { domain: _, service, db, transport, seed } => {
+            service::serve(&service, &db.db, &transport, seed).await
+        }
+        Command::Drive { domain: _, db, transport, orders, json } => {
+            service::drive(&db.db, &transport, orders, json).await
         }
         Command::Bench { target: crate::cli::BenchTarget::Engine, messages, json, nats } => {
             let report = crate::bench::engine(messages, nats).await?;
