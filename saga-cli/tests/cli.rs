@@ -298,6 +298,19 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["invariants"][0]["holds"], true, "{}", stdout(&out));
 
+    // The customer hears "delivered" from reception before the saga has handled its last reply;
+    // wait until reception's own records show every saga ended (read while it writes).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let running =
+            saga_cli(&["list", "--db", "reception.redb", "--status", "running", "--json"], dir.path());
+        assert_eq!(running.status.code(), Some(0), "{}", stderr(&running));
+        if json(&running).as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "sagas still running: {}", stdout(&running));
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for (_, child) in &mut services {
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         child.wait().unwrap();

@@ -237,3 +237,23 @@ async fn the_in_process_transport_redelivers_what_was_nacked_or_dropped() {
     third.ack().await.unwrap();
     publisher.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_with_one_key_are_handled_in_the_order_they_were_sent() {
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let runtime = start(store.clone(), InProcessTransport::new(), calls).await;
+    // Two hundred deposits to one account under one key, committed together: the relay may
+    // publish them concurrently with other keys, never out of order within this one.
+    let mut batch: Vec<Envelope> =
+        (0..200).map(|n| Envelope::new("ledger", "acct-0", &deposit(n * 4)).unwrap()).collect();
+    batch.extend(
+        (0..50).map(|n| Envelope::new("ledger", &format!("other-{n}"), &deposit(n * 4 + 1)).unwrap()),
+    );
+    runtime.send_all(batch).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    let account: Account =
+        serde_json::from_slice(&store.record("ledger", "acct-0").unwrap().unwrap().data).unwrap();
+    assert_eq!(account.deposits, (0..200).map(|n| n * 4).collect::<Vec<_>>());
+    runtime.shutdown().await.unwrap();
+}
