@@ -156,6 +156,10 @@ impl Transport for NatsTransport {
         let messages = consumer
             .stream()
             .max_messages_per_batch(64)
+            // Short pull requests with heartbeats: a request lost in a reconnect stalls the
+            // consumer for seconds, not the 30-second default.
+            .expires(Duration::from_secs(5))
+            .heartbeat(Duration::from_secs(2))
             .messages()
             .await
             .map_err(|e| nats_error(&format!("pulling from consumer {name}"), e))?;
