@@ -119,3 +119,38 @@ async fn a_message_that_keeps_failing_ends_in_dead_letters_without_blocking_the_
     assert!(!applied(store.as_ref()).contains(&13));
     runtime.shutdown().await.unwrap();
 }
+
+/// Bytes that are not a message at all, published by some other program, end in dead letters
+/// with the reason, and the messages behind them are handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_that_are_not_a_message_end_in_dead_letters() {
+    use crate::common::{applied, deposit, ledger};
+    use saga_core::{RedbStore, Runtime, Store};
+    use std::sync::atomic::AtomicUsize;
+
+    let Some(server) = NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(dir.path().join("ledger.redb")).unwrap());
+    let mut nats = NatsConfig::default();
+    nats.stream = "GARBAGE".into();
+    nats.subject_prefix = "garbage".into();
+    let transport = Arc::new(NatsTransport::connect(&server.url(), nats).await.unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), transport)
+        .register(ledger(Arc::new(AtomicUsize::new(0))))
+        .start()
+        .await
+        .unwrap();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    client.publish("garbage.ledger", "definitely not an envelope".into()).await.unwrap();
+    client.flush().await.unwrap();
+    for n in 0..5 {
+        runtime.send("ledger", &format!("acct-{n}"), &deposit(n)).await.unwrap();
+    }
+    eventually("the dead letter", || store.dead_letters().unwrap().len() == 1).await;
+    eventually("the rest", || applied(store.as_ref()).len() == 5).await;
+    let letter = &store.dead_letters().unwrap()[0];
+    assert_eq!(letter.consumer, "ledger");
+    assert_eq!(letter.envelope.payload.as_ref(), b"definitely not an envelope");
+    assert!(letter.error.contains("not a readable message"), "{}", letter.error);
+    runtime.shutdown().await.unwrap();
+}

@@ -204,6 +204,18 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
     }
     let mut snapshot = Some(first);
 
+    if envelope.kind == crate::transport::UNDECODABLE_KIND {
+        let reason = envelope.headers.get(crate::transport::DECODE_ERROR_HEADER).cloned().unwrap_or_default();
+        let unit =
+            dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), shared.clock.now());
+        return match shared.committer.commit(unit).await {
+            Ok(_) => settle(delivery.ack().await),
+            Err(e) => {
+                tracing::warn!(error = %e, "recording a dead letter failed; the message will be redelivered");
+                settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await)
+            }
+        };
+    }
     let name: Arc<str> = Arc::from(consumer.name());
     for round in 1..=CONFLICT_ROUNDS {
         let now = shared.clock.now();

@@ -19,6 +19,13 @@ use crate::model::Envelope;
 use async_trait::async_trait;
 use std::time::Duration;
 
+/// The kind of an envelope a transport made for bytes it could not read as an envelope: the raw
+/// bytes are its payload and the reason is in its [`DECODE_ERROR_HEADER`] header. The runtime puts
+/// such a message straight into dead letters, where an operator sees it.
+pub const UNDECODABLE_KIND: &str = "saga.undecodable";
+/// The header that says why a message could not be read.
+pub const DECODE_ERROR_HEADER: &str = "decode-error";
+
 /// Moves envelopes from publishers to subscribers.
 ///
 /// `publish` returns once the transport has taken responsibility for the message; only then does

@@ -198,20 +198,43 @@ impl Subscription for NatsSubscription {
                 Ok(Some(Err(e))) => return Err(nats_error("receiving", e)),
                 Ok(Some(Ok(message))) => message,
             };
-            let attempt = message.info().map(|i| i.delivered.max(1) as u32).unwrap_or(1);
-            match Envelope::from_bytes(&message.payload) {
-                Ok(mut envelope) => {
-                    envelope.attempt = attempt;
-                    return Ok(Some(Delivery::new(envelope, Box::new(NatsAcker { message }))));
-                }
+            let info =
+                message.info().ok().map(|i| (i.delivered.max(1) as u32, i.stream_sequence, i.published));
+            let attempt = info.map_or(1, |(delivered, _, _)| delivered);
+            let envelope = match Envelope::from_bytes(&message.payload) {
+                Ok(envelope) => envelope,
                 Err(e) => {
-                    // Not an envelope at all: nothing could ever handle it, so the broker is told
-                    // to stop delivering it rather than block the messages behind it.
-                    tracing::warn!(subject = %message.subject, error = %e, "undecodable message terminated");
-                    let _ = message.ack_with(AckKind::Term).await;
+                    // Not an envelope: handed on as an undecodable one (the runtime dead-letters
+                    // it), with an id fixed by the stream sequence so a redelivery is a duplicate.
+                    let (sequence, published) =
+                        info.map_or((0, 0), |(_, s, p)| (s, p.unix_timestamp_nanos() / 1_000_000));
+                    undecodable(&message, sequence, published.max(0) as u64, &e)
                 }
-            }
+            };
+            let mut envelope = envelope;
+            envelope.attempt = attempt;
+            return Ok(Some(Delivery::new(envelope, Box::new(NatsAcker { message }))));
         }
+    }
+}
+
+fn undecodable(message: &jetstream::Message, sequence: u64, published_ms: u64, error: &Error) -> Envelope {
+    let id = crate::MessageId::from_u128(u128::from(published_ms) << 80 | u128::from(sequence));
+    let mut headers = std::collections::BTreeMap::new();
+    headers.insert(super::DECODE_ERROR_HEADER.to_owned(), error.to_string());
+    Envelope {
+        id,
+        kind: super::UNDECODABLE_KIND.to_owned(),
+        topic: message.subject.to_string(),
+        key: format!("undecodable-{sequence}"),
+        correlation_id: String::new(),
+        causation_id: None,
+        source: "nats".into(),
+        reply_to: None,
+        headers,
+        created_at: crate::Timestamp(published_ms),
+        attempt: 0,
+        payload: message.payload.clone(),
     }
 }
 
