@@ -319,8 +319,9 @@ impl RuntimeHandle {
         self.shared.clock.clone()
     }
 
-    /// Returns once the outbox is empty and no timer is due: everything sent so far has been
-    /// handled (timers set for later may still be pending).
+    /// Returns once the outbox is empty and no timer is due. With the in-process transport that
+    /// means everything sent so far has been handled (timers set for later may still be
+    /// pending); with a broker it means the broker has every message, not that they were handled.
     pub async fn wait_idle(&self) -> Result<()> {
         let mut quiet = 0;
         loop {
