@@ -119,7 +119,7 @@ async fn a_crash_at_any_write_or_sync_leaves_whole_units_and_exactly_once_effect
     }
     assert!(points >= 50, "crashed at {points} points");
     eprintln!(
-        "{total} writes and syncs, a crash injected at every {step}th: {} crash points, two images each",
+        "{total} writes and syncs; crashed at every one in {step}: {} crash points, two images each",
         points - 1
     );
 }
