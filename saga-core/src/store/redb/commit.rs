@@ -2,7 +2,7 @@
 
 use super::tables::*;
 use crate::model::{Envelope, MessageId};
-use crate::store::{Batch, CommitUnit, PROCESS_SPACE, Status, TimerOp, UnitOutcome};
+use crate::store::{Batch, CommitUnit, HistoryEntry, PROCESS_SPACE, Status, TimerOp, UnitOutcome};
 use crate::{Error, Timestamp};
 use redb::{Database, Durability, ReadableTable, Table};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,13 +122,19 @@ fn apply_unit(
         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
         t.outbox.insert(seq, envelope.to_bytes().as_slice())?;
     }
-    for (process, entry) in &unit.history {
-        // One counter orders outbox rows and history entries alike: history keys append, and
-        // no lookup of a process's last entry is needed.
+    // One row per process per unit: the entries this commit adds to its history, in order. The
+    // sequence is shared with the outbox, so history keys only append, with no lookup of a
+    // process's last entry.
+    let mut rest: &[(String, HistoryEntry)] = &unit.history;
+    while let Some((process, _)) = rest.first() {
+        let entries: Vec<&HistoryEntry> =
+            rest.iter().take_while(|(p, _)| p == process).map(|(_, entry)| entry).collect();
+        let count = entries.len();
         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-        // A history entry is a struct of plain fields: it always serializes.
-        let json = serde_json::to_vec(entry).unwrap_or_default();
+        // History entries are structs of plain fields: they always serialize.
+        let json = serde_json::to_vec(&entries).unwrap_or_default();
         t.history.insert((process.as_str(), seq), json.as_slice())?;
+        rest = &rest[count..];
     }
     for op in &unit.timers {
         match op {

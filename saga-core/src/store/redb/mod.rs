@@ -276,10 +276,9 @@ impl Store for RedbStore {
         let mut out = Vec::new();
         for entry in r(table.range((id, 0)..=(id, u64::MAX))).map_err(&err)? {
             let (_, value) = r(entry).map_err(&err)?;
-            out.push(
-                serde_json::from_slice(value.value())
-                    .map_err(|e| Error::codec(format!("history of {id}"), e))?,
-            );
+            let entries: Vec<HistoryEntry> = serde_json::from_slice(value.value())
+                .map_err(|e| Error::codec(format!("history of {id}"), e))?;
+            out.extend(entries);
         }
         Ok(out)
     }

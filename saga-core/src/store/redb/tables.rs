@@ -14,7 +14,8 @@ pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("saga
 pub(super) const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// `(status code, process id)` → `()`, for listing processes by status.
 pub(super) const STATUS_INDEX: TableDefinition<(u8, &str), ()> = TableDefinition::new("process_status");
-/// `(process id, sequence)` → JSON (the sequence is shared with the outbox, so it only grows) [`HistoryEntry`](crate::store::HistoryEntry).
+/// `(process id, sequence)` → JSON array of the history entries one commit added (the sequence is
+/// shared with the outbox, so it only grows) [`HistoryEntry`](crate::store::HistoryEntry).
 pub(super) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 /// sequence → encoded envelope, published in key order.
 pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
