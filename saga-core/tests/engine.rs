@@ -257,3 +257,37 @@ async fn messages_with_one_key_are_handled_in_the_order_they_were_sent() {
     assert_eq!(account.deposits, (0..200).map(|n| n * 4).collect::<Vec<_>>());
     runtime.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_handler_that_panics_sends_its_message_to_dead_letters_once_and_the_rest_go_on() {
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fragile = {
+        let calls = calls.clone();
+        saga_core::Service::new("ledger").on("ledger", move |ctx, d: Deposit| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            assert_ne!(d.n, 13, "thirteen is unlucky");
+            let mut account: Account = ctx.load(&d.account)?.unwrap_or_default();
+            account.deposits.push(d.n);
+            ctx.save(&d.account, &account)?;
+            Ok(())
+        })
+    };
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(fragile)
+        .start()
+        .await
+        .unwrap();
+    for n in 10..16 {
+        runtime.send("ledger", &format!("acct-{}", n % 4), &deposit(n)).await.unwrap();
+    }
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(applied(store.as_ref()), vec![10, 11, 12, 14, 15]);
+    let letters = store.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].error.contains("handler panicked") && letters[0].error.contains("thirteen is unlucky")
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 6, "the panicking message was handled once, not redelivered");
+    runtime.shutdown().await.unwrap();
+}

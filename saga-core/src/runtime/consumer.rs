@@ -230,7 +230,20 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             },
         };
         let mut ctx = Context::new(snapshot, name.clone(), envelope.clone(), now);
-        let unit = match consumer.handle(&mut ctx).await {
+        let outcome = match CatchUnwind(consumer.handle(&mut ctx)).await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                // A handler that panics would panic again on every redelivery: give up at once.
+                let reason = panic_message(panic.as_ref());
+                tracing::error!(reason, "handler panicked; message goes to dead letters");
+                let unit = dead_letter(&envelope, &inbox, format!("handler panicked: {reason}"), now);
+                return match shared.committer.commit(unit).await {
+                    Ok(_) => settle(delivery.ack().await),
+                    Err(_) => settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await),
+                };
+            }
+        };
+        let unit = match outcome {
             Ok(Handled::Ignore) => return settle(delivery.ack().await),
             Ok(Handled::Commit) => ctx.into_unit(Some(inbox.clone())),
             Err(e) if e.is_transient() && envelope.attempt < config.max_deliveries => {
@@ -278,4 +291,31 @@ fn settle(result: crate::Result<()>) {
     if let Err(e) = result {
         tracing::debug!(error = %e, "settling a delivery failed");
     }
+}
+
+/// Polls a handler's future, turning a panic inside it into an error value.
+struct CatchUnwind<F>(F);
+
+impl<F: std::future::Future + Unpin> std::future::Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| std::pin::Pin::new(inner).poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(value)) => std::task::Poll::Ready(Ok(value)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
