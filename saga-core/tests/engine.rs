@@ -291,3 +291,23 @@ async fn a_handler_that_panics_sends_its_message_to_dead_letters_once_and_the_re
     assert_eq!(calls.load(Ordering::SeqCst), 6, "the panicking message was handled once, not redelivered");
     runtime.shutdown().await.unwrap();
 }
+
+#[test]
+fn inbox_keys_older_than_the_retention_are_pruned_and_newer_ones_kept() {
+    use saga_core::store::InboxKey;
+    use saga_core::{MessageId, Timestamp};
+    let store = RedbStore::in_memory().unwrap();
+    let day = 86_400_000u64;
+    let old = MessageId::from_u128(MessageId::lower_bound_at(Timestamp(10 * day)) + 1);
+    let new = MessageId::from_u128(MessageId::lower_bound_at(Timestamp(20 * day)) + 1);
+    let key = |message| InboxKey { consumer: "ledger".into(), message };
+    let units = [old, new]
+        .into_iter()
+        .map(|id| CommitUnit { inbox: Some(key(id)), ..CommitUnit::default() })
+        .collect();
+    store.commit(Batch { units, sent: vec![] }).unwrap();
+    assert!(store.is_handled(&key(old)).unwrap() && store.is_handled(&key(new)).unwrap());
+    assert_eq!(store.prune_inbox(Timestamp(15 * day)).unwrap(), 1);
+    assert!(!store.is_handled(&key(old)).unwrap(), "older than the retention: forgotten");
+    assert!(store.is_handled(&key(new)).unwrap(), "within the retention: still recognised");
+}

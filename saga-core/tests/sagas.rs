@@ -404,5 +404,6 @@ async fn a_local_step_followed_by_a_remote_one_sends_the_command_in_the_same_com
     // for the reply: no round trip in between.
     assert_eq!(store.record(PROCESS_SPACE, &id).unwrap().unwrap().version, 2);
     assert_eq!(entries(&j), ["run take-fee"]);
+    assert!(store.timers().unwrap().is_empty(), "the reply cancelled the step's timeout timer");
     runtime.shutdown().await.unwrap();
 }

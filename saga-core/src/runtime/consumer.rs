@@ -204,18 +204,6 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
     }
     let mut snapshot = Some(first);
 
-    if envelope.kind == crate::transport::UNDECODABLE_KIND {
-        let reason = envelope.headers.get(crate::transport::DECODE_ERROR_HEADER).cloned().unwrap_or_default();
-        let unit =
-            dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), shared.clock.now());
-        return match shared.committer.commit(unit).await {
-            Ok(_) => settle(delivery.ack().await),
-            Err(e) => {
-                tracing::warn!(error = %e, "recording a dead letter failed; the message will be redelivered");
-                settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await)
-            }
-        };
-    }
     let name: Arc<str> = Arc::from(consumer.name());
     for round in 1..=CONFLICT_ROUNDS {
         let now = shared.clock.now();
@@ -229,30 +217,29 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 }
             },
         };
-        let mut ctx = Context::new(snapshot, name.clone(), envelope.clone(), now);
-        let outcome = match CatchUnwind(consumer.handle(&mut ctx)).await {
-            Ok(outcome) => outcome,
-            Err(panic) => {
+        let unit = if envelope.kind == crate::transport::UNDECODABLE_KIND {
+            let reason =
+                envelope.headers.get(crate::transport::DECODE_ERROR_HEADER).cloned().unwrap_or_default();
+            dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now)
+        } else {
+            let mut ctx = Context::new(snapshot, name.clone(), envelope.clone(), now);
+            match CatchUnwind(consumer.handle(&mut ctx)).await {
+                Ok(Ok(Handled::Ignore)) => return settle(delivery.ack().await),
+                Ok(Ok(Handled::Commit)) => ctx.into_unit(Some(inbox.clone())),
+                Ok(Err(e)) if e.is_transient() && envelope.attempt < config.max_deliveries => {
+                    tracing::info!(error = %e, "handler failed; the message will be redelivered");
+                    return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "handler gave up; message goes to dead letters");
+                    dead_letter(&envelope, &inbox, e.to_string(), now)
+                }
                 // A handler that panics would panic again on every redelivery: give up at once.
-                let reason = panic_message(panic.as_ref());
-                tracing::error!(reason, "handler panicked; message goes to dead letters");
-                let unit = dead_letter(&envelope, &inbox, format!("handler panicked: {reason}"), now);
-                return match shared.committer.commit(unit).await {
-                    Ok(_) => settle(delivery.ack().await),
-                    Err(_) => settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await),
-                };
-            }
-        };
-        let unit = match outcome {
-            Ok(Handled::Ignore) => return settle(delivery.ack().await),
-            Ok(Handled::Commit) => ctx.into_unit(Some(inbox.clone())),
-            Err(e) if e.is_transient() && envelope.attempt < config.max_deliveries => {
-                tracing::info!(error = %e, "handler failed; the message will be redelivered");
-                return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "handler gave up; message goes to dead letters");
-                dead_letter(&envelope, &inbox, e.to_string(), now)
+                Err(panic) => {
+                    let reason = panic_message(panic.as_ref());
+                    tracing::error!(reason, "handler panicked; message goes to dead letters");
+                    dead_letter(&envelope, &inbox, format!("handler panicked: {reason}"), now)
+                }
             }
         };
         match shared.committer.commit(unit).await {

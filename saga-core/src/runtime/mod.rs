@@ -221,9 +221,7 @@ impl RuntimeHandle {
     /// Durably records `message` for `topic` (keyed by `key`) and lets the relay publish it.
     /// Returns once the message is committed to the outbox.
     pub async fn send<M: Message>(&self, topic: &str, key: &str, message: &M) -> Result<MessageId> {
-        let mut envelope = Envelope::new(topic, key, message)?;
-        envelope.source = "client".into();
-        envelope.created_at = self.shared.clock.now();
+        let envelope = Envelope::new(topic, key, message)?;
         let id = envelope.id;
         self.send_envelope(envelope).await?;
         Ok(id)
@@ -267,22 +265,13 @@ impl RuntimeHandle {
 
     /// Durably records a ready-made envelope for the relay.
     pub async fn send_envelope(&self, envelope: Envelope) -> Result<()> {
-        let mut unit = CommitUnit::send(envelope);
-        unit.at = self.shared.clock.now();
-        match self.shared.committer.commit(unit).await? {
-            crate::store::UnitOutcome::Committed => Ok(()),
-            crate::store::UnitOutcome::Duplicate => Ok(()),
-            crate::store::UnitOutcome::Conflict(e) => Err(e),
-        }
+        self.send_all(vec![envelope]).await
     }
 
     /// Starts instance `key` of saga `saga` with `input`; returns its process id. Starting an
     /// instance that exists changes nothing.
     pub async fn start_saga<I: serde::Serialize>(&self, saga: &str, key: &str, input: &I) -> Result<String> {
-        let mut envelope = crate::saga::start_message(saga, key, input)?;
-        envelope.source = "client".into();
-        envelope.created_at = self.shared.clock.now();
-        self.send_envelope(envelope).await?;
+        self.send_envelope(crate::saga::start_message(saga, key, input)?).await?;
         Ok(crate::saga::process_id(saga, key))
     }
 
@@ -299,11 +288,10 @@ impl RuntimeHandle {
     async fn operator(&self, id: &str, action: crate::operator::OperatorAction) -> Result<MessageId> {
         let store = self.shared.store.clone();
         let key = id.to_owned();
-        let mut envelope =
+        let envelope =
             tokio::task::spawn_blocking(move || crate::operator::request(store.as_ref(), &key, action))
                 .await
                 .map_err(|e| Error::Config(format!("operator request panicked: {e}")))??;
-        envelope.created_at = self.shared.clock.now();
         let message = envelope.id;
         self.send_envelope(envelope).await?;
         Ok(message)

@@ -91,10 +91,7 @@ where
                 run.ctx.history(&run.pid, HistoryEvent::Started { kind: self.name.clone() });
                 run.message_in(&envelope);
                 run.next().await?;
-                if let Some(next) = run.chained.take() {
-                    run.run_action(next).await?;
-                }
-                run.save()?;
+                run.finish().await?;
                 return Ok(Handled::Commit);
             }
             // Nothing to record a message for an unknown instance on.
@@ -131,10 +128,7 @@ where
             }
             _ => run.reply(&envelope)?,
         }
-        if let Some(next) = run.chained.take() {
-            run.run_action(next).await?;
-        }
-        run.save()?;
+        run.finish().await?;
         Ok(Handled::Commit)
     }
 }
@@ -508,6 +502,14 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Starts the remote step chained to this commit, if any, then writes the instance.
+    async fn finish(mut self) -> Result<(), ActionError> {
+        if let Some(next) = self.chained.take() {
+            self.run_action(next).await?;
+        }
+        self.save()
     }
 
     fn save(self) -> Result<(), ActionError> {
