@@ -7,7 +7,7 @@
 //! customer's profile from the events it sees. Time is simulated: a whole day runs in seconds.
 
 use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finish, message, read};
+use crate::run::{Outcome, RunContext, chance, drive, message, read};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::{ActionError, Context, Message, RuntimeBuilder, Service, Status, Store, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -591,7 +591,7 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
             + u64::from(closed))
     })
     .await?;
-    let outcome = finish(runtime, outcome).await?;
+    let outcome = ctx.finish(runtime, outcome).await?;
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }
 

@@ -5,7 +5,7 @@
 //! acknowledge it; at most one voiding runs per document.
 
 use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finish, message, read};
+use crate::run::{Outcome, RunContext, chance, drive, message, read};
 use saga_core::process::ProcessManager;
 use saga_core::store::{Class, PROCESS_SPACE};
 use saga_core::{RuntimeBuilder, Service, Status, Store};
@@ -269,7 +269,7 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
             + store.count_processes(Status::Acknowledged)?)
     })
     .await?;
-    let outcome = finish(runtime, outcome).await?;
+    let outcome = ctx.finish(runtime, outcome).await?;
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }
 

@@ -3,9 +3,7 @@
 //! summons, and delivers; when a summoning fails, or no summoner comes back in time, the fee
 //! goes back from the treasury and the customer is reimbursed.
 
-use crate::run::{
-    Outcome, RunContext, chance, drive, finish, finished_sagas, patient, read, send_in_batches,
-};
+use crate::run::{Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches};
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::{ActionError, Message, RuntimeBuilder, Service, Store};
@@ -130,7 +128,10 @@ pub enum Summoning {
         reason: String,
     },
     /// Nobody is there to summon right now.
-    NoSummoner,
+    NoSummoner {
+        /// When the first summoner who left is due back, in milliseconds from now.
+        back_in_ms: u64,
+    },
 }
 impl Message for Summoning {
     const KIND: &'static str = "circle.summoning";
@@ -285,7 +286,8 @@ fn circle(seed: u64, options: &Options) -> Service {
         let staff = ctx.load::<Staff>("staff")?.unwrap_or(Staff { away_until: Vec::new() });
         let away = staff.away_until.iter().filter(|until| **until > now).count();
         if away >= summoners {
-            ctx.reply(&Summoning::NoSummoner)?;
+            let back = staff.away_until.iter().filter(|until| **until > now).min().copied().unwrap_or(now);
+            ctx.reply(&Summoning::NoSummoner { back_in_ms: back - now })?;
             return Ok(());
         }
         let attempt = ctx.message().headers.get(saga_core::saga::STEP_HEADER).cloned().unwrap_or_default();
@@ -330,7 +332,11 @@ pub fn saga() -> Saga<ImpOrder> {
                 |r: Summoning| match r {
                     Summoning::Caged { imp } => Ok(imp),
                     Summoning::Failed { reason } => Err(ActionError::permanent(reason)),
-                    Summoning::NoSummoner => Err(ActionError::transient("no summoner available")),
+                    // Come back when a summoner is: no sooner (pointless), no later (the order waits).
+                    Summoning::NoSummoner { back_in_ms } => {
+                        Err(ActionError::transient("no summoner available")
+                            .with_retry_after(Duration::from_millis(back_in_ms.max(1))))
+                    }
                 },
             )
             .timeout(Duration::from_secs(30))
@@ -422,7 +428,7 @@ pub async fn run_customer(
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}
         }
     };
-    let outcome = finish(runtime, outcome).await?;
+    let outcome = ctx.finish(runtime, outcome).await?;
     let done = finished(ctx.store.as_ref())?;
     let open = done.iter().filter(|d| !**d).count();
     let verdict = Invariant::check(
@@ -449,7 +455,7 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
     send_in_batches(&runtime, "reception", orders, &ctx.stop).await?;
     // The customer asks reception now and then whether the imp is there yet.
     let outcome = drive(&mut ctx, options.orders, finished_sagas).await?;
-    let outcome = finish(runtime, outcome).await?;
+    let outcome = ctx.finish(runtime, outcome).await?;
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }
 

@@ -4,9 +4,7 @@
 //! resumes and finishes every order with nothing lost.
 
 use crate::Invariant;
-use crate::run::{
-    Outcome, RunContext, chance, drive, finish, finished_sagas, patient, read, send_in_batches,
-};
+use crate::run::{Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::{ActionError, Message, RetryPolicy, RuntimeBuilder, Service, Store};
 use serde::{Deserialize, Serialize};
@@ -357,7 +355,7 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
     });
     send_in_batches(&runtime, "shop", orders, &ctx.stop).await?;
     let outcome = drive(&mut ctx, options.orders, finished_sagas).await?;
-    let outcome = finish(runtime, outcome).await?;
+    let outcome = ctx.finish(runtime, outcome).await?;
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }
 

@@ -5,7 +5,7 @@
 //! inventory outage its messages wait, and the inventory catches up afterwards.
 
 use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finish, finished_sagas, message, read};
+use crate::run::{Outcome, RunContext, chance, drive, finished_sagas, message, read};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::transport::Subscribe;
 use saga_core::{ActionError, Message, RuntimeBuilder, Service, Store};
@@ -393,8 +393,8 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
     outage.await;
     let inventory = register_inventory(ctx.builder()).start().await?;
     let outcome = drive(&mut ctx, options.orders, finished_sagas).await?;
-    let outcome = finish(runtime, outcome).await?;
-    finish(inventory, outcome).await?;
+    let outcome = ctx.finish(runtime, outcome).await?;
+    ctx.finish(inventory, outcome).await?;
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }
 

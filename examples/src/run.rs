@@ -1,7 +1,7 @@
 //! What every domain's run shares: its context, progress, invariants and summary.
 
 use saga_core::store::{Class, ProcessSummary};
-use saga_core::{Clock, RetryPolicy, RuntimeHandle, Status, Store, Transport};
+use saga_core::{Clock, RetryPolicy, RuntimeHandle, Stats, Status, Store, Transport};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +44,8 @@ pub struct RunContext {
     pub progress: Arc<dyn Progress>,
     /// Turns true when the run must stop (SIGINT).
     pub stop: watch::Receiver<bool>,
+    /// What the run's runtimes did, added up as each one shuts down.
+    pub stats: Arc<std::sync::Mutex<Stats>>,
 }
 
 impl RunContext {
@@ -51,6 +53,22 @@ impl RunContext {
     pub fn builder(&self) -> saga_core::RuntimeBuilder {
         saga_core::Runtime::builder_shared(self.store.clone(), self.transport.clone())
             .clock(self.clock.clone())
+    }
+
+    /// Waits for `runtime` to go idle (when the run finished), shuts it down, adds its counts
+    /// to [`stats`](Self::stats) and passes `outcome` on.
+    pub(crate) async fn finish(
+        &self,
+        runtime: RuntimeHandle,
+        outcome: Outcome,
+    ) -> saga_core::Result<Outcome> {
+        if outcome == Outcome::Finished {
+            runtime.wait_idle().await?;
+        }
+        let stats = runtime.stats();
+        runtime.shutdown().await?;
+        *self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += stats;
+        Ok(outcome)
     }
 }
 
@@ -158,15 +176,6 @@ pub(crate) fn finished_sagas(store: &dyn Store) -> saga_core::Result<u64> {
     Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
 }
 
-/// Shuts `runtime` down and passes `outcome` on.
-pub(crate) async fn finish(runtime: RuntimeHandle, outcome: Outcome) -> saga_core::Result<Outcome> {
-    if outcome == Outcome::Finished {
-        runtime.wait_idle().await?;
-    }
-    runtime.shutdown().await?;
-    Ok(outcome)
-}
-
 /// A retry policy for steps whose other side may be briefly unavailable.
 pub(crate) fn patient(attempts: u32, first: Duration) -> RetryPolicy {
     RetryPolicy::exponential(attempts, first).with_max_backoff(Duration::from_secs(2))
@@ -221,25 +230,31 @@ pub(crate) fn read<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Sends `messages` to `topic` in commits of a few hundred, each message keyed by its key.
+/// Sends `messages` to `topic` in commits of a few hundred, each message keyed by its key. The
+/// commits go out together, as many clients' would, so they share the runtime's group commits.
 pub(crate) async fn send_in_batches<M: saga_core::Message>(
     runtime: &RuntimeHandle,
     topic: &str,
     messages: impl IntoIterator<Item = (String, M)>,
     stop: &watch::Receiver<bool>,
 ) -> saga_core::Result<()> {
-    let mut batch = Vec::new();
+    let mut batches = vec![Vec::new()];
     for (key, message) in messages {
-        batch.push(saga_core::Envelope::new(topic, &key, &message)?);
-        if batch.len() == 256 {
-            if *stop.borrow() {
-                return Ok(());
-            }
-            runtime.send_all(std::mem::take(&mut batch)).await?;
+        if batches.last().is_some_and(|b| b.len() == 256) {
+            batches.push(Vec::new());
+        }
+        if let Some(batch) = batches.last_mut() {
+            batch.push(saga_core::Envelope::new(topic, &key, &message)?);
         }
     }
-    if !batch.is_empty() {
-        runtime.send_all(batch).await?;
+    for wave in batches.chunks_mut(16) {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let sends = wave.iter_mut().filter(|b| !b.is_empty()).map(|b| runtime.send_all(std::mem::take(b)));
+        for sent in futures_util::future::join_all(sends).await {
+            sent?;
+        }
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ async fn run_with_clock(domain: Domain, seed: u64) -> (Arc<RedbStore>, Vec<saga_
         seed,
         progress: Arc::new(|_: u64, _: u64| {}),
         stop: stopped,
+        stats: Default::default(),
     };
     let (outcome, invariants) = domain.run(ctx).await.unwrap();
     assert_eq!(outcome, Outcome::Finished);

@@ -355,7 +355,7 @@ fn dead_letters_are_listed_with_consumer_kind_and_error() {
             envelope,
         };
         let unit = CommitUnit { dead_letter: Some(letter), ..CommitUnit::default() };
-        store.commit(Batch { units: vec![unit], sent: vec![] }).unwrap();
+        store.commit(&Batch { units: vec![unit], sent: vec![] }).unwrap();
     }
     let letters = json(&saga_cli(&["dead-letters", "--json"], dir.path()));
     let letter = &letters.as_array().unwrap()[0];

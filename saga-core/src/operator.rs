@@ -46,6 +46,6 @@ pub fn submit(store: &dyn Store, id: &str, action: OperatorAction, now: Timestam
     let message = envelope.id;
     let mut unit = CommitUnit::send(envelope);
     unit.at = now;
-    store.commit(Batch { units: vec![unit], sent: vec![] })?;
+    store.commit(&Batch { units: vec![unit], sent: vec![] })?;
     Ok(message)
 }

@@ -58,7 +58,39 @@ async fn a_message_delivered_three_times_at_once_changes_state_once() {
     runtime.wait_idle().await.unwrap();
     assert_eq!(applied(store.as_ref()), vec![1]);
     assert_eq!(audited(store.as_ref(), 1), 1);
+    let stats = runtime.stats();
+    assert_eq!((stats.handled, stats.duplicates), (2, 2), "the deposit and its audit; two copies dropped");
     runtime.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_snapshot_sees_every_commit_before_it_and_none_after() {
+    let store = RedbStore::in_memory().unwrap();
+    let save = |version: u64, value: &str| CommitUnit {
+        writes: vec![Write {
+            space: "ledger".into(),
+            id: "acct-1".into(),
+            expected_version: version,
+            value: Some(Record {
+                version: 0,
+                updated_at: Default::default(),
+                process: None,
+                data: value.as_bytes().to_vec(),
+            }),
+        }],
+        ..CommitUnit::default()
+    };
+    let data = |s: &dyn saga_core::store::Snapshot| s.record("ledger", "acct-1").unwrap().map(|r| r.data);
+    let before = store.snapshot().unwrap();
+    store.commit(&Batch { units: vec![save(0, "one")], sent: vec![] }).unwrap();
+    let first = store.snapshot().unwrap();
+    let shared = store.snapshot().unwrap();
+    store.commit(&Batch { units: vec![save(1, "two")], sent: vec![] }).unwrap();
+    let second = store.snapshot().unwrap();
+    assert_eq!(data(before.as_ref()), None);
+    assert_eq!(data(first.as_ref()), Some(b"one".to_vec()));
+    assert_eq!(data(shared.as_ref()), Some(b"one".to_vec()));
+    assert_eq!(data(second.as_ref()), Some(b"two".to_vec()));
 }
 
 #[test]
@@ -85,7 +117,7 @@ fn two_commits_against_one_version_one_wins_and_the_other_conflicts() {
             let (store, barrier, unit) = (store.clone(), barrier.clone(), write(value));
             std::thread::spawn(move || {
                 barrier.wait();
-                store.commit(Batch { units: vec![unit], sent: vec![] }).unwrap().remove(0)
+                store.commit(&Batch { units: vec![unit], sent: vec![] }).unwrap().remove(0)
             })
         })
         .collect();
@@ -133,7 +165,7 @@ async fn a_crash_between_commit_and_publish_is_repaired_by_the_relay_and_receive
     {
         // The commit happened, the process died before the relay ran.
         let store = RedbStore::open(&path).unwrap();
-        store.commit(Batch { units: vec![CommitUnit::send(envelope.clone())], sent: vec![] }).unwrap();
+        store.commit(&Batch { units: vec![CommitUnit::send(envelope.clone())], sent: vec![] }).unwrap();
     }
     // After restart the relay publishes it...
     let store = Arc::new(RedbStore::open(&path).unwrap());
@@ -142,7 +174,7 @@ async fn a_crash_between_commit_and_publish_is_repaired_by_the_relay_and_receive
     runtime.wait_idle().await.unwrap();
     assert_eq!(applied(store.as_ref()), vec![1]);
     // ...and if the same row is relayed again (the delete was lost), the receiver dedupes it.
-    store.commit(Batch { units: vec![CommitUnit::send(envelope)], sent: vec![] }).unwrap();
+    store.commit(&Batch { units: vec![CommitUnit::send(envelope)], sent: vec![] }).unwrap();
     runtime.wait_idle().await.unwrap();
     assert_eq!(applied(store.as_ref()), vec![1]);
     assert_eq!(audited(store.as_ref(), 1), 1);
@@ -175,7 +207,7 @@ async fn shutdown_with_messages_in_flight_loses_nothing_and_a_restart_finishes_t
                 CommitUnit::send(envelope.unwrap())
             })
             .collect();
-        store.commit(Batch { units, sent: vec![] }).unwrap();
+        store.commit(&Batch { units, sent: vec![] }).unwrap();
         let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
             .register(slow(first_calls.clone()))
             .register(auditor())
@@ -305,7 +337,7 @@ fn inbox_keys_older_than_the_retention_are_pruned_and_newer_ones_kept() {
         .into_iter()
         .map(|id| CommitUnit { inbox: Some(key(id)), ..CommitUnit::default() })
         .collect();
-    store.commit(Batch { units, sent: vec![] }).unwrap();
+    store.commit(&Batch { units, sent: vec![] }).unwrap();
     assert!(store.is_handled(&key(old)).unwrap() && store.is_handled(&key(new)).unwrap());
     assert_eq!(store.prune_inbox(Timestamp(15 * day)).unwrap(), 1);
     assert!(!store.is_handled(&key(old)).unwrap(), "older than the retention: forgotten");

@@ -83,7 +83,7 @@ fn a_reader_sees_a_writers_commits_while_it_writes() {
     let reader = RedbStore::open_read_only(&path).unwrap();
     assert!(reader.outbox_after(None, 10).unwrap().is_empty());
     let envelope = saga_core::Envelope::new("t", "k", &crate::common::deposit(1)).unwrap();
-    writer.commit(Batch { units: vec![CommitUnit::send(envelope)], sent: vec![] }).unwrap();
+    writer.commit(&Batch { units: vec![CommitUnit::send(envelope)], sent: vec![] }).unwrap();
     assert_eq!(reader.outbox_after(None, 10).unwrap().len(), 1);
 }
 

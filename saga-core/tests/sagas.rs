@@ -136,6 +136,54 @@ async fn a_transient_failure_is_retried_by_its_policy_and_every_attempt_is_in_th
     runtime.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_step_that_says_when_to_come_back_is_retried_then_and_not_on_the_policy_schedule() {
+    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000)));
+    let attempts = Arc::new(Mutex::new(0u32));
+    let busy = {
+        let attempts = attempts.clone();
+        Step::local("book-table", move |ctx: StepContext<u32>| {
+            let attempts = attempts.clone();
+            async move {
+                *attempts.lock().unwrap() += 1;
+                if ctx.attempt == 1 {
+                    Err(ActionError::transient("fully booked").with_retry_after(Duration::from_secs(7)))
+                } else {
+                    Ok(ctx.attempt)
+                }
+            }
+        })
+        .retry(RetryPolicy::exponential(3, Duration::from_millis(1)))
+    };
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .clock(clock.clone())
+        .register(Saga::<u32>::new("dinner").step(busy))
+        .start()
+        .await
+        .unwrap();
+    let id = runtime.start_saga("dinner", "1", &1u32).await.unwrap();
+    eventually("the first attempt", || *attempts.lock().unwrap() == 1).await;
+    runtime.wait_idle().await.unwrap();
+    let retry_at: Vec<Timestamp> = store
+        .history(&id)
+        .unwrap()
+        .into_iter()
+        .filter_map(|h| match h.event {
+            HistoryEvent::TimerSet { due, .. } => Some(due),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retry_at, [Timestamp(1_007_000)], "the wait the step asked for, not the policy's 1 ms");
+    clock.advance(Duration::from_secs(6));
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(*attempts.lock().unwrap(), 1, "not retried before the time it named");
+    clock.advance(Duration::from_secs(1));
+    eventually("the saga to complete", || status(store.as_ref(), &id) == Some(Status::Completed)).await;
+    assert_eq!(*attempts.lock().unwrap(), 2);
+    runtime.shutdown().await.unwrap();
+}
+
 #[derive(Serialize, Deserialize)]
 struct Summon {
     order: u32,

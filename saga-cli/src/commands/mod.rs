@@ -79,7 +79,7 @@ pub(crate) fn write_marker(store: &dyn Store, version: u64, marker: &RunMarker) 
         value: Some(record),
     };
     let unit = CommitUnit { writes: vec![write], ..CommitUnit::default() };
-    let outcome = store.commit(Batch { units: vec![unit], sent: vec![] })?.remove(0);
+    let outcome = store.commit(&Batch { units: vec![unit], sent: vec![] })?.remove(0);
     match outcome {
         saga_core::store::UnitOutcome::Committed => Ok(()),
         other => anyhow::bail!("recording the run: {other:?}"),

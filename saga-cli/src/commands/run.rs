@@ -109,6 +109,7 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
     });
     let progress = Arc::new(ProgressLine::new(domain.name()));
     let transport = connect(&common.transport, domain.name()).await?;
+    let stats = Arc::new(std::sync::Mutex::new(saga_core::Stats::default()));
     let ctx = RunContext {
         store: store.clone(),
         transport: transport.clone(),
@@ -116,6 +117,7 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
         seed,
         progress: progress.clone(),
         stop: stopped,
+        stats: stats.clone(),
     };
     let started = Instant::now();
     let (outcome, invariants) = domain.run(ctx).await?;
@@ -138,6 +140,7 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
             "saga_latency_ms": { "p50": p50, "p99": p99 },
             "throughput_per_s": (finished as f64 / elapsed.as_secs_f64()).round(),
             "interrupted": outcome == Outcome::Interrupted,
+            "engine": *stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         });
         emit(&report.to_string())?;
     } else {

@@ -57,6 +57,7 @@ pub(crate) async fn drive(db: &Path, url: &str, orders: u64, as_json: bool) -> R
         seed: 1,
         progress: progress.clone(),
         stop: stop_on_signal()?,
+        stats: Default::default(),
     };
     let started = Instant::now();
     let (outcome, invariants) = imp_summoning::run_customer(ctx, &options).await?;

@@ -45,17 +45,38 @@ pub enum FailureKind {
 pub struct ActionError {
     kind: FailureKind,
     message: String,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ActionError {
     /// A failure worth retrying.
     pub fn transient(message: impl Into<String>) -> Self {
-        ActionError { kind: FailureKind::Transient, message: message.into() }
+        ActionError { kind: FailureKind::Transient, message: message.into(), retry_after: None }
     }
 
     /// A failure that retrying cannot fix.
     pub fn permanent(message: impl Into<String>) -> Self {
-        ActionError { kind: FailureKind::Permanent, message: message.into() }
+        ActionError { kind: FailureKind::Permanent, message: message.into(), retry_after: None }
+    }
+
+    /// Says when a retry is worth it, overriding the retry policy's backoff for this one
+    /// attempt (the attempt still counts against the policy's limit): a service that knows
+    /// when it will have room again, like an HTTP `Retry-After`.
+    ///
+    /// ```
+    /// # use saga_core::ActionError;
+    /// # use std::time::Duration;
+    /// let e = ActionError::transient("no summoner free").with_retry_after(Duration::from_millis(120));
+    /// assert_eq!(e.retry_after(), Some(Duration::from_millis(120)));
+    /// ```
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// The wait the failing side asked for, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// Transient or permanent.

@@ -1,12 +1,17 @@
 //! Group commit: one thread gathers the units handlers produce and commits them together.
 
+use super::stats::Counters;
 use crate::error::{Error, Result};
 use crate::store::{Batch, CommitUnit, Store, UnitOutcome};
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+/// A unit goes back with its outcome, so that its memory is freed by the handler that made it
+/// rather than by the one thread every commit waits for.
+type Reply = oneshot::Sender<(Result<UnitOutcome>, CommitUnit)>;
+
 enum Job {
-    Unit(Box<CommitUnit>, oneshot::Sender<Result<UnitOutcome>>),
+    Unit(Box<CommitUnit>, Reply),
     Sent(Vec<u64>),
 }
 
@@ -29,11 +34,12 @@ impl Committer {
         store: Arc<dyn Store>,
         max_batch: usize,
         wakers: Wakers,
+        counters: Arc<Counters>,
     ) -> Result<(Committer, std::thread::JoinHandle<()>)> {
         let (jobs, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("saga-committer".into())
-            .spawn(move || run(store, rx, max_batch.max(1), wakers))
+            .spawn(move || run(store, rx, max_batch.max(1), wakers, &counters))
             .map_err(|source| Error::Io { context: "starting the committer thread".into(), source })?;
         Ok((Committer { jobs }, thread))
     }
@@ -42,7 +48,9 @@ impl Committer {
     pub(crate) async fn commit(&self, unit: CommitUnit) -> Result<UnitOutcome> {
         let (reply, outcome) = oneshot::channel();
         self.jobs.send(Job::Unit(Box::new(unit), reply)).map_err(|_| Error::Shutdown)?;
-        outcome.await.map_err(|_| Error::Shutdown)?
+        let (outcome, unit) = outcome.await.map_err(|_| Error::Shutdown)?;
+        drop(unit);
+        outcome
     }
 
     /// Deletes delivered outbox rows with the next commit.
@@ -54,7 +62,13 @@ impl Committer {
     }
 }
 
-fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>, max_batch: usize, wakers: Wakers) {
+fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    max_batch: usize,
+    wakers: Wakers,
+    counters: &Counters,
+) {
     let mut replies = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Batch::default();
@@ -74,19 +88,23 @@ fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>, max_batch: u
         let sends = batch.units.iter().any(|u| !u.outbox.is_empty());
         let timers = batch.units.iter().any(|u| !u.timers.is_empty());
         let size = batch.units.len();
-        let result = store.commit(batch);
+        let started = std::time::Instant::now();
+        let result = store.commit(&batch);
+        Counters::add(&counters.commit_us, started.elapsed().as_micros() as u64);
+        Counters::add(&counters.commits, 1);
+        Counters::add(&counters.units, size as u64);
         match result {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                for ((reply, outcome), unit) in replies.drain(..).zip(outcomes).zip(batch.units) {
+                    let _ = reply.send((Ok(outcome), unit));
                 }
             }
             Err(e) => {
                 tracing::error!(units = size, error = %e, "group commit failed");
                 let message = e.to_string();
-                for reply in replies.drain(..) {
-                    let _ = reply
-                        .send(Err(Error::storage("group commit", std::io::Error::other(message.clone()))));
+                for (reply, unit) in replies.drain(..).zip(batch.units) {
+                    let error = Error::storage("group commit", std::io::Error::other(message.clone()));
+                    let _ = reply.send((Err(error), unit));
                 }
             }
         }

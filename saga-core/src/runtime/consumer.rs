@@ -3,6 +3,7 @@
 
 use super::Shared;
 use super::context::Context;
+use super::stats::Counters;
 use crate::model::{ActionError, Envelope};
 use crate::store::{CommitUnit, DeadLetter, InboxKey, UnitOutcome};
 use crate::transport::{Delivery, Subscribe};
@@ -191,15 +192,18 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
         Ok(snapshot) => snapshot,
         Err(e) => {
             tracing::warn!(error = %e, "opening a snapshot failed");
-            return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
+            return retry_later(shared, delivery).await;
         }
     };
     match first.is_handled(&inbox) {
         Ok(false) => {}
-        Ok(true) => return settle(delivery.ack().await),
+        Ok(true) => {
+            Counters::add(&shared.counters.duplicates, 1);
+            return settle(delivery.ack().await);
+        }
         Err(e) => {
             tracing::warn!(error = %e, "inbox lookup failed");
-            return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
+            return retry_later(shared, delivery).await;
         }
     }
     let mut snapshot = Some(first);
@@ -213,50 +217,61 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "opening a snapshot failed");
-                    return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
+                    return retry_later(shared, delivery).await;
                 }
             },
         };
-        let unit = if envelope.kind == crate::transport::UNDECODABLE_KIND {
+        let (unit, dead) = if envelope.kind == crate::transport::UNDECODABLE_KIND {
             let reason =
                 envelope.headers.get(crate::transport::DECODE_ERROR_HEADER).cloned().unwrap_or_default();
-            dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now)
+            (dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now), true)
         } else {
             let mut ctx = Context::new(snapshot, name.clone(), envelope.clone(), now);
             match CatchUnwind(consumer.handle(&mut ctx)).await {
                 Ok(Ok(Handled::Ignore)) => return settle(delivery.ack().await),
-                Ok(Ok(Handled::Commit)) => ctx.into_unit(Some(inbox.clone())),
+                Ok(Ok(Handled::Commit)) => (ctx.into_unit(Some(inbox.clone())), false),
                 Ok(Err(e)) if e.is_transient() && envelope.attempt < config.max_deliveries => {
                     tracing::info!(error = %e, "handler failed; the message will be redelivered");
-                    return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
+                    Counters::add(&shared.counters.redelivered, 1);
+                    let wait = e.retry_after().unwrap_or_else(|| config.redelivery.backoff(envelope.attempt));
+                    return settle(delivery.nack(wait).await);
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "handler gave up; message goes to dead letters");
-                    dead_letter(&envelope, &inbox, e.to_string(), now)
+                    (dead_letter(&envelope, &inbox, e.to_string(), now), true)
                 }
                 // A handler that panics would panic again on every redelivery: give up at once.
                 Err(panic) => {
                     let reason = panic_message(panic.as_ref());
                     tracing::error!(reason, "handler panicked; message goes to dead letters");
-                    dead_letter(&envelope, &inbox, format!("handler panicked: {reason}"), now)
+                    (dead_letter(&envelope, &inbox, format!("handler panicked: {reason}"), now), true)
                 }
             }
         };
         match shared.committer.commit(unit).await {
-            Ok(UnitOutcome::Committed) | Ok(UnitOutcome::Duplicate) => {
+            Ok(UnitOutcome::Committed) => {
+                Counters::add(&shared.counters.handled, 1);
+                if dead {
+                    Counters::add(&shared.counters.dead_lettered, 1);
+                }
+                return settle(delivery.ack().await);
+            }
+            Ok(UnitOutcome::Duplicate) => {
+                Counters::add(&shared.counters.duplicates, 1);
                 return settle(delivery.ack().await);
             }
             Ok(UnitOutcome::Conflict(e)) => {
+                Counters::add(&shared.counters.conflicts, 1);
                 tracing::debug!(round, error = %e, "version conflict; handling again");
                 tokio::task::yield_now().await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "commit failed; the message will be redelivered");
-                return settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await);
+                return retry_later(shared, delivery).await;
             }
         }
     }
-    settle(delivery.nack(config.redelivery.backoff(envelope.attempt)).await)
+    retry_later(shared, delivery).await
 }
 
 fn dead_letter(envelope: &Envelope, inbox: &InboxKey, error: String, now: crate::Timestamp) -> CommitUnit {
@@ -271,6 +286,13 @@ fn dead_letter(envelope: &Envelope, inbox: &InboxKey, error: String, now: crate:
         }),
         ..CommitUnit::default()
     }
+}
+
+/// Hands the delivery back for a later attempt, after the redelivery backoff.
+async fn retry_later(shared: &Shared, delivery: Delivery) {
+    Counters::add(&shared.counters.redelivered, 1);
+    let wait = shared.config.redelivery.backoff(delivery.envelope.attempt);
+    settle(delivery.nack(wait).await)
 }
 
 fn settle(result: crate::Result<()>) {

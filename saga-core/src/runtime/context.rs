@@ -170,6 +170,18 @@ impl Context {
         self.unit.timers.push(TimerOp::Set(Box::new(Timer { key, due, envelope })));
     }
 
+    /// Adds a timer whose owner keeps its due and never sets the same name twice at once.
+    pub(crate) fn add_timer(&mut self, name: &str, due: Timestamp, envelope: Envelope) {
+        let key = format!("{}/{name}", self.service);
+        self.unit.timers.push(TimerOp::Add(Box::new(Timer { key, due, envelope })));
+    }
+
+    /// Removes a timer added with [`add_timer`](Self::add_timer).
+    pub(crate) fn remove_timer(&mut self, name: &str, due: Timestamp) {
+        let key = format!("{}/{name}", self.service);
+        self.unit.timers.push(TimerOp::Remove { key, due });
+    }
+
     pub(crate) fn history(&mut self, process: &str, event: HistoryEvent) {
         self.unit.history.push((process.to_owned(), HistoryEntry { at: self.now, event }));
     }

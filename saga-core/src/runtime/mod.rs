@@ -5,10 +5,12 @@ mod committer;
 mod consumer;
 mod context;
 mod relay;
+mod stats;
 mod timers;
 
 pub(crate) use consumer::{Consumer, Handled};
 pub use context::Context;
+pub use stats::Stats;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -65,6 +67,7 @@ pub(crate) struct Shared {
     pub(crate) committer: Committer,
     pub(crate) relay_wake: Arc<Notify>,
     pub(crate) timer_wake: Arc<Notify>,
+    pub(crate) counters: Arc<stats::Counters>,
 }
 
 /// Something that can be registered with a runtime: a [`Service`](crate::Service), a
@@ -172,10 +175,12 @@ impl RuntimeBuilder {
         }
         let relay_wake = Arc::new(Notify::new());
         let timer_wake = Arc::new(Notify::new());
+        let counters = Arc::new(stats::Counters::default());
         let (committer, committer_thread) = Committer::start(
             self.store.clone(),
             self.config.max_batch,
             Wakers { relay: relay_wake.clone(), timers: timer_wake.clone() },
+            counters.clone(),
         )?;
         let shared = Arc::new(Shared {
             store: self.store,
@@ -185,6 +190,7 @@ impl RuntimeBuilder {
             committer,
             relay_wake,
             timer_wake,
+            counters,
         });
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();
@@ -300,6 +306,11 @@ impl RuntimeHandle {
     /// The store the runtime commits to.
     pub fn store(&self) -> Arc<dyn Store> {
         self.shared.store.clone()
+    }
+
+    /// What the runtime has done since it started.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
     }
 
     /// The runtime's clock.

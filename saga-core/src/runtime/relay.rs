@@ -100,6 +100,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
         }
         if !relay.sent.is_empty() && (relay.publishing.is_empty() || relay.sent.len() >= 256) {
+            super::stats::Counters::add(&shared.counters.published, relay.sent.len() as u64);
             shared.committer.sent(std::mem::take(&mut relay.sent));
         }
         let next_retry = relay.retries.keys().next().map(|(due, _)| *due);
@@ -138,6 +139,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             relay.sent.push(seq);
         }
     }
+    super::stats::Counters::add(&shared.counters.published, relay.sent.len() as u64);
     shared.committer.sent(relay.sent);
 }
 

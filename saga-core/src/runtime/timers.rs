@@ -13,27 +13,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut last_prune: Option<Timestamp> = None;
     loop {
         let now = shared.clock.now();
-        loop {
+        // A read first: most wake-ups come from timers set for later, and firing is a write.
+        let mut next = {
             let store = shared.store.clone();
-            match tokio::task::spawn_blocking(move || store.fire_due_timers(now, FIRE_BATCH)).await {
-                Ok(Ok(fired)) => {
-                    if fired > 0 {
-                        tracing::debug!(fired, "timers fired");
-                        shared.relay_wake.notify_one();
-                    }
-                    if fired < FIRE_BATCH {
-                        break;
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "firing timers failed");
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "firing timers panicked");
-                    break;
-                }
+            match tokio::task::spawn_blocking(move || store.next_timer_due()).await {
+                Ok(Ok(next)) => next,
+                _ => Some(now + Duration::from_secs(1)),
             }
+        };
+        let fired = next.is_some_and(|due| due <= now);
+        if fired && !fire_due(&shared, now).await {
+            // Try again in a second rather than at once.
+            next = Some(now + Duration::from_secs(1));
         }
         let retention = shared.config.inbox_retention;
         if last_prune.is_none_or(|at| now.since(at) >= retention / 24) {
@@ -47,14 +38,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 Err(e) => tracing::error!(error = %e, "pruning the inbox panicked"),
             }
         }
-        let next = {
-            let store = shared.store.clone();
-            tokio::task::spawn_blocking(move || store.next_timer_due()).await
-        };
-        let next = match next {
-            Ok(Ok(next)) => next,
-            _ => Some(shared.clock.now() + Duration::from_secs(1)),
-        };
+        if fired && next.is_some_and(|due| due <= now) {
+            // Fired: look again at once for what is due next.
+            continue;
+        }
         let clock = shared.clock.clone();
         tokio::select! {
             _ = super::stopped(&mut stop) => break,
@@ -65,6 +52,32 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     None => std::future::pending().await,
                 }
             } => {}
+        }
+    }
+}
+
+/// Moves every timer due at `now` into the outbox, a batch per write; false if that failed.
+async fn fire_due(shared: &Shared, now: Timestamp) -> bool {
+    loop {
+        let store = shared.store.clone();
+        match tokio::task::spawn_blocking(move || store.fire_due_timers(now, FIRE_BATCH)).await {
+            Ok(Ok(fired)) => {
+                if fired > 0 {
+                    tracing::debug!(fired, "timers fired");
+                    shared.relay_wake.notify_one();
+                }
+                if fired < FIRE_BATCH {
+                    return true;
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "firing timers failed");
+                return false;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "firing timers panicked");
+                return false;
+            }
         }
     }
 }

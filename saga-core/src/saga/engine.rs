@@ -190,14 +190,21 @@ where
         due: Timestamp,
         message: &M,
     ) -> Result<(), ActionError> {
+        // The engine fires or removes each timer before it sets that name again, and keeps
+        // the due of those it may cancel: the store needs no name index for them.
         let envelope = self.envelope(&self.engine.topic, message)?;
-        self.ctx.schedule_envelope(&format!("{}/{name}", self.pid), due, envelope);
+        self.ctx.add_timer(&format!("{}/{name}", self.pid), due, envelope);
         self.history(HistoryEvent::TimerSet { name, due });
         Ok(())
     }
 
-    fn cancel_timer(&mut self, name: String) {
-        self.ctx.cancel(&format!("{}/{name}", self.pid));
+    /// Cancels a timer set at `due`; `None` for one set before dues were kept in the state.
+    fn cancel_timer(&mut self, name: String, due: Option<Timestamp>) {
+        let key = format!("{}/{name}", self.pid);
+        match due {
+            Some(due) => self.ctx.remove_timer(&key, due),
+            None => self.ctx.cancel(&key),
+        }
         self.history(HistoryEvent::TimerCancelled { name });
     }
 
@@ -257,6 +264,7 @@ where
                 record.awaiting = Some(envelope.id);
                 self.ctx.push_envelope(envelope);
                 if let Some(timeout) = step.timeout {
+                    self.state.steps[i].deadline = Some(now + timeout);
                     self.set_timer(format!("{name}/timeout"), now + timeout, &TimedOut { step: i, attempt })?;
                 }
                 Ok(())
@@ -307,7 +315,7 @@ where
             will_retry,
         });
         if will_retry {
-            let due = now + policy.backoff(attempt);
+            let due = now + error.retry_after().unwrap_or_else(|| policy.backoff(attempt));
             self.state.steps[i].status = StepStatus::Retrying;
             return self.set_timer(format!("{step}/retry"), due, &RetryDue { step: i, attempt });
         }
@@ -385,7 +393,7 @@ where
                 record.error = Some(error.to_string());
                 let elapsed = now.since(record.first_attempt_at.unwrap_or(now));
                 let will_retry = error.is_transient() && policy.allows(attempt, elapsed);
-                let due = now + policy.backoff(attempt);
+                let due = now + error.retry_after().unwrap_or_else(|| policy.backoff(attempt));
                 self.history(HistoryEvent::CompensationFailed {
                     step: step.clone(),
                     attempt,
@@ -435,6 +443,8 @@ where
             return Ok(());
         }
         self.history(HistoryEvent::StepTimedOut { step, attempt: timeout.attempt });
+        // The timer that brought this is spent.
+        self.state.steps[timeout.step].deadline = None;
         let limit = self.engine.steps[timeout.step].timeout.unwrap_or_default();
         self.step_failed(timeout.step, ActionError::transient(format!("no reply within {limit:?}")))
     }
@@ -468,7 +478,8 @@ where
             return Ok(());
         }
         if step.timeout.is_some() {
-            self.cancel_timer(format!("{}/timeout", step.name));
+            let deadline = self.state.steps[i].deadline.take();
+            self.cancel_timer(format!("{}/timeout", step.name), deadline);
         }
         match on_reply(envelope) {
             Ok(log) => self.step_succeeded(i, log),

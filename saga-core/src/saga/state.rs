@@ -67,13 +67,20 @@ pub struct StepRecord {
     /// Attempts of the compensation so far.
     pub compensation_attempts: u32,
     /// When the first attempt of the current action or compensation began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_attempt_at: Option<Timestamp>,
     /// The log the action recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<Value>,
     /// The last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The command a remote step awaits the reply to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting: Option<MessageId>,
+    /// When the awaited reply times out: the due of the step's timeout timer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Timestamp>,
 }
 
 /// The step and error that sent a saga into compensation or failure.
@@ -96,6 +103,7 @@ impl StepRecord {
             log: None,
             error: None,
             awaiting: None,
+            deadline: None,
         }
     }
 }

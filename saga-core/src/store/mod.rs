@@ -38,7 +38,8 @@ pub trait Store: Send + Sync + 'static {
     /// Applies `batch` in one durable transaction and says, for each unit in order, whether it
     /// was committed, was a duplicate (its inbox key was already there) or lost a version race.
     /// A unit that did not commit left no trace. Outbox rows named in `batch.sent` are deleted.
-    fn commit(&self, batch: Batch) -> Result<Vec<UnitOutcome>>;
+    /// The batch is borrowed, so the caller decides where its memory is freed.
+    fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>>;
 
     /// The record `id` in `space`, if any.
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>>;

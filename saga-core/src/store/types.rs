@@ -169,6 +169,16 @@ pub enum TimerOp {
     Set(Box<Timer>),
     /// Cancels the timer with this key, if it is still pending.
     Cancel(String),
+    /// Adds a timer whose key the caller knows is not pending, and whose due the caller keeps:
+    /// no key index is kept for it, so it can only be removed with [`TimerOp::Remove`].
+    Add(Box<Timer>),
+    /// Removes a timer added with [`TimerOp::Add`], by its key and due, if still pending.
+    Remove {
+        /// The timer's key.
+        key: String,
+        /// Its due, as added.
+        due: Timestamp,
+    },
 }
 
 /// A message that could not be handled, kept for an operator.

@@ -20,7 +20,7 @@ struct Tables<'t> {
     dead_letters: Table<'t, (u128, &'static str), &'static [u8]>,
 }
 
-pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: Batch) -> R<Vec<UnitOutcome>> {
+pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<Vec<UnitOutcome>> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.units.len());
@@ -144,6 +144,12 @@ fn apply_unit(
                 t.timer_keys.insert(timer.key.as_str(), timer.due.0)?;
             }
             TimerOp::Cancel(key) => remove_timer(t, key)?,
+            TimerOp::Add(timer) => {
+                t.timers.insert((timer.due.0, timer.key.as_str()), timer.envelope.to_bytes().as_slice())?;
+            }
+            TimerOp::Remove { key, due } => {
+                t.timers.remove((due.0, key.as_str()))?;
+            }
         }
     }
     if let Some(letter) = &unit.dead_letter {
@@ -173,6 +179,12 @@ pub(super) fn fire_timers(db: &Database, next_seq: &AtomicU64, now: Timestamp, l
             let (key, value) = entry?;
             let (at, name) = key.value();
             due.push((at, name.to_owned(), value.value().to_vec()));
+        }
+        if due.is_empty() {
+            // Nothing due: no write, and above all no sync.
+            drop((timers, keys, outbox));
+            txn.abort()?;
+            return Ok(0);
         }
         for (at, name, bytes) in &due {
             timers.remove((*at, name.as_str()))?;

@@ -3,9 +3,11 @@
 
 mod commit;
 mod open;
+mod snapshot;
 mod tables;
 
 use self::open::{FileState, Schema};
+use self::snapshot::SnapshotCache;
 use self::tables::*;
 use super::{
     Batch, DeadLetter, HistoryEntry, InboxKey, OutboxRow, PROCESS_SPACE, ProcessSummary, Record, Snapshot,
@@ -35,7 +37,7 @@ use std::sync::atomic::AtomicU64;
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = RedbStore::open(dir.path().join("demo.redb")).unwrap();
 /// let unit = CommitUnit::send(Envelope::new("pings", "k", &Ping).unwrap());
-/// let outcomes = store.commit(Batch { units: vec![unit], sent: vec![] }).unwrap();
+/// let outcomes = store.commit(&Batch { units: vec![unit], sent: vec![] }).unwrap();
 /// assert!(outcomes[0].is_committed());
 /// assert_eq!(store.outbox_after(None, 10).unwrap().len(), 1);
 /// ```
@@ -43,6 +45,7 @@ pub struct RedbStore {
     db: Db,
     path: PathBuf,
     next_seq: AtomicU64,
+    snapshots: SnapshotCache,
 }
 
 enum Db {
@@ -125,7 +128,12 @@ impl RedbStore {
         }
         let next = open::next_seq(&txn, path)?;
         drop(txn);
-        Ok(RedbStore { db: Db::Read(ro), path: path.to_owned(), next_seq: AtomicU64::new(next) })
+        Ok(RedbStore {
+            db: Db::Read(ro),
+            path: path.to_owned(),
+            next_seq: AtomicU64::new(next),
+            snapshots: SnapshotCache::default(),
+        })
     }
 
     /// A fresh database in memory, through redb's own in-memory backend.
@@ -150,7 +158,12 @@ impl RedbStore {
         let txn = db.begin_read().map_err(|e| read_error(&path, e))?;
         let next = open::next_seq(&txn, &path)?;
         drop(txn);
-        Ok(RedbStore { db: Db::Write(db), path, next_seq: AtomicU64::new(next) })
+        Ok(RedbStore {
+            db: Db::Write(db),
+            path,
+            next_seq: AtomicU64::new(next),
+            snapshots: SnapshotCache::default(),
+        })
     }
 
     /// The file this store lives in (`:backend:` for other backends).
@@ -197,8 +210,10 @@ fn r<T, E: Into<redb::Error>>(result: std::result::Result<T, E>) -> std::result:
 }
 
 impl Store for RedbStore {
-    fn commit(&self, batch: Batch) -> Result<Vec<UnitOutcome>> {
-        commit::apply(self.writer()?, &self.next_seq, batch).map_err(self.err("committing"))
+    fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>> {
+        let outcome = commit::apply(self.writer()?, &self.next_seq, batch);
+        self.snapshots.invalidate();
+        outcome.map_err(self.err("committing"))
     }
 
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>> {
@@ -209,13 +224,15 @@ impl Store for RedbStore {
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
-        let txn = self.read()?;
-        let err = self.err("opening a snapshot");
-        Ok(Box::new(RedbSnapshot {
-            records: r(txn.open_table(RECORDS)).map_err(&err)?,
-            inbox: r(txn.open_table(INBOX)).map_err(&err)?,
-            path: self.path.clone(),
-        }))
+        self.snapshots.get(|| {
+            let txn = self.read()?;
+            let err = self.err("opening a snapshot");
+            Ok(snapshot::RedbSnapshot {
+                records: r(txn.open_table(RECORDS)).map_err(&err)?,
+                inbox: r(txn.open_table(INBOX)).map_err(&err)?,
+                path: self.path.clone(),
+            })
+        })
     }
 
     fn is_handled(&self, key: &InboxKey) -> Result<bool> {
@@ -322,7 +339,9 @@ impl Store for RedbStore {
     }
 
     fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize> {
-        commit::fire_timers(self.writer()?, &self.next_seq, now, limit).map_err(self.err("firing timers"))
+        let fired = commit::fire_timers(self.writer()?, &self.next_seq, now, limit);
+        self.snapshots.invalidate();
+        fired.map_err(self.err("firing timers"))
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
@@ -342,29 +361,9 @@ impl Store for RedbStore {
     }
 
     fn prune_inbox(&self, before: Timestamp) -> Result<u64> {
-        commit::prune_inbox(self.writer()?, MessageId::lower_bound_at(before))
-            .map_err(self.err("pruning the inbox"))
-    }
-}
-
-/// The tables a handler reads, opened once for all its reads.
-struct RedbSnapshot {
-    records: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
-    inbox: redb::ReadOnlyTable<(u128, &'static str), u64>,
-    path: PathBuf,
-}
-
-impl Snapshot for RedbSnapshot {
-    fn record(&self, space: &str, id: &str) -> Result<Option<Record>> {
-        let value = r(self.records.get((space, id)))
-            .map_err(|e| Error::storage(format!("{}: reading records", self.path.display()), e))?;
-        value.map(|v| decode_record(v.value())).transpose()
-    }
-
-    fn is_handled(&self, key: &InboxKey) -> Result<bool> {
-        let found = r(self.inbox.get((key.message.as_u128(), key.consumer.as_str())))
-            .map_err(|e| Error::storage(format!("{}: reading the inbox", self.path.display()), e))?;
-        Ok(found.is_some())
+        let pruned = commit::prune_inbox(self.writer()?, MessageId::lower_bound_at(before));
+        self.snapshots.invalidate();
+        pruned.map_err(self.err("pruning the inbox"))
     }
 }
 
