@@ -204,15 +204,19 @@ impl<S: Store + ?Sized> Records for S {
     }
 }
 
-/// The stores of services that each keep their own database, by service name.
+/// The stores of services that each keep their own database, by service name. A service run
+/// as several processes (each owning some partitions) has several stores, each with some of its
+/// records.
 pub struct ServiceStores(pub Vec<(String, Arc<dyn Store>)>);
 
 impl Records for ServiceStores {
     fn record(&self, space: &str, id: &str) -> saga_core::Result<Option<saga_core::store::Record>> {
-        match self.0.iter().find(|(service, _)| service == space) {
-            Some((_, store)) => store.record(space, id),
-            None => Ok(None),
+        for (_, store) in self.0.iter().filter(|(service, _)| service == space) {
+            if let Some(record) = store.record(space, id)? {
+                return Ok(Some(record));
+            }
         }
+        Ok(None)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The command line: clap types, and `main`'s parse, run, print, exit.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use saga_core::transport::Membership;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,6 +73,10 @@ pub(crate) enum Command {
         /// Seeds the service's random choices.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// This process's share of the service, `I/N`: with N processes of one service, member
+        /// I takes the topic partitions p with p % N == I, so each key has one process.
+        #[arg(long, default_value = "0/1", value_parser = parse_member)]
+        member: Membership,
     },
     /// Places a domain's orders from a process of its own and follows them to their end, while
     /// its services run as `saga-cli service` processes.
@@ -290,6 +295,10 @@ fn parse_nats_url(s: &str) -> Result<String, String> {
     }
 }
 
+fn parse_member(s: &str) -> Result<Membership, String> {
+    s.parse().map_err(|e: saga_core::Error| e.to_string())
+}
+
 fn parse_status(s: &str) -> Result<saga_core::Status, String> {
     s.parse()
 }
@@ -299,10 +308,22 @@ fn parse_status(s: &str) -> Result<saga_core::Status, String> {
 pub(crate) fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // Help and version go to stdout whole; a usage error is its one line on stderr.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("saga-cli: a subcommand or argument is missing; see --help");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            eprintln!(
+                "saga-cli: {}",
+                rendered.lines().next().unwrap_or("bad usage").trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -129,6 +129,7 @@ fn bad_input_is_one_clear_line_and_changes_no_file() {
         assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
         let err = stderr(out);
         assert!(err.contains(needle), "{needle:?} not in {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
         assert!(stdout(out).is_empty());
         assert!(!err.contains("panicked"));
     };
@@ -139,6 +140,16 @@ fn bad_input_is_one_clear_line_and_changes_no_file() {
         "2 is not between 0 and 1",
     );
     one_line(&saga_cli(&["list", "--status", "sleeping"], dir.path()), 2, "unknown status");
+    one_line(&saga_cli(&["run", "imp-summoning", "--seed", "many"], dir.path()), 2, "--seed");
+    one_line(&saga_cli(&["run"], dir.path()), 2, "missing");
+    one_line(
+        &saga_cli(
+            &["service", "imp-summoning", "circle", "--transport", "nats://127.0.0.1:1", "--member", "2/2"],
+            dir.path(),
+        ),
+        2,
+        "expected I/N",
+    );
     one_line(
         &saga_cli(&["list", "--db", "missing.redb"], dir.path()),
         1,
@@ -251,17 +262,24 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     let Some(mut broker) = saga_core::testkit::NatsServer::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     let url = broker.url();
-    let service = |name: &str| {
+    // The treasury runs as two processes, each owning half of its partitions (and so of the
+    // orders), each with its own database.
+    let service = |name: &str, member: &str| {
+        let db =
+            if member == "0/1" { format!("{name}.redb") } else { format!("{name}-{}.redb", &member[..1]) };
         Command::new(env!("CARGO_BIN_EXE_saga-cli"))
-            .args(["service", "imp-summoning", name, "--transport", &url, "--db", &format!("{name}.redb")])
+            .args(["service", "imp-summoning", name, "--transport", &url, "--db", &db, "--member", member])
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap()
     };
-    let mut services: Vec<(&str, std::process::Child)> =
-        ["reception", "treasury", "circle"].into_iter().map(|name| (name, service(name))).collect();
+    let mut services: Vec<std::process::Child> =
+        [("reception", "0/1"), ("treasury", "0/2"), ("treasury", "1/2"), ("circle", "0/1")]
+            .into_iter()
+            .map(|(name, member)| service(name, member))
+            .collect();
     let orders = 2000;
     let mut driver = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
         .args([
@@ -288,11 +306,11 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     broker.restart();
     std::thread::sleep(Duration::from_millis(500));
     assert!(driver.try_wait().unwrap().is_none(), "the circle is killed mid-run");
-    let circle = &mut services[2].1;
+    let circle = &mut services[3];
     circle.kill().unwrap();
     circle.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    services[2].1 = service("circle");
+    services[3] = service("circle", "0/1");
 
     let out = driver.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -311,7 +329,7 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
         assert!(std::time::Instant::now() < deadline, "sagas still running: {}", stdout(&running));
         std::thread::sleep(Duration::from_millis(200));
     }
-    for (_, child) in &mut services {
+    for child in &mut services {
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         child.wait().unwrap();
     }
@@ -321,7 +339,22 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
             Arc::new(RedbStore::open_read_only(dir.path().join(format!("{name}.redb"))).unwrap()),
         )
     };
-    let stores = ServiceStores(vec![open("reception"), open("treasury")]);
+    let treasury = [open("treasury-0"), open("treasury-1")].map(|(_, store)| ("treasury".to_owned(), store));
+    let holders = |n: u64| {
+        treasury
+            .iter()
+            .filter(|(_, s)| s.record("treasury", &format!("order-{n}")).unwrap().is_some())
+            .count()
+    };
+    assert!((0..orders).all(|n| holders(n) == 1), "each order's ledger is in exactly one treasury process");
+    let kept = |half: usize| {
+        (0..orders)
+            .filter(|n| treasury[half].1.record("treasury", &format!("order-{n}")).unwrap().is_some())
+            .count()
+    };
+    assert!(kept(0) > 0 && kept(1) > 0, "both treasury processes took orders");
+    let [first, second] = treasury;
+    let stores = ServiceStores(vec![open("reception"), first, second]);
     let options = imp_summoning::Options { orders, ..Default::default() };
     for invariant in imp_summoning::invariants(&stores, &options).unwrap() {
         assert!(invariant.holds, "{}: {}", invariant.name, invariant.detail);

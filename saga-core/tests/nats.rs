@@ -141,7 +141,7 @@ async fn bytes_that_are_not_a_message_end_in_dead_letters() {
         .await
         .unwrap();
     let client = async_nats::connect(server.url()).await.unwrap();
-    client.publish("garbage.ledger", "definitely not an envelope".into()).await.unwrap();
+    client.publish("garbage.ledger.0", "definitely not an envelope".into()).await.unwrap();
     client.flush().await.unwrap();
     for n in 0..5 {
         runtime.send("ledger", &format!("acct-{n}"), &deposit(n)).await.unwrap();
@@ -153,4 +153,85 @@ async fn bytes_that_are_not_a_message_end_in_dead_letters() {
     assert_eq!(letter.envelope.payload.as_ref(), b"definitely not an envelope");
     assert!(letter.error.contains("not a readable message"), "{}", letter.error);
     runtime.shutdown().await.unwrap();
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Numbered {
+    n: u32,
+}
+impl saga_core::Message for Numbered {
+    const KIND: &'static str = "test.numbered";
+}
+
+/// Two processes share a group: each key's messages reach only the member owning its
+/// partition, each message once, in the order they were published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_key_belongs_to_one_member_of_a_group_and_keeps_its_order() {
+    use saga_core::Envelope;
+    use saga_core::transport::{Membership, Subscribe, partition_of};
+    use std::collections::BTreeMap;
+
+    let Some(server) = NatsServer::start() else { return };
+    let url = server.url();
+    let member = |index: u32| {
+        let mut config = NatsConfig::default();
+        config.stream = "MEMBERS".into();
+        config.subject_prefix = "members".into();
+        config.membership = Membership { index, count: 2 };
+        NatsTransport::connect(&url, config)
+    };
+    let (first, second) = (member(0).await.unwrap(), member(1).await.unwrap());
+    let keys: Vec<String> = (0..12).map(|k| format!("order-{k}")).collect();
+    let messages: Vec<Envelope> = (0..240)
+        .map(|n| Envelope::new("orders", &keys[n as usize % keys.len()], &Numbered { n }).unwrap())
+        .collect();
+    for envelope in &messages {
+        first.publish(envelope.clone()).await.unwrap();
+    }
+    let mut received: Vec<BTreeMap<String, Vec<u32>>> = vec![BTreeMap::new(), BTreeMap::new()];
+    for (index, transport) in [(0, &first), (1, &second)] {
+        let mut subscription = transport.subscribe(Subscribe::new("orders", "shop")).await.unwrap();
+        let owned = messages.iter().filter(|e| partition_of(&e.key, 8) % 2 == index).count();
+        for _ in 0..owned {
+            let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+                .await
+                .expect("the member's messages arrive")
+                .unwrap()
+                .unwrap();
+            let key = delivery.envelope.key.clone();
+            assert_eq!(
+                partition_of(&key, 8) % 2,
+                index,
+                "{key} went to member {index}, which does not own it"
+            );
+            let n = delivery.envelope.decode::<Numbered>().unwrap().n;
+            received[index as usize].entry(key).or_default().push(n);
+            delivery.ack().await.unwrap();
+        }
+        let more = tokio::time::timeout(Duration::from_millis(500), subscription.next()).await;
+        assert!(!matches!(more, Ok(Ok(Some(_)))), "member {index} got a message it does not own");
+    }
+    assert!(received.iter().all(|r| !r.is_empty()), "both members own some keys");
+    for key in &keys {
+        let expected: Vec<u32> = (0..240).filter(|n| keys[*n as usize % keys.len()] == *key).collect();
+        let got: Vec<u32> = received.iter().filter_map(|r| r.get(key)).flatten().copied().collect();
+        assert_eq!(got, expected, "{key}: every message once, in order, at one member");
+    }
+}
+
+/// A stream made for another partition count is refused with a clear error, not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_another_partition_count_is_refused() {
+    let Some(server) = NatsServer::start() else { return };
+    let config = |partitions: u32| {
+        let mut config = NatsConfig::default();
+        config.stream = "LAYOUT".into();
+        config.subject_prefix = "layout".into();
+        config.partitions = partitions;
+        config
+    };
+    NatsTransport::connect(&server.url(), config(8)).await.unwrap();
+    let error = NatsTransport::connect(&server.url(), config(4)).await.unwrap_err().to_string();
+    assert!(error.contains("LAYOUT") && error.contains("partitions=8"), "{error}");
+    NatsTransport::connect(&server.url(), config(8)).await.expect("the same layout opens again");
 }

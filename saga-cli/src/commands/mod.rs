@@ -29,8 +29,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Acknowledge { id, db } => {
             operator::act(&db.db, &id, saga_core::operator::OperatorAction::Acknowledge).await
         }
-        Command::Service { domain: _, service, db, transport, seed } => {
-            service::serve(&service, &db.db, &transport, seed).await
+        Command::Service { domain: _, service, db, transport, seed, member } => {
+            service::serve(&service, &db.db, &transport, seed, member).await
         }
         Command::Drive { domain: _, db, transport, orders, json } => {
             service::drive(&db.db, &transport, orders, json).await

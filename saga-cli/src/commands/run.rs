@@ -62,6 +62,15 @@ fn domain_of(args: DomainArgs) -> (CommonRun, Domain) {
 
 /// The transport a run uses: queues in this process, or a JetStream stream of its own per domain.
 pub(crate) async fn connect(transport: &TransportArg, domain: &str) -> Result<Arc<dyn Transport>> {
+    connect_as(transport, domain, saga_core::transport::Membership::ALONE).await
+}
+
+/// [`connect`] for one of several processes sharing a service's partitions.
+pub(crate) async fn connect_as(
+    transport: &TransportArg,
+    domain: &str,
+    #[cfg_attr(not(feature = "nats"), allow(unused_variables))] member: saga_core::transport::Membership,
+) -> Result<Arc<dyn Transport>> {
     match transport {
         TransportArg::InProcess => Ok(Arc::new(InProcessTransport::new())),
         #[cfg(feature = "nats")]
@@ -69,6 +78,7 @@ pub(crate) async fn connect(transport: &TransportArg, domain: &str) -> Result<Ar
             let mut config = saga_core::transport::NatsConfig::default();
             config.stream = domain.to_uppercase().replace('-', "_");
             config.subject_prefix = domain.to_owned();
+            config.membership = member;
             Ok(Arc::new(saga_core::transport::NatsTransport::connect(url, config).await?))
         }
         #[cfg(not(feature = "nats"))]

@@ -1,10 +1,11 @@
 //! `saga-cli service` and `saga-cli drive`: imp-summoning as separate processes over NATS.
 
-use super::run::connect;
+use super::run::{connect, connect_as};
 use crate::cli::TransportArg;
 use crate::output::{ProgressLine, emit};
 use anyhow::Result;
 use saga_core::RedbStore;
+use saga_core::transport::Membership;
 use saga_examples::{Outcome, RunContext, imp_summoning};
 use serde_json::json;
 use std::path::Path;
@@ -28,16 +29,21 @@ fn stop_on_signal() -> Result<watch::Receiver<bool>> {
     Ok(stopped)
 }
 
-pub(crate) async fn serve(service: &str, db: &Path, url: &str, seed: u64) -> Result<u8> {
+pub(crate) async fn serve(service: &str, db: &Path, url: &str, seed: u64, member: Membership) -> Result<u8> {
     let options = imp_summoning::Options::default();
     let store = Arc::new(RedbStore::open(db)?);
-    let transport = connect(&TransportArg::Nats(url.to_owned()), DOMAIN).await?;
+    let transport = connect_as(&TransportArg::Nats(url.to_owned()), DOMAIN, member).await?;
     let builder = saga_core::Runtime::builder_shared(store, transport.clone());
     let builder =
         imp_summoning::register_service(builder, service, seed, &options).map_err(anyhow::Error::msg)?;
     let mut stopped = stop_on_signal()?;
     let runtime = builder.start().await?;
-    eprintln!("{DOMAIN} {service}: serving over {url}, records in {}", db.display());
+    eprintln!(
+        "{DOMAIN} {service}: serving over {url} as member {}/{}, records in {}",
+        member.index,
+        member.count,
+        db.display()
+    );
     let _ = stopped.wait_for(|s| *s).await;
     eprintln!("{DOMAIN} {service}: stopping, finishing the messages in flight");
     runtime.shutdown().await?;

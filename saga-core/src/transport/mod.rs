@@ -12,7 +12,7 @@ mod nats;
 
 pub use memory::InProcessTransport;
 #[cfg(feature = "nats")]
-pub use nats::{NatsConfig, NatsTransport};
+pub use nats::{NatsConfig, NatsTransport, partition_of};
 
 use crate::error::Result;
 use crate::model::Envelope;
@@ -113,5 +113,47 @@ impl Delivery {
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delivery").field("envelope", &self.envelope).finish_non_exhaustive()
+    }
+}
+
+/// This process's share of the partitions: member `index` of `count`, written `I/N`.
+///
+/// ```
+/// # use saga_core::transport::Membership;
+/// let member: Membership = "1/3".parse().unwrap();
+/// assert_eq!(member, Membership { index: 1, count: 3 });
+/// assert!(member.owns(4) && !member.owns(3));
+/// assert!("3/3".parse::<Membership>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Membership {
+    /// Which member this process is, from 0.
+    pub index: u32,
+    /// How many members there are.
+    pub count: u32,
+}
+
+impl Membership {
+    /// The only member: consumes every partition.
+    pub const ALONE: Membership = Membership { index: 0, count: 1 };
+
+    /// Whether this member consumes `partition`.
+    pub fn owns(&self, partition: u32) -> bool {
+        partition % self.count.max(1) == self.index
+    }
+}
+
+impl std::str::FromStr for Membership {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Membership> {
+        let bad = || crate::Error::Config(format!("member {s:?}: expected I/N with 0 <= I < N, such as 0/2"));
+        let (index, count) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = index.trim().parse().map_err(|_| bad())?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Membership { index, count })
     }
 }

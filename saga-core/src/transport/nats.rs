@@ -1,6 +1,6 @@
 //! The NATS JetStream transport: services in separate processes, on separate machines.
 
-use super::{Acknowledge, Delivery, Subscribe, Subscription, Transport};
+use super::{Acknowledge, Delivery, Membership, Subscribe, Subscription, Transport};
 use crate::error::{Error, Result};
 use crate::model::Envelope;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
@@ -25,6 +25,13 @@ pub struct NatsConfig {
     pub ack_wait: Duration,
     /// How long the broker remembers message ids to drop duplicates (`Nats-Msg-Id`).
     pub duplicate_window: Duration,
+    /// Partitions per topic: a message for key `k` goes to partition `hash(k) % partitions`.
+    /// Fixed when the stream is created; every process on the stream must use the same number.
+    pub partitions: u32,
+    /// How many processes share each group's partitions, and which of them this one is:
+    /// member `i` of `n` consumes the partitions `p` with `p % n == i`, so each partition, and
+    /// with it each key, has one consumer at a time.
+    pub membership: Membership,
 }
 
 impl Default for NatsConfig {
@@ -35,15 +42,19 @@ impl Default for NatsConfig {
             max_deliver: 20,
             ack_wait: Duration::from_secs(30),
             duplicate_window: Duration::from_secs(120),
+            partitions: 8,
+            membership: Membership::ALONE,
         }
     }
 }
 
 /// A [`Transport`] over NATS JetStream.
 ///
-/// One stream holds every topic as a subject; each group is a durable pull consumer with
-/// explicit acks, filtered to its topic, so its members compete for the messages and the broker
-/// keeps them while every member is down. An envelope's id is its `Nats-Msg-Id`, so the broker
+/// One stream holds every topic; topic `t` is split into partitions, subjects
+/// `{prefix}.{t}.{p}`, by a hash of the message key. Each group has a durable pull consumer with
+/// explicit acks per partition, and each partition belongs to one member of the group (see
+/// [`Membership`]), so a key's messages reach one process, in order; the broker keeps them while
+/// that process is down. An envelope's id is its `Nats-Msg-Id`, so the broker
 /// drops a relay's resend within the duplicate window; the inbox drops the rest. A nack becomes a
 /// NAK with delay.
 pub struct NatsTransport {
@@ -67,16 +78,33 @@ impl NatsTransport {
             .await
             .map_err(|e| nats_error(&format!("connecting to {url}"), e))?;
         let jetstream = jetstream::new(client.clone());
-        jetstream
+        if config.partitions == 0 || config.membership.count == 0 {
+            return Err(Error::Config("nats: partitions and members must be at least 1".into()));
+        }
+        let layout = format!("saga-core partitions={}", config.partitions);
+        let mut stream = jetstream
             .get_or_create_stream(stream::Config {
                 name: config.stream.clone(),
                 subjects: vec![format!("{}.>", config.subject_prefix)],
                 duplicate_window: config.duplicate_window,
                 storage: stream::StorageType::File,
+                description: Some(layout.clone()),
                 ..Default::default()
             })
             .await
             .map_err(|e| nats_error(&format!("creating stream {}", config.stream), e))?;
+        // A stream made with another partition count would strand messages in partitions
+        // nobody consumes: refuse it rather than guess.
+        let info =
+            stream.info().await.map_err(|e| nats_error(&format!("reading stream {}", config.stream), e))?;
+        if info.config.description.as_deref() != Some(layout.as_str()) {
+            return Err(Error::Config(format!(
+                "nats stream {}: made for {:?}, this process expects {layout:?}; use the same \
+                 partition count everywhere, or another stream name",
+                config.stream,
+                info.config.description.as_deref().unwrap_or("no partitions"),
+            )));
+        }
         Ok(NatsTransport { client, jetstream, config, closed: Arc::new(AtomicBool::new(false)) })
     }
 
@@ -90,11 +118,12 @@ impl NatsTransport {
         Ok(())
     }
 
-    fn subject(&self, topic: &str) -> Result<String> {
+    /// The subject of partition `partition` of `topic`.
+    fn subject(&self, topic: &str, partition: u32) -> Result<String> {
         if topic.is_empty() || topic.contains(|c: char| c.is_whitespace() || c == '*' || c == '>') {
             return Err(Error::Config(format!("topic {topic:?} cannot be a NATS subject")));
         }
-        Ok(format!("{}.{topic}", self.config.subject_prefix))
+        Ok(format!("{}.{topic}.{partition}", self.config.subject_prefix))
     }
 
     fn ensure_open(&self) -> Result<()> {
@@ -105,9 +134,16 @@ impl NatsTransport {
     }
 }
 
-/// A durable consumer's name for a group on a topic (no dots or wildcards allowed in names).
-fn consumer_name(group: &str, topic: &str) -> String {
-    format!("{group}__{topic}")
+/// The partition of `key`: FNV-1a, stable across processes, versions and platforms.
+pub fn partition_of(key: &str, partitions: u32) -> u32 {
+    let hash =
+        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % u64::from(partitions.max(1))) as u32
+}
+
+/// A durable consumer's name for a group on a topic's partition (no dots or wildcards allowed).
+fn consumer_name(group: &str, topic: &str, partition: u32) -> String {
+    format!("{group}__{topic}__{partition}")
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .collect()
@@ -117,7 +153,7 @@ fn consumer_name(group: &str, topic: &str) -> String {
 impl Transport for NatsTransport {
     async fn publish(&self, envelope: Envelope) -> Result<()> {
         self.ensure_open()?;
-        let subject = self.subject(&envelope.topic)?;
+        let subject = self.subject(&envelope.topic, partition_of(&envelope.key, self.config.partitions))?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
         let ack = self
@@ -131,38 +167,16 @@ impl Transport for NatsTransport {
 
     async fn subscribe(&self, spec: Subscribe) -> Result<Box<dyn Subscription>> {
         self.ensure_open()?;
-        let subject = self.subject(&spec.topic)?;
-        let name = consumer_name(&spec.group, &spec.topic);
         let stream = self
             .jetstream
             .get_stream(&self.config.stream)
             .await
             .map_err(|e| nats_error(&format!("opening stream {}", self.config.stream), e))?;
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                &name,
-                consumer::pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject: subject,
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: self.config.ack_wait,
-                    max_deliver: self.config.max_deliver,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| nats_error(&format!("creating consumer {name}"), e))?;
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(64)
-            // Short pull requests with heartbeats: a request lost in a reconnect stalls the
-            // consumer for seconds, not the 30-second default.
-            .expires(Duration::from_secs(5))
-            .heartbeat(Duration::from_secs(2))
-            .messages()
-            .await
-            .map_err(|e| nats_error(&format!("pulling from consumer {name}"), e))?;
+        let mut partitions = Vec::new();
+        for partition in (0..self.config.partitions).filter(|p| self.config.membership.owns(*p)) {
+            partitions.push(self.pull(&stream, &spec, partition).await?);
+        }
+        let messages = futures_util::stream::select_all(partitions);
         Ok(Box::new(NatsSubscription { messages, closed: self.closed.clone() }))
     }
 
@@ -173,6 +187,43 @@ impl Transport for NatsTransport {
     }
 }
 
+impl NatsTransport {
+    /// The messages of one partition of a topic, for one group.
+    async fn pull(
+        &self,
+        stream: &stream::Stream,
+        spec: &Subscribe,
+        partition: u32,
+    ) -> Result<consumer::pull::Stream> {
+        let name = consumer_name(&spec.group, &spec.topic, partition);
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: self.subject(&spec.topic, partition)?,
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: self.config.ack_wait,
+                    max_deliver: self.config.max_deliver,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| nats_error(&format!("creating consumer {name}"), e))?;
+        consumer
+            .stream()
+            .max_messages_per_batch(64)
+            // Short pull requests with heartbeats: a request lost in a reconnect stalls the
+            // consumer for seconds, not the 30-second default.
+            .expires(Duration::from_secs(5))
+            .heartbeat(Duration::from_secs(2))
+            .messages()
+            .await
+            .map_err(|e| nats_error(&format!("pulling from consumer {name}"), e))
+    }
+}
+
 impl std::fmt::Debug for NatsTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsTransport").field("config", &self.config).finish_non_exhaustive()
@@ -180,7 +231,7 @@ impl std::fmt::Debug for NatsTransport {
 }
 
 struct NatsSubscription {
-    messages: consumer::pull::Stream,
+    messages: futures_util::stream::SelectAll<consumer::pull::Stream>,
     closed: Arc<AtomicBool>,
 }
 
