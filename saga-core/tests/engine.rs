@@ -94,6 +94,52 @@ fn a_snapshot_sees_every_commit_before_it_and_none_after() {
 }
 
 #[test]
+fn a_unit_encoded_ahead_commits_the_same_rows_and_a_changed_one_is_encoded_again() {
+    use saga_core::store::{HistoryEntry, HistoryEvent};
+    let unit = CommitUnit {
+        writes: vec![Write {
+            space: "ledger".into(),
+            id: "acct-1".into(),
+            expected_version: 0,
+            value: Some(Record {
+                version: 0,
+                updated_at: Default::default(),
+                process: None,
+                data: b"{}".to_vec(),
+            }),
+        }],
+        outbox: vec![Envelope::new("audit", "acct-1", &deposit(1)).unwrap()],
+        history: vec![(
+            "p/1".to_owned(),
+            HistoryEntry { at: Default::default(), event: HistoryEvent::Started { kind: "k".into() } },
+        )],
+        ..CommitUnit::default()
+    };
+    let rows = |store: &RedbStore| {
+        (
+            store.record("ledger", "acct-1").unwrap(),
+            store.outbox_after(None, 10).unwrap().into_iter().map(|r| r.envelope).collect::<Vec<_>>(),
+            store.history("p/1").unwrap(),
+        )
+    };
+    let (plain, prepared) = (RedbStore::in_memory().unwrap(), RedbStore::in_memory().unwrap());
+    plain.commit(&Batch { units: vec![unit.clone()], sent: vec![] }).unwrap();
+    let mut ahead = unit.clone();
+    prepared.prepare(&mut ahead);
+    prepared.commit(&Batch { units: vec![ahead], sent: vec![] }).unwrap();
+    assert_eq!(rows(&plain), rows(&prepared));
+    assert_eq!(rows(&prepared).0.unwrap().version, 1);
+
+    // Changed after preparing: what commits is the unit as it is now.
+    let changed = RedbStore::in_memory().unwrap();
+    let mut late = unit;
+    changed.prepare(&mut late);
+    late.outbox.push(Envelope::new("audit", "acct-1", &deposit(2)).unwrap());
+    changed.commit(&Batch { units: vec![late], sent: vec![] }).unwrap();
+    assert_eq!(rows(&changed).1.len(), 2);
+}
+
+#[test]
 fn two_commits_against_one_version_one_wins_and_the_other_conflicts() {
     let store = Arc::new(RedbStore::in_memory().unwrap());
     let write = |value: &str| CommitUnit {

@@ -19,6 +19,7 @@ enum Job {
 #[derive(Clone)]
 pub(crate) struct Committer {
     jobs: mpsc::UnboundedSender<Job>,
+    store: Arc<dyn Store>,
 }
 
 /// Who to wake after a commit.
@@ -37,15 +38,18 @@ impl Committer {
         counters: Arc<Counters>,
     ) -> Result<(Committer, std::thread::JoinHandle<()>)> {
         let (jobs, rx) = mpsc::unbounded_channel();
+        let writer = store.clone();
         let thread = std::thread::Builder::new()
             .name("saga-committer".into())
-            .spawn(move || run(store, rx, max_batch.max(1), wakers, &counters))
+            .spawn(move || run(writer, rx, max_batch.max(1), wakers, &counters))
             .map_err(|source| Error::Io { context: "starting the committer thread".into(), source })?;
-        Ok((Committer { jobs }, thread))
+        Ok((Committer { jobs, store }, thread))
     }
 
     /// Commits `unit` together with whatever else is waiting, durably.
-    pub(crate) async fn commit(&self, unit: CommitUnit) -> Result<UnitOutcome> {
+    pub(crate) async fn commit(&self, mut unit: CommitUnit) -> Result<UnitOutcome> {
+        // Encoding here, on the caller's thread, leaves the committer only the writing.
+        self.store.prepare(&mut unit);
         let (reply, outcome) = oneshot::channel();
         self.jobs.send(Job::Unit(Box::new(unit), reply)).map_err(|_| Error::Shutdown)?;
         let (outcome, unit) = outcome.await.map_err(|_| Error::Shutdown)?;

@@ -12,8 +12,8 @@ mod types;
 pub use self::redb::RedbStore;
 pub use history::{HistoryEntry, HistoryEvent};
 pub use types::{
-    Batch, Class, CommitUnit, DeadLetter, InboxKey, OutboxRow, ProcessMeta, ProcessSummary, Record, Status,
-    Timer, TimerOp, UnitOutcome, Write,
+    Batch, Class, CommitUnit, DeadLetter, InboxKey, OutboxRow, Prepared, ProcessMeta, ProcessSummary, Record,
+    Status, Timer, TimerOp, UnitOutcome, Write,
 };
 
 use crate::error::Result;
@@ -40,6 +40,13 @@ pub trait Store: Send + Sync + 'static {
     /// A unit that did not commit left no trace. Outbox rows named in `batch.sent` are deleted.
     /// The batch is borrowed, so the caller decides where its memory is freed.
     fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>>;
+
+    /// Encodes what `unit` will write, on the caller's thread, so that the one thread that
+    /// commits spends its time writing. Optional for a store, and for its callers: a unit that
+    /// was not prepared is encoded during the commit.
+    fn prepare(&self, unit: &mut CommitUnit) {
+        let _ = unit;
+    }
 
     /// The record `id` in `space`, if any.
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>>;

@@ -235,6 +235,40 @@ pub struct CommitUnit {
     pub timers: Vec<TimerOp>,
     /// A message given up on.
     pub dead_letter: Option<DeadLetter>,
+    /// What the store encoded of this unit ahead of the commit ([`Store::prepare`]); a unit
+    /// changed after that must be prepared again, or this reset to its default.
+    ///
+    /// [`Store::prepare`]: super::Store::prepare
+    pub prepared: Prepared,
+}
+
+/// A store's own encoding of a unit's rows, made by [`Store::prepare`](super::Store::prepare)
+/// off the writer's thread. Opaque to everyone else, and left out of equality.
+#[derive(Clone, Default)]
+pub struct Prepared(Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>);
+
+impl Prepared {
+    /// Wraps a store's encoding.
+    pub fn new<T: std::any::Any + Send + Sync>(rows: T) -> Self {
+        Prepared(Some(std::sync::Arc::new(rows)))
+    }
+
+    /// The encoding, if there is one of type `T`.
+    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.as_ref().and_then(|rows| rows.downcast_ref())
+    }
+}
+
+impl PartialEq for Prepared {
+    fn eq(&self, _: &Prepared) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Prepared" } else { "NotPrepared" })
+    }
 }
 
 impl CommitUnit {

@@ -86,16 +86,87 @@ fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Status>>, Uni
     Ok(Ok(statuses))
 }
 
+/// A unit's rows as they go into the tables, encoded off the writer's thread by
+/// [`prepare`](super::RedbStore) or, for a unit that was not prepared, during the commit.
+pub(super) struct Rows {
+    /// Per write: the encoded record (with its next version), or `None` for a delete.
+    records: Vec<Option<Vec<u8>>>,
+    /// Per outbox envelope.
+    outbox: Vec<Vec<u8>>,
+    /// Per process, in order: the JSON array of its entries this unit adds.
+    history: Vec<Vec<u8>>,
+    /// Per timer op: the envelope of a set or add.
+    timers: Vec<Option<Vec<u8>>>,
+}
+
+impl Rows {
+    pub(super) fn encode(unit: &CommitUnit) -> Rows {
+        let records = unit
+            .writes
+            .iter()
+            .map(|write| {
+                write.value.as_ref().map(|record| {
+                    let mut record = record.clone();
+                    record.version = write.expected_version + 1;
+                    encode_record(&record)
+                })
+            })
+            .collect();
+        let outbox = unit.outbox.iter().map(Envelope::to_bytes).collect();
+        // History entries are structs of plain fields: they always serialize.
+        let history = history_runs(&unit.history)
+            .map(|(_, entries)| serde_json::to_vec(&entries).unwrap_or_default())
+            .collect();
+        let timers = unit
+            .timers
+            .iter()
+            .map(|op| match op {
+                TimerOp::Set(timer) | TimerOp::Add(timer) => Some(timer.envelope.to_bytes()),
+                TimerOp::Cancel(_) | TimerOp::Remove { .. } => None,
+            })
+            .collect();
+        Rows { records, outbox, history, timers }
+    }
+
+    /// Whether these rows were encoded from a unit shaped like `unit`.
+    fn fits(&self, unit: &CommitUnit) -> bool {
+        self.records.len() == unit.writes.len()
+            && self.outbox.len() == unit.outbox.len()
+            && self.timers.len() == unit.timers.len()
+            && self.history.len() == history_runs(&unit.history).count()
+    }
+}
+
+/// The history entries of a unit, one run per process: each becomes one row.
+fn history_runs(history: &[(String, HistoryEntry)]) -> impl Iterator<Item = (&str, Vec<&HistoryEntry>)> {
+    let mut rest = history;
+    std::iter::from_fn(move || {
+        let (process, _) = rest.first()?;
+        let entries: Vec<&HistoryEntry> =
+            rest.iter().take_while(|(p, _)| p == process).map(|(_, entry)| entry).collect();
+        rest = &rest[entries.len()..];
+        Some((process.as_str(), entries))
+    })
+}
+
 fn apply_unit(
     t: &mut Tables<'_>,
     unit: &CommitUnit,
     next_seq: &AtomicU64,
     old_statuses: &[Option<Status>],
 ) -> R<()> {
+    let encoded;
+    let rows = match unit.prepared.get::<Rows>() {
+        Some(rows) if rows.fits(unit) => rows,
+        _ => {
+            encoded = Rows::encode(unit);
+            &encoded
+        }
+    };
     if let Some(key) = &unit.inbox {
         t.inbox.insert((key.message.as_u128(), key.consumer.as_str()), unit.at.0)?;
     }
-    for (write, old_status) in unit.writes.iter().zip(old_statuses) {
+    for ((write, old_status), record) in unit.writes.iter().zip(old_statuses).zip(&rows.records) {
         let key = (write.space.as_str(), write.id.as_str());
         let new_status = write.value.as_ref().and_then(|r| r.process.as_ref()).map(|p| p.status);
         let indexed = write.space == PROCESS_SPACE;
@@ -107,45 +178,37 @@ fn apply_unit(
                 t.status.insert((status.code(), write.id.as_str()), ())?;
             }
         }
-        match &write.value {
-            Some(record) => {
-                let mut record = record.clone();
-                record.version = write.expected_version + 1;
-                t.records.insert(key, encode_record(&record).as_slice())?;
+        match record {
+            Some(bytes) => {
+                t.records.insert(key, bytes.as_slice())?;
             }
             None => {
                 t.records.remove(key)?;
             }
         }
     }
-    for envelope in &unit.outbox {
+    for bytes in &rows.outbox {
         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-        t.outbox.insert(seq, envelope.to_bytes().as_slice())?;
+        t.outbox.insert(seq, bytes.as_slice())?;
     }
     // One row per process per unit: the entries this commit adds to its history, in order. The
     // sequence is shared with the outbox, so history keys only append, with no lookup of a
     // process's last entry.
-    let mut rest: &[(String, HistoryEntry)] = &unit.history;
-    while let Some((process, _)) = rest.first() {
-        let entries: Vec<&HistoryEntry> =
-            rest.iter().take_while(|(p, _)| p == process).map(|(_, entry)| entry).collect();
-        let count = entries.len();
+    for ((process, _), json) in history_runs(&unit.history).zip(&rows.history) {
         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-        // History entries are structs of plain fields: they always serialize.
-        let json = serde_json::to_vec(&entries).unwrap_or_default();
-        t.history.insert((process.as_str(), seq), json.as_slice())?;
-        rest = &rest[count..];
+        t.history.insert((process, seq), json.as_slice())?;
     }
-    for op in &unit.timers {
+    for (op, envelope) in unit.timers.iter().zip(&rows.timers) {
+        let envelope = envelope.as_deref().unwrap_or_default();
         match op {
             TimerOp::Set(timer) => {
                 remove_timer(t, &timer.key)?;
-                t.timers.insert((timer.due.0, timer.key.as_str()), timer.envelope.to_bytes().as_slice())?;
+                t.timers.insert((timer.due.0, timer.key.as_str()), envelope)?;
                 t.timer_keys.insert(timer.key.as_str(), timer.due.0)?;
             }
             TimerOp::Cancel(key) => remove_timer(t, key)?,
             TimerOp::Add(timer) => {
-                t.timers.insert((timer.due.0, timer.key.as_str()), timer.envelope.to_bytes().as_slice())?;
+                t.timers.insert((timer.due.0, timer.key.as_str()), envelope)?;
             }
             TimerOp::Remove { key, due } => {
                 t.timers.remove((due.0, key.as_str()))?;

@@ -10,8 +10,8 @@ use self::open::{FileState, Schema};
 use self::snapshot::SnapshotCache;
 use self::tables::*;
 use super::{
-    Batch, DeadLetter, HistoryEntry, InboxKey, OutboxRow, PROCESS_SPACE, ProcessSummary, Record, Snapshot,
-    Status, Store, Timer, UnitOutcome,
+    Batch, CommitUnit, DeadLetter, HistoryEntry, InboxKey, OutboxRow, PROCESS_SPACE, ProcessSummary, Record,
+    Snapshot, Status, Store, Timer, UnitOutcome,
 };
 use crate::error::{Error, Result};
 use crate::model::{Envelope, MessageId, Timestamp};
@@ -210,6 +210,10 @@ fn r<T, E: Into<redb::Error>>(result: std::result::Result<T, E>) -> std::result:
 }
 
 impl Store for RedbStore {
+    fn prepare(&self, unit: &mut CommitUnit) {
+        unit.prepared = super::Prepared::new(commit::Rows::encode(unit));
+    }
+
     fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>> {
         let outcome = commit::apply(self.writer()?, &self.next_seq, batch);
         self.snapshots.invalidate();
