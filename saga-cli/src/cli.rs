@@ -326,13 +326,18 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("saga-cli: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    // Every handled message waits for the one committer thread: leave it a core of its own
+    // rather than have it compete with a worker thread per core.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = cores.saturating_sub(1).max(1);
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("saga-cli: cannot start the async runtime: {e}");
+                return ExitCode::from(1);
+            }
+        };
     match runtime.block_on(crate::commands::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
