@@ -67,11 +67,15 @@ struct Meta<'a> {
     source: std::borrow::Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reply_to: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    headers: std::borrow::Cow<'a, BTreeMap<String, String>>,
     created_at: Timestamp,
     #[serde(default)]
     attempt: u32,
+}
+
+fn is_empty(headers: &std::borrow::Cow<'_, BTreeMap<String, String>>) -> bool {
+    headers.is_empty()
 }
 
 impl Envelope {
@@ -118,7 +122,7 @@ impl Envelope {
             causation_id: self.causation_id,
             source: self.source.as_str().into(),
             reply_to: self.reply_to.as_deref().map(Into::into),
-            headers: self.headers.clone(),
+            headers: std::borrow::Cow::Borrowed(&self.headers),
             created_at: self.created_at,
             attempt: self.attempt,
         };
@@ -141,7 +145,7 @@ impl Envelope {
             causation_id: meta.causation_id,
             source: meta.source.into_owned(),
             reply_to: meta.reply_to.map(|r| r.into_owned()),
-            headers: meta.headers,
+            headers: meta.headers.into_owned(),
             created_at: meta.created_at,
             attempt: meta.attempt,
             payload: Bytes::copy_from_slice(payload),
