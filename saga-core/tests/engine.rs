@@ -21,6 +21,24 @@ async fn start(
         .unwrap()
 }
 
+/// A unit that writes `data` as ledger record `acct-1`, expecting it at `version`.
+fn ledger_write(version: u64, data: &str) -> CommitUnit {
+    CommitUnit {
+        writes: vec![Write {
+            space: "ledger".into(),
+            id: "acct-1".into(),
+            expected_version: version,
+            value: Some(Record {
+                version: 0,
+                updated_at: Default::default(),
+                process: None,
+                data: data.into(),
+            }),
+        }],
+        ..CommitUnit::default()
+    }
+}
+
 #[tokio::test]
 async fn a_message_delivered_three_times_in_a_row_changes_state_once() {
     let store = Arc::new(RedbStore::in_memory().unwrap());
@@ -66,26 +84,12 @@ async fn a_message_delivered_three_times_at_once_changes_state_once() {
 #[test]
 fn a_snapshot_sees_every_commit_before_it_and_none_after() {
     let store = RedbStore::in_memory().unwrap();
-    let save = |version: u64, value: &str| CommitUnit {
-        writes: vec![Write {
-            space: "ledger".into(),
-            id: "acct-1".into(),
-            expected_version: version,
-            value: Some(Record {
-                version: 0,
-                updated_at: Default::default(),
-                process: None,
-                data: value.as_bytes().to_vec(),
-            }),
-        }],
-        ..CommitUnit::default()
-    };
     let data = |s: &dyn saga_core::store::Snapshot| s.record("ledger", "acct-1").unwrap().map(|r| r.data);
     let before = store.snapshot().unwrap();
-    store.commit(&Batch { units: vec![save(0, "one")], sent: vec![] }).unwrap();
+    store.commit(&Batch { units: vec![ledger_write(0, "one")], sent: vec![] }).unwrap();
     let first = store.snapshot().unwrap();
     let shared = store.snapshot().unwrap();
-    store.commit(&Batch { units: vec![save(1, "two")], sent: vec![] }).unwrap();
+    store.commit(&Batch { units: vec![ledger_write(1, "two")], sent: vec![] }).unwrap();
     let second = store.snapshot().unwrap();
     assert_eq!(data(before.as_ref()), None);
     assert_eq!(data(first.as_ref()), Some(b"one".to_vec()));
@@ -97,23 +101,12 @@ fn a_snapshot_sees_every_commit_before_it_and_none_after() {
 fn a_unit_encoded_ahead_commits_the_same_rows_and_a_changed_one_is_encoded_again() {
     use saga_core::store::{HistoryEntry, HistoryEvent};
     let unit = CommitUnit {
-        writes: vec![Write {
-            space: "ledger".into(),
-            id: "acct-1".into(),
-            expected_version: 0,
-            value: Some(Record {
-                version: 0,
-                updated_at: Default::default(),
-                process: None,
-                data: b"{}".to_vec(),
-            }),
-        }],
         outbox: vec![Envelope::new("audit", "acct-1", &deposit(1)).unwrap()],
         history: vec![(
             "p/1".to_owned(),
             HistoryEntry { at: Default::default(), event: HistoryEvent::Started { kind: "k".into() } },
         )],
-        ..CommitUnit::default()
+        ..ledger_write(0, "{}")
     };
     let rows = |store: &RedbStore| {
         (
@@ -142,25 +135,11 @@ fn a_unit_encoded_ahead_commits_the_same_rows_and_a_changed_one_is_encoded_again
 #[test]
 fn two_commits_against_one_version_one_wins_and_the_other_conflicts() {
     let store = Arc::new(RedbStore::in_memory().unwrap());
-    let write = |value: &str| CommitUnit {
-        writes: vec![Write {
-            space: "ledger".into(),
-            id: "acct-1".into(),
-            expected_version: 0,
-            value: Some(Record {
-                version: 0,
-                updated_at: Default::default(),
-                process: None,
-                data: value.as_bytes().to_vec(),
-            }),
-        }],
-        ..CommitUnit::default()
-    };
     let barrier = Arc::new(std::sync::Barrier::new(2));
     let racers: Vec<_> = ["\"a\"", "\"b\""]
         .into_iter()
         .map(|value| {
-            let (store, barrier, unit) = (store.clone(), barrier.clone(), write(value));
+            let (store, barrier, unit) = (store.clone(), barrier.clone(), ledger_write(0, value));
             std::thread::spawn(move || {
                 barrier.wait();
                 store.commit(&Batch { units: vec![unit], sent: vec![] }).unwrap().remove(0)
