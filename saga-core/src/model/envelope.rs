@@ -74,7 +74,7 @@ struct Meta<'a> {
     attempt: u32,
 }
 
-fn is_empty(headers: &std::borrow::Cow<'_, BTreeMap<String, String>>) -> bool {
+fn is_empty(headers: &BTreeMap<String, String>) -> bool {
     headers.is_empty()
 }
 
