@@ -385,8 +385,8 @@ pub fn register_service(
 }
 
 /// The customer as a process of its own: places the orders (those not yet placed) and asks
-/// reception every few hundred milliseconds how they are going, until every one is delivered or
-/// reimbursed. Reads nothing but its own records.
+/// reception how they are going, a few hundred open orders every few hundred milliseconds in
+/// turn, until every one is delivered or reimbursed. Reads nothing but its own records.
 pub async fn run_customer(
     mut ctx: RunContext,
     options: &Options,
@@ -405,6 +405,8 @@ pub async fn run_customer(
             })
             .collect()
     };
+    const ASKS_PER_ROUND: usize = 256;
+    let mut next_to_ask = 0;
     let outcome = loop {
         let done = finished(ctx.store.as_ref())?;
         let count = done.iter().filter(|d| **d).count() as u64;
@@ -412,8 +414,15 @@ pub async fn run_customer(
         if count == options.orders {
             break Outcome::Finished;
         }
+        // A few hundred questions a round, taking turns, so that a thousand open orders do
+        // not flood reception with a thousand questions every round.
+        let open: Vec<usize> = done.iter().enumerate().filter(|(_, d)| !**d).map(|(n, _)| n).collect();
+        let start = open.partition_point(|n| *n < next_to_ask);
+        let turn: Vec<usize> =
+            open[start..].iter().chain(&open[..start]).take(ASKS_PER_ROUND).copied().collect();
+        next_to_ask = turn.last().map_or(0, |n| n + 1);
         let mut asks = Vec::new();
-        for (n, _) in done.iter().enumerate().filter(|(_, d)| !**d) {
+        for n in turn {
             let order = format!("order-{n}");
             let mut envelope =
                 saga_core::Envelope::new("reception", &order, &AskStatus { order: order.clone() })?;
