@@ -25,6 +25,10 @@ pub struct NatsConfig {
     pub ack_wait: Duration,
     /// How long the broker remembers message ids to drop duplicates (`Nats-Msg-Id`).
     pub duplicate_window: Duration,
+    /// How long the stream keeps a message. It keeps messages after they are acknowledged
+    /// (limits retention), so that a group subscribing later still finds what was published
+    /// before it; this bounds the stream. Default 7 days, the inbox's default retention.
+    pub max_age: Duration,
     /// Partitions per topic: a message for key `k` goes to partition `hash(k) % partitions`.
     /// Fixed when the stream is created; every process on the stream must use the same number.
     pub partitions: u32,
@@ -42,6 +46,7 @@ impl Default for NatsConfig {
             max_deliver: 20,
             ack_wait: Duration::from_secs(30),
             duplicate_window: Duration::from_secs(120),
+            max_age: Duration::from_secs(7 * 24 * 3600),
             partitions: 8,
             membership: Membership::ALONE,
         }
@@ -87,6 +92,7 @@ impl NatsTransport {
                 name: config.stream.clone(),
                 subjects: vec![format!("{}.>", config.subject_prefix)],
                 duplicate_window: config.duplicate_window,
+                max_age: config.max_age,
                 storage: stream::StorageType::File,
                 description: Some(layout.clone()),
                 ..Default::default()
@@ -100,7 +106,8 @@ impl NatsTransport {
         if info.config.description.as_deref() != Some(layout.as_str()) {
             return Err(Error::Config(format!(
                 "nats stream {}: made for {:?}, this process expects {layout:?}; use the same \
-                 partition count everywhere, or another stream name",
+                 partition count everywhere, another stream, or delete this one once it is \
+                 drained (`nats stream rm`)",
                 config.stream,
                 info.config.description.as_deref().unwrap_or("no partitions"),
             )));
