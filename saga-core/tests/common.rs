@@ -89,3 +89,12 @@ pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 pub(crate) fn status(store: &dyn saga_core::Store, id: &str) -> Option<saga_core::Status> {
     store.record(saga_core::store::PROCESS_SPACE, id).unwrap().and_then(|r| r.process.map(|p| p.status))
 }
+
+/// A store in redb's in-memory backend and a runtime builder over it and a fresh in-process
+/// transport.
+pub(crate) fn in_memory() -> (Arc<saga_core::RedbStore>, saga_core::RuntimeBuilder) {
+    let store = Arc::new(saga_core::RedbStore::in_memory().unwrap());
+    let builder =
+        saga_core::Runtime::builder_shared(store.clone(), Arc::new(saga_core::InProcessTransport::new()));
+    (store, builder)
+}

@@ -368,3 +368,35 @@ fn inbox_keys_older_than_the_retention_are_pruned_and_newer_ones_kept() {
     assert!(!store.is_handled(&key(old)).unwrap(), "older than the retention: forgotten");
     assert!(store.is_handled(&key(new)).unwrap(), "within the retention: still recognised");
 }
+
+#[tokio::test]
+async fn a_handler_that_names_its_wait_is_redelivered_after_it_not_after_the_backoff() {
+    use saga_core::{ActionError, Service};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    let attempts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let busy = {
+        let attempts = attempts.clone();
+        Service::new("bank").on("bank", move |_ctx, _d: Deposit| {
+            let mut attempts = attempts.lock().unwrap();
+            attempts.push(Instant::now());
+            if attempts.len() == 1 {
+                // The default redelivery backoff for a first attempt is 100 ms.
+                return Err(
+                    ActionError::transient("teller at lunch").with_retry_after(Duration::from_millis(600))
+                );
+            }
+            Ok(())
+        })
+    };
+    let (_store, builder) = in_memory();
+    let runtime = builder.register(busy).start().await.unwrap();
+    runtime.send("bank", "acct-1", &deposit(1)).await.unwrap();
+    eventually("the second attempt", || attempts.lock().unwrap().len() == 2).await;
+    let attempts = attempts.lock().unwrap().clone();
+    let waited = attempts[1] - attempts[0];
+    assert!(waited >= Duration::from_millis(600), "redelivered after {waited:?}, before the 600 ms it named");
+    assert_eq!(runtime.stats().redelivered, 1);
+    runtime.shutdown().await.unwrap();
+}

@@ -1,11 +1,10 @@
 //! Process managers: one live instance per correlation id, failures wait for an operator.
 
-use crate::common::{eventually, status};
+use crate::common::{eventually, in_memory, status};
 use saga_core::process::ProcessManager;
 use saga_core::store::{Class, HistoryEvent};
-use saga_core::{InProcessTransport, Message, RedbStore, Runtime, Status, Store};
+use saga_core::{Message, Status, Store};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 #[derive(Serialize, Deserialize, Clone)]
 struct VoidingRequested {
@@ -81,13 +80,8 @@ fn instances(store: &dyn Store) -> Vec<(String, Status)> {
 
 #[tokio::test]
 async fn concurrent_start_events_for_one_document_create_exactly_one_instance() {
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
-        .register(voiding())
-        .register(reports())
-        .start()
-        .await
-        .unwrap();
+    let (store, builder) = in_memory();
+    let runtime = builder.register(voiding()).register(reports()).start().await.unwrap();
     // Twenty requests under twenty different keys: handled concurrently, racing for the slot.
     for n in 0..20 {
         runtime
@@ -109,13 +103,8 @@ async fn concurrent_start_events_for_one_document_create_exactly_one_instance() 
 
 #[tokio::test]
 async fn a_failed_instance_holds_its_document_until_acknowledged() {
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
-        .register(voiding())
-        .register(reports())
-        .start()
-        .await
-        .unwrap();
+    let (store, builder) = in_memory();
+    let runtime = builder.register(voiding()).register(reports()).start().await.unwrap();
     let request = VoidingRequested { document: "doc-2".into() };
     runtime.send("billing", "doc-2", &request).await.unwrap();
     runtime.wait_idle().await.unwrap();

@@ -1,6 +1,6 @@
 //! Sagas: compensation is exact, retries are recorded, timeouts compensate, restarts resume.
 
-use crate::common::{eventually, status};
+use crate::common::{eventually, in_memory, status};
 use saga_core::saga::{CompensationContext, Saga, SagaState, Step, StepContext, StepStatus};
 use saga_core::store::{HistoryEvent, PROCESS_SPACE};
 use saga_core::{
@@ -64,12 +64,8 @@ async fn a_permanent_failure_in_step_three_compensates_step_two_then_step_one_wi
         .step(recorded_step("reserve", &j))
         .step(recorded_step("charge", &j))
         .step(failing);
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
-        .register(saga)
-        .start()
-        .await
-        .unwrap();
+    let (store, builder) = in_memory();
+    let runtime = builder.register(saga).start().await.unwrap();
     let id = runtime.start_saga("order", "42", &42u32).await.unwrap();
     eventually("the saga to end", || status(store.as_ref(), &id) == Some(Status::Compensated)).await;
     assert_eq!(
@@ -106,12 +102,8 @@ async fn a_transient_failure_is_retried_by_its_policy_and_every_attempt_is_in_th
         })
         .retry(RetryPolicy::exponential(5, Duration::from_millis(5)))
     };
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
-        .register(Saga::<u32>::new("pay").step(flaky))
-        .start()
-        .await
-        .unwrap();
+    let (store, builder) = in_memory();
+    let runtime = builder.register(Saga::<u32>::new("pay").step(flaky)).start().await.unwrap();
     let id = runtime.start_saga("pay", "7", &7u32).await.unwrap();
     eventually("the saga to complete", || status(store.as_ref(), &id) == Some(Status::Completed)).await;
     assert_eq!(*attempts.lock().unwrap(), 3);
@@ -155,13 +147,9 @@ async fn a_step_that_says_when_to_come_back_is_retried_then_and_not_on_the_polic
         })
         .retry(RetryPolicy::exponential(3, Duration::from_millis(1)))
     };
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
-        .clock(clock.clone())
-        .register(Saga::<u32>::new("dinner").step(busy))
-        .start()
-        .await
-        .unwrap();
+    let (store, builder) = in_memory();
+    let runtime =
+        builder.clock(clock.clone()).register(Saga::<u32>::new("dinner").step(busy)).start().await.unwrap();
     let id = runtime.start_saga("dinner", "1", &1u32).await.unwrap();
     eventually("the first attempt", || *attempts.lock().unwrap() == 1).await;
     runtime.wait_idle().await.unwrap();
@@ -398,12 +386,8 @@ async fn an_operator_retry_resumes_a_failed_saga_and_acknowledge_closes_one() {
                     Err::<(), _>(ActionError::permanent("mail server gone"))
                 }))
     };
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
-        .register(saga)
-        .start()
-        .await
-        .unwrap();
+    let (store, builder) = in_memory();
+    let runtime = builder.register(saga).start().await.unwrap();
     let first = runtime.start_saga("refund", "a", &1u32).await.unwrap();
     let second = runtime.start_saga("refund", "b", &2u32).await.unwrap();
     for id in [&first, &second] {
@@ -439,13 +423,8 @@ async fn a_local_step_followed_by_a_remote_one_sends_the_command_in_the_same_com
     let saga = Saga::<u32>::new("quick")
         .step(recorded_step("take-fee", &j))
         .step(summon_step(Duration::from_secs(60)));
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
-        .register(saga)
-        .register(circle)
-        .start()
-        .await
-        .unwrap();
+    let (store, builder) = in_memory();
+    let runtime = builder.register(saga).register(circle).start().await.unwrap();
     let id = runtime.start_saga("quick", "3", &3u32).await.unwrap();
     eventually("the saga to complete", || status(store.as_ref(), &id) == Some(Status::Completed)).await;
     // One commit for the start (take-fee ran, and the summon command went out with it), one

@@ -192,7 +192,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
         Ok(snapshot) => snapshot,
         Err(e) => {
             tracing::warn!(error = %e, "opening a snapshot failed");
-            return retry_later(shared, delivery).await;
+            return retry_later(shared, delivery, None).await;
         }
     };
     match first.is_handled(&inbox) {
@@ -203,7 +203,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
         }
         Err(e) => {
             tracing::warn!(error = %e, "inbox lookup failed");
-            return retry_later(shared, delivery).await;
+            return retry_later(shared, delivery, None).await;
         }
     }
     let mut snapshot = Some(first);
@@ -217,7 +217,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "opening a snapshot failed");
-                    return retry_later(shared, delivery).await;
+                    return retry_later(shared, delivery, None).await;
                 }
             },
         };
@@ -232,9 +232,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 Ok(Ok(Handled::Commit)) => (ctx.into_unit(Some(inbox.clone())), false),
                 Ok(Err(e)) if e.is_transient() && envelope.attempt < config.max_deliveries => {
                     tracing::info!(error = %e, "handler failed; the message will be redelivered");
-                    Counters::add(&shared.counters.redelivered, 1);
-                    let wait = e.retry_after().unwrap_or_else(|| config.redelivery.backoff(envelope.attempt));
-                    return settle(delivery.nack(wait).await);
+                    return retry_later(shared, delivery, e.retry_after()).await;
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "handler gave up; message goes to dead letters");
@@ -267,11 +265,11 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             }
             Err(e) => {
                 tracing::warn!(error = %e, "commit failed; the message will be redelivered");
-                return retry_later(shared, delivery).await;
+                return retry_later(shared, delivery, None).await;
             }
         }
     }
-    retry_later(shared, delivery).await
+    retry_later(shared, delivery, None).await
 }
 
 fn dead_letter(envelope: &Envelope, inbox: &InboxKey, error: String, now: crate::Timestamp) -> CommitUnit {
@@ -288,10 +286,11 @@ fn dead_letter(envelope: &Envelope, inbox: &InboxKey, error: String, now: crate:
     }
 }
 
-/// Hands the delivery back for a later attempt, after the redelivery backoff.
-async fn retry_later(shared: &Shared, delivery: Delivery) {
+/// Hands the delivery back for a later attempt: after the wait the handler asked for, if any,
+/// else after the redelivery backoff.
+async fn retry_later(shared: &Shared, delivery: Delivery, asked: Option<std::time::Duration>) {
     Counters::add(&shared.counters.redelivered, 1);
-    let wait = shared.config.redelivery.backoff(delivery.envelope.attempt);
+    let wait = asked.unwrap_or_else(|| shared.config.redelivery.backoff(delivery.envelope.attempt));
     settle(delivery.nack(wait).await)
 }
 

@@ -147,7 +147,7 @@ impl Context {
 
     /// Cancels the timer `name` of this service, if it is still pending.
     pub fn cancel(&mut self, name: &str) {
-        let key = format!("{}/{name}", self.service);
+        let key = self.timer_key(name);
         self.unit.timers.push(TimerOp::Cancel(key));
     }
 
@@ -166,19 +166,24 @@ impl Context {
     }
 
     pub(crate) fn schedule_envelope(&mut self, name: &str, due: Timestamp, envelope: Envelope) {
-        let key = format!("{}/{name}", self.service);
+        let key = self.timer_key(name);
         self.unit.timers.push(TimerOp::Set(Box::new(Timer { key, due, envelope })));
+    }
+
+    /// Timer names are unique per service: the store's key prefixes the service's name.
+    fn timer_key(&self, name: &str) -> String {
+        format!("{}/{name}", self.service)
     }
 
     /// Adds a timer whose owner keeps its due and never sets the same name twice at once.
     pub(crate) fn add_timer(&mut self, name: &str, due: Timestamp, envelope: Envelope) {
-        let key = format!("{}/{name}", self.service);
+        let key = self.timer_key(name);
         self.unit.timers.push(TimerOp::Add(Box::new(Timer { key, due, envelope })));
     }
 
     /// Removes a timer added with [`add_timer`](Self::add_timer).
     pub(crate) fn remove_timer(&mut self, name: &str, due: Timestamp) {
-        let key = format!("{}/{name}", self.service);
+        let key = self.timer_key(name);
         self.unit.timers.push(TimerOp::Remove { key, due });
     }
 

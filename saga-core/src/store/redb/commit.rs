@@ -104,18 +104,15 @@ impl Rows {
         let records = unit
             .writes
             .iter()
-            .map(|write| {
-                write.value.as_ref().map(|record| {
-                    let mut record = record.clone();
-                    record.version = write.expected_version + 1;
-                    encode_record(&record)
-                })
-            })
+            .map(|write| write.value.as_ref().map(|record| encode_record(record, write.expected_version + 1)))
             .collect();
         let outbox = unit.outbox.iter().map(Envelope::to_bytes).collect();
         // History entries are structs of plain fields: they always serialize.
         let history = history_runs(&unit.history)
-            .map(|(_, entries)| serde_json::to_vec(&entries).unwrap_or_default())
+            .map(|(_, run)| {
+                let entries: Vec<&HistoryEntry> = run.iter().map(|(_, entry)| entry).collect();
+                serde_json::to_vec(&entries).unwrap_or_default()
+            })
             .collect();
         let timers = unit
             .timers
@@ -138,14 +135,16 @@ impl Rows {
 }
 
 /// The history entries of a unit, one run per process: each becomes one row.
-fn history_runs(history: &[(String, HistoryEntry)]) -> impl Iterator<Item = (&str, Vec<&HistoryEntry>)> {
+fn history_runs(
+    history: &[(String, HistoryEntry)],
+) -> impl Iterator<Item = (&str, &[(String, HistoryEntry)])> {
     let mut rest = history;
     std::iter::from_fn(move || {
         let (process, _) = rest.first()?;
-        let entries: Vec<&HistoryEntry> =
-            rest.iter().take_while(|(p, _)| p == process).map(|(_, entry)| entry).collect();
-        rest = &rest[entries.len()..];
-        Some((process.as_str(), entries))
+        let len = rest.iter().take_while(|(p, _)| p == process).count();
+        let (run, tail) = rest.split_at(len);
+        rest = tail;
+        Some((process.as_str(), run))
     })
 }
 

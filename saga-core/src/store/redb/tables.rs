@@ -43,12 +43,9 @@ struct RecordHeader {
     process: Option<ProcessMeta>,
 }
 
-pub(super) fn encode_record(record: &Record) -> Vec<u8> {
-    let header = RecordHeader {
-        version: record.version,
-        updated_at: record.updated_at,
-        process: record.process.clone(),
-    };
+/// Encodes `record` as it is stored at `version` (the version field of `record` is ignored).
+pub(super) fn encode_record(record: &Record, version: u64) -> Vec<u8> {
+    let header = RecordHeader { version, updated_at: record.updated_at, process: record.process.clone() };
     // A struct of plain fields always serializes.
     let header = serde_json::to_vec(&header).unwrap_or_default();
     frame(&header, &record.data)
