@@ -434,3 +434,169 @@ async fn a_local_step_followed_by_a_remote_one_sends_the_command_in_the_same_com
     assert!(store.timers().unwrap().is_empty(), "the reply cancelled the step's timeout timer");
     runtime.shutdown().await.unwrap();
 }
+
+/// A desk takes orders and starts the `imp` saga for each; placing one twice starts it once.
+#[derive(Serialize, Deserialize)]
+struct TakeOrder {
+    order: u32,
+}
+impl Message for TakeOrder {
+    const KIND: &'static str = "desk.take-order";
+}
+
+fn desk() -> Service {
+    Service::new("desk").on("desk", |ctx, t: TakeOrder| {
+        let taken: u32 = ctx.load(&t.order.to_string())?.unwrap_or(0);
+        ctx.save(&t.order.to_string(), &(taken + 1))?;
+        ctx.start_saga("imp", &t.order.to_string(), &t.order)?;
+        Ok(())
+    })
+}
+
+/// The circle keeps every command it is sent and never answers.
+fn silent_circle(commands: &Arc<Mutex<Vec<saga_core::Envelope>>>) -> Service {
+    let commands = commands.clone();
+    Service::new("circle").on("circle", move |ctx, _: Summon| {
+        commands.lock().unwrap().push(ctx.message().clone());
+        Ok(())
+    })
+}
+
+#[tokio::test]
+async fn a_saga_started_by_a_handler_of_the_same_runtime_begins_in_that_handlers_commit() {
+    let commands = Arc::new(Mutex::new(Vec::new()));
+    let saga = Saga::<u32>::new("imp").step(summon_step(Duration::from_secs(3600)));
+    let (store, builder) = in_memory();
+    let runtime =
+        builder.register(desk()).register(saga).register(silent_circle(&commands)).start().await.unwrap();
+    let first = runtime.send("desk", "5", &TakeOrder { order: 5 }).await.unwrap();
+    runtime.send("desk", "5", &TakeOrder { order: 5 }).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+
+    // The desk's two messages and the circle's one command were handled; no start message.
+    assert_eq!(runtime.stats().handled, 3);
+    let taken: u32 = serde_json::from_slice(&store.record("desk", "5").unwrap().unwrap().data).unwrap();
+    assert_eq!(taken, 2, "the desk took the order twice");
+    // One commit wrote the instance and sent its first command, caused by the desk's message.
+    let record = store.record(PROCESS_SPACE, "imp/5").unwrap().unwrap();
+    assert_eq!(record.version, 1, "the second start did not touch the instance");
+    let state = saga_state(store.as_ref(), "imp/5");
+    assert_eq!(state.steps[0].status, StepStatus::Awaiting);
+    let commands = commands.lock().unwrap().clone();
+    assert_eq!(commands.len(), 1, "the first step's command went out once");
+    assert_eq!(commands[0].causation_id, Some(first));
+    assert_eq!(commands[0].source, "imp", "the saga sends in its own name");
+    // Its timeout timer is the saga's, so the saga's reply handling can remove it.
+    let timers = store.timers().unwrap();
+    assert_eq!(timers.len(), 1);
+    assert!(timers[0].key.starts_with("imp/imp/5/"), "timer key {}", timers[0].key);
+    let history: Vec<_> = store.history("imp/5").unwrap().into_iter().map(|h| h.event).collect();
+    assert_eq!(history.iter().filter(|e| matches!(e, HistoryEvent::Started { .. })).count(), 1);
+    assert!(history.iter().any(|e| matches!(e,
+        HistoryEvent::Ignored { reason, .. } if reason == "the saga was already started")));
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_saga_started_where_it_does_not_run_is_started_by_message_where_it_does() {
+    let commands = Arc::new(Mutex::new(Vec::new()));
+    let transport = Arc::new(InProcessTransport::new());
+    let desk_store = Arc::new(RedbStore::in_memory().unwrap());
+    let saga_store = Arc::new(RedbStore::in_memory().unwrap());
+    let desk_runtime = Runtime::builder_shared(desk_store.clone(), transport.clone())
+        .register(desk())
+        .start()
+        .await
+        .unwrap();
+    let saga_runtime = Runtime::builder_shared(saga_store.clone(), transport.clone())
+        .register(Saga::<u32>::new("imp").step(summon_step(Duration::from_secs(3600))))
+        .register(silent_circle(&commands))
+        .start()
+        .await
+        .unwrap();
+    desk_runtime.send("desk", "8", &TakeOrder { order: 8 }).await.unwrap();
+    eventually("the command to reach the circle", || commands.lock().unwrap().len() == 1).await;
+    assert!(desk_store.record(PROCESS_SPACE, "imp/8").unwrap().is_none(), "the desk keeps no instance");
+    let history: Vec<_> = saga_store.history("imp/8").unwrap().into_iter().map(|h| h.event).collect();
+    assert!(history.iter().any(|e| matches!(e, HistoryEvent::MessageIn { kind, from, .. }
+        if kind == "saga.start" && from == "desk")));
+    desk_runtime.shutdown().await.unwrap();
+    saga_runtime.shutdown().await.unwrap();
+}
+
+/// The circle's answer: an imp, or come back later.
+#[derive(Serialize, Deserialize)]
+enum CircleAnswer {
+    Imp(String),
+    Busy { back_in_s: u64 },
+}
+impl Message for CircleAnswer {
+    const KIND: &'static str = "circle.answer";
+}
+
+#[tokio::test]
+async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_saga_in_between() {
+    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000)));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let circle = {
+        let (received, clock) = (received.clone(), clock.clone());
+        Service::new("circle").on("circle", move |ctx, s: Summon| {
+            let attempt = ctx.message().headers[saga_core::saga::STEP_HEADER].clone();
+            received.lock().unwrap().push((attempt.clone(), clock.now()));
+            if attempt == "0:1" {
+                ctx.reply(&CircleAnswer::Busy { back_in_s: 7 })?;
+            } else {
+                ctx.reply(&CircleAnswer::Imp(format!("imp-{}", s.order)))?;
+            }
+            Ok(())
+        })
+    };
+    let summon = Step::remote(
+        "summon",
+        "circle",
+        |ctx: &StepContext<u32>| Summon { order: ctx.input },
+        |answer: CircleAnswer| match answer {
+            CircleAnswer::Imp(imp) => Ok(imp),
+            CircleAnswer::Busy { back_in_s } => {
+                Err(ActionError::transient("no summoner").with_retry_after(Duration::from_secs(back_in_s)))
+            }
+        },
+    )
+    .timeout(Duration::from_secs(10))
+    .retry(RetryPolicy::exponential(3, Duration::from_millis(1)));
+    let (store, builder) = in_memory();
+    let runtime = builder
+        .clock(clock.clone())
+        .register(Saga::<u32>::new("busy").step(summon))
+        .register(circle)
+        .start()
+        .await
+        .unwrap();
+    let id = runtime.start_saga("busy", "4", &4u32).await.unwrap();
+    eventually("the first answer", || {
+        store.record(PROCESS_SPACE, &id).unwrap().is_some()
+            && saga_state(store.as_ref(), &id).steps[0].status == StepStatus::Retrying
+    })
+    .await;
+    runtime.wait_idle().await.unwrap();
+    // The second command waits as the retry timer itself; its reply times out ten seconds
+    // after it goes out, not after it was set.
+    let mut dues: Vec<Timestamp> = store.timers().unwrap().into_iter().map(|t| t.due).collect();
+    dues.sort();
+    assert_eq!(dues, [Timestamp(1_007_000), Timestamp(1_017_000)]);
+    clock.advance(Duration::from_secs(6));
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(received.lock().unwrap().len(), 1, "not sent before the time the answer named");
+    clock.advance(Duration::from_secs(1));
+    eventually("the saga to complete", || status(store.as_ref(), &id) == Some(Status::Completed)).await;
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(
+        *received.lock().unwrap(),
+        [("0:1".to_owned(), Timestamp(1_000_000)), ("0:2".to_owned(), Timestamp(1_007_000))]
+    );
+    // Start, two commands, two answers: the retry itself was no message to the saga.
+    assert_eq!(runtime.stats().handled, 5);
+    assert!(store.timers().unwrap().is_empty(), "the answer removed the second timeout");
+    assert_eq!(saga_state(store.as_ref(), &id).steps[0].log, Some(serde_json::json!("imp-4")));
+    runtime.shutdown().await.unwrap();
+}

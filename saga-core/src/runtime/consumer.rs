@@ -32,6 +32,39 @@ pub(crate) trait Consumer: Send + Sync + 'static {
     fn topics(&self) -> Vec<String>;
     /// Handles one message into `ctx`.
     async fn handle(&self, ctx: &mut Context) -> Result<Handled, ActionError>;
+    /// The topic whose start messages this consumer can take inside another handler's commit
+    /// (a saga's), if any.
+    fn eager_topic(&self) -> Option<&str> {
+        None
+    }
+    /// Begins the process `start` names inside `ctx`, the commit of the handler that started it.
+    async fn start_eagerly(&self, _ctx: &mut Context, start: &Envelope) -> Result<(), ActionError> {
+        Err(ActionError::permanent(format!("{} cannot begin {} in another commit", self.name(), start.kind)))
+    }
+}
+
+/// Runs `consumer`'s handler, then begins in the same commit the sagas it started whose engines
+/// run in this runtime; the other starts go out as messages.
+async fn handle_and_start(
+    shared: &Shared,
+    consumer: &dyn Consumer,
+    ctx: &mut Context,
+) -> Result<Handled, ActionError> {
+    let handled = consumer.handle(ctx).await?;
+    if matches!(handled, Handled::Commit) {
+        for start in ctx.take_starts() {
+            match shared.eager.get(&start.topic) {
+                Some(engine) => {
+                    let own = ctx.act_as(Arc::from(engine.name()));
+                    let begun = engine.start_eagerly(ctx, &start).await;
+                    ctx.act_as(own);
+                    begun?;
+                }
+                None => ctx.push_envelope(start),
+            }
+        }
+    }
+    Ok(handled)
 }
 
 /// How many times a version conflict re-runs a handler before the message is nacked instead.
@@ -227,7 +260,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             (dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now), true)
         } else {
             let mut ctx = Context::new(snapshot, name.clone(), envelope.clone(), now);
-            match CatchUnwind(consumer.handle(&mut ctx)).await {
+            match CatchUnwind(Box::pin(handle_and_start(shared, consumer, &mut ctx))).await {
                 Ok(Ok(Handled::Ignore)) => return settle(delivery.ack().await),
                 Ok(Ok(Handled::Commit)) => (ctx.into_unit(Some(inbox.clone())), false),
                 Ok(Err(e)) if e.is_transient() && envelope.attempt < config.max_deliveries => {

@@ -25,6 +25,8 @@ pub struct Context {
     now: Timestamp,
     versions: HashMap<(String, String), u64>,
     unit: CommitUnit,
+    /// Sagas started by the handler, begun after it returns (see [`Context::start_saga`]).
+    starts: Vec<Envelope>,
 }
 
 impl Context {
@@ -41,6 +43,7 @@ impl Context {
             now,
             versions: HashMap::new(),
             unit: CommitUnit { at: now, ..CommitUnit::default() },
+            starts: Vec::new(),
         }
     }
 
@@ -135,14 +138,30 @@ impl Context {
     }
 
     /// Starts instance `key` of saga `saga` with `input`, in this handler's commit; returns the
-    /// process id.
+    /// process id. Starting an instance that exists changes nothing.
+    ///
+    /// When the saga is registered with the same runtime, the instance begins in this very
+    /// commit (an eager start): its record is written and its first step runs (a local step's
+    /// action) or goes out (a remote step's command) once the handler returns, with no start
+    /// message in between. Otherwise a start message goes to the saga's topic.
     pub fn start_saga<I: Serialize>(&mut self, saga: &str, key: &str, input: &I) -> Result<String> {
         let mut envelope = crate::saga::start_message(saga, key, input)?;
         envelope.causation_id = Some(self.incoming.id);
         envelope.source = self.service.to_string();
         envelope.created_at = self.now;
-        self.unit.outbox.push(envelope);
+        self.starts.push(envelope);
         Ok(crate::saga::process_id(saga, key))
+    }
+
+    /// The sagas the handler started, to begin now.
+    pub(crate) fn take_starts(&mut self) -> Vec<Envelope> {
+        std::mem::take(&mut self.starts)
+    }
+
+    /// Acts as `component` (a saga beginning eagerly) until [`act_as`](Self::act_as) is called
+    /// again with what this returned: timers, sources and the history then carry its name.
+    pub(crate) fn act_as(&mut self, component: Arc<str>) -> Arc<str> {
+        std::mem::replace(&mut self.service, component)
     }
 
     /// Cancels the timer `name` of this service, if it is still pending.
@@ -216,6 +235,8 @@ impl Context {
 
     pub(crate) fn into_unit(mut self, inbox: Option<InboxKey>) -> CommitUnit {
         self.unit.inbox = inbox;
+        // Starts that no engine of this runtime took go out as messages.
+        self.unit.outbox.append(&mut self.starts);
         self.unit
     }
 }

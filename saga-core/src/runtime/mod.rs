@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub(crate) relay_wake: Arc<Notify>,
     pub(crate) timer_wake: Arc<Notify>,
     pub(crate) counters: Arc<stats::Counters>,
+    /// By topic, the consumers that can begin a process inside another handler's commit.
+    pub(crate) eager: std::collections::HashMap<String, Arc<dyn Consumer>>,
 }
 
 /// Something that can be registered with a runtime: a [`Service`](crate::Service), a
@@ -182,6 +184,8 @@ impl RuntimeBuilder {
             Wakers { relay: relay_wake.clone(), timers: timer_wake.clone() },
             counters.clone(),
         )?;
+        let eager =
+            self.consumers.iter().filter_map(|c| Some((c.eager_topic()?.to_owned(), c.clone()))).collect();
         let shared = Arc::new(Shared {
             store: self.store,
             transport: self.transport,
@@ -191,6 +195,7 @@ impl RuntimeBuilder {
             relay_wake,
             timer_wake,
             counters,
+            eager,
         });
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();

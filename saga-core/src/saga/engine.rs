@@ -50,53 +50,25 @@ where
         vec![self.topic.clone()]
     }
 
+    fn eager_topic(&self) -> Option<&str> {
+        Some(&self.topic)
+    }
+
+    async fn start_eagerly(&self, ctx: &mut Context, start: &Envelope) -> Result<(), ActionError> {
+        self.begin(ctx, start).await
+    }
+
     async fn handle(&self, ctx: &mut Context) -> Result<Handled, ActionError> {
         let envelope = ctx.message().clone();
         let pid = super::process_id(&self.name, &envelope.key);
-        let existing = ctx.read_record(PROCESS_SPACE, &pid)?;
-        let mut run = match (envelope.kind.as_str(), existing) {
-            (Start::KIND, Some(_)) => {
-                ctx.history(&pid, ignored(&envelope, "the saga was already started"));
-                return Ok(Handled::Commit);
-            }
-            (Start::KIND, None) => {
-                let start: Start = envelope.decode()?;
-                let input: I = serde_json::from_value(start.input.clone())
-                    .map_err(|e| permanent("decoding the saga input", e))?;
-                let now = ctx.now();
-                let state = SagaState {
-                    input: start.input,
-                    phase: Phase::Forward,
-                    cursor: 0,
-                    steps: self.steps.iter().map(|s| StepRecord::new(&s.name)).collect(),
-                    failure: None,
-                };
-                let meta = ProcessMeta {
-                    class: Class::Saga,
-                    kind: self.name.clone(),
-                    status: Status::Running,
-                    step: None,
-                    created_at: now,
-                };
-                let mut run = Run {
-                    engine: self,
-                    ctx,
-                    pid,
-                    key: envelope.key.clone(),
-                    input,
-                    state,
-                    meta,
-                    chained: None,
-                };
-                run.ctx.history(&run.pid, HistoryEvent::Started { kind: self.name.clone() });
-                run.message_in(&envelope);
-                run.next().await?;
-                run.finish().await?;
-                return Ok(Handled::Commit);
-            }
+        if envelope.kind == Start::KIND {
+            self.begin(ctx, &envelope).await?;
+            return Ok(Handled::Commit);
+        }
+        let mut run = match ctx.read_record(PROCESS_SPACE, &pid)? {
             // Nothing to record a message for an unknown instance on.
-            (_, None) => return Ok(Handled::Ignore),
-            (_, Some(record)) => {
+            None => return Ok(Handled::Ignore),
+            Some(record) => {
                 let state: SagaState = serde_json::from_slice(&record.data)
                     .map_err(|e| permanent(&format!("decoding saga state {pid}"), e))?;
                 let input: I = serde_json::from_value(state.input.clone())
@@ -130,6 +102,46 @@ where
         }
         run.finish().await?;
         Ok(Handled::Commit)
+    }
+}
+
+impl<I> SagaEngine<I>
+where
+    I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Begins the instance a start message names, whether it arrived on the saga's topic or
+    /// comes from a handler of the same runtime (an eager start): writes its record and runs or
+    /// sends its first step. A start for an instance that exists is only recorded.
+    async fn begin(&self, ctx: &mut Context, envelope: &Envelope) -> Result<(), ActionError> {
+        let pid = super::process_id(&self.name, &envelope.key);
+        if ctx.read_record(PROCESS_SPACE, &pid)?.is_some() {
+            ctx.history(&pid, ignored(envelope, "the saga was already started"));
+            return Ok(());
+        }
+        let start: Start = envelope.decode()?;
+        let input: I = serde_json::from_value(start.input.clone())
+            .map_err(|e| permanent("decoding the saga input", e))?;
+        let now = ctx.now();
+        let state = SagaState {
+            input: start.input,
+            phase: Phase::Forward,
+            cursor: 0,
+            steps: self.steps.iter().map(|s| StepRecord::new(&s.name)).collect(),
+            failure: None,
+        };
+        let meta = ProcessMeta {
+            class: Class::Saga,
+            kind: self.name.clone(),
+            status: Status::Running,
+            step: None,
+            created_at: now,
+        };
+        let mut run =
+            Run { engine: self, ctx, pid, key: envelope.key.clone(), input, state, meta, chained: None };
+        run.ctx.history(&run.pid, HistoryEvent::Started { kind: self.name.clone() });
+        run.message_in(envelope);
+        run.next().await?;
+        run.finish().await
     }
 }
 
@@ -224,6 +236,18 @@ where
     }
 
     async fn run_action(&mut self, i: usize) -> Result<(), ActionError> {
+        let step_ctx = self.begin_attempt(i);
+        match &self.engine.steps[i].action {
+            Action::Local(action) => match action(step_ctx).await {
+                Ok(log) => self.step_succeeded(i, log),
+                Err(e) => self.step_failed(i, e),
+            },
+            Action::Remote { .. } => self.send_command(i, &step_ctx, None),
+        }
+    }
+
+    /// Counts and records a new attempt of step `i`, and gives its action's context.
+    fn begin_attempt(&mut self, i: usize) -> StepContext<I> {
         let now = self.now();
         let record = &mut self.state.steps[i];
         record.attempts += 1;
@@ -231,45 +255,72 @@ where
         let attempt = record.attempts;
         let name = record.name.clone();
         self.meta.step = Some(name.clone());
-        self.history(HistoryEvent::StepStarted { step: name.clone(), attempt });
+        self.history(HistoryEvent::StepStarted { step: name, attempt });
         let logs: BTreeMap<_, _> =
             self.state.steps.iter().filter_map(|s| s.log.clone().map(|log| (s.name.clone(), log))).collect();
-        let step_ctx = StepContext {
-            input: self.input.clone(),
-            idempotency_key: self.idempotency_key(i),
-            attempt,
-            logs,
-        };
+        StepContext { input: self.input.clone(), idempotency_key: self.idempotency_key(i), attempt, logs }
+    }
+
+    /// Sends remote step `i`'s command for the attempt `step_ctx` describes, now or, for a
+    /// retry, at `at`: the retry timer is then the command itself, so a retry needs no message
+    /// of its own to the saga. The reply's timeout counts from when the command goes out.
+    fn send_command(
+        &mut self,
+        i: usize,
+        step_ctx: &StepContext<I>,
+        at: Option<Timestamp>,
+    ) -> Result<(), ActionError> {
         let step = &self.engine.steps[i];
-        match &step.action {
-            Action::Local(action) => match action(step_ctx).await {
-                Ok(log) => self.step_succeeded(i, log),
-                Err(e) => self.step_failed(i, e),
-            },
-            Action::Remote { topic, command, .. } => {
-                let (kind, payload) = command(&step_ctx)?;
-                let mut envelope = self.envelope(topic, &Continue {})?;
-                envelope.kind = kind.to_owned();
-                envelope.payload = Bytes::from(payload);
-                envelope.reply_to = Some(self.engine.topic.clone());
-                envelope.headers.insert(STEP_HEADER.into(), format!("{i}:{attempt}"));
-                envelope.headers.insert(IDEMPOTENCY_HEADER.into(), step_ctx.idempotency_key.clone());
-                self.history(HistoryEvent::MessageOut {
-                    id: envelope.id,
-                    kind: envelope.kind.clone(),
-                    to: topic.clone(),
-                });
-                let record = &mut self.state.steps[i];
+        let Action::Remote { topic, command, .. } = &step.action else {
+            return Err(ActionError::permanent(format!("step {} has no command to send", step.name)));
+        };
+        let (kind, payload) = command(step_ctx)?;
+        let mut envelope = self.envelope(topic, &Continue {})?;
+        envelope.kind = kind.to_owned();
+        envelope.payload = Bytes::from(payload);
+        envelope.reply_to = Some(self.engine.topic.clone());
+        envelope.headers.insert(STEP_HEADER.into(), format!("{i}:{}", step_ctx.attempt));
+        envelope.headers.insert(IDEMPOTENCY_HEADER.into(), step_ctx.idempotency_key.clone());
+        self.history(HistoryEvent::MessageOut {
+            id: envelope.id,
+            kind: envelope.kind.clone(),
+            to: topic.clone(),
+        });
+        let name = step.name.clone();
+        let record = &mut self.state.steps[i];
+        record.awaiting = Some(envelope.id);
+        let sent_at = match at {
+            None => {
                 record.status = StepStatus::Awaiting;
-                record.awaiting = Some(envelope.id);
                 self.ctx.push_envelope(envelope);
-                if let Some(timeout) = step.timeout {
-                    self.state.steps[i].deadline = Some(now + timeout);
-                    self.set_timer(format!("{name}/timeout"), now + timeout, &TimedOut { step: i, attempt })?;
-                }
-                Ok(())
+                self.now()
             }
+            Some(due) => {
+                record.status = StepStatus::Retrying;
+                self.ctx.add_timer(&format!("{}/{name}/retry", self.pid), due, envelope);
+                self.history(HistoryEvent::TimerSet { name: format!("{name}/retry"), due });
+                due
+            }
+        };
+        if let Some(timeout) = step.timeout {
+            let deadline = sent_at + timeout;
+            self.state.steps[i].deadline = Some(deadline);
+            let attempt = step_ctx.attempt;
+            self.set_timer(format!("{name}/timeout"), deadline, &TimedOut { step: i, attempt })?;
         }
+        Ok(())
+    }
+
+    /// Whether step `i`'s reply for `attempt` is the one awaited: its command is out (or, for
+    /// a retry, set to go out) and no reply for it has come.
+    fn awaits(&self, i: usize, attempt: u32) -> bool {
+        let record = &self.state.steps[i];
+        let out = match record.status {
+            StepStatus::Awaiting => true,
+            StepStatus::Retrying => record.awaiting.is_some(),
+            _ => false,
+        };
+        out && record.attempts == attempt
     }
 
     fn step_succeeded(&mut self, i: usize, log: serde_json::Value) -> Result<(), ActionError> {
@@ -316,6 +367,10 @@ where
         });
         if will_retry {
             let due = now + error.retry_after().unwrap_or_else(|| policy.backoff(attempt));
+            if matches!(self.engine.steps[i].action, Action::Remote { .. }) {
+                let step_ctx = self.begin_attempt(i);
+                return self.send_command(i, &step_ctx, Some(due));
+            }
             self.state.steps[i].status = StepStatus::Retrying;
             return self.set_timer(format!("{step}/retry"), due, &RetryDue { step: i, attempt });
         }
@@ -438,7 +493,7 @@ where
         };
         let step = record.name.clone();
         self.history(HistoryEvent::TimerFired { name: format!("{step}/timeout") });
-        if record.status != StepStatus::Awaiting || record.attempts != timeout.attempt {
+        if !self.awaits(timeout.step, timeout.attempt) {
             self.history(ignored(envelope, "the reply came in time"));
             return Ok(());
         }
@@ -468,8 +523,7 @@ where
             return Ok(());
         };
         let record = &self.state.steps[i];
-        if record.status != StepStatus::Awaiting || record.attempts != attempt || envelope.kind != *reply_kind
-        {
+        if !self.awaits(i, attempt) || envelope.kind != *reply_kind {
             let reason = format!(
                 "late reply: step {} is {:?} (attempt {})",
                 record.name, record.status, record.attempts

@@ -41,7 +41,8 @@ pub enum StepStatus {
     Pending,
     /// A remote step's command is out; its reply is awaited.
     Awaiting,
-    /// Failed transiently; a retry timer is set.
+    /// Failed transiently; a retry timer is set. For a remote step the timer is the next
+    /// attempt's command itself (`awaiting` names it), whose reply is awaited once it goes out.
     Retrying,
     /// The action succeeded and its log is recorded.
     Succeeded,
