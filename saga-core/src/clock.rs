@@ -61,6 +61,26 @@ impl ScaledClock {
     pub fn new(start: Timestamp, factor: f64) -> Self {
         ScaledClock { start, origin: Instant::now(), factor: factor.max(f64::MIN_POSITIVE) }
     }
+
+    /// A clock that reads `start` at wall-clock time `at` (and before it) and advances `factor`
+    /// simulated seconds per real second from then: processes on different machines that are
+    /// given the same three values share one simulated time, as far as their clocks agree.
+    ///
+    /// ```
+    /// use saga_core::{Clock, ScaledClock, Timestamp};
+    /// let opened = Timestamp(Timestamp::now().0 - 1_000); // a real second ago
+    /// let clock = ScaledClock::anchored(Timestamp(0), 60.0, opened);
+    /// assert!(clock.now() >= Timestamp(60_000), "a simulated minute has passed");
+    /// ```
+    pub fn anchored(start: Timestamp, factor: f64, at: Timestamp) -> Self {
+        let wall = Timestamp::now();
+        let origin = if at <= wall {
+            Instant::now().checked_sub(wall.since(at)).unwrap_or_else(Instant::now)
+        } else {
+            Instant::now() + at.since(wall)
+        };
+        ScaledClock { start, origin, factor: factor.max(f64::MIN_POSITIVE) }
+    }
 }
 
 #[async_trait]

@@ -27,7 +27,9 @@ pub use error::{Error, Result};
 pub use model::{ActionError, Envelope, FailureKind, Message, MessageId, Timestamp};
 pub use process::ProcessManager;
 pub use retry::RetryPolicy;
-pub use runtime::{Component, Config, Context, Runtime, RuntimeBuilder, RuntimeHandle, Stats};
+pub use runtime::{
+    Component, Config, Context, ProcessChanged, Runtime, RuntimeBuilder, RuntimeHandle, Stats,
+};
 pub use saga::{Saga, Step};
 pub use service::Service;
 pub use store::{RedbStore, Status, Store};

@@ -600,3 +600,50 @@ async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_
     assert_eq!(saga_state(store.as_ref(), &id).steps[0].log, Some(serde_json::json!("imp-4")));
     runtime.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_runtime_that_announces_tells_a_watcher_elsewhere_how_each_process_began_and_ended() {
+    let j = journal();
+    let picky = Step::local("check", |ctx: StepContext<u32>| async move {
+        if ctx.input.is_multiple_of(2) { Ok(()) } else { Err(ActionError::permanent("odd")) }
+    });
+    let saga = Saga::<u32>::new("trip").step(recorded_step("book", &j)).step(picky);
+    let transport = Arc::new(InProcessTransport::new());
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), transport.clone())
+        .announce("processes")
+        .register(saga)
+        .start()
+        .await
+        .unwrap();
+    // The watcher runs elsewhere, with its own store: it knows only what it is told.
+    let watcher_store = Arc::new(RedbStore::in_memory().unwrap());
+    let watcher = Service::new("watcher").on("processes", |ctx, c: saga_core::ProcessChanged| {
+        let mut seen: Vec<String> = ctx.load(&c.process)?.unwrap_or_default();
+        let from = c.from.map_or("-".to_owned(), |s| s.to_string());
+        seen.push(format!("{from}>{}", c.to));
+        ctx.save(&c.process, &seen)?;
+        Ok(())
+    });
+    let watching = Runtime::builder_shared(watcher_store.clone(), transport.clone())
+        .register(watcher)
+        .start()
+        .await
+        .unwrap();
+    runtime.start_saga("trip", "2", &2u32).await.unwrap();
+    runtime.start_saga("trip", "3", &3u32).await.unwrap();
+    let seen = |id: &str| -> Vec<String> {
+        watcher_store
+            .record("watcher", id)
+            .unwrap()
+            .map(|r| serde_json::from_slice(&r.data).unwrap())
+            .unwrap_or_default()
+    };
+    eventually("both ends to be announced", || seen("trip/2").len() == 2 && seen("trip/3").len() == 3).await;
+    assert_eq!(seen("trip/2"), ["->running", "running>completed"]);
+    assert_eq!(seen("trip/3"), ["->running", "running>compensating", "compensating>compensated"]);
+    let ids: Vec<String> = watcher_store.records("watcher").unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["trip/2", "trip/3"], "every record of the space, by id");
+    runtime.shutdown().await.unwrap();
+    watching.shutdown().await.unwrap();
+}

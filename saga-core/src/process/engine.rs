@@ -147,6 +147,7 @@ where
             step: label,
             created_at: ctx.now(),
         };
+        ctx.process_changed(&pid, &meta, None)?;
         let instance = Instance { correlation_id: correlation.to_owned(), state, failure: None };
         slot.live = Some(pid.clone());
         self.finish(ctx, &pid, correlation, slot, instance, meta, outcome)?;
@@ -228,11 +229,10 @@ where
         status: Status,
     ) -> Result<(), ActionError> {
         if meta.status != status {
-            ctx.history(
-                pid,
-                HistoryEvent::StatusChanged { from: meta.status.to_string(), to: status.to_string() },
-            );
+            let from = meta.status;
+            ctx.history(pid, HistoryEvent::StatusChanged { from: from.to_string(), to: status.to_string() });
             meta.status = status;
+            ctx.process_changed(pid, meta, Some(from))?;
         }
         let data = serde_json::to_vec(instance).map_err(|e| permanent("encoding process state", e))?;
         let record = Record { version: 0, updated_at: ctx.now(), process: Some(meta.clone()), data };

@@ -259,7 +259,8 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 envelope.headers.get(crate::transport::DECODE_ERROR_HEADER).cloned().unwrap_or_default();
             (dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now), true)
         } else {
-            let mut ctx = Context::new(snapshot, name.clone(), envelope.clone(), now);
+            let mut ctx =
+                Context::new(snapshot, name.clone(), envelope.clone(), now, shared.announce.clone());
             match CatchUnwind(Box::pin(handle_and_start(shared, consumer, &mut ctx))).await {
                 Ok(Ok(Handled::Ignore)) => return settle(delivery.ack().await),
                 Ok(Ok(Handled::Commit)) => (ctx.into_unit(Some(inbox.clone())), false),

@@ -27,6 +27,8 @@ pub struct Context {
     unit: CommitUnit,
     /// Sagas started by the handler, begun after it returns (see [`Context::start_saga`]).
     starts: Vec<Envelope>,
+    /// Where process status changes are announced, if anywhere.
+    announce: Option<Arc<str>>,
 }
 
 impl Context {
@@ -35,6 +37,7 @@ impl Context {
         service: Arc<str>,
         incoming: Envelope,
         now: Timestamp,
+        announce: Option<Arc<str>>,
     ) -> Self {
         Context {
             snapshot,
@@ -44,6 +47,7 @@ impl Context {
             versions: HashMap::new(),
             unit: CommitUnit { at: now, ..CommitUnit::default() },
             starts: Vec::new(),
+            announce,
         }
     }
 
@@ -204,6 +208,28 @@ impl Context {
     pub(crate) fn remove_timer(&mut self, name: &str, due: Timestamp) {
         let key = self.timer_key(name);
         self.unit.timers.push(TimerOp::Remove { key, due });
+    }
+
+    /// Announces that process `process` began (`from` is `None`) or changed status, if this
+    /// runtime announces (see [`RuntimeBuilder::announce`](crate::RuntimeBuilder::announce)).
+    pub(crate) fn process_changed(
+        &mut self,
+        process: &str,
+        meta: &crate::store::ProcessMeta,
+        from: Option<crate::store::Status>,
+    ) -> Result<()> {
+        let Some(topic) = self.announce.clone() else { return Ok(()) };
+        let change = super::ProcessChanged {
+            process: process.to_owned(),
+            class: meta.class,
+            kind: meta.kind.clone(),
+            from,
+            to: meta.status,
+        };
+        let mut envelope = self.envelope(&topic, process, &change)?;
+        envelope.correlation_id = process.to_owned();
+        self.unit.outbox.push(envelope);
+        Ok(())
     }
 
     pub(crate) fn history(&mut self, process: &str, event: HistoryEvent) {

@@ -1,6 +1,7 @@
 //! The runtime: runs consumers over the transport, the group committer, the outbox relay and
 //! the timer loop, and shuts them down without losing a message.
 
+mod announce;
 mod committer;
 mod consumer;
 mod context;
@@ -8,6 +9,7 @@ mod relay;
 mod stats;
 mod timers;
 
+pub use announce::ProcessChanged;
 pub(crate) use consumer::{Consumer, Handled};
 pub use context::Context;
 pub use stats::Stats;
@@ -70,6 +72,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Arc<stats::Counters>,
     /// By topic, the consumers that can begin a process inside another handler's commit.
     pub(crate) eager: std::collections::HashMap<String, Arc<dyn Consumer>>,
+    /// Where process status changes are announced, if anywhere.
+    pub(crate) announce: Option<Arc<str>>,
 }
 
 /// Something that can be registered with a runtime: a [`Service`](crate::Service), a
@@ -132,6 +136,7 @@ impl Runtime {
             clock: Arc::new(SystemClock),
             config: Config::default(),
             consumers: Vec::new(),
+            announce: None,
         }
     }
 }
@@ -143,6 +148,7 @@ pub struct RuntimeBuilder {
     clock: Arc<dyn Clock>,
     config: Config,
     consumers: Vec<Arc<dyn Consumer>>,
+    announce: Option<Arc<str>>,
 }
 
 impl RuntimeBuilder {
@@ -155,6 +161,14 @@ impl RuntimeBuilder {
     /// Replaces the configuration.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Announces every status change of the sagas and process managers this runtime runs
+    /// (their start included) as a [`ProcessChanged`] message on `topic`, in the commit that
+    /// made the change.
+    pub fn announce(mut self, topic: impl Into<String>) -> Self {
+        self.announce = Some(Arc::from(topic.into()));
         self
     }
 
@@ -196,6 +210,7 @@ impl RuntimeBuilder {
             timer_wake,
             counters,
             eager,
+            announce: self.announce,
         });
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();

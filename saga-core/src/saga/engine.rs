@@ -139,6 +139,7 @@ where
         let mut run =
             Run { engine: self, ctx, pid, key: envelope.key.clone(), input, state, meta, chained: None };
         run.ctx.history(&run.pid, HistoryEvent::Started { kind: self.name.clone() });
+        run.ctx.process_changed(&run.pid, &run.meta, None)?;
         run.message_in(envelope);
         run.next().await?;
         run.finish().await
@@ -169,14 +170,14 @@ where
         self.ctx.now()
     }
 
-    fn set_status(&mut self, status: Status) {
+    fn set_status(&mut self, status: Status) -> Result<(), ActionError> {
         if self.meta.status != status {
-            self.history(HistoryEvent::StatusChanged {
-                from: self.meta.status.to_string(),
-                to: status.to_string(),
-            });
+            let from = self.meta.status;
+            self.history(HistoryEvent::StatusChanged { from: from.to_string(), to: status.to_string() });
             self.meta.status = status;
+            self.ctx.process_changed(&self.pid, &self.meta, Some(from))?;
         }
+        Ok(())
     }
 
     fn idempotency_key(&self, step: usize) -> String {
@@ -226,7 +227,7 @@ where
             Phase::Forward if self.state.cursor >= self.engine.steps.len() => {
                 self.state.phase = Phase::Done;
                 self.meta.step = None;
-                self.set_status(Status::Completed);
+                self.set_status(Status::Completed)?;
                 Ok(())
             }
             Phase::Forward => self.run_action(self.state.cursor).await,
@@ -336,7 +337,7 @@ where
         if self.state.cursor == self.engine.steps.len() {
             self.state.phase = Phase::Done;
             self.meta.step = None;
-            self.set_status(Status::Completed);
+            self.set_status(Status::Completed)?;
             Ok(())
         } else {
             self.meta.step = Some(self.engine.steps[i + 1].name.clone());
@@ -378,7 +379,7 @@ where
         self.state.failure = Some(FailureRecord { step, error: error.to_string() });
         self.state.phase = Phase::Compensating;
         self.state.cursor = i;
-        self.set_status(Status::Compensating);
+        self.set_status(Status::Compensating)?;
         self.continue_later()
     }
 
@@ -390,7 +391,7 @@ where
             let Some(j) = next else {
                 self.state.phase = Phase::Done;
                 self.meta.step = None;
-                self.set_status(Status::Compensated);
+                self.set_status(Status::Compensated)?;
                 return Ok(());
             };
             self.state.cursor = j;
@@ -462,7 +463,7 @@ where
                 self.state.steps[j].status = StepStatus::CompensationFailed;
                 self.state.failure = Some(FailureRecord { step, error: error.to_string() });
                 self.state.phase = Phase::Done;
-                self.set_status(Status::Failed);
+                self.set_status(Status::Failed)?;
                 Ok(())
             }
         }
@@ -550,7 +551,7 @@ where
         }
         self.history(HistoryEvent::Operator { action: action.as_str().into() });
         match action {
-            OperatorAction::Acknowledge => self.set_status(Status::Acknowledged),
+            OperatorAction::Acknowledge => self.set_status(Status::Acknowledged)?,
             OperatorAction::Retry => {
                 if let Some(j) =
                     self.state.steps.iter().position(|s| s.status == StepStatus::CompensationFailed)
@@ -562,7 +563,7 @@ where
                     self.state.cursor = j + 1;
                 }
                 self.state.phase = Phase::Compensating;
-                self.set_status(Status::Compensating);
+                self.set_status(Status::Compensating)?;
                 self.continue_later()?;
             }
         }

@@ -51,6 +51,9 @@ pub trait Store: Send + Sync + 'static {
     /// The record `id` in `space`, if any.
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>>;
 
+    /// Every record in `space`, ordered by id.
+    fn records(&self, space: &str) -> Result<Vec<(String, Record)>>;
+
     /// A consistent view for the reads of one handled message (one read transaction).
     fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
 

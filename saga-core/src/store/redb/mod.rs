@@ -227,6 +227,22 @@ impl Store for RedbStore {
         value.map(|v| decode_record(v.value())).transpose()
     }
 
+    fn records(&self, space: &str) -> Result<Vec<(String, Record)>> {
+        let txn = self.read()?;
+        let err = self.err("reading records");
+        let table = r(txn.open_table(RECORDS)).map_err(&err)?;
+        let mut out = Vec::new();
+        for entry in r(table.range((space, "")..)).map_err(&err)? {
+            let (key, value) = r(entry).map_err(&err)?;
+            let (in_space, id) = key.value();
+            if in_space != space {
+                break;
+            }
+            out.push((id.to_owned(), decode_record(value.value())?));
+        }
+        Ok(out)
+    }
+
     fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
         self.snapshots.get(|| {
             let txn = self.read()?;
