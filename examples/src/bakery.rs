@@ -6,10 +6,10 @@
 //! rejection. A menu shows what can be bought now at what price; a users service builds each
 //! customer's profile from the events it sees. Time is simulated: a whole day runs in seconds.
 
-use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, message, read};
+use crate::run::{Driver, Outcome, RunContext, chance, drive, message, read};
+use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
-use saga_core::{ActionError, Context, Message, RuntimeBuilder, Service, Status, Store, Timestamp};
+use saga_core::{ActionError, Context, Message, RuntimeBuilder, Service, Status, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,11 +23,15 @@ pub struct Options {
     pub orders: u64,
     /// Share of customers whose balance is too low.
     pub poor_customers: f64,
+    /// When the day opens in real time (unix milliseconds), so that services run as separate
+    /// processes share one simulated day; `None`: when the run starts.
+    #[serde(default)]
+    pub opens_at: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { day_length_secs: 6.0, orders: 120, poor_customers: 0.2 }
+        Options { day_length_secs: 6.0, orders: 120, poor_customers: 0.2, opens_at: None }
     }
 }
 
@@ -558,17 +562,35 @@ pub fn register(builder: RuntimeBuilder, seed: u64, options: &Options) -> Runtim
         .register(saga())
 }
 
-/// Opens the day, lets customers order through it, waits for closing time and every order's
-/// end, and returns the invariants.
-pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-    let runtime = register(ctx.builder(), ctx.seed, options).start().await?;
-    runtime.send("production", "day", &OpenDay {}).await?;
+/// The services that can run as processes of their own; the saga runs with sales.
+pub const SERVICES: [&str; 6] = ["production", "stock", "bank", "menu", "users", "sales"];
+
+/// Registers one service (and, with sales, the saga) for a process of its own.
+pub fn register_service(
+    builder: RuntimeBuilder,
+    service: &str,
+    seed: u64,
+    options: &Options,
+) -> Result<RuntimeBuilder, String> {
+    match service {
+        "production" => Ok(builder.register(production())),
+        "stock" => Ok(builder.register(stock())),
+        "bank" => Ok(builder.register(bank(seed, options.poor_customers))),
+        "menu" => Ok(builder.register(menu())),
+        "users" => Ok(builder.register(users())),
+        "sales" => Ok(builder.register(sales()).register(saga())),
+        other => Err(format!("bakery has no service {other:?} (it has {})", SERVICES.join(", "))),
+    }
+}
+
+/// The day's orders, each with the simulated time it is placed at, earliest first.
+fn orders(seed: u64, options: &Options) -> Vec<(Timestamp, PlaceOrder)> {
     let mut orders: Vec<(Timestamp, PlaceOrder)> = (0..options.orders)
         .map(|n| {
-            let at = OPENING + DAY.mul_f64(chance(ctx.seed, "order-at", n) * 0.98);
+            let at = OPENING + DAY.mul_f64(chance(seed, "order-at", n) * 0.98);
             let mut lines = BTreeMap::new();
-            lines.insert("donut".to_owned(), 1 + (chance(ctx.seed, "donuts", n) * 3.0) as u32);
-            if chance(ctx.seed, "bread", n) < 0.5 {
+            lines.insert("donut".to_owned(), 1 + (chance(seed, "donuts", n) * 3.0) as u32);
+            if chance(seed, "bread", n) < 0.5 {
                 lines.insert("bread".to_owned(), 1);
             }
             let customer = format!("customer-{}", n % 40);
@@ -576,7 +598,15 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
         })
         .collect();
     orders.sort_by_key(|(at, _)| *at);
-    for (at, order) in orders {
+    orders
+}
+
+/// Opens the day, lets customers order through it, waits for closing time and every order's
+/// end, and returns the invariants.
+pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+    let runtime = register(ctx.builder(), ctx.seed, options).start().await?;
+    runtime.send("production", "day", &OpenDay {}).await?;
+    for (at, order) in orders(ctx.seed, options) {
         tokio::select! {
             _ = ctx.clock.sleep_until(at) => {}
             _ = ctx.stop.wait_for(|s| *s) => break,
@@ -595,8 +625,37 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }
 
+/// The day driven from a process of its own while the services run apart, all on one
+/// simulated clock (`opens_at`): opens the day, places each order at its time, waits until
+/// every order is announced ended, and then for closing time.
+pub async fn drive_apart(
+    mut ctx: RunContext,
+    options: &Options,
+) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+    let driver = Driver::start(&ctx).await?;
+    driver.send("production", [("day".to_owned(), OpenDay {})], false).await?;
+    let mut outcome = Outcome::Finished;
+    for (at, order) in orders(ctx.seed, options) {
+        tokio::select! {
+            _ = ctx.clock.sleep_until(at) => {}
+            _ = ctx.stop.wait_for(|s| *s) => { outcome = Outcome::Interrupted; break }
+        }
+        driver.send("sales", [(order.order.clone(), order)], false).await?;
+    }
+    if outcome == Outcome::Finished {
+        outcome = driver.ended(&mut ctx, options.orders).await?;
+    }
+    if outcome == Outcome::Finished {
+        tokio::select! {
+            _ = ctx.clock.sleep_until(OPENING + DAY) => {}
+            _ = ctx.stop.wait_for(|s| *s) => outcome = Outcome::Interrupted,
+        }
+    }
+    driver.finish(&ctx, outcome, options.orders).await
+}
+
 /// Stock, money and profiles, checked against the services' own records.
-pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec<Invariant>> {
+pub fn invariants<R: Records + ?Sized>(store: &R, options: &Options) -> saga_core::Result<Vec<Invariant>> {
     let (mut sold, mut stale_sold, mut leaked, mut sellable_left, mut baked) = (0, 0, 0, 0, 0);
     let mut sold_per_order: BTreeMap<String, u32> = BTreeMap::new();
     let mut ids = std::collections::HashSet::new();

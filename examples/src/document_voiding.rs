@@ -4,11 +4,11 @@
 //! abort it if the report was already published. A failed voiding waits for an operator to
 //! acknowledge it; at most one voiding runs per document.
 
-use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, message, read};
+use crate::run::{Driver, Outcome, RunContext, chance, drive, message, read, receipt};
+use crate::{Invariant, Records};
 use saga_core::process::ProcessManager;
-use saga_core::store::{Class, PROCESS_SPACE};
-use saga_core::{RuntimeBuilder, Service, Status, Store};
+use saga_core::store::Class;
+use saga_core::{RuntimeBuilder, Service, Status};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -117,7 +117,7 @@ fn billing() -> Service {
                 let event = DocumentIssued { document: m.document.clone(), customer: m.customer };
                 ctx.send_keyed("billing.events", &m.document, &event)?;
             }
-            Ok(())
+            receipt(ctx, &format!("issued/{}", m.document))
         })
         .on("billing", |ctx, m: VoidDocument| {
             // Only an issued document can be voided; a request while one runs changes nothing.
@@ -173,7 +173,7 @@ fn reports(slow: Option<Duration>) -> Service {
             let sent = std::mem::take(&mut reports.current);
             reports.published.push(sent);
             ctx.save(&p.customer, &reports)?;
-            Ok(())
+            receipt(ctx, &format!("published/{}", p.customer))
         })
         .on("reports", move |ctx, m: MarkDocumentAsVoided| match slow {
             Some(delay) => {
@@ -232,38 +232,77 @@ pub fn register(builder: RuntimeBuilder, options: &Options) -> RuntimeBuilder {
     builder.register(billing()).register(reports(options.slow)).register(process())
 }
 
+/// The services that can run as processes of their own; `voiding` is the process manager.
+pub const SERVICES: [&str; 3] = ["billing", "reports", "voiding"];
+
+/// Registers one service (or the process manager) for a process of its own.
+pub fn register_service(
+    builder: RuntimeBuilder,
+    service: &str,
+    options: &Options,
+) -> Result<RuntimeBuilder, String> {
+    match service {
+        "billing" => Ok(builder.register(billing())),
+        "reports" => Ok(builder.register(reports(options.slow))),
+        "voiding" => Ok(builder.register(process())),
+        other => Err(format!("document-voiding has no service {other:?} (it has {})", SERVICES.join(", "))),
+    }
+}
+
 fn document(n: u64) -> String {
     format!("doc-{n}")
+}
+
+/// The scenario: the documents to issue, the reports published before any voiding, and the
+/// voiding requests (some twice), with the number of documents asked to be voided.
+struct Scenario {
+    issues: Vec<(String, IssueDocument)>,
+    publications: Vec<(String, PublishReport)>,
+    voids: Vec<(String, VoidDocument)>,
+    voided: u64,
+}
+
+fn scenario(seed: u64, options: &Options) -> Scenario {
+    let customers = options.customers.max(1);
+    let issues = (0..options.documents)
+        .map(|n| {
+            let customer = format!("customer-{}", n % customers);
+            (document(n), IssueDocument { document: document(n), customer })
+        })
+        .collect();
+    let publications = (0..customers)
+        .filter(|c| chance(seed, "publish", *c) < options.published_share)
+        .map(|c| {
+            let customer = format!("customer-{c}");
+            (customer.clone(), PublishReport { customer })
+        })
+        .collect();
+    let (mut voids, mut voided) = (Vec::new(), 0);
+    for n in (0..options.documents).filter(|n| chance(seed, "void", *n) < options.void_share) {
+        voided += 1;
+        let requests = if chance(seed, "twice", n) < 0.3 { 2 } else { 1 };
+        voids.extend((0..requests).map(|_| (document(n), VoidDocument { document: document(n) })));
+    }
+    Scenario { issues, publications, voids, voided }
 }
 
 /// Issues the documents, publishes some reports, asks to void some documents (some twice),
 /// waits for every voiding to end, and returns the invariants.
 pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
     let runtime = register(ctx.builder(), options).start().await?;
-    let customers = options.customers.max(1);
-    for n in 0..options.documents {
-        let customer = format!("customer-{}", n % customers);
-        runtime.send("billing", &document(n), &IssueDocument { document: document(n), customer }).await?;
+    let scenario = scenario(ctx.seed, options);
+    for (key, issue) in &scenario.issues {
+        runtime.send("billing", key, issue).await?;
     }
     runtime.wait_idle().await?;
-    for c in 0..customers {
-        if chance(ctx.seed, "publish", c) < options.published_share {
-            let customer = format!("customer-{c}");
-            runtime.send("reports", &customer, &PublishReport { customer: customer.clone() }).await?;
-        }
+    for (key, publish) in &scenario.publications {
+        runtime.send("reports", key, publish).await?;
     }
     runtime.wait_idle().await?;
-    let mut voided = 0;
-    for n in 0..options.documents {
-        if chance(ctx.seed, "void", n) < options.void_share {
-            voided += 1;
-            let requests = if chance(ctx.seed, "twice", n) < 0.3 { 2 } else { 1 };
-            for _ in 0..requests {
-                runtime.send("billing", &document(n), &VoidDocument { document: document(n) }).await?;
-            }
-        }
+    for (key, void) in &scenario.voids {
+        runtime.send("billing", key, void).await?;
     }
-    let outcome = drive(&mut ctx, voided, |store| {
+    let outcome = drive(&mut ctx, scenario.voided, |store| {
         Ok(store.count_processes(Status::Completed)?
             + store.count_processes(Status::Failed)?
             + store.count_processes(Status::Acknowledged)?)
@@ -273,17 +312,41 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }
 
+/// The scenario driven from a process of its own while the services run apart: issues the
+/// documents and waits for billing's receipts, publishes the reports and waits for reports'
+/// receipts, then asks for the voidings and waits until every voiding is announced ended.
+/// (A document's issue reaches reports by billing's event, which may still be under way when
+/// billing's receipt arrives; such a document is then in no published report.)
+pub async fn drive_apart(
+    mut ctx: RunContext,
+    options: &Options,
+) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+    let driver = Driver::start(&ctx).await?;
+    let scenario = scenario(ctx.seed, options);
+    let (issued, published) = (scenario.issues.len() as u64, scenario.publications.len() as u64);
+    driver.send("billing", scenario.issues, true).await?;
+    let mut outcome = driver.receipts(&mut ctx, "issued/", issued).await?;
+    if outcome == Outcome::Finished {
+        driver.send("reports", scenario.publications, true).await?;
+        outcome = driver.receipts(&mut ctx, "published/", published).await?;
+    }
+    if outcome == Outcome::Finished {
+        driver.send("billing", scenario.voids, false).await?;
+        outcome = driver.ended(&mut ctx, scenario.voided).await?;
+    }
+    driver.finish(&ctx, outcome, scenario.voided).await
+}
+
 /// Voiding rules, checked against billing's, reports' and the process's own records.
-pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec<Invariant>> {
+pub fn invariants<R: Records + ?Sized>(store: &R, options: &Options) -> saga_core::Result<Vec<Invariant>> {
     let mut live_per_document: HashMap<String, u32> = HashMap::new();
-    for p in store.processes(None)? {
+    for p in store.processes()? {
         let Some(meta) = p.meta() else { continue };
         if meta.class != Class::Process || meta.kind != PROCESS || meta.status == Status::Acknowledged {
             continue;
         }
         let document = p.id.split('/').nth(1).unwrap_or_default().to_owned();
         *live_per_document.entry(document).or_default() += 1;
-        debug_assert!(store.record(PROCESS_SPACE, &p.id)?.is_some());
     }
     let doubled = live_per_document.values().filter(|n| **n > 1).count();
     let (mut voided, mut in_published, mut unmarked) = (0, 0, 0);

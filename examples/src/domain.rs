@@ -1,8 +1,8 @@
 //! One type over the five domains, so a runner can start, resume and check any of them.
 
 use crate::run::{Outcome, RunContext};
-use crate::{Invariant, bakery, document_voiding, imp_summoning, online_shop, petstore};
-use saga_core::{Clock, RuntimeBuilder, ScaledClock, Store, SystemClock};
+use crate::{Invariant, Records, bakery, document_voiding, imp_summoning, online_shop, petstore};
+use saga_core::{Clock, RuntimeBuilder, ScaledClock, SystemClock, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -38,7 +38,10 @@ impl Domain {
     /// The clock the domain's timers follow.
     pub fn clock(&self) -> Arc<dyn Clock> {
         match self {
-            Domain::Bakery(o) => Arc::new(ScaledClock::new(bakery::OPENING, o.speed())),
+            Domain::Bakery(o) => match o.opens_at {
+                Some(at) => Arc::new(ScaledClock::anchored(bakery::OPENING, o.speed(), Timestamp(at))),
+                None => Arc::new(ScaledClock::new(bakery::OPENING, o.speed())),
+            },
             _ => Arc::new(SystemClock),
         }
     }
@@ -62,6 +65,47 @@ impl Domain {
         }
     }
 
+    /// The services that can run as processes of their own (`saga-cli service`).
+    pub fn services(&self) -> &'static [&'static str] {
+        match self {
+            Domain::ImpSummoning(_) => &imp_summoning::SERVICES,
+            Domain::Bakery(_) => &bakery::SERVICES,
+            Domain::OnlineShop(_) => &online_shop::SERVICES,
+            Domain::Petstore(_) => &petstore::SERVICES,
+            Domain::DocumentVoiding(_) => &document_voiding::SERVICES,
+        }
+    }
+
+    /// Registers one of the domain's services (with the sagas or process managers that run
+    /// beside it) for a process of its own; an unknown service is an error naming the known.
+    pub fn register_service(
+        &self,
+        builder: RuntimeBuilder,
+        service: &str,
+        seed: u64,
+    ) -> Result<RuntimeBuilder, String> {
+        match self {
+            Domain::ImpSummoning(o) => imp_summoning::register_service(builder, service, seed, o),
+            Domain::Bakery(o) => bakery::register_service(builder, service, seed, o),
+            Domain::OnlineShop(o) => online_shop::register_service(builder, service, seed, o),
+            Domain::Petstore(o) => petstore::register_service(builder, service, seed, o),
+            Domain::DocumentVoiding(o) => document_voiding::register_service(builder, service, o),
+        }
+    }
+
+    /// Drives the domain's scenario from a process of its own while its services run apart
+    /// (`saga-cli drive`): sends its commands and follows its processes to their end by the
+    /// messages it receives, reading no service's records.
+    pub async fn drive_apart(&self, ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+        match self {
+            Domain::ImpSummoning(o) => imp_summoning::run_customer(ctx, o).await,
+            Domain::Bakery(o) => bakery::drive_apart(ctx, o).await,
+            Domain::OnlineShop(o) => online_shop::drive_apart(ctx, o).await,
+            Domain::Petstore(o) => petstore::drive_apart(ctx, o).await,
+            Domain::DocumentVoiding(o) => document_voiding::drive_apart(ctx, o).await,
+        }
+    }
+
     /// Runs (or resumes) the domain's scenario to its end.
     pub async fn run(&self, ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
         match self {
@@ -73,8 +117,9 @@ impl Domain {
         }
     }
 
-    /// Checks the domain's invariants against its services' records.
-    pub fn invariants(&self, store: &dyn Store) -> saga_core::Result<Vec<Invariant>> {
+    /// Checks the domain's invariants against its services' records: one store for all, or
+    /// each service's own ([`ServiceStores`](crate::ServiceStores)).
+    pub fn invariants<R: Records + ?Sized>(&self, store: &R) -> saga_core::Result<Vec<Invariant>> {
         match self {
             Domain::ImpSummoning(o) => imp_summoning::invariants(store, o),
             Domain::Bakery(o) => bakery::invariants(store, o),

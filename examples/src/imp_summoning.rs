@@ -3,7 +3,9 @@
 //! summons, and delivers; when a summoning fails, or no summoner comes back in time, the fee
 //! goes back from the treasury and the customer is reimbursed.
 
-use crate::run::{Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches};
+use crate::run::{
+    Driver, Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches,
+};
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::{ActionError, Message, RuntimeBuilder, Service, Store};
@@ -386,11 +388,13 @@ pub fn register_service(
 
 /// The customer as a process of its own: places the orders (those not yet placed) and asks
 /// reception how they are going, a few hundred open orders every few hundred milliseconds in
-/// turn, until every one is delivered or reimbursed. Reads nothing but its own records.
+/// turn, until every one is delivered or reimbursed; it also hears the sagas' announced ends.
+/// Reads nothing but its own records.
 pub async fn run_customer(
     mut ctx: RunContext,
     options: &Options,
 ) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+    let driver = Driver::start(&ctx).await?;
     let runtime = ctx.builder().register(customer()).start().await?;
     let orders = (0..options.orders).map(|n| {
         let order = format!("order-{n}");
@@ -445,7 +449,14 @@ pub async fn run_customer(
         open == 0,
         format!("{} finished, {open} open", done.len() - open),
     );
-    Ok((outcome, vec![verdict]))
+    // The last status reports reach the customer before the last announcements may.
+    let outcome = match outcome {
+        Outcome::Finished => driver.ended(&mut ctx, options.orders).await?,
+        interrupted => interrupted,
+    };
+    let (outcome, mut verdicts) = driver.finish(&ctx, outcome, options.orders).await?;
+    verdicts.insert(0, verdict);
+    Ok((outcome, verdicts))
 }
 
 /// Registers the domain's services and saga.

@@ -18,5 +18,6 @@ mod run;
 
 pub use domain::Domain;
 pub use run::{
-    Invariant, Outcome, Progress, Records, RunContext, ServiceStores, Summary, process_counts, saga_latency,
+    ANNOUNCEMENTS, DRIVER, Invariant, Outcome, Progress, Receipt, Records, RunContext, ServiceStores,
+    Summary, announced, process_counts, saga_latency,
 };

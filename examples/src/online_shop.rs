@@ -3,10 +3,12 @@
 //! a failed payment cancels the order. Interrupted and run again on the same database, the run
 //! resumes and finishes every order with nothing lost.
 
-use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches};
+use crate::run::{
+    Driver, Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches,
+};
+use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
-use saga_core::{ActionError, Message, RetryPolicy, RuntimeBuilder, Service, Store};
+use saga_core::{ActionError, Message, RetryPolicy, RuntimeBuilder, Service};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -345,22 +347,57 @@ pub fn register(builder: RuntimeBuilder, seed: u64, options: &Options) -> Runtim
         .register(saga())
 }
 
+/// The services that can run as processes of their own; the saga runs with the shop.
+pub const SERVICES: [&str; 4] = ["shop", "order", "payment", "delivery"];
+
+/// Registers one service (and, with the shop, the saga) for a process of its own.
+pub fn register_service(
+    builder: RuntimeBuilder,
+    service: &str,
+    seed: u64,
+    options: &Options,
+) -> Result<RuntimeBuilder, String> {
+    match service {
+        "shop" => Ok(builder.register(shop()).register(saga())),
+        "order" => Ok(builder.register(orders())),
+        "payment" => Ok(builder.register(payments(seed, options.declined_share))),
+        "delivery" => Ok(builder.register(delivery(seed, options))),
+        other => Err(format!("online-shop has no service {other:?} (it has {})", SERVICES.join(", "))),
+    }
+}
+
+/// The scenario's checkouts, keyed by order.
+fn checkouts(options: &Options) -> impl Iterator<Item = (String, Checkout)> {
+    (0..options.orders).map(|n| {
+        let order = format!("order-{n}");
+        (order.clone(), Checkout { order, amount: 10 + n % 90 })
+    })
+}
+
 /// Creates the orders (those not yet created), waits for every saga to end, and returns the
 /// invariants.
 pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
     let runtime = register(ctx.builder(), ctx.seed, options).start().await?;
-    let orders = (0..options.orders).map(|n| {
-        let order = format!("order-{n}");
-        (order.clone(), Checkout { order, amount: 10 + n % 90 })
-    });
-    send_in_batches(&runtime, "shop", orders, &ctx.stop).await?;
+    send_in_batches(&runtime, "shop", checkouts(options), &ctx.stop).await?;
     let outcome = drive(&mut ctx, options.orders, finished_sagas).await?;
     let outcome = ctx.finish(runtime, outcome).await?;
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }
 
+/// The scenario driven from a process of its own while the services run apart: checks out
+/// every order and waits until every purchase is announced ended.
+pub async fn drive_apart(
+    mut ctx: RunContext,
+    options: &Options,
+) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+    let driver = Driver::start(&ctx).await?;
+    driver.send("shop", checkouts(options), false).await?;
+    let outcome = driver.ended(&mut ctx, options.orders).await?;
+    driver.finish(&ctx, outcome, options.orders).await
+}
+
 /// Orders, payments and deliveries, checked against the services' own records.
-pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec<Invariant>> {
+pub fn invariants<R: Records + ?Sized>(store: &R, options: &Options) -> saga_core::Result<Vec<Invariant>> {
     let (mut delivered, mut cancelled, mut open, mut unpaid_delivered, mut double) = (0, 0, 0, 0, 0);
     let (mut kept_money_for_cancelled, mut charged, mut refunded) = (0, 0u64, 0u64);
     for n in 0..options.orders {

@@ -4,11 +4,11 @@
 //! and updates the inventory; the store owner approves the order and the pet is sold. During an
 //! inventory outage its messages wait, and the inventory catches up afterwards.
 
-use crate::Invariant;
-use crate::run::{Outcome, RunContext, chance, drive, finished_sagas, message, read};
+use crate::run::{Driver, Outcome, RunContext, chance, drive, finished_sagas, message, read, receipt};
+use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::transport::Subscribe;
-use saga_core::{ActionError, Message, RuntimeBuilder, Service, Store};
+use saga_core::{ActionError, Message, RuntimeBuilder, Service};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -163,7 +163,7 @@ const SAGA: &str = "adoption";
 fn users() -> Service {
     Service::new("users").on("users", |ctx, c: CreateUser| {
         ctx.save(&c.user, &true)?;
-        Ok(())
+        receipt(ctx, &format!("user/{}", c.user))
     })
 }
 
@@ -182,7 +182,7 @@ fn pets() -> Service {
                 ctx.send_keyed("photos", &c.pet, &StorePhoto { pet: c.pet.clone(), photo: c.photo })?;
                 ctx.send_keyed("pet.events", &c.pet, &PetCreated { pet: c.pet.clone() })?;
             }
-            Ok(())
+            receipt(ctx, &format!("pet/{}", c.pet))
         })
         .on("pets", |ctx, r: ReservePet| {
             // The version check on the pet's record makes the reservation atomic: of two
@@ -359,36 +359,82 @@ pub fn register_inventory(builder: RuntimeBuilder) -> RuntimeBuilder {
     builder.register(inventory())
 }
 
+/// The services that can run as processes of their own; the saga runs with the orders.
+pub const SERVICES: [&str; 6] = ["users", "photos", "pets", "orders", "owner", "inventory"];
+
+/// Registers one service (and, with the orders, the saga) for a process of its own.
+pub fn register_service(
+    builder: RuntimeBuilder,
+    service: &str,
+    seed: u64,
+    options: &Options,
+) -> Result<RuntimeBuilder, String> {
+    match service {
+        "users" => Ok(builder.register(users())),
+        "photos" => Ok(builder.register(photos())),
+        "pets" => Ok(builder.register(pets())),
+        "orders" => Ok(builder.register(orders()).register(saga())),
+        "owner" => Ok(builder.register(owner(seed, options.rejected_share))),
+        "inventory" => Ok(register_inventory(builder)),
+        other => Err(format!("petstore has no service {other:?} (it has {})", SERVICES.join(", "))),
+    }
+}
+
 fn pet(n: u64) -> String {
     format!("pet-{n}")
 }
 
+/// The scenario's sign-ups, new pets, orders (keyed by order: they race each other, only the
+/// pet service decides) and deletions (every other pet, while the orders are under way).
+struct Scenario {
+    users: Vec<(String, CreateUser)>,
+    pets: Vec<(String, CreatePet)>,
+    orders: Vec<(String, PlaceOrder)>,
+    deletions: Vec<(String, DeletePet)>,
+}
+
+fn scenario(seed: u64, options: &Options) -> Scenario {
+    let pets = options.pets.max(1);
+    Scenario {
+        users: (0..pets).map(|u| (format!("user-{u}"), CreateUser { user: format!("user-{u}") })).collect(),
+        pets: (0..pets)
+            .map(|n| {
+                let create =
+                    CreatePet { pet: pet(n), name: format!("Rex {n}"), photo: format!("photos/{n}.jpg") };
+                (pet(n), create)
+            })
+            .collect(),
+        orders: (0..options.orders)
+            .map(|n| {
+                let order = format!("order-{n}");
+                let target = pet((chance(seed, "pet", n) * pets as f64) as u64 % pets);
+                (order.clone(), PlaceOrder { order, pet: target, user: format!("user-{}", n % pets) })
+            })
+            .collect(),
+        deletions: (0..pets).step_by(2).map(|n| (pet(n), DeletePet { pet: pet(n) })).collect(),
+    }
+}
+
 /// Creates users and pets, places the orders (many per pet, all at once), tries to delete
-/// every pet, and starts the inventory only after its outage.
+/// every other pet, and starts the inventory only after its outage.
 pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
     // The inventory's subscription is durable: it exists while the service is down, and the
     // pet events wait in it (and, unconfirmed, in the pet service's outbox) until it is back.
     drop(ctx.transport.subscribe(Subscribe::new("pet.events", "inventory")).await?);
     let runtime = register(ctx.builder(), ctx.seed, options).start().await?;
-    let pets = options.pets.max(1);
-    for u in 0..pets {
-        runtime.send("users", &format!("user-{u}"), &CreateUser { user: format!("user-{u}") }).await?;
+    let scenario = scenario(ctx.seed, options);
+    for (key, user) in &scenario.users {
+        runtime.send("users", key, user).await?;
     }
-    for n in 0..pets {
-        let create = CreatePet { pet: pet(n), name: format!("Rex {n}"), photo: format!("photos/{n}.jpg") };
-        runtime.send("pets", &pet(n), &create).await?;
+    for (key, create) in &scenario.pets {
+        runtime.send("pets", key, create).await?;
     }
     let outage = tokio::time::sleep(options.inventory_outage);
-    for n in 0..options.orders {
-        let order = format!("order-{n}");
-        let target = pet((chance(ctx.seed, "pet", n) * pets as f64) as u64 % pets);
-        let place = PlaceOrder { order: order.clone(), pet: target, user: format!("user-{}", n % pets) };
-        // Keyed by order: the orders race each other, only the pet service decides.
-        runtime.send("orders", &order, &place).await?;
+    for (key, place) in &scenario.orders {
+        runtime.send("orders", key, place).await?;
     }
-    // Someone tries to delete every other pet while the orders are under way.
-    for n in (0..pets).step_by(2) {
-        runtime.send("pets", &pet(n), &DeletePet { pet: pet(n) }).await?;
+    for (key, delete) in &scenario.deletions {
+        runtime.send("pets", key, delete).await?;
     }
     outage.await;
     let inventory = register_inventory(ctx.builder()).start().await?;
@@ -398,8 +444,33 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }
 
+/// The scenario driven from a process of its own while the services run apart: signs the
+/// users up and adds the pets (waiting for their receipts), then places the orders and the
+/// deletions, and waits until every adoption is announced ended. The inventory's outage is
+/// the inventory process not running yet: its messages wait for it in the broker.
+pub async fn drive_apart(
+    mut ctx: RunContext,
+    options: &Options,
+) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+    let driver = Driver::start(&ctx).await?;
+    let scenario = scenario(ctx.seed, options);
+    let (users, pets) = (scenario.users.len() as u64, scenario.pets.len() as u64);
+    driver.send("users", scenario.users, true).await?;
+    driver.send("pets", scenario.pets, true).await?;
+    let mut outcome = driver.receipts(&mut ctx, "user/", users).await?;
+    if outcome == Outcome::Finished {
+        outcome = driver.receipts(&mut ctx, "pet/", pets).await?;
+    }
+    if outcome == Outcome::Finished {
+        driver.send("orders", scenario.orders, false).await?;
+        driver.send("pets", scenario.deletions, false).await?;
+        outcome = driver.ended(&mut ctx, options.orders).await?;
+    }
+    driver.finish(&ctx, outcome, options.orders).await
+}
+
 /// Pets, orders and inventory, checked against the services' own records.
-pub fn invariants(store: &dyn Store, options: &Options) -> saga_core::Result<Vec<Invariant>> {
+pub fn invariants<R: Records + ?Sized>(store: &R, options: &Options) -> saga_core::Result<Vec<Invariant>> {
     let pets = options.pets.max(1);
     let mut holders_per_pet = vec![0u32; pets as usize];
     let (mut completed, mut refused, mut cancelled, mut open) = (0, 0, 0, 0);

@@ -114,17 +114,25 @@ pub struct Summary {
     pub running: u64,
 }
 
+impl Summary {
+    /// Counts one process with `status`.
+    fn count(&mut self, status: Status) {
+        self.total += 1;
+        match status {
+            Status::Completed => self.completed += 1,
+            Status::Compensated => self.compensated += 1,
+            Status::Failed | Status::Acknowledged => self.failed += 1,
+            Status::Running | Status::Compensating => self.running += 1,
+        }
+    }
+}
+
 /// Counts the processes in `store` by status.
 pub fn process_counts(store: &dyn Store) -> saga_core::Result<Summary> {
     let mut summary = Summary::default();
     for p in store.processes(None)? {
-        let Some(meta) = p.meta() else { continue };
-        summary.total += 1;
-        match meta.status {
-            Status::Completed => summary.completed += 1,
-            Status::Compensated => summary.compensated += 1,
-            Status::Failed | Status::Acknowledged => summary.failed += 1,
-            Status::Running | Status::Compensating => summary.running += 1,
+        if let Some(meta) = p.meta() {
+            summary.count(meta.status);
         }
     }
     Ok(summary)
@@ -196,11 +204,17 @@ fn fnv(s: &str) -> u64 {
 pub trait Records {
     /// The record `id` in `space`.
     fn record(&self, space: &str, id: &str) -> saga_core::Result<Option<saga_core::store::Record>>;
+    /// Every saga and process instance, wherever it runs.
+    fn processes(&self) -> saga_core::Result<Vec<ProcessSummary>>;
 }
 
 impl<S: Store + ?Sized> Records for S {
     fn record(&self, space: &str, id: &str) -> saga_core::Result<Option<saga_core::store::Record>> {
         Store::record(self, space, id)
+    }
+
+    fn processes(&self) -> saga_core::Result<Vec<ProcessSummary>> {
+        Store::processes(self, None)
     }
 }
 
@@ -217,6 +231,14 @@ impl Records for ServiceStores {
             }
         }
         Ok(None)
+    }
+
+    fn processes(&self) -> saga_core::Result<Vec<ProcessSummary>> {
+        let mut all = Vec::new();
+        for (_, store) in &self.0 {
+            all.extend(store.processes(None)?);
+        }
+        Ok(all)
     }
 }
 
@@ -261,4 +283,131 @@ pub(crate) async fn send_in_batches<M: saga_core::Message>(
         }
     }
     Ok(())
+}
+
+/// The topic a domain's services announce their processes' changes on when they run apart
+/// from their driver (see [`RuntimeBuilder::announce`](saga_core::RuntimeBuilder::announce)).
+pub const ANNOUNCEMENTS: &str = "processes";
+
+/// The topic, and the service, of a driver run apart from its domain's services.
+pub const DRIVER: &str = "driver";
+
+message!(/// A service confirms it handled a driver's command; sent only when the command asks for
+    /// one by naming a `reply_to`.
+    Receipt = "driver.receipt" { /// What was handled, `"{kind}/{key}"`.
+        what: String });
+
+/// Answers the message being handled with a [`Receipt`], if it asks for one.
+pub(crate) fn receipt(ctx: &mut saga_core::Context, what: &str) -> Result<(), saga_core::ActionError> {
+    if ctx.message().reply_to.is_some() {
+        ctx.reply(&Receipt { what: what.to_owned() })?;
+    }
+    Ok(())
+}
+
+/// A domain's driver run apart from its services: it shares nothing with them but the
+/// transport, sends the scenario's commands, and learns from receipts and announcements how
+/// far they have come. Its own records: the last announced status of each process
+/// (`process/{id}`) and the receipts (`receipt/{what}`).
+pub(crate) struct Driver {
+    runtime: RuntimeHandle,
+}
+
+impl Driver {
+    /// Starts the driver's runtime on the run's store and transport.
+    pub(crate) async fn start(ctx: &RunContext) -> saga_core::Result<Driver> {
+        let service = saga_core::Service::new(DRIVER)
+            .on(ANNOUNCEMENTS, |ctx, c: saga_core::ProcessChanged| {
+                // A process's announcements are keyed by its id, so they arrive in order.
+                ctx.save(&format!("process/{}", c.process), &c.to)?;
+                Ok(())
+            })
+            .on(DRIVER, |ctx, r: Receipt| {
+                ctx.save(&format!("receipt/{}", r.what), &true)?;
+                Ok(())
+            });
+        Ok(Driver { runtime: ctx.builder().register(service).start().await? })
+    }
+
+    /// Sends `messages` to `topic`, each asking for a receipt when `receipts` is true.
+    pub(crate) async fn send<M: saga_core::Message>(
+        &self,
+        topic: &str,
+        messages: impl IntoIterator<Item = (String, M)>,
+        receipts: bool,
+    ) -> saga_core::Result<()> {
+        let mut envelopes = Vec::new();
+        for (key, message) in messages {
+            let mut envelope = saga_core::Envelope::new(topic, &key, &message)?;
+            envelope.source = DRIVER.into();
+            if receipts {
+                envelope.reply_to = Some(DRIVER.into());
+            }
+            envelopes.push(envelope);
+        }
+        for chunk in envelopes.chunks(256) {
+            self.runtime.send_all(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `n` receipts whose `what` starts with `prefix` have come back.
+    pub(crate) async fn receipts(
+        &self,
+        ctx: &mut RunContext,
+        prefix: &str,
+        n: u64,
+    ) -> saga_core::Result<Outcome> {
+        let prefix = format!("receipt/{prefix}");
+        drive(ctx, n, |store| {
+            Ok(store.records(DRIVER)?.iter().filter(|(id, _)| id.starts_with(&prefix)).count() as u64)
+        })
+        .await
+    }
+
+    /// Waits until `n` processes have been announced ended (completed, compensated, failed or
+    /// acknowledged).
+    pub(crate) async fn ended(&self, ctx: &mut RunContext, n: u64) -> saga_core::Result<Outcome> {
+        drive(ctx, n, |store| {
+            let summary = announced(store)?;
+            Ok(summary.total - summary.running)
+        })
+        .await
+    }
+
+    /// Shuts the driver down and reports what it was told: every one of the `expected`
+    /// processes ended.
+    pub(crate) async fn finish(
+        self,
+        ctx: &RunContext,
+        outcome: Outcome,
+        expected: u64,
+    ) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+        let outcome = ctx.finish(self.runtime, outcome).await?;
+        let summary = announced(ctx.store.as_ref())?;
+        let ended = summary.total - summary.running;
+        let verdict = Invariant::check(
+            "processes: every process ended (as its service announced)",
+            ended >= expected && summary.running == 0,
+            format!(
+                "{ended} of {expected} ended: {} completed, {} compensated, {} failed; {} running",
+                summary.completed, summary.compensated, summary.failed, summary.running
+            ),
+        );
+        Ok((outcome, vec![verdict]))
+    }
+}
+
+/// The processes a driver has heard of, by their last announced status.
+pub fn announced(store: &dyn Store) -> saga_core::Result<Summary> {
+    let mut summary = Summary::default();
+    for (id, record) in store.records(DRIVER)? {
+        if !id.starts_with("process/") {
+            continue;
+        }
+        let status: Status = serde_json::from_slice(&record.data)
+            .map_err(|e| saga_core::Error::Config(format!("decoding {DRIVER}/{id}: {e}")))?;
+        summary.count(status);
+    }
+    Ok(summary)
 }

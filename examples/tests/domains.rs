@@ -5,8 +5,8 @@
 
 use saga_core::{InProcessTransport, RedbStore, Store};
 use saga_examples::{
-    Domain, Outcome, RunContext, bakery, document_voiding, imp_summoning, online_shop, petstore,
-    process_counts,
+    ANNOUNCEMENTS, Domain, Outcome, RunContext, ServiceStores, bakery, document_voiding, imp_summoning,
+    online_shop, petstore, process_counts,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,11 +99,94 @@ async fn petstore_sells_each_pet_once_under_racing_orders_and_an_inventory_outag
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bakery_day_sells_nothing_twice_nothing_stale_and_leaks_no_reservation() {
-    let options = bakery::Options { day_length_secs: 3.0, orders: 80, poor_customers: 0.3 };
+    let options = bakery::Options { day_length_secs: 3.0, orders: 80, poor_customers: 0.3, opens_at: None };
     let domain = Domain::Bakery(options);
     let (store, invariants) = run_with_clock(domain, 9).await;
     assert_all_hold(&invariants);
     let counts = process_counts(store.as_ref()).unwrap();
     assert_eq!((counts.total, counts.running), (80, 0));
     assert!(counts.completed > 0 && counts.compensated > 0, "sales and rejections: {counts:?}");
+}
+
+/// Runs `domain` apart: each service in a runtime of its own with a store of its own, the
+/// driver in another, all sharing only the transport. Returns the driver's verdicts, then the
+/// domain's invariants checked against the services' own stores.
+async fn run_apart(
+    domain: Domain,
+    seed: u64,
+) -> (Vec<saga_examples::Invariant>, Vec<saga_examples::Invariant>) {
+    let transport: Arc<dyn saga_core::Transport> = Arc::new(InProcessTransport::new());
+    let clock = domain.clock();
+    let mut running = Vec::new();
+    for service in domain.services() {
+        let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory().unwrap());
+        let builder = saga_core::Runtime::builder_shared(store.clone(), transport.clone())
+            .clock(clock.clone())
+            .announce(ANNOUNCEMENTS);
+        let runtime = domain.register_service(builder, service, seed).unwrap().start().await.unwrap();
+        running.push((service.to_string(), store, runtime));
+    }
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let ctx = RunContext {
+        store: Arc::new(RedbStore::in_memory().unwrap()),
+        transport: transport.clone(),
+        clock: clock.clone(),
+        seed,
+        progress: Arc::new(|_: u64, _: u64| {}),
+        stop: stopped,
+        stats: Default::default(),
+    };
+    let (outcome, verdicts) = domain.drive_apart(ctx).await.unwrap();
+    assert_eq!(outcome, Outcome::Finished);
+    let mut stores = Vec::new();
+    for (service, store, runtime) in running {
+        runtime.wait_idle().await.unwrap();
+        runtime.shutdown().await.unwrap();
+        stores.push((service, store));
+    }
+    let invariants = domain.invariants(&ServiceStores(stores)).unwrap();
+    (verdicts, invariants)
+}
+
+async fn assert_apart(domain: Domain) {
+    let name = domain.name();
+    let ran = tokio::time::timeout(Duration::from_secs(60), run_apart(domain, 13)).await;
+    let (verdicts, invariants) = ran.unwrap_or_else(|_| panic!("{name} apart did not finish in a minute"));
+    for invariant in verdicts.iter().chain(&invariants) {
+        assert!(invariant.holds, "{name}: {}: {}", invariant.name, invariant.detail);
+    }
+    assert!(!invariants.is_empty(), "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_shop_runs_with_its_services_apart() {
+    let options =
+        online_shop::Options { orders: 40, worker_failure_rate: 0.4, declined_share: 0.2, workers: 3 };
+    assert_apart(Domain::OnlineShop(options)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn petstore_runs_with_its_services_apart() {
+    let options =
+        petstore::Options { pets: 6, orders: 40, rejected_share: 0.3, inventory_outage: Duration::ZERO };
+    assert_apart(Domain::Petstore(options)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_voiding_runs_with_its_services_apart() {
+    let options = document_voiding::Options { documents: 40, customers: 5, ..Default::default() };
+    assert_apart(Domain::DocumentVoiding(options)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bakery_day_runs_with_its_services_apart_on_one_simulated_clock() {
+    let opens_at = Some(saga_core::Timestamp::now().0 + 300);
+    let options = bakery::Options { day_length_secs: 2.0, orders: 40, poor_customers: 0.3, opens_at };
+    assert_apart(Domain::Bakery(options)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imp_summoning_runs_with_its_services_apart() {
+    let options = imp_summoning::Options { orders: 40, failure_rate: 0.3, ..Default::default() };
+    assert_apart(Domain::ImpSummoning(options)).await;
 }

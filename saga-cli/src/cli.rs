@@ -60,41 +60,14 @@ pub(crate) enum Command {
     },
     /// Runs one service of a domain as a process of its own, until SIGINT or SIGTERM.
     Service {
-        /// The domain.
-        #[arg(value_enum)]
-        domain: SplitDomain,
-        /// The service (imp-summoning: reception, treasury, circle).
-        service: String,
-        #[command(flatten)]
-        db: DbArg,
-        /// The broker, `nats://HOST:PORT`.
-        #[arg(long, value_parser = parse_nats_url)]
-        transport: String,
-        /// Seeds the service's random choices.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// This process's share of the service, `I/N`: with N processes of one service, member
-        /// I takes the topic partitions p with p % N == I, so each key has one process.
-        #[arg(long, default_value = "0/1", value_parser = parse_member)]
-        member: Membership,
+        #[command(subcommand)]
+        domain: ServiceArgs,
     },
-    /// Places a domain's orders from a process of its own and follows them to their end, while
-    /// its services run as `saga-cli service` processes.
+    /// Drives a domain's scenario from a process of its own and follows its processes to their
+    /// end, while its services run as `saga-cli service` processes.
     Drive {
-        /// The domain.
-        #[arg(value_enum)]
-        domain: SplitDomain,
-        #[command(flatten)]
-        db: DbArg,
-        /// The broker, `nats://HOST:PORT`.
-        #[arg(long, value_parser = parse_nats_url)]
-        transport: String,
-        /// Orders to place.
-        #[arg(long, default_value_t = 200)]
-        orders: u64,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
+        #[command(subcommand)]
+        domain: DriveArgs,
     },
     /// Measures throughput and latency (use a release build).
     Bench {
@@ -181,29 +154,20 @@ pub(crate) enum DomainArgs {
         /// Orders to place.
         #[arg(long, default_value_t = 200)]
         orders: u64,
-        /// Share of summonings that fail (0 to 1).
-        #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
-        failure_rate: f64,
-        /// Summoners on staff; each failure sends one away to recover.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-        summoners: u32,
-        /// How long a summoner recovers, in milliseconds.
-        #[arg(long, default_value_t = 300)]
-        recovery_ms: u64,
+        #[command(flatten)]
+        knobs: ImpKnobs,
     },
     /// Production, stock, bank, menu and users over one simulated day.
     Bakery {
         #[command(flatten)]
         common: CommonRun,
-        /// Real seconds one bakery day (07:00 to 17:00) takes.
-        #[arg(long, default_value_t = 6.0, value_parser = parse_day_length)]
-        day_length: f64,
+        #[command(flatten)]
+        day: BakeryDay,
         /// Orders customers place over the day.
         #[arg(long, default_value_t = 120)]
         orders: u64,
-        /// Share of customers whose balance is too low (0 to 1).
-        #[arg(long, default_value_t = 0.2, value_parser = parse_share)]
-        poor_customers: f64,
+        #[command(flatten)]
+        bank: BakeryBank,
     },
     /// Order, payment and delivery; workers fail or stall.
     OnlineShop {
@@ -212,15 +176,8 @@ pub(crate) enum DomainArgs {
         /// Orders to create.
         #[arg(long, default_value_t = 200)]
         orders: u64,
-        /// Share of deliveries whose worker fails or stalls (0 to 1).
-        #[arg(long, default_value_t = 0.3, value_parser = parse_share)]
-        worker_failure_rate: f64,
-        /// Share of payments declined (0 to 1).
-        #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
-        declined_payments: f64,
-        /// Delivery workers.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
-        workers: u64,
+        #[command(flatten)]
+        knobs: ShopKnobs,
     },
     /// Users, pets, orders and inventory; many orders race for each pet.
     Petstore {
@@ -252,11 +209,189 @@ pub(crate) enum DomainArgs {
     },
 }
 
-/// Domains whose services can run as separate processes.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub(crate) enum SplitDomain {
-    /// Reception (with the saga), treasury and summoning circle.
-    ImpSummoning,
+/// How imp-summoning's circle behaves.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ImpKnobs {
+    /// Share of summonings that fail (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
+    pub(crate) failure_rate: f64,
+    /// Summoners on staff; each failure sends one away to recover.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) summoners: u32,
+    /// How long a summoner recovers, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) recovery_ms: u64,
+}
+
+/// How the online shop's payment and delivery services behave.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ShopKnobs {
+    /// Share of deliveries whose worker fails or stalls (0 to 1).
+    #[arg(long, default_value_t = 0.3, value_parser = parse_share)]
+    pub(crate) worker_failure_rate: f64,
+    /// Share of payments declined (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
+    pub(crate) declined_payments: f64,
+    /// Delivery workers.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) workers: u64,
+}
+
+/// How fast the bakery's day runs.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct BakeryDay {
+    /// Real seconds one bakery day (07:00 to 17:00) takes.
+    #[arg(long, default_value_t = 6.0, value_parser = parse_day_length)]
+    pub(crate) day_length: f64,
+}
+
+/// Who banks with the bakery's customers' bank.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct BakeryBank {
+    /// Share of customers whose balance is too low (0 to 1).
+    #[arg(long, default_value_t = 0.2, value_parser = parse_share)]
+    pub(crate) poor_customers: f64,
+}
+
+/// When the bakery opens, shared by its processes so they share one simulated day.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct OpensAt {
+    /// When the day opens, in unix milliseconds; give every process of the day the same value.
+    #[arg(long)]
+    pub(crate) opens_at: u64,
+}
+
+/// Where a service run apart keeps its records and meets the others.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ApartArgs {
+    /// The service's name.
+    pub(crate) service: String,
+    #[command(flatten)]
+    pub(crate) db: DbArg,
+    /// The broker, `nats://HOST:PORT`.
+    #[arg(long, value_parser = parse_nats_url)]
+    pub(crate) transport: String,
+    /// Seeds the service's random choices.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// This process's share of the service, `I/N`: with N processes of one service, member
+    /// I takes the topic partitions p with p % N == I, so each key has one process.
+    #[arg(long, default_value = "0/1", value_parser = parse_member)]
+    pub(crate) member: Membership,
+}
+
+/// One service of a domain, run as a process of its own.
+#[derive(Subcommand, Debug)]
+pub(crate) enum ServiceArgs {
+    /// reception (with the saga), treasury or circle.
+    ImpSummoning {
+        #[command(flatten)]
+        apart: ApartArgs,
+        #[command(flatten)]
+        knobs: ImpKnobs,
+    },
+    /// production, stock, bank, menu, users or sales (with the saga).
+    Bakery {
+        #[command(flatten)]
+        apart: ApartArgs,
+        #[command(flatten)]
+        day: BakeryDay,
+        #[command(flatten)]
+        opens: OpensAt,
+        #[command(flatten)]
+        bank: BakeryBank,
+    },
+    /// shop (with the saga), order, payment or delivery.
+    OnlineShop {
+        #[command(flatten)]
+        apart: ApartArgs,
+        #[command(flatten)]
+        knobs: ShopKnobs,
+    },
+    /// users, photos, pets, orders (with the saga), owner or inventory.
+    Petstore {
+        #[command(flatten)]
+        apart: ApartArgs,
+    },
+    /// billing, reports or voiding (the process manager).
+    DocumentVoiding {
+        #[command(flatten)]
+        apart: ApartArgs,
+        /// Make reports take two seconds per marking, so processes can be watched.
+        #[arg(long)]
+        slow: bool,
+    },
+}
+
+/// Where a driver run apart keeps its records and meets the services.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct DriverArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArg,
+    /// The broker, `nats://HOST:PORT`.
+    #[arg(long, value_parser = parse_nats_url)]
+    pub(crate) transport: String,
+    /// Seeds the scenario's choices.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// A domain's scenario, driven from a process of its own.
+#[derive(Subcommand, Debug)]
+pub(crate) enum DriveArgs {
+    /// The customer: places orders and asks reception how they go.
+    ImpSummoning {
+        #[command(flatten)]
+        driver: DriverArgs,
+        /// Orders to place.
+        #[arg(long, default_value_t = 200)]
+        orders: u64,
+    },
+    /// Opens the day and places orders through it.
+    Bakery {
+        #[command(flatten)]
+        driver: DriverArgs,
+        #[command(flatten)]
+        day: BakeryDay,
+        #[command(flatten)]
+        opens: OpensAt,
+        /// Orders customers place over the day.
+        #[arg(long, default_value_t = 120)]
+        orders: u64,
+    },
+    /// Checks orders out.
+    OnlineShop {
+        #[command(flatten)]
+        driver: DriverArgs,
+        /// Orders to create.
+        #[arg(long, default_value_t = 200)]
+        orders: u64,
+    },
+    /// Signs users up, adds pets, and places racing orders.
+    Petstore {
+        #[command(flatten)]
+        driver: DriverArgs,
+        /// Pets in the store.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+        pets: u64,
+        /// Orders, several per pet, placed at once.
+        #[arg(long, default_value_t = 100)]
+        orders: u64,
+    },
+    /// Issues documents, publishes reports, and asks for voidings.
+    DocumentVoiding {
+        #[command(flatten)]
+        driver: DriverArgs,
+        /// Documents to issue.
+        #[arg(long, default_value_t = 60)]
+        documents: u64,
+        /// Customers they belong to.
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
+        customers: u64,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

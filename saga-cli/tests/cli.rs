@@ -151,6 +151,15 @@ fn bad_input_is_one_clear_line_and_changes_no_file() {
         "expected I/N",
     );
     one_line(
+        &saga_cli(
+            &["service", "petstore", "kennel", "--transport", "nats://127.0.0.1:1", "--db", "kennel.redb"],
+            dir.path(),
+        ),
+        2,
+        "petstore has no service \"kennel\" (it has users, photos, pets, orders, owner, inventory)",
+    );
+    assert!(!dir.path().join("kennel.redb").exists());
+    one_line(
         &saga_cli(&["list", "--db", "missing.redb"], dir.path()),
         1,
         "missing.redb: no such saga database",
@@ -314,7 +323,9 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
 
     let out = driver.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["invariants"][0]["holds"], true, "{}", stdout(&out));
+    let verdicts = json(&out)["invariants"].as_array().unwrap().clone();
+    assert_eq!(verdicts.len(), 2, "the customer's view and the announced ends: {verdicts:?}");
+    assert!(verdicts.iter().all(|v| v["holds"] == true), "{}", stdout(&out));
 
     // The customer hears "delivered" from reception before the saga has handled its last reply;
     // wait until reception's own records show every saga ended (read while it writes).
@@ -363,6 +374,69 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     let running = reception.count_processes(saga_core::Status::Running).unwrap()
         + reception.count_processes(saga_core::Status::Compensating).unwrap();
     assert_eq!(running, 0, "every saga ended");
+}
+
+/// document-voiding as billing, reports and the process manager in processes of their own,
+/// driven by a fourth: the driver learns from receipts and announcements alone, and the
+/// voiding rules hold in the services' own databases.
+#[test]
+fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announcements() {
+    use saga_core::{RedbStore, Store};
+    use saga_examples::{ServiceStores, document_voiding};
+    use std::sync::Arc;
+
+    let Some(broker) = saga_core::testkit::NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = broker.url();
+    let mut services: Vec<std::process::Child> = ["billing", "reports", "voiding"]
+        .into_iter()
+        .map(|name| {
+            Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+                .args(["service", "document-voiding", name, "--transport", &url])
+                .args(["--db", &format!("{name}.redb")])
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let out = saga_cli(
+        &[
+            "drive",
+            "document-voiding",
+            "--documents",
+            "40",
+            "--transport",
+            &url,
+            "--db",
+            "driver.redb",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    for verdict in report["invariants"].as_array().unwrap() {
+        assert_eq!(verdict["holds"], true, "{verdict}");
+    }
+    for child in &mut services {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().unwrap();
+    }
+    let stores = ServiceStores(
+        ["billing", "reports", "voiding"]
+            .map(|name| {
+                let store: Arc<dyn Store> =
+                    Arc::new(RedbStore::open_read_only(dir.path().join(format!("{name}.redb"))).unwrap());
+                (name.to_owned(), store)
+            })
+            .to_vec(),
+    );
+    let options = document_voiding::Options { documents: 40, ..Default::default() };
+    for invariant in document_voiding::invariants(&stores, &options).unwrap() {
+        assert!(invariant.holds, "{}: {}", invariant.name, invariant.detail);
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod domains;
 mod inspect;
 mod list;
 mod operator;
@@ -29,12 +30,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Acknowledge { id, db } => {
             operator::act(&db.db, &id, saga_core::operator::OperatorAction::Acknowledge).await
         }
-        Command::Service { domain: _, service, db, transport, seed, member } => {
-            service::serve(&service, &db.db, &transport, seed, member).await
-        }
-        Command::Drive { domain: _, db, transport, orders, json } => {
-            service::drive(&db.db, &transport, orders, json).await
-        }
+        Command::Service { domain } => service::serve(domain).await,
+        Command::Drive { domain } => service::drive(domain).await,
         Command::Bench { target: crate::cli::BenchTarget::Engine, messages, json, nats } => {
             let report = crate::bench::engine(messages, nats).await?;
             if json {

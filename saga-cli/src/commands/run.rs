@@ -1,64 +1,17 @@
 //! `saga-cli run <domain>`.
 
+use super::domains::domain_of;
 use super::{RunMarker, read_marker, write_marker};
-use crate::cli::{CommonRun, DomainArgs, TransportArg};
+use crate::cli::{DomainArgs, TransportArg};
 use crate::output::{ProgressLine, emit};
 use anyhow::Result;
 use saga_core::{InProcessTransport, RedbStore, Transport};
-use saga_examples::{
-    Domain, Invariant, Outcome, RunContext, Summary, bakery, document_voiding, imp_summoning, online_shop,
-    petstore,
-};
+use saga_examples::{Domain, Invariant, Outcome, RunContext, Summary};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tabled::{Table, Tabled};
 use tokio::sync::watch;
-
-fn domain_of(args: DomainArgs) -> (CommonRun, Domain) {
-    match args {
-        DomainArgs::ImpSummoning { common, orders, failure_rate, summoners, recovery_ms } => (
-            common,
-            Domain::ImpSummoning(imp_summoning::Options {
-                orders,
-                failure_rate,
-                summoners,
-                recovery: Duration::from_millis(recovery_ms),
-                ..imp_summoning::Options::default()
-            }),
-        ),
-        DomainArgs::Bakery { common, day_length, orders, poor_customers } => {
-            (common, Domain::Bakery(bakery::Options { day_length_secs: day_length, orders, poor_customers }))
-        }
-        DomainArgs::OnlineShop { common, orders, worker_failure_rate, declined_payments, workers } => (
-            common,
-            Domain::OnlineShop(online_shop::Options {
-                orders,
-                worker_failure_rate,
-                declined_share: declined_payments,
-                workers,
-            }),
-        ),
-        DomainArgs::Petstore { common, pets, orders, inventory_outage } => (
-            common,
-            Domain::Petstore(petstore::Options {
-                pets,
-                orders,
-                inventory_outage: Duration::from_secs_f64(inventory_outage),
-                ..petstore::Options::default()
-            }),
-        ),
-        DomainArgs::DocumentVoiding { common, documents, customers, slow } => (
-            common,
-            Domain::DocumentVoiding(document_voiding::Options {
-                documents,
-                customers,
-                slow: slow.then_some(Duration::from_secs(2)),
-                ..document_voiding::Options::default()
-            }),
-        ),
-    }
-}
 
 /// The transport a run uses: queues in this process, or a JetStream stream of its own per domain.
 pub(crate) async fn connect(transport: &TransportArg, domain: &str) -> Result<Arc<dyn Transport>> {

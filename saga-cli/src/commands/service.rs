@@ -1,19 +1,17 @@
-//! `saga-cli service` and `saga-cli drive`: imp-summoning as separate processes over NATS.
+//! `saga-cli service` and `saga-cli drive`: a domain's services as separate processes over
+//! NATS, and the driver that runs its scenario against them.
 
+use super::domains::{driver_of, service_of};
 use super::run::{connect, connect_as};
-use crate::cli::TransportArg;
+use crate::cli::{DriveArgs, ServiceArgs, TransportArg};
 use crate::output::{ProgressLine, emit};
 use anyhow::Result;
 use saga_core::RedbStore;
-use saga_core::transport::Membership;
-use saga_examples::{Outcome, RunContext, imp_summoning};
+use saga_examples::{ANNOUNCEMENTS, Outcome, RunContext};
 use serde_json::json;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
-
-const DOMAIN: &str = "imp-summoning";
 
 /// Raises the returned flag on SIGINT or SIGTERM.
 fn stop_on_signal() -> Result<watch::Receiver<bool>> {
@@ -29,53 +27,64 @@ fn stop_on_signal() -> Result<watch::Receiver<bool>> {
     Ok(stopped)
 }
 
-pub(crate) async fn serve(service: &str, db: &Path, url: &str, seed: u64, member: Membership) -> Result<u8> {
-    let options = imp_summoning::Options::default();
-    let store = Arc::new(RedbStore::open(db)?);
-    let transport = connect_as(&TransportArg::Nats(url.to_owned()), DOMAIN, member).await?;
-    let builder = saga_core::Runtime::builder_shared(store, transport.clone());
-    let builder =
-        imp_summoning::register_service(builder, service, seed, &options).map_err(anyhow::Error::msg)?;
+/// Runs one service until SIGINT or SIGTERM, announcing its processes' changes for drivers.
+pub(crate) async fn serve(args: ServiceArgs) -> Result<u8> {
+    let (apart, domain) = service_of(args);
+    let name = domain.name();
+    let service = apart.service.as_str();
+    // An unknown service is a usage error, refused before the database file is created.
+    if !domain.services().contains(&service) {
+        eprintln!("saga-cli: {name} has no service {service:?} (it has {})", domain.services().join(", "));
+        return Ok(2);
+    }
+    let store = Arc::new(RedbStore::open(&apart.db.db)?);
+    let transport = connect_as(&TransportArg::Nats(apart.transport.clone()), name, apart.member).await?;
+    let builder = saga_core::Runtime::builder_shared(store, transport.clone())
+        .clock(domain.clock())
+        .announce(ANNOUNCEMENTS);
+    let builder = domain.register_service(builder, service, apart.seed).map_err(anyhow::Error::msg)?;
     let mut stopped = stop_on_signal()?;
     let runtime = builder.start().await?;
     eprintln!(
-        "{DOMAIN} {service}: serving over {url} as member {}/{}, records in {}",
-        member.index,
-        member.count,
-        db.display()
+        "{name} {service}: serving over {} as member {}/{}, records in {}",
+        apart.transport,
+        apart.member.index,
+        apart.member.count,
+        apart.db.db.display()
     );
     let _ = stopped.wait_for(|s| *s).await;
-    eprintln!("{DOMAIN} {service}: stopping, finishing the messages in flight");
+    eprintln!("{name} {service}: stopping, finishing the messages in flight");
     runtime.shutdown().await?;
     transport.close().await?;
     Ok(0)
 }
 
-pub(crate) async fn drive(db: &Path, url: &str, orders: u64, as_json: bool) -> Result<u8> {
-    let options = imp_summoning::Options { orders, ..imp_summoning::Options::default() };
-    let store = Arc::new(RedbStore::open(db)?);
-    let transport = connect(&TransportArg::Nats(url.to_owned()), DOMAIN).await?;
-    let progress = Arc::new(ProgressLine::new("customer"));
+/// Drives the domain's scenario against its services and reports what it was told.
+pub(crate) async fn drive(args: DriveArgs) -> Result<u8> {
+    let (driver, domain) = driver_of(args);
+    let name = domain.name();
+    let store = Arc::new(RedbStore::open(&driver.db.db)?);
+    let transport = connect(&TransportArg::Nats(driver.transport.clone()), name).await?;
+    let progress = Arc::new(ProgressLine::new(DRIVER_LABEL));
     let ctx = RunContext {
         store,
         transport: transport.clone(),
-        clock: Arc::new(saga_core::SystemClock),
-        seed: 1,
+        clock: domain.clock(),
+        seed: driver.seed,
         progress: progress.clone(),
         stop: stop_on_signal()?,
         stats: Default::default(),
     };
     let started = Instant::now();
-    let (outcome, invariants) = imp_summoning::run_customer(ctx, &options).await?;
+    let (outcome, invariants) = domain.drive_apart(ctx).await?;
     progress.finish();
     transport.close().await?;
     let elapsed = started.elapsed();
     let holds = invariants.iter().all(|i| i.holds);
-    if as_json {
+    if driver.json {
         let report = json!({
-            "domain": DOMAIN,
-            "db": db.display().to_string(),
-            "orders": orders,
+            "domain": name,
+            "db": driver.db.db.display().to_string(),
             "invariants": invariants,
             "elapsed_ms": elapsed.as_millis() as u64,
             "interrupted": outcome == Outcome::Interrupted,
@@ -90,7 +99,7 @@ pub(crate) async fn drive(db: &Path, url: &str, orders: u64, as_json: bool) -> R
                 invariant.detail
             ))?;
         }
-        emit(&format!("{orders} orders in {:.2} s", elapsed.as_secs_f64()))?;
+        emit(&format!("{name} driven in {:.2} s", elapsed.as_secs_f64()))?;
     }
     Ok(match outcome {
         Outcome::Interrupted => 130,
@@ -98,3 +107,5 @@ pub(crate) async fn drive(db: &Path, url: &str, orders: u64, as_json: bool) -> R
         Outcome::Finished => 1,
     })
 }
+
+const DRIVER_LABEL: &str = "driver";
