@@ -84,13 +84,23 @@ impl Domain {
         service: &str,
         seed: u64,
     ) -> Result<RuntimeBuilder, String> {
-        match self {
+        let registered = match self {
             Domain::ImpSummoning(o) => imp_summoning::register_service(builder, service, seed, o),
             Domain::Bakery(o) => bakery::register_service(builder, service, seed, o),
             Domain::OnlineShop(o) => online_shop::register_service(builder, service, seed, o),
             Domain::Petstore(o) => petstore::register_service(builder, service, seed, o),
             Domain::DocumentVoiding(o) => document_voiding::register_service(builder, service, o),
-        }
+        };
+        registered.ok_or_else(|| self.unknown_service(service))
+    }
+
+    /// Whether the domain has `service`; if not, the error names the services it has.
+    pub fn check_service(&self, service: &str) -> Result<(), String> {
+        if self.services().contains(&service) { Ok(()) } else { Err(self.unknown_service(service)) }
+    }
+
+    fn unknown_service(&self, service: &str) -> String {
+        format!("{} has no service {service:?} (it has {})", self.name(), self.services().join(", "))
     }
 
     /// Drives the domain's scenario from a process of its own while its services run apart

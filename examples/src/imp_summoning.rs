@@ -377,12 +377,12 @@ pub fn register_service(
     service: &str,
     seed: u64,
     options: &Options,
-) -> Result<RuntimeBuilder, String> {
+) -> Option<RuntimeBuilder> {
     match service {
-        "reception" => Ok(builder.register(reception()).register(saga())),
-        "treasury" => Ok(builder.register(treasury())),
-        "circle" => Ok(builder.register(circle(seed, options))),
-        other => Err(format!("imp-summoning has no service {other:?} (it has {})", SERVICES.join(", "))),
+        "reception" => Some(builder.register(reception()).register(saga())),
+        "treasury" => Some(builder.register(treasury())),
+        "circle" => Some(builder.register(circle(seed, options))),
+        _ => None,
     }
 }
 

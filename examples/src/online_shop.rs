@@ -356,13 +356,13 @@ pub fn register_service(
     service: &str,
     seed: u64,
     options: &Options,
-) -> Result<RuntimeBuilder, String> {
+) -> Option<RuntimeBuilder> {
     match service {
-        "shop" => Ok(builder.register(shop()).register(saga())),
-        "order" => Ok(builder.register(orders())),
-        "payment" => Ok(builder.register(payments(seed, options.declined_share))),
-        "delivery" => Ok(builder.register(delivery(seed, options))),
-        other => Err(format!("online-shop has no service {other:?} (it has {})", SERVICES.join(", "))),
+        "shop" => Some(builder.register(shop()).register(saga())),
+        "order" => Some(builder.register(orders())),
+        "payment" => Some(builder.register(payments(seed, options.declined_share))),
+        "delivery" => Some(builder.register(delivery(seed, options))),
+        _ => None,
     }
 }
 

@@ -33,8 +33,8 @@ pub(crate) async fn serve(args: ServiceArgs) -> Result<u8> {
     let name = domain.name();
     let service = apart.service.as_str();
     // An unknown service is a usage error, refused before the database file is created.
-    if !domain.services().contains(&service) {
-        eprintln!("saga-cli: {name} has no service {service:?} (it has {})", domain.services().join(", "));
+    if let Err(unknown) = domain.check_service(service) {
+        eprintln!("saga-cli: {unknown}");
         return Ok(2);
     }
     let store = Arc::new(RedbStore::open(&apart.db.db)?);
