@@ -167,6 +167,10 @@ impl RuntimeBuilder {
     /// Announces every status change of the sagas and process managers this runtime runs
     /// (their start included) as a [`ProcessChanged`] message on `topic`, in the commit that
     /// made the change.
+    ///
+    /// Announce only where something listens: a broker keeps what nobody reads until its
+    /// retention drops it, and the in-process transport keeps a message for a topic nobody
+    /// subscribes to in the outbox until someone does.
     pub fn announce(mut self, topic: impl Into<String>) -> Self {
         self.announce = Some(Arc::from(topic.into()));
         self
