@@ -400,3 +400,26 @@ async fn a_handler_that_names_its_wait_is_redelivered_after_it_not_after_the_bac
     assert_eq!(runtime.stats().redelivered, 1);
     runtime.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_topic_whose_consumer_is_down_holds_up_nothing_on_other_topics_for_the_same_key() {
+    let transport = Arc::new(InProcessTransport::new());
+    // The archive's subscription exists, but the archive is down: what is sent to it waits.
+    drop(transport.subscribe(Subscribe::new("archive", "archive")).await.unwrap());
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let runtime = Runtime::builder_shared(store.clone(), transport.clone())
+        .register(ledger(calls.clone()))
+        .register(auditor())
+        .start()
+        .await
+        .unwrap();
+    let to_archive = Envelope::new("archive", "acct-1", &deposit(1)).unwrap();
+    let to_ledger = Envelope::new("ledger", "acct-1", &deposit(1)).unwrap();
+    runtime.send_all(vec![to_archive, to_ledger]).await.unwrap();
+    eventually("the ledger and the auditor to handle the deposit", || audited(store.as_ref(), 1) == 1).await;
+    assert_eq!(applied(store.as_ref()), [1]);
+    let waiting = store.outbox_after(None, 10).unwrap();
+    assert!(waiting.iter().any(|r| r.envelope.topic == "archive"), "the archive's message waits for it");
+    runtime.shutdown().await.unwrap();
+}

@@ -1,5 +1,6 @@
-//! The outbox relay: publishes committed rows, in order per key and concurrently across keys,
-//! deletes them once the transport has taken them, and retries with backoff when it will not.
+//! The outbox relay: publishes committed rows, in order per topic and key and concurrently
+//! across them, deletes them once the transport has taken them, and retries with backoff when
+//! it will not.
 
 use super::Shared;
 use crate::model::Envelope;
@@ -19,9 +20,11 @@ type Published = (u64, Envelope, u32, crate::Result<()>);
 struct Relay {
     shared: Arc<Shared>,
     publishing: JoinSet<Published>,
-    /// Per key, the last publish under way: the next one for that key waits for it, so a key's
-    /// messages reach the transport in outbox order.
-    tails: HashMap<String, (u64, oneshot::Receiver<()>)>,
+    /// Per topic and key, the last publish under way: the next one for that topic and key
+    /// waits for it, so a key's messages reach each topic in outbox order. (Not across topics:
+    /// each topic has its own consumers, so no order across them would survive delivery, and a
+    /// topic whose consumer is down must not hold up the key on the others.)
+    tails: HashMap<(String, String), (u64, oneshot::Receiver<()>)>,
     retries: BTreeMap<(Instant, u64), (Envelope, u32)>,
     sent: Vec<u64>,
 }
@@ -33,7 +36,8 @@ impl Relay {
 
     fn publish(&mut self, seq: u64, envelope: Envelope, attempt: u32) {
         let (done, finished) = oneshot::channel::<()>();
-        let previous = self.tails.insert(envelope.key.clone(), (seq, finished)).map(|(_, rx)| rx);
+        let lane = (envelope.topic.clone(), envelope.key.clone());
+        let previous = self.tails.insert(lane, (seq, finished)).map(|(_, rx)| rx);
         let transport = self.shared.transport.clone();
         self.publishing.spawn(async move {
             if let Some(previous) = previous {
@@ -48,8 +52,9 @@ impl Relay {
 
     /// Records how a publish ended: sent, or waiting for a retry.
     fn finished(&mut self, (seq, envelope, attempt, result): Published, backoff: &RetryPolicy) {
-        if self.tails.get(&envelope.key).is_some_and(|(tail, _)| *tail == seq) {
-            self.tails.remove(&envelope.key);
+        let lane = (envelope.topic.clone(), envelope.key.clone());
+        if self.tails.get(&lane).is_some_and(|(tail, _)| *tail == seq) {
+            self.tails.remove(&lane);
         }
         match result {
             Ok(()) => self.sent.push(seq),
