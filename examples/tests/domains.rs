@@ -109,22 +109,35 @@ async fn a_bakery_day_sells_nothing_twice_nothing_stale_and_leaks_no_reservation
 }
 
 /// Runs `domain` apart: each service in a runtime of its own with a store of its own, the
-/// driver in another, all sharing only the transport. Returns the driver's verdicts, then the
-/// domain's invariants checked against the services' own stores.
+/// driver in another, all sharing only the transport. A service in `late` is down (its
+/// subscriptions exist, it does not run) until the driver has seen every process end. Returns
+/// the driver's verdicts, then the domain's invariants checked against the services' own stores.
 async fn run_apart(
     domain: Domain,
     seed: u64,
+    late: Option<(&str, &[&str])>,
 ) -> (Vec<saga_examples::Invariant>, Vec<saga_examples::Invariant>) {
     let transport: Arc<dyn saga_core::Transport> = Arc::new(InProcessTransport::new());
     let clock = domain.clock();
+    let start = |service: String| {
+        let (domain, transport, clock) = (domain.clone(), transport.clone(), clock.clone());
+        async move {
+            let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory().unwrap());
+            let builder = saga_core::Runtime::builder_shared(store.clone(), transport)
+                .clock(clock)
+                .announce(ANNOUNCEMENTS);
+            let runtime = domain.register_service(builder, &service, seed).unwrap().start().await.unwrap();
+            (service, store, runtime)
+        }
+    };
     let mut running = Vec::new();
-    for service in domain.services() {
-        let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory().unwrap());
-        let builder = saga_core::Runtime::builder_shared(store.clone(), transport.clone())
-            .clock(clock.clone())
-            .announce(ANNOUNCEMENTS);
-        let runtime = domain.register_service(builder, service, seed).unwrap().start().await.unwrap();
-        running.push((service.to_string(), store, runtime));
+    for service in domain.services().iter().filter(|s| late.is_none_or(|(l, _)| l != **s)) {
+        running.push(start(service.to_string()).await);
+    }
+    if let Some((service, topics)) = late {
+        for topic in topics {
+            drop(transport.subscribe(saga_core::transport::Subscribe::new(*topic, service)).await.unwrap());
+        }
     }
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let ctx = RunContext {
@@ -138,6 +151,9 @@ async fn run_apart(
     };
     let (outcome, verdicts) = domain.drive_apart(ctx).await.unwrap();
     assert_eq!(outcome, Outcome::Finished);
+    if let Some((service, _)) = late {
+        running.push(start(service.to_owned()).await);
+    }
     let mut stores = Vec::new();
     for (service, store, runtime) in running {
         runtime.wait_idle().await.unwrap();
@@ -148,9 +164,9 @@ async fn run_apart(
     (verdicts, invariants)
 }
 
-async fn assert_apart(domain: Domain) {
+async fn assert_apart(domain: Domain, late: Option<(&str, &[&str])>) {
     let name = domain.name();
-    let ran = tokio::time::timeout(Duration::from_secs(60), run_apart(domain, 13)).await;
+    let ran = tokio::time::timeout(Duration::from_secs(60), run_apart(domain, 13, late)).await;
     let (verdicts, invariants) = ran.unwrap_or_else(|_| panic!("{name} apart did not finish in a minute"));
     for invariant in verdicts.iter().chain(&invariants) {
         assert!(invariant.holds, "{name}: {}: {}", invariant.name, invariant.detail);
@@ -162,31 +178,31 @@ async fn assert_apart(domain: Domain) {
 async fn online_shop_runs_with_its_services_apart() {
     let options =
         online_shop::Options { orders: 40, worker_failure_rate: 0.4, declined_share: 0.2, workers: 3 };
-    assert_apart(Domain::OnlineShop(options)).await;
+    assert_apart(Domain::OnlineShop(options), None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn petstore_runs_with_its_services_apart() {
+async fn petstore_runs_with_its_services_apart_and_its_inventory_catches_up_after_an_outage() {
     let options =
         petstore::Options { pets: 6, orders: 40, rejected_share: 0.3, inventory_outage: Duration::ZERO };
-    assert_apart(Domain::Petstore(options)).await;
+    assert_apart(Domain::Petstore(options), Some(("inventory", &["pet.events"]))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_voiding_runs_with_its_services_apart() {
     let options = document_voiding::Options { documents: 40, customers: 5, ..Default::default() };
-    assert_apart(Domain::DocumentVoiding(options)).await;
+    assert_apart(Domain::DocumentVoiding(options), None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bakery_day_runs_with_its_services_apart_on_one_simulated_clock() {
     let opens_at = Some(saga_core::Timestamp::now().0 + 300);
     let options = bakery::Options { day_length_secs: 2.0, orders: 40, poor_customers: 0.3, opens_at };
-    assert_apart(Domain::Bakery(options)).await;
+    assert_apart(Domain::Bakery(options), None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imp_summoning_runs_with_its_services_apart() {
     let options = imp_summoning::Options { orders: 40, failure_rate: 0.3, ..Default::default() };
-    assert_apart(Domain::ImpSummoning(options)).await;
+    assert_apart(Domain::ImpSummoning(options), None).await;
 }
