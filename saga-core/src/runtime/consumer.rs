@@ -6,7 +6,7 @@ use super::context::Context;
 use super::stats::Counters;
 use crate::model::{ActionError, Envelope};
 use crate::store::{CommitUnit, DeadLetter, InboxKey, UnitOutcome};
-use crate::transport::{Delivery, Subscribe};
+use crate::transport::{Acknowledge, Delivery, Subscribe};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -215,7 +215,9 @@ fn spawn_handling(
 /// Handles one delivery to the end: committed and acked, deduplicated and acked, dead-lettered
 /// and acked, or nacked for a later attempt.
 async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Delivery) {
-    let envelope = delivery.envelope.clone();
+    // The envelope goes to the handler's context and comes back with its unit, uncloned.
+    let (mut envelope, acker) = delivery.into_parts();
+    let attempt = envelope.attempt;
     let inbox = InboxKey { consumer: consumer.name().to_owned(), message: envelope.id };
     let config = &shared.config;
 
@@ -225,18 +227,18 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
         Ok(snapshot) => snapshot,
         Err(e) => {
             tracing::warn!(error = %e, "opening a snapshot failed");
-            return retry_later(shared, delivery, None).await;
+            return retry_later(shared, acker, attempt, None).await;
         }
     };
     match first.is_handled(&inbox) {
         Ok(false) => {}
         Ok(true) => {
             Counters::add(&shared.counters.duplicates, 1);
-            return settle(delivery.ack().await);
+            return settle(acker.ack().await);
         }
         Err(e) => {
             tracing::warn!(error = %e, "inbox lookup failed");
-            return retry_later(shared, delivery, None).await;
+            return retry_later(shared, acker, attempt, None).await;
         }
     }
     let mut snapshot = Some(first);
@@ -250,7 +252,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "opening a snapshot failed");
-                    return retry_later(shared, delivery, None).await;
+                    return retry_later(shared, acker, attempt, None).await;
                 }
             },
         };
@@ -259,14 +261,16 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 envelope.headers.get(crate::transport::DECODE_ERROR_HEADER).cloned().unwrap_or_default();
             (dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now), true)
         } else {
-            let mut ctx =
-                Context::new(snapshot, name.clone(), envelope.clone(), now, shared.announce.clone());
-            match CatchUnwind(Box::pin(handle_and_start(shared, consumer, &mut ctx))).await {
-                Ok(Ok(Handled::Ignore)) => return settle(delivery.ack().await),
-                Ok(Ok(Handled::Commit)) => (ctx.into_unit(Some(inbox.clone())), false),
-                Ok(Err(e)) if e.is_transient() && envelope.attempt < config.max_deliveries => {
+            let mut ctx = Context::new(snapshot, name.clone(), envelope, now, shared.announce.clone());
+            let handled = CatchUnwind(Box::pin(handle_and_start(shared, consumer, &mut ctx))).await;
+            let (unit, incoming) = ctx.into_parts(inbox.clone());
+            envelope = incoming;
+            match handled {
+                Ok(Ok(Handled::Ignore)) => return settle(acker.ack().await),
+                Ok(Ok(Handled::Commit)) => (unit, false),
+                Ok(Err(e)) if e.is_transient() && attempt < config.max_deliveries => {
                     tracing::info!(error = %e, "handler failed; the message will be redelivered");
-                    return retry_later(shared, delivery, e.retry_after()).await;
+                    return retry_later(shared, acker, attempt, e.retry_after()).await;
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "handler gave up; message goes to dead letters");
@@ -286,11 +290,11 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 if dead {
                     Counters::add(&shared.counters.dead_lettered, 1);
                 }
-                return settle(delivery.ack().await);
+                return settle(acker.ack().await);
             }
             Ok(UnitOutcome::Duplicate) => {
                 Counters::add(&shared.counters.duplicates, 1);
-                return settle(delivery.ack().await);
+                return settle(acker.ack().await);
             }
             Ok(UnitOutcome::Conflict(e)) => {
                 Counters::add(&shared.counters.conflicts, 1);
@@ -299,11 +303,11 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             }
             Err(e) => {
                 tracing::warn!(error = %e, "commit failed; the message will be redelivered");
-                return retry_later(shared, delivery, None).await;
+                return retry_later(shared, acker, attempt, None).await;
             }
         }
     }
-    retry_later(shared, delivery, None).await
+    retry_later(shared, acker, attempt, None).await
 }
 
 fn dead_letter(envelope: &Envelope, inbox: &InboxKey, error: String, now: crate::Timestamp) -> CommitUnit {
@@ -322,10 +326,15 @@ fn dead_letter(envelope: &Envelope, inbox: &InboxKey, error: String, now: crate:
 
 /// Hands the delivery back for a later attempt: after the wait the handler asked for, if any,
 /// else after the redelivery backoff.
-async fn retry_later(shared: &Shared, delivery: Delivery, asked: Option<std::time::Duration>) {
+async fn retry_later(
+    shared: &Shared,
+    acker: Box<dyn Acknowledge>,
+    attempt: u32,
+    asked: Option<std::time::Duration>,
+) {
     Counters::add(&shared.counters.redelivered, 1);
-    let wait = asked.unwrap_or_else(|| shared.config.redelivery.backoff(delivery.envelope.attempt));
-    settle(delivery.nack(wait).await)
+    let wait = asked.unwrap_or_else(|| shared.config.redelivery.backoff(attempt));
+    settle(acker.nack(wait).await)
 }
 
 fn settle(result: crate::Result<()>) {

@@ -259,11 +259,12 @@ impl Context {
         Ok(())
     }
 
-    pub(crate) fn into_unit(mut self, inbox: Option<InboxKey>) -> CommitUnit {
-        self.unit.inbox = inbox;
+    /// The commit unit the handler built (with `inbox`), and the message it handled.
+    pub(crate) fn into_parts(mut self, inbox: InboxKey) -> (CommitUnit, Envelope) {
+        self.unit.inbox = Some(inbox);
         // Starts that no engine of this runtime took go out as messages.
         self.unit.outbox.append(&mut self.starts);
-        self.unit
+        (self.unit, self.incoming)
     }
 }
 

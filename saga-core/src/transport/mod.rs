@@ -108,6 +108,12 @@ impl Delivery {
     pub async fn nack(self, delay: Duration) -> Result<()> {
         self.acker.nack(delay).await
     }
+
+    /// The envelope and what settles it, apart: the runtime hands the envelope to the handler
+    /// and settles the delivery after the commit.
+    pub(crate) fn into_parts(self) -> (Envelope, Box<dyn Acknowledge>) {
+        (self.envelope, self.acker)
+    }
 }
 
 impl std::fmt::Debug for Delivery {
