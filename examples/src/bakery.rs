@@ -633,14 +633,14 @@ pub async fn drive_apart(
     options: &Options,
 ) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
     let driver = Driver::start(&ctx).await?;
-    driver.send("production", [("day".to_owned(), OpenDay {})], false).await?;
+    driver.send(&ctx, "production", [("day".to_owned(), OpenDay {})]).await?;
     let mut outcome = Outcome::Finished;
     for (at, order) in orders(ctx.seed, options) {
         tokio::select! {
             _ = ctx.clock.sleep_until(at) => {}
             _ = ctx.stop.wait_for(|s| *s) => { outcome = Outcome::Interrupted; break }
         }
-        driver.send("sales", [(order.order.clone(), order)], false).await?;
+        driver.send(&ctx, "sales", [(order.order.clone(), order)]).await?;
     }
     if outcome == Outcome::Finished {
         outcome = driver.ended(&mut ctx, options.orders).await?;

@@ -319,15 +319,12 @@ pub async fn drive_apart(
 ) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
     let driver = Driver::start(&ctx).await?;
     let scenario = scenario(ctx.seed, options);
-    let (issued, published) = (scenario.issues.len() as u64, scenario.publications.len() as u64);
-    driver.send("billing", scenario.issues, true).await?;
-    let mut outcome = driver.receipts(&mut ctx, "issued/", issued).await?;
+    let mut outcome = driver.confirmed(&mut ctx, "billing", scenario.issues, "issued/").await?;
     if outcome == Outcome::Finished {
-        driver.send("reports", scenario.publications, true).await?;
-        outcome = driver.receipts(&mut ctx, "published/", published).await?;
+        outcome = driver.confirmed(&mut ctx, "reports", scenario.publications, "published/").await?;
     }
     if outcome == Outcome::Finished {
-        driver.send("billing", scenario.voids, false).await?;
+        driver.send(&ctx, "billing", scenario.voids).await?;
         outcome = driver.ended(&mut ctx, scenario.voided).await?;
     }
     driver.finish(&ctx, outcome, scenario.voided).await

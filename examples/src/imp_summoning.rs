@@ -4,7 +4,8 @@
 //! goes back from the treasury and the customer is reimbursed.
 
 use crate::run::{
-    Driver, Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches,
+    Driver, Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_envelopes,
+    send_in_batches,
 };
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
@@ -433,9 +434,7 @@ pub async fn run_customer(
             envelope.reply_to = Some("customer".into());
             asks.push(envelope);
         }
-        for chunk in asks.chunks(256) {
-            runtime.send_all(chunk.to_vec()).await?;
-        }
+        send_envelopes(&runtime, asks, &ctx.stop).await?;
         tokio::select! {
             _ = ctx.stop.wait_for(|s| *s) => break Outcome::Interrupted,
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}

@@ -19,5 +19,5 @@ mod run;
 pub use domain::Domain;
 pub use run::{
     ANNOUNCEMENTS, DRIVER, Invariant, Outcome, Progress, Receipt, Records, RunContext, ServiceStores,
-    Summary, announced, process_counts, saga_latency,
+    Summary, process_counts, saga_latency,
 };

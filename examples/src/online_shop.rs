@@ -391,7 +391,7 @@ pub async fn drive_apart(
     options: &Options,
 ) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
     let driver = Driver::start(&ctx).await?;
-    driver.send("shop", checkouts(options), false).await?;
+    driver.send(&ctx, "shop", checkouts(options)).await?;
     let outcome = driver.ended(&mut ctx, options.orders).await?;
     driver.finish(&ctx, outcome, options.orders).await
 }

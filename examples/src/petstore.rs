@@ -454,16 +454,13 @@ pub async fn drive_apart(
 ) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
     let driver = Driver::start(&ctx).await?;
     let scenario = scenario(ctx.seed, options);
-    let (users, pets) = (scenario.users.len() as u64, scenario.pets.len() as u64);
-    driver.send("users", scenario.users, true).await?;
-    driver.send("pets", scenario.pets, true).await?;
-    let mut outcome = driver.receipts(&mut ctx, "user/", users).await?;
+    let mut outcome = driver.confirmed(&mut ctx, "users", scenario.users, "user/").await?;
     if outcome == Outcome::Finished {
-        outcome = driver.receipts(&mut ctx, "pet/", pets).await?;
+        outcome = driver.confirmed(&mut ctx, "pets", scenario.pets, "pet/").await?;
     }
     if outcome == Outcome::Finished {
-        driver.send("orders", scenario.orders, false).await?;
-        driver.send("pets", scenario.deletions, false).await?;
+        driver.send(&ctx, "orders", scenario.orders).await?;
+        driver.send(&ctx, "pets", scenario.deletions).await?;
         outcome = driver.ended(&mut ctx, options.orders).await?;
     }
     driver.finish(&ctx, outcome, options.orders).await

@@ -264,20 +264,29 @@ pub(crate) async fn send_in_batches<M: saga_core::Message>(
     messages: impl IntoIterator<Item = (String, M)>,
     stop: &watch::Receiver<bool>,
 ) -> saga_core::Result<()> {
-    let mut batches = vec![Vec::new()];
-    for (key, message) in messages {
-        if batches.last().is_some_and(|b| b.len() == 256) {
-            batches.push(Vec::new());
-        }
-        if let Some(batch) = batches.last_mut() {
-            batch.push(saga_core::Envelope::new(topic, &key, &message)?);
-        }
+    let envelopes = messages
+        .into_iter()
+        .map(|(key, message)| saga_core::Envelope::new(topic, &key, &message))
+        .collect::<saga_core::Result<Vec<_>>>()?;
+    send_envelopes(runtime, envelopes, stop).await
+}
+
+/// Sends ready-made envelopes the way [`send_in_batches`] sends messages.
+pub(crate) async fn send_envelopes(
+    runtime: &RuntimeHandle,
+    mut envelopes: Vec<saga_core::Envelope>,
+    stop: &watch::Receiver<bool>,
+) -> saga_core::Result<()> {
+    let mut batches = Vec::new();
+    while !envelopes.is_empty() {
+        let rest = envelopes.split_off(envelopes.len().min(256));
+        batches.push(std::mem::replace(&mut envelopes, rest));
     }
     for wave in batches.chunks_mut(16) {
         if *stop.borrow() {
             return Ok(());
         }
-        let sends = wave.iter_mut().filter(|b| !b.is_empty()).map(|b| runtime.send_all(std::mem::take(b)));
+        let sends = wave.iter_mut().map(|b| runtime.send_all(std::mem::take(b)));
         for sent in futures_util::future::join_all(sends).await {
             sent?;
         }
@@ -329,35 +338,33 @@ impl Driver {
         Ok(Driver { runtime: ctx.builder().register(service).start().await? })
     }
 
-    /// Sends `messages` to `topic`, each asking for a receipt when `receipts` is true.
+    /// Sends `messages` to `topic`.
     pub(crate) async fn send<M: saga_core::Message>(
         &self,
+        ctx: &RunContext,
         topic: &str,
         messages: impl IntoIterator<Item = (String, M)>,
-        receipts: bool,
     ) -> saga_core::Result<()> {
-        let mut envelopes = Vec::new();
-        for (key, message) in messages {
-            let mut envelope = saga_core::Envelope::new(topic, &key, &message)?;
-            envelope.source = DRIVER.into();
-            if receipts {
-                envelope.reply_to = Some(DRIVER.into());
-            }
-            envelopes.push(envelope);
-        }
-        for chunk in envelopes.chunks(256) {
-            self.runtime.send_all(chunk.to_vec()).await?;
-        }
-        Ok(())
+        send_in_batches(&self.runtime, topic, messages, &ctx.stop).await
     }
 
-    /// Waits until `n` receipts whose `what` starts with `prefix` have come back.
-    pub(crate) async fn receipts(
+    /// Sends `messages` to `topic`, each asking for a [`Receipt`], and waits for them all: the
+    /// receipts' `what` starts with `prefix`.
+    pub(crate) async fn confirmed<M: saga_core::Message>(
         &self,
         ctx: &mut RunContext,
+        topic: &str,
+        messages: Vec<(String, M)>,
         prefix: &str,
-        n: u64,
     ) -> saga_core::Result<Outcome> {
+        let n = messages.len() as u64;
+        let mut envelopes = Vec::with_capacity(messages.len());
+        for (key, message) in messages {
+            let mut envelope = saga_core::Envelope::new(topic, &key, &message)?;
+            envelope.reply_to = Some(DRIVER.into());
+            envelopes.push(envelope);
+        }
+        send_envelopes(&self.runtime, envelopes, &ctx.stop).await?;
         let prefix = format!("receipt/{prefix}");
         drive(ctx, n, |store| {
             Ok(store.records(DRIVER)?.iter().filter(|(id, _)| id.starts_with(&prefix)).count() as u64)
@@ -399,7 +406,7 @@ impl Driver {
 }
 
 /// The processes a driver has heard of, by their last announced status.
-pub fn announced(store: &dyn Store) -> saga_core::Result<Summary> {
+fn announced(store: &dyn Store) -> saga_core::Result<Summary> {
     let mut summary = Summary::default();
     for (id, record) in store.records(DRIVER)? {
         if !id.starts_with("process/") {

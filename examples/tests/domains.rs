@@ -11,6 +11,21 @@ use saga_examples::{
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A run's context over `store`, `transport` and `clock`, and the sender that would stop it
+/// (the run stops if it is dropped).
+fn context(
+    store: Arc<dyn Store>,
+    transport: Arc<dyn saga_core::Transport>,
+    clock: Arc<dyn saga_core::Clock>,
+    seed: u64,
+) -> (RunContext, tokio::sync::watch::Sender<bool>) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let progress = Arc::new(|_: u64, _: u64| {});
+    let ctx =
+        RunContext { store, transport, clock, seed, progress, stop: stopped, stats: Default::default() };
+    (ctx, stop)
+}
+
 async fn run(domain: Domain, seed: u64) -> (Arc<RedbStore>, Vec<saga_examples::Invariant>) {
     run_with_clock(domain, seed).await
 }
@@ -18,16 +33,7 @@ async fn run(domain: Domain, seed: u64) -> (Arc<RedbStore>, Vec<saga_examples::I
 async fn run_with_clock(domain: Domain, seed: u64) -> (Arc<RedbStore>, Vec<saga_examples::Invariant>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(RedbStore::open(dir.path().join("domain.redb")).unwrap());
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let ctx = RunContext {
-        store: store.clone(),
-        transport: Arc::new(InProcessTransport::new()),
-        clock: domain.clock(),
-        seed,
-        progress: Arc::new(|_: u64, _: u64| {}),
-        stop: stopped,
-        stats: Default::default(),
-    };
+    let (ctx, _stop) = context(store.clone(), Arc::new(InProcessTransport::new()), domain.clock(), seed);
     let (outcome, invariants) = domain.run(ctx).await.unwrap();
     assert_eq!(outcome, Outcome::Finished);
     std::mem::forget(dir);
@@ -139,16 +145,8 @@ async fn run_apart(
             drop(transport.subscribe(saga_core::transport::Subscribe::new(*topic, service)).await.unwrap());
         }
     }
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let ctx = RunContext {
-        store: Arc::new(RedbStore::in_memory().unwrap()),
-        transport: transport.clone(),
-        clock: clock.clone(),
-        seed,
-        progress: Arc::new(|_: u64, _: u64| {}),
-        stop: stopped,
-        stats: Default::default(),
-    };
+    let (ctx, _stop) =
+        context(Arc::new(RedbStore::in_memory().unwrap()), transport.clone(), clock.clone(), seed);
     let (outcome, verdicts) = domain.drive_apart(ctx).await.unwrap();
     assert_eq!(outcome, Outcome::Finished);
     if let Some((service, _)) = late {

@@ -261,19 +261,26 @@ pub(crate) struct OpensAt {
     pub(crate) opens_at: u64,
 }
 
-/// Where a service run apart keeps its records and meets the others.
+/// Where a process run apart keeps its records and meets the others.
 #[derive(Args, Debug, Clone)]
-pub(crate) struct ApartArgs {
-    /// The service's name.
-    pub(crate) service: String,
+pub(crate) struct BrokerArgs {
     #[command(flatten)]
     pub(crate) db: DbArg,
     /// The broker, `nats://HOST:PORT`.
     #[arg(long, value_parser = parse_nats_url)]
     pub(crate) transport: String,
-    /// Seeds the service's random choices.
+    /// Seeds the process's random choices.
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
+}
+
+/// One service of a domain, run apart.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ApartArgs {
+    /// The service's name.
+    pub(crate) service: String,
+    #[command(flatten)]
+    pub(crate) broker: BrokerArgs,
     /// This process's share of the service, `I/N`: with N processes of one service, member
     /// I takes the topic partitions p with p % N == I, so each key has one process.
     #[arg(long, default_value = "0/1", value_parser = parse_member)]
@@ -323,17 +330,11 @@ pub(crate) enum ServiceArgs {
     },
 }
 
-/// Where a driver run apart keeps its records and meets the services.
+/// A domain's driver, run apart from its services.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct DriverArgs {
     #[command(flatten)]
-    pub(crate) db: DbArg,
-    /// The broker, `nats://HOST:PORT`.
-    #[arg(long, value_parser = parse_nats_url)]
-    pub(crate) transport: String,
-    /// Seeds the scenario's choices.
-    #[arg(long, default_value_t = 1)]
-    pub(crate) seed: u64,
+    pub(crate) broker: BrokerArgs,
     /// Print one JSON object.
     #[arg(long)]
     pub(crate) json: bool,

@@ -135,3 +135,44 @@ async fn a_failed_instance_holds_its_document_until_acknowledged() {
     .await;
     runtime.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_process_managers_start_failure_and_acknowledgement_are_announced_in_order() {
+    let (store, builder) = in_memory();
+    let runtime = builder
+        .announce("processes")
+        .register(voiding())
+        .register(reports())
+        .register(watcher())
+        .start()
+        .await
+        .unwrap();
+    runtime.send("billing", "doc-3", &VoidingRequested { document: "doc-3".into() }).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    let failed = MarkingFinished { document: "doc-3".into(), succeeded: false };
+    runtime.send("reports.events", "doc-3", &failed).await.unwrap();
+    let id = "voiding/doc-3/1";
+    eventually("the instance to fail", || status(store.as_ref(), id) == Some(Status::Failed)).await;
+    runtime.acknowledge(id).await.unwrap();
+    let seen = || -> Vec<String> {
+        store
+            .record("watcher", id)
+            .unwrap()
+            .map(|r| serde_json::from_slice(&r.data).unwrap())
+            .unwrap_or_default()
+    };
+    eventually("three announcements", || seen().len() == 3).await;
+    assert_eq!(seen(), ["->running", "running>failed", "failed>acknowledged"]);
+    runtime.shutdown().await.unwrap();
+}
+
+/// Keeps every announced change of each process, in the order it heard them.
+fn watcher() -> saga_core::Service {
+    saga_core::Service::new("watcher").on("processes", |ctx, c: saga_core::ProcessChanged| {
+        assert_eq!((c.class, c.kind.as_str()), (Class::Process, "voiding"));
+        let mut seen: Vec<String> = ctx.load(&c.process)?.unwrap_or_default();
+        seen.push(format!("{}>{}", c.from.map_or("-".to_owned(), |s| s.to_string()), c.to));
+        ctx.save(&c.process, &seen)?;
+        Ok(())
+    })
+}

@@ -37,20 +37,21 @@ pub(crate) async fn serve(args: ServiceArgs) -> Result<u8> {
         eprintln!("saga-cli: {unknown}");
         return Ok(2);
     }
-    let store = Arc::new(RedbStore::open(&apart.db.db)?);
-    let transport = connect_as(&TransportArg::Nats(apart.transport.clone()), name, apart.member).await?;
+    let store = Arc::new(RedbStore::open(&apart.broker.db.db)?);
+    let transport =
+        connect_as(&TransportArg::Nats(apart.broker.transport.clone()), name, apart.member).await?;
     let builder = saga_core::Runtime::builder_shared(store, transport.clone())
         .clock(domain.clock())
         .announce(ANNOUNCEMENTS);
-    let builder = domain.register_service(builder, service, apart.seed).map_err(anyhow::Error::msg)?;
+    let builder = domain.register_service(builder, service, apart.broker.seed).map_err(anyhow::Error::msg)?;
     let mut stopped = stop_on_signal()?;
     let runtime = builder.start().await?;
     eprintln!(
         "{name} {service}: serving over {} as member {}/{}, records in {}",
-        apart.transport,
+        apart.broker.transport,
         apart.member.index,
         apart.member.count,
-        apart.db.db.display()
+        apart.broker.db.db.display()
     );
     let _ = stopped.wait_for(|s| *s).await;
     eprintln!("{name} {service}: stopping, finishing the messages in flight");
@@ -63,14 +64,14 @@ pub(crate) async fn serve(args: ServiceArgs) -> Result<u8> {
 pub(crate) async fn drive(args: DriveArgs) -> Result<u8> {
     let (driver, domain) = driver_of(args);
     let name = domain.name();
-    let store = Arc::new(RedbStore::open(&driver.db.db)?);
-    let transport = connect(&TransportArg::Nats(driver.transport.clone()), name).await?;
+    let store = Arc::new(RedbStore::open(&driver.broker.db.db)?);
+    let transport = connect(&TransportArg::Nats(driver.broker.transport.clone()), name).await?;
     let progress = Arc::new(ProgressLine::new(DRIVER_LABEL));
     let ctx = RunContext {
         store,
         transport: transport.clone(),
         clock: domain.clock(),
-        seed: driver.seed,
+        seed: driver.broker.seed,
         progress: progress.clone(),
         stop: stop_on_signal()?,
         stats: Default::default(),
@@ -84,7 +85,7 @@ pub(crate) async fn drive(args: DriveArgs) -> Result<u8> {
     if driver.json {
         let report = json!({
             "domain": name,
-            "db": driver.db.db.display().to_string(),
+            "db": driver.broker.db.db.display().to_string(),
             "invariants": invariants,
             "elapsed_ms": elapsed.as_millis() as u64,
             "interrupted": outcome == Outcome::Interrupted,

@@ -54,8 +54,8 @@ async fn handle_and_start(
     if matches!(handled, Handled::Commit) {
         for start in ctx.take_starts() {
             match shared.eager.get(&start.topic) {
-                Some(engine) => {
-                    let own = ctx.act_as(Arc::from(engine.name()));
+                Some((name, engine)) => {
+                    let own = ctx.act_as(name.clone());
                     let begun = engine.start_eagerly(ctx, &start).await;
                     ctx.act_as(own);
                     begun?;

@@ -70,8 +70,9 @@ pub(crate) struct Shared {
     pub(crate) relay_wake: Arc<Notify>,
     pub(crate) timer_wake: Arc<Notify>,
     pub(crate) counters: Arc<stats::Counters>,
-    /// By topic, the consumers that can begin a process inside another handler's commit.
-    pub(crate) eager: std::collections::HashMap<String, Arc<dyn Consumer>>,
+    /// By topic, the consumers that can begin a process inside another handler's commit, with
+    /// their names.
+    pub(crate) eager: std::collections::HashMap<String, (Arc<str>, Arc<dyn Consumer>)>,
     /// Where process status changes are announced, if anywhere.
     pub(crate) announce: Option<Arc<str>>,
 }
@@ -202,8 +203,11 @@ impl RuntimeBuilder {
             Wakers { relay: relay_wake.clone(), timers: timer_wake.clone() },
             counters.clone(),
         )?;
-        let eager =
-            self.consumers.iter().filter_map(|c| Some((c.eager_topic()?.to_owned(), c.clone()))).collect();
+        let eager = self
+            .consumers
+            .iter()
+            .filter_map(|c| Some((c.eager_topic()?.to_owned(), (Arc::from(c.name()), c.clone()))))
+            .collect();
         let shared = Arc::new(Shared {
             store: self.store,
             transport: self.transport,

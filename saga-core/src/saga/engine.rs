@@ -203,12 +203,17 @@ where
         due: Timestamp,
         message: &M,
     ) -> Result<(), ActionError> {
+        let envelope = self.envelope(&self.engine.topic, message)?;
+        self.add_timer(name, due, envelope);
+        Ok(())
+    }
+
+    /// Sets timer `name` of this instance to send `envelope` at `due`.
+    fn add_timer(&mut self, name: String, due: Timestamp, envelope: Envelope) {
         // The engine fires or removes each timer before it sets that name again, and keeps
         // the due of those it may cancel: the store needs no name index for them.
-        let envelope = self.envelope(&self.engine.topic, message)?;
         self.ctx.add_timer(&format!("{}/{name}", self.pid), due, envelope);
         self.history(HistoryEvent::TimerSet { name, due });
-        Ok(())
     }
 
     /// Cancels a timer set at `due`; `None` for one set before dues were kept in the state.
@@ -298,8 +303,7 @@ where
             }
             Some(due) => {
                 record.status = StepStatus::Retrying;
-                self.ctx.add_timer(&format!("{}/{name}/retry", self.pid), due, envelope);
-                self.history(HistoryEvent::TimerSet { name: format!("{name}/retry"), due });
+                self.add_timer(format!("{name}/retry"), due, envelope);
                 due
             }
         };
