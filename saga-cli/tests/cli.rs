@@ -12,6 +12,24 @@ fn saga_cli(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_saga-cli")).args(args).current_dir(dir).output().unwrap()
 }
 
+/// Waits for `child` to exit; a child still running after `limit` is killed and the test fails,
+/// rather than the run hanging.
+fn finish_within(child: std::process::Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let output = rx.recv().unwrap().unwrap();
+            panic!("still running after {limit:?}; its stderr: {}", stderr(&output));
+        }
+    }
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -321,7 +339,7 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     std::thread::sleep(Duration::from_millis(300));
     services[3] = service("circle", "0/1");
 
-    let out = driver.wait_with_output().unwrap();
+    let out = finish_within(driver, Duration::from_secs(180));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let verdicts = json(&out)["invariants"].as_array().unwrap().clone();
     assert_eq!(verdicts.len(), 2, "the customer's view and the announced ends: {verdicts:?}");
@@ -401,8 +419,8 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
                 .unwrap()
         })
         .collect();
-    let out = saga_cli(
-        &[
+    let driver = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+        .args([
             "drive",
             "document-voiding",
             "--documents",
@@ -412,9 +430,13 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
             "--db",
             "driver.redb",
             "--json",
-        ],
-        dir.path(),
-    );
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish_within(driver, Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = json(&out);
     for verdict in report["invariants"].as_array().unwrap() {

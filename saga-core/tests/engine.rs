@@ -423,3 +423,53 @@ async fn a_topic_whose_consumer_is_down_holds_up_nothing_on_other_topics_for_the
     assert!(waiting.iter().any(|r| r.envelope.topic == "archive"), "the archive's message waits for it");
     runtime.shutdown().await.unwrap();
 }
+
+/// An in-process transport that refuses the first two publishes of deposit 1, as a broker that
+/// is briefly away would.
+struct AwayForDepositOne {
+    inner: InProcessTransport,
+    refused: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Transport for AwayForDepositOne {
+    async fn publish(&self, envelope: Envelope) -> saga_core::Result<()> {
+        let first = envelope.kind == "test.deposit" && envelope.decode::<Deposit>().is_ok_and(|d| d.n == 1);
+        if first && self.refused.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Err(Error::Transport("the broker is away".into()));
+        }
+        self.inner.publish(envelope).await
+    }
+
+    async fn subscribe(
+        &self,
+        spec: Subscribe,
+    ) -> saga_core::Result<Box<dyn saga_core::transport::Subscription>> {
+        self.inner.subscribe(spec).await
+    }
+
+    async fn close(&self) -> saga_core::Result<()> {
+        self.inner.close().await
+    }
+}
+
+#[tokio::test]
+async fn a_keys_messages_keep_their_order_when_the_transport_refuses_one_for_a_while() {
+    let transport = AwayForDepositOne { inner: InProcessTransport::new(), refused: AtomicUsize::new(0) };
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(transport))
+        .register(ledger(calls))
+        .register(auditor())
+        .start()
+        .await
+        .unwrap();
+    // Deposits 1 and 5 go to the same account, in this order, in one commit.
+    let deposits = [1, 5].map(|n| Envelope::new("ledger", "acct-1", &deposit(n)).unwrap());
+    runtime.send_all(deposits.to_vec()).await.unwrap();
+    eventually("both deposits", || applied(store.as_ref()) == [1, 5]).await;
+    let account: Account =
+        serde_json::from_slice(&store.record("ledger", "acct-1").unwrap().unwrap().data).unwrap();
+    assert_eq!(account.deposits, [1, 5], "deposit 5 waited for deposit 1's retries");
+    runtime.shutdown().await.unwrap();
+}
