@@ -58,7 +58,7 @@ fn a_database_of_a_newer_schema_is_refused_and_untouched() {
     let before = snapshot(&path);
     let err = RedbStore::open(&path).unwrap_err();
     match &err {
-        Error::SchemaVersion { found, supported, .. } => assert_eq!((*found, *supported), (7, 1)),
+        Error::SchemaVersion { found, supported, .. } => assert_eq!((*found, *supported), (7, 2)),
         other => panic!("expected a schema version error, got {other:?}"),
     }
     assert!(err.to_string().contains("schema version 7"), "{err}");
@@ -85,6 +85,65 @@ fn a_reader_sees_a_writers_commits_while_it_writes() {
     let envelope = saga_core::Envelope::new("t", "k", &crate::common::deposit(1)).unwrap();
     writer.commit(&Batch { units: vec![CommitUnit::send(envelope)], sent: vec![] }).unwrap();
     assert_eq!(reader.outbox_after(None, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn a_schema_1_database_is_upgraded_by_a_writer_with_every_history_entry_kept_in_order() {
+    use saga_core::Store;
+    use saga_core::store::{HistoryEntry, HistoryEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    drop(RedbStore::open(&path).unwrap());
+    let entry = |step: &str, attempt: u32| HistoryEntry {
+        at: saga_core::Timestamp(u64::from(attempt)),
+        event: HistoryEvent::StepStarted { step: step.into(), attempt },
+    };
+    // Rewrite the new file into schema 1's layout: history keyed by (process, sequence), with
+    // two processes' rows interleaved in sequence order, as commits wrote them.
+    {
+        let db = redb_db(&path);
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(redb::TableDefinition::<u64, (&str, u64, &[u8])>::new("history_log")).unwrap();
+        txn.delete_table(redb::TableDefinition::<&str, u64>::new("history_heads")).unwrap();
+        {
+            let v1: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("history");
+            let mut history = txn.open_table(v1).unwrap();
+            for (process, seq, attempts) in [("a/1", 3, [1, 2]), ("b/1", 4, [1, 1]), ("a/1", 7, [3, 4])] {
+                let entries: Vec<_> = attempts.iter().map(|n| entry(process, *n)).collect();
+                history.insert((process, seq), serde_json::to_vec(&entries).unwrap().as_slice()).unwrap();
+            }
+            let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("saga_meta");
+            txn.open_table(meta).unwrap().insert("schema", 1u32.to_le_bytes().as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let before = snapshot(&path);
+    let Err(err) = RedbStore::open_read_only(&path) else { panic!("a reader cannot upgrade") };
+    assert!(err.to_string().contains("schema version 1") && err.to_string().contains("upgrade"), "{err}");
+    assert_eq!(snapshot(&path), before);
+
+    let store = RedbStore::open(&path).unwrap();
+    let attempts = |store: &RedbStore, id: &str| -> Vec<u32> {
+        store
+            .history(id)
+            .unwrap()
+            .into_iter()
+            .map(|h| match h.event {
+                HistoryEvent::StepStarted { attempt, .. } => attempt,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(attempts(&store, "a/1"), [1, 2, 3, 4]);
+    assert_eq!(attempts(&store, "b/1"), [1, 1]);
+    // New entries chain onto the upgraded ones, and the file now opens read-only.
+    let unit =
+        saga_core::store::CommitUnit { history: vec![("a/1".into(), entry("a/1", 5))], ..Default::default() };
+    store.commit(&saga_core::store::Batch { units: vec![unit], sent: vec![] }).unwrap();
+    drop(store);
+    let reader = RedbStore::open_read_only(&path).unwrap();
+    assert_eq!(attempts(&reader, "a/1"), [1, 2, 3, 4, 5]);
+    assert!(attempts(&reader, "c/1").is_empty());
 }
 
 fn redb_db(path: &Path) -> redb::Database {

@@ -12,7 +12,8 @@ type R<T> = std::result::Result<T, redb::Error>;
 struct Tables<'t> {
     records: Table<'t, (&'static str, &'static str), &'static [u8]>,
     status: Table<'t, (u8, &'static str), ()>,
-    history: Table<'t, (&'static str, u64), &'static [u8]>,
+    history: Table<'t, u64, (&'static str, u64, &'static [u8])>,
+    history_heads: Table<'t, &'static str, u64>,
     outbox: Table<'t, u64, &'static [u8]>,
     inbox: Table<'t, (u128, &'static str), u64>,
     timers: Table<'t, (u64, &'static str), &'static [u8]>,
@@ -29,6 +30,7 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<Vec
             records: txn.open_table(RECORDS)?,
             status: txn.open_table(STATUS_INDEX)?,
             history: txn.open_table(HISTORY)?,
+            history_heads: txn.open_table(HISTORY_HEADS)?,
             outbox: txn.open_table(OUTBOX)?,
             inbox: txn.open_table(INBOX)?,
             timers: txn.open_table(TIMERS)?,
@@ -190,12 +192,12 @@ fn apply_unit(
         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
         t.outbox.insert(seq, bytes.as_slice())?;
     }
-    // One row per process per unit: the entries this commit adds to its history, in order. The
-    // sequence is shared with the outbox, so history keys only append, with no lookup of a
-    // process's last entry.
+    // One row per process per unit: the entries this commit adds to its history, in order,
+    // appended under the next sequence and chained to the process's previous row.
     for ((process, _), json) in history_runs(&unit.history).zip(&rows.history) {
         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-        t.history.insert((process, seq), json.as_slice())?;
+        let previous = t.history_heads.insert(process, seq)?.map_or(0, |v| v.value());
+        t.history.insert(seq, (process, previous, json.as_slice()))?;
     }
     for (op, envelope) in unit.timers.iter().zip(&rows.timers) {
         let envelope = envelope.as_deref().unwrap_or_default();

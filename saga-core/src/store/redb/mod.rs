@@ -120,11 +120,21 @@ impl RedbStore {
             other => open::open_error(path, other),
         })?;
         let txn = ro.begin_read().map_err(|e| read_error(path, e))?;
-        if let Schema::Blank = open::check_schema(&txn, path)? {
-            return Err(Error::ForeignDatabase {
-                path: path.to_owned(),
-                detail: "it is an empty redb database".into(),
-            });
+        match open::check_schema(&txn, path)? {
+            Schema::Current => {}
+            Schema::Blank => {
+                return Err(Error::ForeignDatabase {
+                    path: path.to_owned(),
+                    detail: "it is an empty redb database".into(),
+                });
+            }
+            Schema::Older(found) => {
+                return Err(Error::Config(format!(
+                    "{}: the database has schema version {found}, written by an older saga-core; \
+                     open it for writing once (for example with `saga-cli retry`) to upgrade it",
+                    path.display()
+                )));
+            }
         }
         let next = open::next_seq(&txn, path)?;
         drop(txn);
@@ -152,8 +162,10 @@ impl RedbStore {
         let txn = db.begin_read().map_err(|e| read_error(&path, e))?;
         let schema = open::check_schema(&txn, &path)?;
         drop(txn);
-        if let Schema::Blank = schema {
-            open::initialise(&db, &path)?;
+        match schema {
+            Schema::Current => {}
+            Schema::Blank => open::initialise(&db, &path)?,
+            Schema::Older(found) => open::upgrade(&db, &path, found)?,
         }
         let txn = db.begin_read().map_err(|e| read_error(&path, e))?;
         let next = open::next_seq(&txn, &path)?;
@@ -198,6 +210,10 @@ fn file_builder() -> Builder {
     let mut builder = Builder::new();
     builder.set_concurrency_mode(ConcurrencyMode::SingleWriter);
     builder
+}
+
+fn broken_history(id: &str, row: u64) -> Error {
+    Error::Corrupt { table: "history_log", detail: format!("the history of {id} breaks at row {row}") }
 }
 
 fn read_error(path: &Path, e: redb::TransactionError) -> Error {
@@ -309,15 +325,25 @@ impl Store for RedbStore {
     fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         let txn = self.read()?;
         let err = self.err("reading history");
+        let heads = r(txn.open_table(HISTORY_HEADS)).map_err(&err)?;
         let table = r(txn.open_table(HISTORY)).map_err(&err)?;
-        let mut out = Vec::new();
-        for entry in r(table.range((id, 0)..=(id, u64::MAX))).map_err(&err)? {
-            let (_, value) = r(entry).map_err(&err)?;
-            let entries: Vec<HistoryEntry> = serde_json::from_slice(value.value())
-                .map_err(|e| Error::codec(format!("history of {id}"), e))?;
-            out.extend(entries);
+        let mut next = r(heads.get(id)).map_err(&err)?.map_or(0, |v| v.value());
+        // Newest row first, following each row's link to the one before.
+        let mut rows = Vec::new();
+        while next != 0 {
+            let row = r(table.get(next)).map_err(&err)?;
+            let Some((process, previous, entries)) = row.as_ref().map(|v| v.value()) else {
+                return Err(broken_history(id, next));
+            };
+            if process != id || previous >= next {
+                return Err(broken_history(id, next));
+            }
+            let entries: Vec<HistoryEntry> =
+                serde_json::from_slice(entries).map_err(|e| Error::codec(format!("history of {id}"), e))?;
+            rows.push(entries);
+            next = previous;
         }
-        Ok(out)
+        Ok(rows.into_iter().rev().flatten().collect())
     }
 
     fn outbox_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxRow>> {

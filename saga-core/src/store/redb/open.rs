@@ -1,8 +1,8 @@
 //! Opening a saga database: refuse what is not ours before anything is written.
 
 use super::tables::{
-    DEAD_LETTERS, FORMAT, HISTORY, INBOX, META, NEXT_SEQ, OUTBOX, RECORDS, SCHEMA_VERSION, STATUS_INDEX,
-    TIMER_KEYS, TIMERS,
+    DEAD_LETTERS, FORMAT, HISTORY, HISTORY_HEADS, HISTORY_V1, INBOX, META, NEXT_SEQ, OUTBOX, RECORDS,
+    SCHEMA_VERSION, STATUS_INDEX, TIMER_KEYS, TIMERS,
 };
 use crate::error::{Error, Result};
 use redb::{Database, DatabaseError, ReadTransaction, ReadableTable, TableError, TableHandle};
@@ -52,6 +52,8 @@ pub(super) fn inspect_file(path: &Path) -> Result<FileState> {
 pub(super) enum Schema {
     /// Ours, at the current version.
     Current,
+    /// Ours, at an older version that an open for writing upgrades.
+    Older(u32),
     /// A redb database with no tables at all: ours to initialise.
     Blank,
 }
@@ -91,10 +93,11 @@ pub(super) fn check_schema(txn: &ReadTransaction, path: &Path) -> Result<Schema>
                 detail: "its schema version is missing or malformed".into(),
             },
         )?;
-    if found != SCHEMA_VERSION {
-        return Err(Error::SchemaVersion { path: path.to_owned(), found, supported: SCHEMA_VERSION });
+    match found {
+        SCHEMA_VERSION => Ok(Schema::Current),
+        1 => Ok(Schema::Older(found)),
+        _ => Err(Error::SchemaVersion { path: path.to_owned(), found, supported: SCHEMA_VERSION }),
     }
-    Ok(Schema::Current)
 }
 
 /// Creates every table and the schema marker.
@@ -110,6 +113,7 @@ pub(super) fn initialise(db: &Database, path: &Path) -> Result<()> {
             txn.open_table(RECORDS)?;
             txn.open_table(STATUS_INDEX)?;
             txn.open_table(HISTORY)?;
+            txn.open_table(HISTORY_HEADS)?;
             txn.open_table(OUTBOX)?;
             txn.open_table(INBOX)?;
             txn.open_table(TIMERS)?;
@@ -120,6 +124,33 @@ pub(super) fn initialise(db: &Database, path: &Path) -> Result<()> {
         created.map_err(|e| Error::storage(context(), e))?;
     }
     txn.commit().map_err(|e| Error::storage(context(), e))
+}
+
+/// Upgrades a database of schema `from` to this build's, in one transaction: schema 1 kept each
+/// process's history rows under `(process, sequence)`; they move, with their sequences, to the
+/// chained log.
+pub(super) fn upgrade(db: &Database, path: &Path, from: u32) -> Result<()> {
+    let upgraded = (|| -> std::result::Result<(), redb::Error> {
+        let txn = db.begin_write()?;
+        {
+            let old = txn.open_table(HISTORY_V1)?;
+            let mut log = txn.open_table(HISTORY)?;
+            let mut heads = txn.open_table(HISTORY_HEADS)?;
+            // In key order: each process's rows come together, oldest first.
+            for entry in old.iter()? {
+                let (key, value) = entry?;
+                let (process, seq) = key.value();
+                let previous = heads.insert(process, seq)?.map_or(0, |v| v.value());
+                log.insert(seq, (process, previous, value.value()))?;
+            }
+            let mut meta = txn.open_table(META)?;
+            meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())?;
+        }
+        txn.delete_table(HISTORY_V1)?;
+        txn.commit()?;
+        Ok(())
+    })();
+    upgraded.map_err(|e| Error::storage(format!("{}: upgrading from schema {from}", path.display()), e))
 }
 
 /// Turns redb's open errors into ones that name the file and say what to do.
@@ -136,12 +167,15 @@ pub(super) fn open_error(path: &Path, e: DatabaseError) -> Error {
     }
 }
 
-/// The next sequence number for outbox rows and history entries: after every one in use.
+/// The next sequence number for outbox rows and history rows: after every one in use.
 pub(super) fn next_seq(txn: &ReadTransaction, path: &Path) -> Result<u64> {
     let context = || format!("{}: reading the sequence", path.display());
     let outbox = txn.open_table(OUTBOX).map_err(|e| Error::storage(context(), e))?;
     let last = outbox.last().map_err(|e| Error::storage(context(), e))?;
     let after_outbox = last.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    let history = txn.open_table(HISTORY).map_err(|e| Error::storage(context(), e))?;
+    let last = history.last().map_err(|e| Error::storage(context(), e))?;
+    let after_history = last.map(|(k, _)| k.value() + 1).unwrap_or(1);
     let meta = txn.open_table(META).map_err(|e| Error::storage(context(), e))?;
     let stored = meta
         .get(NEXT_SEQ)
@@ -149,5 +183,5 @@ pub(super) fn next_seq(txn: &ReadTransaction, path: &Path) -> Result<u64> {
         .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
         .map(u64::from_le_bytes)
         .unwrap_or(1);
-    Ok(after_outbox.max(stored))
+    Ok(after_outbox.max(after_history).max(stored))
 }

@@ -14,9 +14,15 @@ pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("saga
 pub(super) const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// `(status code, process id)` → `()`, for listing processes by status.
 pub(super) const STATUS_INDEX: TableDefinition<(u8, &str), ()> = TableDefinition::new("process_status");
-/// `(process id, sequence)` → JSON array of the history entries one commit added (the sequence is
-/// shared with the outbox, so it only grows) [`HistoryEntry`](crate::store::HistoryEntry).
-pub(super) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
+/// sequence → `(process id, the sequence of that process's previous row or 0, JSON array of the
+/// [`HistoryEntry`](crate::store::HistoryEntry)s one commit added)`. The sequence is shared with
+/// the outbox, so rows only append: a commit's history lands on the last pages of the table
+/// rather than on one page per process. Each process's rows form a chain back from its head.
+pub(super) const HISTORY: TableDefinition<u64, (&str, u64, &[u8])> = TableDefinition::new("history_log");
+/// process id → the sequence of its last history row.
+pub(super) const HISTORY_HEADS: TableDefinition<&str, u64> = TableDefinition::new("history_heads");
+/// Schema 1's history: `(process id, sequence)` → JSON array of entries. Read only to upgrade.
+pub(super) const HISTORY_V1: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 /// sequence → encoded envelope, published in key order.
 pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// `(message id, consumer)` → handled at (ms); time-ordered ids make pruning a range delete.
@@ -32,8 +38,9 @@ pub(super) const DEAD_LETTERS: TableDefinition<(u128, &str), &[u8]> = TableDefin
 pub(super) const NEXT_SEQ: &str = "next_seq";
 /// The value of `META["format"]`: what marks a redb file as a saga database.
 pub(super) const FORMAT: &[u8] = b"saga-core";
-/// The schema version this build reads and writes.
-pub(super) const SCHEMA_VERSION: u32 = 1;
+/// The schema version this build reads and writes. Version 1 files are upgraded when opened
+/// for writing (their history moves to the chained layout of [`HISTORY`]).
+pub(super) const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct RecordHeader {
