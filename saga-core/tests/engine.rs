@@ -473,3 +473,36 @@ async fn a_keys_messages_keep_their_order_when_the_transport_refuses_one_for_a_w
     assert_eq!(account.deposits, [1, 5], "deposit 5 waited for deposit 1's retries");
     runtime.shutdown().await.unwrap();
 }
+
+#[test]
+fn a_commit_reports_only_the_sequence_numbers_it_took_while_timers_fire_beside_it() {
+    use saga_core::store::{Timer, TimerOp};
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Another writer sets timers that are due at once and fires them, as the timer loop does.
+    let firing = std::thread::spawn({
+        let (store, stop) = (store.clone(), stop.clone());
+        move || {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let envelope = Envelope::new("audit", "timer", &deposit(n)).unwrap();
+                let timer = Timer { key: format!("t/{n}"), due: saga_core::Timestamp(0), envelope };
+                let unit =
+                    CommitUnit { timers: vec![TimerOp::Add(Box::new(timer))], ..CommitUnit::default() };
+                store.commit(&Batch { units: vec![unit], sent: vec![] }).unwrap();
+                store.fire_due_timers(saga_core::Timestamp(1), 16).unwrap();
+            }
+        }
+    });
+    for n in 0..2_000 {
+        let unit = CommitUnit::send(Envelope::new("audit", "acct-1", &deposit(n)).unwrap());
+        let report = store.commit_and_report(&Batch { units: vec![unit], sent: vec![] }).unwrap();
+        let sequences = report.sequences.expect("redb says where rows go");
+        // One outbox row and nothing else: exactly one number, and it is the row's.
+        assert_eq!(sequences.range.end - sequences.range.start, 1, "commit {n} took {:?}", sequences.range);
+        assert_eq!(sequences.outbox, [sequences.range.start]);
+    }
+    stop.store(true, Ordering::Relaxed);
+    firing.join().unwrap();
+}

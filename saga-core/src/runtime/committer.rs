@@ -1,5 +1,6 @@
 //! Group commit: one thread gathers the units handlers produce and commits them together.
 
+use super::relay::Fresh;
 use super::stats::Counters;
 use crate::error::{Error, Result};
 use crate::store::{Batch, CommitUnit, Store, UnitOutcome};
@@ -22,8 +23,11 @@ pub(crate) struct Committer {
     store: Arc<dyn Store>,
 }
 
-/// Who to wake after a commit.
+/// Who to tell after a commit.
 pub(crate) struct Wakers {
+    /// Gets each commit's outbox rows, when the store says where they went.
+    pub(crate) fresh: mpsc::UnboundedSender<Fresh>,
+    /// Told to read the outbox, when it does not.
     pub(crate) relay: Arc<Notify>,
     pub(crate) timers: Arc<Notify>,
 }
@@ -93,27 +97,44 @@ fn run(
         let timers = batch.units.iter().any(|u| !u.timers.is_empty());
         let size = batch.units.len();
         let started = std::time::Instant::now();
-        let result = store.commit(&batch);
+        let result = store.commit_and_report(&batch);
         Counters::add(&counters.commit_us, started.elapsed().as_micros() as u64);
         Counters::add(&counters.commits, 1);
         Counters::add(&counters.units, size as u64);
         match result {
-            Ok(outcomes) => {
-                for ((reply, outcome), unit) in replies.drain(..).zip(outcomes).zip(batch.units) {
+            Ok(report) => {
+                let sequences = report.sequences.unwrap_or_default();
+                let mut fresh = Fresh { range: sequences.range, rows: Vec::new() };
+                let units = replies.drain(..).zip(report.outcomes).zip(batch.units).enumerate();
+                for (i, ((reply, outcome), mut unit)) in units {
+                    // The committed envelopes move on to the relay: nothing is read back or copied.
+                    if outcome.is_committed() && !unit.outbox.is_empty() {
+                        match sequences.outbox.get(i) {
+                            Some(first) => fresh.rows.extend((*first..).zip(unit.outbox.drain(..))),
+                            None => fresh.range = 0..0,
+                        }
+                    }
                     let _ = reply.send((Ok(outcome), unit));
+                }
+                if fresh.range.is_empty() {
+                    // The store did not say where the rows went: the relay reads them.
+                    if sends {
+                        wakers.relay.notify_one();
+                    }
+                } else {
+                    let _ = wakers.fresh.send(fresh);
                 }
             }
             Err(e) => {
                 tracing::error!(units = size, error = %e, "group commit failed");
+                // Whatever it took of the sequence is a gap the relay must read across.
+                wakers.relay.notify_one();
                 let message = e.to_string();
                 for (reply, unit) in replies.drain(..).zip(batch.units) {
                     let error = Error::storage("group commit", std::io::Error::other(message.clone()));
                     let _ = reply.send((Err(error), unit));
                 }
             }
-        }
-        if sends {
-            wakers.relay.notify_one();
         }
         if timers {
             wakers.timers.notify_one();

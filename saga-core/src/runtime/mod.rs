@@ -195,12 +195,13 @@ impl RuntimeBuilder {
             }
         }
         let relay_wake = Arc::new(Notify::new());
+        let (fresh, fresh_rows) = tokio::sync::mpsc::unbounded_channel();
         let timer_wake = Arc::new(Notify::new());
         let counters = Arc::new(stats::Counters::default());
         let (committer, committer_thread) = Committer::start(
             self.store.clone(),
             self.config.max_batch,
-            Wakers { relay: relay_wake.clone(), timers: timer_wake.clone() },
+            Wakers { fresh, relay: relay_wake.clone(), timers: timer_wake.clone() },
             counters.clone(),
         )?;
         let eager = self
@@ -235,7 +236,7 @@ impl RuntimeBuilder {
             }
         }
         let mut services = JoinSet::new();
-        services.spawn(relay::run(shared.clone(), stopped.clone()));
+        services.spawn(relay::run(shared.clone(), stopped.clone(), fresh_rows));
         services.spawn(timers::run(shared.clone(), stopped.clone()));
         shared.relay_wake.notify_one();
         Ok(RuntimeHandle { shared, stop, consumers, services, committer_thread: Some(committer_thread) })

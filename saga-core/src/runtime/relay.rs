@@ -1,6 +1,11 @@
 //! The outbox relay: publishes committed rows, in order per topic and key and concurrently
 //! across them, deletes them once the transport has taken them, and retries with backoff when
 //! it will not.
+//!
+//! The committer hands it each commit's rows in memory, with the sequence numbers the commit
+//! took. While those hand-overs follow one another without a gap, the relay publishes them as
+//! they come; after a gap (timers fired, a failed commit, rows committed by another handle) or
+//! when its window is full, it reads the outbox itself, which is always the truth.
 
 use super::Shared;
 use crate::model::Envelope;
@@ -8,10 +13,18 @@ use crate::retry::RetryPolicy;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// The outbox rows of one commit, handed to the relay in memory.
+pub(crate) struct Fresh {
+    /// Every sequence number the commit took.
+    pub(crate) range: std::ops::Range<u64>,
+    /// Its outbox rows, in sequence order.
+    pub(crate) rows: Vec<(u64, Envelope)>,
+}
 
 /// A topic and a key: the messages of one lane reach the transport in outbox order.
 type Lane = (String, String);
@@ -66,7 +79,11 @@ impl Relay {
 
 /// Runs until `stop` turns true. Rows still unpublished (or unconfirmed) then stay in the outbox,
 /// and the next relay on this store starts with them.
-pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    mut fresh: mpsc::UnboundedReceiver<Fresh>,
+) {
     let window = shared.config.relay_window.max(1);
     let mut relay = Relay {
         shared: shared.clone(),
@@ -78,6 +95,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     };
     // The last row handed to a publish; rows after it have not been read yet.
     let mut cursor: Option<u64> = None;
+    // Where the next commit's numbers start, if every row below it has been handed to a publish:
+    // a hand-over from there on may be published as it comes.
+    let mut expected: Option<u64> = None;
     // Whether rows may be waiting that have not been read: set by a wake-up, or when the last
     // read stopped at the window's edge and the window has room again.
     let mut more = true;
@@ -86,11 +106,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         if more && relay.publishing.len() < window {
             let store = shared.store.clone();
             let limit = window - relay.publishing.len();
-            let rows = tokio::task::spawn_blocking(move || store.outbox_after(cursor, limit)).await;
+            let page = tokio::task::spawn_blocking(move || store.outbox_page(cursor, limit)).await;
             more = false;
-            match rows {
-                Ok(Ok(rows)) => {
+            match page {
+                Ok(Ok((rows, next))) => {
                     cut_by_window = rows.len() == limit;
+                    expected = if cut_by_window { None } else { next };
                     for row in rows {
                         cursor = Some(row.seq);
                         relay.publish(row.seq, row.envelope);
@@ -107,6 +128,26 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = super::stopped(&mut stop) => break,
             _ = shared.relay_wake.notified() => more = true,
+            Some(handed) = fresh.recv() => match expected {
+                // Already read from the outbox.
+                Some(next) if handed.range.end <= next => {}
+                Some(next) if handed.range.start == next
+                    && relay.publishing.len() + handed.rows.len() <= window =>
+                {
+                    for (seq, envelope) in handed.rows {
+                        if cursor.is_none_or(|c| seq > c) {
+                            cursor = Some(seq);
+                            relay.publish(seq, envelope);
+                        }
+                    }
+                    expected = Some(handed.range.end);
+                }
+                // A gap, or no room: the outbox has these rows, and whatever came between.
+                _ => {
+                    expected = None;
+                    more = true;
+                }
+            },
             // Rows committed without a wake-up (another store handle, a restart) are found by
             // looking again now and then.
             _ = tokio::time::sleep(IDLE_POLL) => more = true,

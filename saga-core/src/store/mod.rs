@@ -12,8 +12,8 @@ mod types;
 pub use self::redb::RedbStore;
 pub use history::{HistoryEntry, HistoryEvent};
 pub use types::{
-    Batch, Class, CommitUnit, DeadLetter, InboxKey, OutboxRow, Prepared, ProcessMeta, ProcessSummary, Record,
-    Status, Timer, TimerOp, UnitOutcome, Write,
+    Batch, Class, CommitReport, CommitUnit, DeadLetter, InboxKey, OutboxRow, Prepared, ProcessMeta,
+    ProcessSummary, Record, Sequences, Status, Timer, TimerOp, UnitOutcome, Write,
 };
 
 use crate::error::Result;
@@ -40,6 +40,13 @@ pub trait Store: Send + Sync + 'static {
     /// A unit that did not commit left no trace. Outbox rows named in `batch.sent` are deleted.
     /// The batch is borrowed, so the caller decides where its memory is freed.
     fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>>;
+
+    /// Commits like [`commit`](Self::commit) and says which sequence numbers the outbox rows
+    /// took, so that a relay in this process can publish them without reading them back. A
+    /// store that cannot tell reports no [`Sequences`]; the relay then reads the outbox.
+    fn commit_and_report(&self, batch: &Batch) -> Result<CommitReport> {
+        Ok(CommitReport { outcomes: self.commit(batch)?, sequences: None })
+    }
 
     /// Encodes what `unit` will write, on the caller's thread, so that the one thread that
     /// commits spends its time writing. Optional for a store, and for its callers: a unit that
@@ -71,6 +78,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `limit` outbox rows with a sequence number above `after`, in sequence order.
     fn outbox_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxRow>>;
+
+    /// [`outbox_after`](Self::outbox_after), and the sequence number the next commit starts
+    /// from, as of the same read: every row numbered below it that will ever exist is committed
+    /// already. `None` if the store cannot tell.
+    fn outbox_page(&self, after: Option<u64>, limit: usize) -> Result<(Vec<OutboxRow>, Option<u64>)> {
+        Ok((self.outbox_after(after, limit)?, None))
+    }
 
     /// Every pending timer, in due order.
     fn timers(&self) -> Result<Vec<Timer>>;

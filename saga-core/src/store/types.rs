@@ -287,6 +287,26 @@ pub struct Batch {
     pub sent: Vec<u64>,
 }
 
+/// The sequence numbers one commit took, for a relay in the same process to publish its outbox
+/// rows without reading them back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sequences {
+    /// Every sequence number the commit took; no other commit took any of them.
+    pub range: std::ops::Range<u64>,
+    /// Per unit, in batch order, the sequence number of its first outbox row: a committed unit's
+    /// rows take consecutive numbers, in order. Meaningless for a unit that did not commit.
+    pub outbox: Vec<u64>,
+}
+
+/// What [`Store::commit_and_report`](super::Store::commit_and_report) did.
+#[derive(Debug)]
+pub struct CommitReport {
+    /// For each unit, in batch order, what became of it.
+    pub outcomes: Vec<UnitOutcome>,
+    /// Where the outbox rows went, if the store can tell.
+    pub sequences: Option<Sequences>,
+}
+
 /// What became of one unit of a batch.
 #[derive(Debug)]
 pub enum UnitOutcome {

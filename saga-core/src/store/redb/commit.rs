@@ -2,7 +2,9 @@
 
 use super::tables::*;
 use crate::model::{Envelope, MessageId};
-use crate::store::{Batch, CommitUnit, HistoryEntry, PROCESS_SPACE, Status, TimerOp, UnitOutcome};
+use crate::store::{
+    Batch, CommitReport, CommitUnit, HistoryEntry, PROCESS_SPACE, Sequences, Status, TimerOp, UnitOutcome,
+};
 use crate::{Error, Timestamp};
 use redb::{Database, Durability, ReadableTable, Table};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,10 +23,13 @@ struct Tables<'t> {
     dead_letters: Table<'t, (u128, &'static str), &'static [u8]>,
 }
 
-pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<Vec<UnitOutcome>> {
+pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<CommitReport> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.units.len());
+    // No other write runs while this transaction is open: the numbers it takes are its own.
+    let start = next_seq.load(Ordering::Relaxed);
+    let mut outbox = Vec::with_capacity(batch.units.len());
     {
         let mut t = Tables {
             records: txn.open_table(RECORDS)?,
@@ -41,6 +46,7 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<Vec
             t.outbox.remove(seq)?;
         }
         for unit in &batch.units {
+            outbox.push(next_seq.load(Ordering::Relaxed));
             match check(&t, unit)? {
                 Ok(old_statuses) => {
                     apply_unit(&mut t, unit, next_seq, &old_statuses)?;
@@ -52,8 +58,10 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<Vec
         let mut meta = txn.open_table(META)?;
         meta.insert(NEXT_SEQ, next_seq.load(Ordering::Relaxed).to_le_bytes().as_slice())?;
     }
+    // Read before the commit lets the next writer in.
+    let range = start..next_seq.load(Ordering::Relaxed);
     txn.commit()?;
-    Ok(outcomes)
+    Ok(CommitReport { outcomes, sequences: Some(Sequences { range, outbox }) })
 }
 
 /// Decides, without writing, whether a unit may be applied; if so, returns the status each

@@ -10,8 +10,8 @@ use self::open::{FileState, Schema};
 use self::snapshot::SnapshotCache;
 use self::tables::*;
 use super::{
-    Batch, CommitUnit, DeadLetter, HistoryEntry, InboxKey, OutboxRow, PROCESS_SPACE, ProcessSummary, Record,
-    Snapshot, Status, Store, Timer, UnitOutcome,
+    Batch, CommitReport, CommitUnit, DeadLetter, HistoryEntry, InboxKey, OutboxRow, PROCESS_SPACE,
+    ProcessSummary, Record, Snapshot, Status, Store, Timer, UnitOutcome,
 };
 use crate::error::{Error, Result};
 use crate::model::{Envelope, MessageId, Timestamp};
@@ -231,9 +231,13 @@ impl Store for RedbStore {
     }
 
     fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>> {
-        let outcome = commit::apply(self.writer()?, &self.next_seq, batch);
+        self.commit_and_report(batch).map(|report| report.outcomes)
+    }
+
+    fn commit_and_report(&self, batch: &Batch) -> Result<CommitReport> {
+        let report = commit::apply(self.writer()?, &self.next_seq, batch);
         self.snapshots.invalidate();
-        outcome.map_err(self.err("committing"))
+        report.map_err(self.err("committing"))
     }
 
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>> {
@@ -347,6 +351,10 @@ impl Store for RedbStore {
     }
 
     fn outbox_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxRow>> {
+        self.outbox_page(after, limit).map(|(rows, _)| rows)
+    }
+
+    fn outbox_page(&self, after: Option<u64>, limit: usize) -> Result<(Vec<OutboxRow>, Option<u64>)> {
         let txn = self.read()?;
         let err = self.err("reading the outbox");
         let table = r(txn.open_table(OUTBOX)).map_err(&err)?;
@@ -356,7 +364,13 @@ impl Store for RedbStore {
             let (seq, value) = r(entry).map_err(&err)?;
             out.push(OutboxRow { seq: seq.value(), envelope: Envelope::from_bytes(value.value())? });
         }
-        Ok(out)
+        // Every commit stores where the next one starts; before the first there is none.
+        let meta = r(txn.open_table(META)).map_err(&err)?;
+        let next = r(meta.get(NEXT_SEQ))
+            .map_err(&err)?
+            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map(u64::from_le_bytes);
+        Ok((out, next))
     }
 
     fn timers(&self) -> Result<Vec<Timer>> {
