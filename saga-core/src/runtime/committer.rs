@@ -2,6 +2,7 @@
 
 use super::relay::Fresh;
 use super::stats::Counters;
+use crate::Timestamp;
 use crate::error::{Error, Result};
 use crate::store::{Batch, CommitUnit, Store, UnitOutcome};
 use std::sync::Arc;
@@ -14,6 +15,8 @@ type Reply = oneshot::Sender<(Result<UnitOutcome>, CommitUnit)>;
 enum Job {
     Unit(Box<CommitUnit>, Reply),
     Sent(Vec<u64>),
+    /// Fire up to `limit` timers due at `now`.
+    Fire(Timestamp, usize, oneshot::Sender<Result<usize>>),
 }
 
 /// The sending side of the committer thread.
@@ -61,6 +64,14 @@ impl Committer {
         outcome
     }
 
+    /// Moves up to `limit` timers due at `now` into the outbox, between two group commits, and
+    /// returns how many fired: the relay learns of their rows like of any commit's.
+    pub(crate) async fn fire(&self, now: Timestamp, limit: usize) -> Result<usize> {
+        let (reply, fired) = oneshot::channel();
+        self.jobs.send(Job::Fire(now, limit, reply)).map_err(|_| Error::Shutdown)?;
+        fired.await.map_err(|_| Error::Shutdown)?
+    }
+
     /// Deletes delivered outbox rows with the next commit.
     pub(crate) fn sent(&self, seqs: Vec<u64>) {
         if !seqs.is_empty() {
@@ -80,6 +91,7 @@ fn run(
     let mut replies = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Batch::default();
+        let mut firing = None;
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
@@ -88,56 +100,89 @@ fn run(
                     replies.push(reply);
                 }
                 Job::Sent(seqs) => batch.sent.extend(seqs),
+                // Fired after this batch, which ends here.
+                Job::Fire(now, limit, reply) => {
+                    firing = Some((now, limit, reply));
+                    break;
+                }
             }
             if batch.units.len() < max_batch {
                 next = rx.try_recv().ok();
             }
         }
-        let sends = batch.units.iter().any(|u| !u.outbox.is_empty());
-        let timers = batch.units.iter().any(|u| !u.timers.is_empty());
-        let size = batch.units.len();
-        let started = std::time::Instant::now();
-        let result = store.commit_and_report(&batch);
-        Counters::add(&counters.commit_us, started.elapsed().as_micros() as u64);
-        Counters::add(&counters.commits, 1);
-        Counters::add(&counters.units, size as u64);
-        match result {
-            Ok(report) => {
-                let sequences = report.sequences.unwrap_or_default();
-                let mut fresh = Fresh { range: sequences.range, rows: Vec::new() };
-                let units = replies.drain(..).zip(report.outcomes).zip(batch.units).enumerate();
-                for (i, ((reply, outcome), mut unit)) in units {
-                    // The committed envelopes move on to the relay: nothing is read back or copied.
-                    if outcome.is_committed() && !unit.outbox.is_empty() {
-                        match sequences.outbox.get(i) {
-                            Some(first) => fresh.rows.extend((*first..).zip(unit.outbox.drain(..))),
-                            None => fresh.range = 0..0,
-                        }
+        if !batch.units.is_empty() || !batch.sent.is_empty() {
+            commit(store.as_ref(), batch, &mut replies, &wakers, counters);
+        }
+        if let Some((now, limit, reply)) = firing {
+            let _ = reply.send(fire(store.as_ref(), now, limit, &wakers));
+        }
+    }
+}
+
+/// Commits one batch, hands its units back with their outcomes and its rows to the relay.
+fn commit(store: &dyn Store, batch: Batch, replies: &mut Vec<Reply>, wakers: &Wakers, counters: &Counters) {
+    let sends = batch.units.iter().any(|u| !u.outbox.is_empty());
+    let timers = batch.units.iter().any(|u| !u.timers.is_empty());
+    let size = batch.units.len();
+    let started = std::time::Instant::now();
+    let result = store.commit_and_report(&batch);
+    Counters::add(&counters.commit_us, started.elapsed().as_micros() as u64);
+    Counters::add(&counters.commits, 1);
+    Counters::add(&counters.units, size as u64);
+    match result {
+        Ok(report) => {
+            let sequences = report.sequences.unwrap_or_default();
+            let mut fresh = Fresh { range: sequences.range, rows: Vec::new() };
+            let units = replies.drain(..).zip(report.outcomes).zip(batch.units).enumerate();
+            for (i, ((reply, outcome), mut unit)) in units {
+                // The committed envelopes move on to the relay: nothing is read back or copied.
+                if outcome.is_committed() && !unit.outbox.is_empty() {
+                    match sequences.outbox.get(i) {
+                        Some(first) => fresh.rows.extend((*first..).zip(unit.outbox.drain(..))),
+                        None => fresh.range = 0..0,
                     }
-                    let _ = reply.send((Ok(outcome), unit));
                 }
-                if fresh.range.is_empty() {
-                    // The store did not say where the rows went: the relay reads them.
-                    if sends {
-                        wakers.relay.notify_one();
-                    }
-                } else {
-                    let _ = wakers.fresh.send(fresh);
-                }
+                let _ = reply.send((Ok(outcome), unit));
             }
-            Err(e) => {
-                tracing::error!(units = size, error = %e, "group commit failed");
-                // Whatever it took of the sequence is a gap the relay must read across.
-                wakers.relay.notify_one();
-                let message = e.to_string();
-                for (reply, unit) in replies.drain(..).zip(batch.units) {
-                    let error = Error::storage("group commit", std::io::Error::other(message.clone()));
-                    let _ = reply.send((Err(error), unit));
-                }
+            hand_over(fresh, sends, wakers);
+        }
+        Err(e) => {
+            tracing::error!(units = size, error = %e, "group commit failed");
+            // Whatever it took of the sequence is a gap the relay must read across.
+            wakers.relay.notify_one();
+            let message = e.to_string();
+            for (reply, unit) in replies.drain(..).zip(batch.units) {
+                let error = Error::storage("group commit", std::io::Error::other(message.clone()));
+                let _ = reply.send((Err(error), unit));
             }
         }
-        if timers {
-            wakers.timers.notify_one();
+    }
+    if timers {
+        wakers.timers.notify_one();
+    }
+}
+
+fn fire(store: &dyn Store, now: Timestamp, limit: usize, wakers: &Wakers) -> Result<usize> {
+    match store.fire_and_report(now, limit) {
+        Ok(report) => {
+            let (range, rows) = report.rows.unwrap_or_default();
+            let rows = rows.into_iter().map(|row| (row.seq, row.envelope)).collect();
+            hand_over(Fresh { range, rows }, report.fired > 0, wakers);
+            Ok(report.fired)
         }
+        Err(e) => {
+            wakers.relay.notify_one();
+            Err(e)
+        }
+    }
+}
+
+/// Gives the relay a write's rows, or, when the store did not say where they went, tells it to
+/// read them.
+fn hand_over(fresh: Fresh, wrote_rows: bool, wakers: &Wakers) {
+    if !fresh.range.is_empty() {
+        let _ = wakers.fresh.send(fresh);
+    } else if wrote_rows {
+        wakers.relay.notify_one();
     }
 }

@@ -59,23 +59,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 /// Moves every timer due at `now` into the outbox, a batch per write; false if that failed.
 async fn fire_due(shared: &Shared, now: Timestamp) -> bool {
     loop {
-        let store = shared.store.clone();
-        match tokio::task::spawn_blocking(move || store.fire_due_timers(now, FIRE_BATCH)).await {
-            Ok(Ok(fired)) => {
+        // The committer fires them, so the relay hears of their rows with every other write.
+        match shared.committer.fire(now, FIRE_BATCH).await {
+            Ok(fired) => {
                 if fired > 0 {
                     tracing::debug!(fired, "timers fired");
-                    shared.relay_wake.notify_one();
                 }
                 if fired < FIRE_BATCH {
                     return true;
                 }
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "firing timers failed");
-                return false;
-            }
             Err(e) => {
-                tracing::error!(error = %e, "firing timers panicked");
+                tracing::warn!(error = %e, "firing timers failed");
                 return false;
             }
         }

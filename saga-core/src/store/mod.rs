@@ -12,8 +12,8 @@ mod types;
 pub use self::redb::RedbStore;
 pub use history::{HistoryEntry, HistoryEvent};
 pub use types::{
-    Batch, Class, CommitReport, CommitUnit, DeadLetter, InboxKey, OutboxRow, Prepared, ProcessMeta,
-    ProcessSummary, Record, Sequences, Status, Timer, TimerOp, UnitOutcome, Write,
+    Batch, Class, CommitReport, CommitUnit, DeadLetter, FireReport, InboxKey, OutboxRow, Prepared,
+    ProcessMeta, ProcessSummary, Record, Sequences, Status, Timer, TimerOp, UnitOutcome, Write,
 };
 
 use crate::error::Result;
@@ -95,6 +95,13 @@ pub trait Store: Send + Sync + 'static {
     /// Moves up to `limit` timers due at `now` into the outbox, in one durable transaction, and
     /// returns how many fired. Each fired message gets a fresh id.
     fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize>;
+
+    /// Fires like [`fire_due_timers`](Self::fire_due_timers) and returns the outbox rows it
+    /// wrote with the sequence numbers it took, so that a relay in this process can publish them
+    /// without reading them back. A store that cannot tell reports no rows.
+    fn fire_and_report(&self, now: Timestamp, limit: usize) -> Result<FireReport> {
+        Ok(FireReport { fired: self.fire_due_timers(now, limit)?, rows: None })
+    }
 
     /// Every dead letter, oldest first.
     fn dead_letters(&self) -> Result<Vec<DeadLetter>>;

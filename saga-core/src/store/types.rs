@@ -307,6 +307,16 @@ pub struct CommitReport {
     pub sequences: Option<Sequences>,
 }
 
+/// What [`Store::fire_and_report`](super::Store::fire_and_report) did.
+#[derive(Debug, Default)]
+pub struct FireReport {
+    /// How many timers fired.
+    pub fired: usize,
+    /// Every sequence number the firing took, and the outbox rows it wrote, if the store can
+    /// tell.
+    pub rows: Option<(std::ops::Range<u64>, Vec<OutboxRow>)>,
+}
+
 /// What became of one unit of a batch.
 #[derive(Debug)]
 pub enum UnitOutcome {

@@ -3,7 +3,8 @@
 use super::tables::*;
 use crate::model::{Envelope, MessageId};
 use crate::store::{
-    Batch, CommitReport, CommitUnit, HistoryEntry, PROCESS_SPACE, Sequences, Status, TimerOp, UnitOutcome,
+    Batch, CommitReport, CommitUnit, FireReport, HistoryEntry, OutboxRow, PROCESS_SPACE, Sequences, Status,
+    TimerOp, UnitOutcome,
 };
 use crate::{Error, Timestamp};
 use redb::{Database, Durability, ReadableTable, Table};
@@ -239,9 +240,16 @@ fn remove_timer(t: &mut Tables<'_>, key: &str) -> R<()> {
     Ok(())
 }
 
-pub(super) fn fire_timers(db: &Database, next_seq: &AtomicU64, now: Timestamp, limit: usize) -> R<usize> {
+pub(super) fn fire_timers(
+    db: &Database,
+    next_seq: &AtomicU64,
+    now: Timestamp,
+    limit: usize,
+) -> R<FireReport> {
     let txn = db.begin_write()?;
     let fired;
+    let start = next_seq.load(Ordering::Relaxed);
+    let mut rows = Vec::new();
     {
         let mut timers = txn.open_table(TIMERS)?;
         let mut keys = txn.open_table(TIMER_KEYS)?;
@@ -256,7 +264,7 @@ pub(super) fn fire_timers(db: &Database, next_seq: &AtomicU64, now: Timestamp, l
             // Nothing due: no write, and above all no sync.
             drop((timers, keys, outbox));
             txn.abort()?;
-            return Ok(0);
+            return Ok(FireReport::default());
         }
         for (at, name, bytes) in &due {
             timers.remove((*at, name.as_str()))?;
@@ -271,13 +279,16 @@ pub(super) fn fire_timers(db: &Database, next_seq: &AtomicU64, now: Timestamp, l
             envelope.created_at = now;
             let seq = next_seq.fetch_add(1, Ordering::Relaxed);
             outbox.insert(seq, envelope.to_bytes().as_slice())?;
+            rows.push(OutboxRow { seq, envelope });
         }
         fired = due.len();
         let mut meta = txn.open_table(META)?;
         meta.insert(NEXT_SEQ, next_seq.load(Ordering::Relaxed).to_le_bytes().as_slice())?;
     }
+    // Read before the commit lets the next writer in.
+    let range = start..next_seq.load(Ordering::Relaxed);
     txn.commit()?;
-    Ok(fired)
+    Ok(FireReport { fired, rows: Some((range, rows)) })
 }
 
 pub(super) fn prune_inbox(db: &Database, below: u128) -> R<u64> {

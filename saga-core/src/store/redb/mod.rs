@@ -10,8 +10,8 @@ use self::open::{FileState, Schema};
 use self::snapshot::SnapshotCache;
 use self::tables::*;
 use super::{
-    Batch, CommitReport, CommitUnit, DeadLetter, HistoryEntry, InboxKey, OutboxRow, PROCESS_SPACE,
-    ProcessSummary, Record, Snapshot, Status, Store, Timer, UnitOutcome,
+    Batch, CommitReport, CommitUnit, DeadLetter, FireReport, HistoryEntry, InboxKey, OutboxRow,
+    PROCESS_SPACE, ProcessSummary, Record, Snapshot, Status, Store, Timer, UnitOutcome,
 };
 use crate::error::{Error, Result};
 use crate::model::{Envelope, MessageId, Timestamp};
@@ -399,9 +399,13 @@ impl Store for RedbStore {
     }
 
     fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize> {
-        let fired = commit::fire_timers(self.writer()?, &self.next_seq, now, limit);
+        self.fire_and_report(now, limit).map(|report| report.fired)
+    }
+
+    fn fire_and_report(&self, now: Timestamp, limit: usize) -> Result<FireReport> {
+        let report = commit::fire_timers(self.writer()?, &self.next_seq, now, limit);
         self.snapshots.invalidate();
-        fired.map_err(self.err("firing timers"))
+        report.map_err(self.err("firing timers"))
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
