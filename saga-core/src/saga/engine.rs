@@ -71,8 +71,8 @@ where
             Some(record) => {
                 let state: SagaState = serde_json::from_slice(&record.data)
                     .map_err(|e| permanent(&format!("decoding saga state {pid}"), e))?;
-                let input: I = serde_json::from_value(state.input.clone())
-                    .map_err(|e| permanent("decoding the saga input", e))?;
+                let input =
+                    I::deserialize(&state.input).map_err(|e| permanent("decoding the saga input", e))?;
                 let meta = record
                     .process
                     .ok_or_else(|| ActionError::permanent(format!("{pid} is not a process")))?;
@@ -119,8 +119,7 @@ where
             return Ok(());
         }
         let start: Start = envelope.decode()?;
-        let input: I = serde_json::from_value(start.input.clone())
-            .map_err(|e| permanent("decoding the saga input", e))?;
+        let input = I::deserialize(&start.input).map_err(|e| permanent("decoding the saga input", e))?;
         let now = ctx.now();
         let state = SagaState {
             input: start.input,

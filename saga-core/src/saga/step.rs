@@ -32,7 +32,7 @@ pub struct StepContext<I> {
 impl<I> StepContext<I> {
     /// The log that an earlier step's action recorded, decoded as `L`.
     pub fn log<L: DeserializeOwned>(&self, step: &str) -> Option<L> {
-        self.logs.get(step).and_then(|v| serde_json::from_value(v.clone()).ok())
+        self.logs.get(step).and_then(|v| L::deserialize(v).ok())
     }
 }
 

@@ -6,10 +6,10 @@ use crate::model::{Envelope, MessageId};
 use async_trait::async_trait;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 /// A transport whose topics are queues in this process.
 ///
@@ -107,39 +107,52 @@ impl Ord for Delayed {
 }
 
 /// Tracks the groups that still have to acknowledge one published message.
+///
+/// One per published message, so it is kept small: a counter, a state and one `Notify` (a
+/// `watch` channel carried eight).
 struct Settlement {
     remaining: AtomicUsize,
-    state: watch::Sender<Settled>,
+    state: AtomicU8,
+    settled: Notify,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Settled {
-    Pending,
-    Done,
-    Closed,
-}
+const PENDING: u8 = 0;
+const DONE: u8 = 1;
+const CLOSED: u8 = 2;
 
 impl Settlement {
     fn new(groups: usize) -> Arc<Self> {
-        let initial = if groups == 0 { Settled::Done } else { Settled::Pending };
-        Arc::new(Settlement { remaining: AtomicUsize::new(groups), state: watch::Sender::new(initial) })
+        let initial = if groups == 0 { DONE } else { PENDING };
+        Arc::new(Settlement {
+            remaining: AtomicUsize::new(groups),
+            state: AtomicU8::new(initial),
+            settled: Notify::new(),
+        })
     }
 
     fn acknowledged(&self) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.state.send_replace(Settled::Done);
+            self.settle(DONE);
         }
     }
 
+    /// Ends the wait of every publisher of this message; the first outcome stays.
+    fn settle(&self, outcome: u8) {
+        let _ = self.state.compare_exchange(PENDING, outcome, Ordering::AcqRel, Ordering::Acquire);
+        self.settled.notify_waiters();
+    }
+
     async fn wait(&self) -> Result<()> {
-        let mut rx = self.state.subscribe();
-        let settled = *rx
-            .wait_for(|s| *s != Settled::Pending)
-            .await
-            .map_err(|_| Error::Transport("in-process transport dropped".into()))?;
-        match settled {
-            Settled::Closed => Err(Error::Transport("in-process transport closed".into())),
-            _ => Ok(()),
+        loop {
+            let notified = self.settled.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the state is read, so a settlement in between is not missed.
+            notified.as_mut().enable();
+            match self.state.load(Ordering::Acquire) {
+                PENDING => notified.await,
+                CLOSED => return Err(Error::Transport("in-process transport closed".into())),
+                _ => return Ok(()),
+            }
         }
     }
 }
@@ -252,16 +265,16 @@ impl Transport for InProcessTransport {
         state.closed = true;
         for topic in state.topics.values_mut() {
             for pending in topic.waiting.drain(..) {
-                pending.settlement.state.send_replace(Settled::Closed);
+                pending.settlement.settle(CLOSED);
             }
             for group in topic.groups.values() {
                 let mut queue = lock(&group.queue);
                 queue.closed = true;
                 for pending in queue.ready.drain(..) {
-                    pending.settlement.state.send_replace(Settled::Closed);
+                    pending.settlement.settle(CLOSED);
                 }
                 for Reverse(delayed) in queue.delayed.drain() {
-                    delayed.pending.settlement.state.send_replace(Settled::Closed);
+                    delayed.pending.settlement.settle(CLOSED);
                 }
                 drop(queue);
                 group.wake.notify_waiters();
@@ -350,7 +363,7 @@ impl Drop for MemoryAcker {
         if let Some(pending) = self.pending.take() {
             let closed = lock(&self.group.queue).closed;
             if closed {
-                pending.settlement.state.send_replace(Settled::Closed);
+                pending.settlement.settle(CLOSED);
             } else {
                 self.group.push_front(pending);
             }

@@ -78,10 +78,7 @@ fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Status>>, Uni
         let (found, status) = match t.records.get((write.space.as_str(), write.id.as_str()))? {
             // An undecodable record counts as version u64::MAX: no writer can expect it, so the
             // write is refused as a conflict instead of overwriting what it cannot read.
-            Some(v) => match decode_record(v.value()) {
-                Ok(r) => (r.version, r.process.map(|p| p.status)),
-                Err(_) => (u64::MAX, None),
-            },
+            Some(v) => decode_version(v.value()).unwrap_or((u64::MAX, None)),
             None => (0, None),
         };
         if found != write.expected_version {

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::model::Timestamp;
 use crate::model::frame::{frame, unframe};
-use crate::store::{ProcessMeta, Record};
+use crate::store::{ProcessMeta, Record, Status};
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +56,27 @@ pub(super) fn encode_record(record: &Record, version: u64) -> Vec<u8> {
     // A struct of plain fields always serializes.
     let header = serde_json::to_vec(&header).unwrap_or_default();
     frame(&header, &record.data)
+}
+
+/// The part of a record's header a commit checks: its version and, for a process, its status.
+#[derive(Deserialize)]
+struct VersionHeader {
+    version: u64,
+    #[serde(default)]
+    process: Option<StatusOnly>,
+}
+
+#[derive(Deserialize)]
+struct StatusOnly {
+    status: Status,
+}
+
+/// A stored record's version and process status, without copying its data.
+pub(super) fn decode_version(bytes: &[u8]) -> Result<(u64, Option<Status>)> {
+    let (header, _) = unframe(bytes, "records")?;
+    let header: VersionHeader =
+        serde_json::from_slice(header).map_err(|e| Error::codec("decoding a record header", e))?;
+    Ok((header.version, header.process.map(|p| p.status)))
 }
 
 pub(super) fn decode_record(bytes: &[u8]) -> Result<Record> {
