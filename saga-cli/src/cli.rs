@@ -462,6 +462,11 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Warnings (a publish the transport refused, a message sent to dead letters) go to stderr;
+    // RUST_LOG (for example `RUST_LOG=saga_core=debug`) shows more.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     // Every handled message waits for the one committer thread: leave it a core of its own
     // rather than have it compete with a worker thread per core.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
