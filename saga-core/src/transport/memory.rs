@@ -194,11 +194,17 @@ impl InProcessTransport {
         let id = envelope.id;
         let topic = state.topics.entry(envelope.topic.clone()).or_default();
         let settlement = Settlement::new(topic.groups.len().max(1));
-        if topic.groups.is_empty() {
+        let count = topic.groups.len();
+        if count == 0 {
             topic.waiting.push(Pending { envelope, settlement: settlement.clone() });
         } else {
-            for group in topic.groups.values() {
-                group.push_back(Pending { envelope: envelope.clone(), settlement: settlement.clone() });
+            // Each group gets its own copy, the last one the envelope itself.
+            let mut envelope = Some(envelope);
+            for (i, group) in topic.groups.values().enumerate() {
+                let copy = if i + 1 == count { envelope.take() } else { envelope.clone() };
+                if let Some(envelope) = copy {
+                    group.push_back(Pending { envelope, settlement: settlement.clone() });
+                }
             }
         }
         state.dedup.insert(id, settlement.clone());
