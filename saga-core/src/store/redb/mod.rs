@@ -46,6 +46,8 @@ pub struct RedbStore {
     path: PathBuf,
     next_seq: AtomicU64,
     snapshots: SnapshotCache,
+    /// A schema-1 file opened read-only: its history is still keyed by process.
+    history_v1: bool,
 }
 
 enum Db {
@@ -120,22 +122,17 @@ impl RedbStore {
             other => open::open_error(path, other),
         })?;
         let txn = ro.begin_read().map_err(|e| read_error(path, e))?;
-        match open::check_schema(&txn, path)? {
-            Schema::Current => {}
+        // A reader leaves an older file as it is and reads it in its own layout.
+        let history_v1 = match open::check_schema(&txn, path)? {
+            Schema::Current => false,
+            Schema::Older(_) => true,
             Schema::Blank => {
                 return Err(Error::ForeignDatabase {
                     path: path.to_owned(),
                     detail: "it is an empty redb database".into(),
                 });
             }
-            Schema::Older(found) => {
-                return Err(Error::Config(format!(
-                    "{}: the database has schema version {found}, written by an older saga-core; \
-                     open it for writing once (for example with `saga-cli retry`) to upgrade it",
-                    path.display()
-                )));
-            }
-        }
+        };
         let next = open::next_seq(&txn, path)?;
         drop(txn);
         Ok(RedbStore {
@@ -143,6 +140,7 @@ impl RedbStore {
             path: path.to_owned(),
             next_seq: AtomicU64::new(next),
             snapshots: SnapshotCache::default(),
+            history_v1,
         })
     }
 
@@ -175,6 +173,7 @@ impl RedbStore {
             path,
             next_seq: AtomicU64::new(next),
             snapshots: SnapshotCache::default(),
+            history_v1: false,
         })
     }
 
@@ -329,6 +328,17 @@ impl Store for RedbStore {
     fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         let txn = self.read()?;
         let err = self.err("reading history");
+        if self.history_v1 {
+            let table = r(txn.open_table(HISTORY_V1)).map_err(&err)?;
+            let mut out = Vec::new();
+            for entry in r(table.range((id, 0)..=(id, u64::MAX))).map_err(&err)? {
+                let (_, value) = r(entry).map_err(&err)?;
+                let entries: Vec<HistoryEntry> = serde_json::from_slice(value.value())
+                    .map_err(|e| Error::codec(format!("history of {id}"), e))?;
+                out.extend(entries);
+            }
+            return Ok(out);
+        }
         let heads = r(txn.open_table(HISTORY_HEADS)).map_err(&err)?;
         let table = r(txn.open_table(HISTORY)).map_err(&err)?;
         let mut next = r(heads.get(id)).map_err(&err)?.map_or(0, |v| v.value());

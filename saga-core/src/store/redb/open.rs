@@ -52,7 +52,7 @@ pub(super) fn inspect_file(path: &Path) -> Result<FileState> {
 pub(super) enum Schema {
     /// Ours, at the current version.
     Current,
-    /// Ours, at an older version that an open for writing upgrades.
+    /// Ours, at an older version: an open for writing upgrades it, a reader reads it as it is.
     Older(u32),
     /// A redb database with no tables at all: ours to initialise.
     Blank,
@@ -173,9 +173,15 @@ pub(super) fn next_seq(txn: &ReadTransaction, path: &Path) -> Result<u64> {
     let outbox = txn.open_table(OUTBOX).map_err(|e| Error::storage(context(), e))?;
     let last = outbox.last().map_err(|e| Error::storage(context(), e))?;
     let after_outbox = last.map(|(k, _)| k.value() + 1).unwrap_or(1);
-    let history = txn.open_table(HISTORY).map_err(|e| Error::storage(context(), e))?;
-    let last = history.last().map_err(|e| Error::storage(context(), e))?;
-    let after_history = last.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    // A schema-1 file, opened read-only, has no history log yet.
+    let after_history = match txn.open_table(HISTORY) {
+        Ok(history) => {
+            let last = history.last().map_err(|e| Error::storage(context(), e))?;
+            last.map(|(k, _)| k.value() + 1).unwrap_or(1)
+        }
+        Err(TableError::TableDoesNotExist(_)) => 1,
+        Err(e) => return Err(Error::storage(context(), e)),
+    };
     let meta = txn.open_table(META).map_err(|e| Error::storage(context(), e))?;
     let stored = meta
         .get(NEXT_SEQ)
