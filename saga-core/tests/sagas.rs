@@ -579,11 +579,13 @@ async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_
     })
     .await;
     runtime.wait_idle().await.unwrap();
-    // The second command waits as the retry timer itself; its reply times out ten seconds
-    // after it goes out, not after it was set.
+    // The second command waits as the retry timer itself; its reply is due ten seconds after it
+    // goes out, not after it was set. The saga's timeout timer, set for the first command,
+    // stays: were it to fire at 1_010_000 it would be set again for the new deadline.
     let mut dues: Vec<Timestamp> = store.timers().unwrap().into_iter().map(|t| t.due).collect();
     dues.sort();
-    assert_eq!(dues, [Timestamp(1_007_000), Timestamp(1_017_000)]);
+    assert_eq!(dues, [Timestamp(1_007_000), Timestamp(1_010_000)]);
+    assert_eq!(saga_state(store.as_ref(), &id).steps[0].deadline, Some(Timestamp(1_017_000)));
     clock.advance(Duration::from_secs(6));
     runtime.wait_idle().await.unwrap();
     assert_eq!(received.lock().unwrap().len(), 1, "not sent before the time the answer named");
@@ -646,4 +648,82 @@ async fn a_runtime_that_announces_tells_a_watcher_elsewhere_how_each_process_beg
     assert_eq!(ids, ["trip/2", "trip/3"], "every record of the space, by id");
     runtime.shutdown().await.unwrap();
     watching.shutdown().await.unwrap();
+}
+
+#[derive(Serialize, Deserialize)]
+struct Charge {
+    order: u32,
+}
+impl Message for Charge {
+    const KIND: &'static str = "bank.charge";
+}
+
+#[derive(Serialize, Deserialize)]
+struct Charged;
+impl Message for Charged {
+    const KIND: &'static str = "bank.charged";
+}
+
+#[tokio::test]
+async fn a_saga_writes_one_timeout_timer_for_all_its_steps_and_still_times_out_the_reply_that_is_late() {
+    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000)));
+    let bank = Service::new("bank").on("bank", |ctx, _: Charge| {
+        ctx.reply(&Charged)?;
+        Ok(())
+    });
+    let charge = Step::remote(
+        "charge",
+        "bank",
+        |ctx: &StepContext<u32>| Charge { order: ctx.input },
+        |_: Charged| Ok(()),
+    )
+    .timeout(Duration::from_secs(10));
+    let commands = Arc::new(Mutex::new(Vec::new()));
+    let saga = Saga::<u32>::new("imp").step(charge).step(summon_step(Duration::from_secs(30)));
+    let (store, builder) = in_memory();
+    let runtime = builder
+        .clock(clock.clone())
+        .register(saga)
+        .register(bank)
+        .register(silent_circle(&commands))
+        .start()
+        .await
+        .unwrap();
+    let id = runtime.start_saga("imp", "5", &5u32).await.unwrap();
+    eventually("the summon command", || commands.lock().unwrap().len() == 1).await;
+    runtime.wait_idle().await.unwrap();
+    let timers_set = |store: &dyn Store| {
+        store
+            .history(&id)
+            .unwrap()
+            .iter()
+            .filter(|h| matches!(h.event, HistoryEvent::TimerSet { .. }))
+            .count()
+    };
+    let dues = |store: &dyn Store| store.timers().unwrap().into_iter().map(|t| t.due).collect::<Vec<_>>();
+    // The charge's reply came in time: its timer stays for the summon, whose deadline is later.
+    assert_eq!(timers_set(store.as_ref()), 1);
+    assert_eq!(dues(store.as_ref()), [Timestamp(1_010_000)]);
+
+    // It fires early, with no reply overdue, and is set again for the summon's deadline.
+    clock.advance(Duration::from_secs(11));
+    eventually("the timer set again", || dues(store.as_ref()) == [Timestamp(1_030_000)]).await;
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(status(store.as_ref(), &id), Some(Status::Running));
+
+    // The summon's reply is late: the saga times it out and compensates.
+    clock.advance(Duration::from_secs(20));
+    eventually("the saga to compensate", || status(store.as_ref(), &id) == Some(Status::Compensated)).await;
+    let history = store.history(&id).unwrap();
+    let timed_out: Vec<_> = history
+        .iter()
+        .filter_map(|h| match &h.event {
+            HistoryEvent::StepTimedOut { step, .. } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(timed_out, ["summon"]);
+    assert_eq!(timers_set(store.as_ref()), 2);
+    assert!(store.timers().unwrap().is_empty());
+    runtime.shutdown().await.unwrap();
 }

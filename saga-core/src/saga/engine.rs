@@ -33,6 +33,9 @@ struct Run<'a, I> {
     chained: Option<usize>,
 }
 
+/// The name of a saga's one timeout timer.
+const TIMEOUT_TIMER: &str = "timeout";
+
 fn permanent(what: &str, e: impl std::fmt::Display) -> ActionError {
     ActionError::permanent(format!("{what}: {e}"))
 }
@@ -127,6 +130,7 @@ where
             cursor: 0,
             steps: self.steps.iter().map(|s| StepRecord::new(&s.name)).collect(),
             failure: None,
+            timeout_timer: None,
         };
         let meta = ProcessMeta {
             class: Class::Saga,
@@ -309,10 +313,24 @@ where
         if let Some(timeout) = step.timeout {
             let deadline = sent_at + timeout;
             self.state.steps[i].deadline = Some(deadline);
-            let attempt = step_ctx.attempt;
-            self.set_timer(format!("{name}/timeout"), deadline, &TimedOut { step: i, attempt })?;
+            self.arm_timeout(deadline, i, step_ctx.attempt)?;
         }
         Ok(())
+    }
+
+    /// Makes sure the saga's timeout timer fires by `deadline`: one due no later stays (it is
+    /// set again when it fires early), a later one is replaced.
+    fn arm_timeout(&mut self, deadline: Timestamp, step: usize, attempt: u32) -> Result<(), ActionError> {
+        match self.state.timeout_timer {
+            Some(due) if due <= deadline => Ok(()),
+            armed => {
+                if let Some(due) = armed {
+                    self.cancel_timer(TIMEOUT_TIMER.into(), Some(due));
+                }
+                self.state.timeout_timer = Some(deadline);
+                self.set_timer(TIMEOUT_TIMER.into(), deadline, &TimedOut { step, attempt })
+            }
+        }
     }
 
     /// Whether step `i`'s reply for `attempt` is the one awaited: its command is out (or, for
@@ -490,22 +508,32 @@ where
         }
     }
 
-    async fn timed_out(&mut self, envelope: &Envelope, timeout: TimedOut) -> Result<(), ActionError> {
-        let Some(record) = self.state.steps.get(timeout.step).cloned() else {
-            self.history(ignored(envelope, "no such step"));
+    /// The saga's timeout timer fired (or, for an instance begun by an older version, one
+    /// step's own): the awaited reply, if any, is overdue or the timer is set again for it.
+    async fn timed_out(&mut self, envelope: &Envelope, _timeout: TimedOut) -> Result<(), ActionError> {
+        let now = self.now();
+        self.history(HistoryEvent::TimerFired { name: TIMEOUT_TIMER.into() });
+        if self.state.timeout_timer.is_some_and(|due| due <= now) {
+            // The timer that brought this is spent.
+            self.state.timeout_timer = None;
+        }
+        let awaited = (0..self.state.steps.len()).find(|&i| {
+            self.state.steps[i].deadline.is_some() && self.awaits(i, self.state.steps[i].attempts)
+        });
+        let Some(i) = awaited else {
+            self.history(ignored(envelope, "no reply is awaited"));
             return Ok(());
         };
-        let step = record.name.clone();
-        self.history(HistoryEvent::TimerFired { name: format!("{step}/timeout") });
-        if !self.awaits(timeout.step, timeout.attempt) {
-            self.history(ignored(envelope, "the reply came in time"));
-            return Ok(());
+        let (deadline, attempt) = (self.state.steps[i].deadline.unwrap_or(now), self.state.steps[i].attempts);
+        if deadline > now {
+            // Set for an earlier deadline whose reply came: now wait for this one's.
+            return self.arm_timeout(deadline, i, attempt);
         }
-        self.history(HistoryEvent::StepTimedOut { step, attempt: timeout.attempt });
-        // The timer that brought this is spent.
-        self.state.steps[timeout.step].deadline = None;
-        let limit = self.engine.steps[timeout.step].timeout.unwrap_or_default();
-        self.step_failed(timeout.step, ActionError::transient(format!("no reply within {limit:?}")))
+        let step = self.state.steps[i].name.clone();
+        self.history(HistoryEvent::StepTimedOut { step, attempt });
+        self.state.steps[i].deadline = None;
+        let limit = self.engine.steps[i].timeout.unwrap_or_default();
+        self.step_failed(i, ActionError::transient(format!("no reply within {limit:?}")))
     }
 
     fn reply(&mut self, envelope: &Envelope) -> Result<(), ActionError> {
@@ -535,10 +563,8 @@ where
             self.history(ignored(envelope, &reason));
             return Ok(());
         }
-        if step.timeout.is_some() {
-            let deadline = self.state.steps[i].deadline.take();
-            self.cancel_timer(format!("{}/timeout", step.name), deadline);
-        }
+        // The saga's timeout timer stays for the next awaited reply, or goes when the saga ends.
+        self.state.steps[i].deadline = None;
         match on_reply(envelope) {
             Ok(log) => self.step_succeeded(i, log),
             Err(e) => self.step_failed(i, e),
@@ -573,10 +599,16 @@ where
         Ok(())
     }
 
-    /// Starts the remote step chained to this commit, if any, then writes the instance.
+    /// Starts the remote step chained to this commit, if any, removes the timeout timer of a
+    /// saga that ended, then writes the instance.
     async fn finish(mut self) -> Result<(), ActionError> {
         if let Some(next) = self.chained.take() {
             self.run_action(next).await?;
+        }
+        if self.state.phase == Phase::Done
+            && let Some(due) = self.state.timeout_timer.take()
+        {
+            self.cancel_timer(TIMEOUT_TIMER.into(), Some(due));
         }
         self.save()
     }

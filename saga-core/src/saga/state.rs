@@ -19,6 +19,12 @@ pub struct SagaState {
     pub steps: Vec<StepRecord>,
     /// Why the saga is compensating or failed: the step and the error.
     pub failure: Option<FailureRecord>,
+    /// When the saga's one timeout timer falls due, if it is set. It is set for the first
+    /// awaited reply and left in place while later deadlines fall after it: when it fires with
+    /// no reply overdue it is set again for the deadline awaited then, and it goes when the saga
+    /// ends. So a saga whose replies come in time writes one timer, not one per step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_timer: Option<Timestamp>,
 }
 
 /// Which way a saga is going.
