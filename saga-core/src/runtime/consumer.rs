@@ -8,7 +8,9 @@ use crate::model::{ActionError, Envelope};
 use crate::store::{CommitUnit, DeadLetter, InboxKey, UnitOutcome};
 use crate::transport::{Acknowledge, Delivery, Subscribe};
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -262,7 +264,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             (dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now), true)
         } else {
             let mut ctx = Context::new(snapshot, name.clone(), envelope, now, shared.announce.clone());
-            let handled = CatchUnwind(Box::pin(handle_and_start(shared, consumer, &mut ctx))).await;
+            let handled = AssertUnwindSafe(handle_and_start(shared, consumer, &mut ctx)).catch_unwind().await;
             let (unit, incoming) = ctx.into_parts(inbox.clone());
             envelope = incoming;
             match handled {
@@ -341,25 +343,6 @@ fn settle(result: crate::Result<()>) {
     // A late or failed ack is not an error: the inbox makes the redelivery harmless.
     if let Err(e) = result {
         tracing::debug!(error = %e, "settling a delivery failed");
-    }
-}
-
-/// Polls a handler's future, turning a panic inside it into an error value.
-struct CatchUnwind<F>(F);
-
-impl<F: std::future::Future + Unpin> std::future::Future for CatchUnwind<F> {
-    type Output = std::thread::Result<F::Output>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| std::pin::Pin::new(inner).poll(cx))) {
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Ok(std::task::Poll::Ready(value)) => std::task::Poll::Ready(Ok(value)),
-            Err(panic) => std::task::Poll::Ready(Err(panic)),
-        }
     }
 }
 
