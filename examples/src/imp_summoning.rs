@@ -4,8 +4,7 @@
 //! goes back from the treasury and the customer is reimbursed.
 
 use crate::run::{
-    Driver, Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_envelopes,
-    send_in_batches,
+    Driver, Outcome, RunContext, chance, finished_sagas, patient, read, send_envelopes, send_in_batches,
 };
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
@@ -410,8 +409,7 @@ pub async fn run_customer(
             })
             .collect()
     };
-    const ASKS_PER_ROUND: usize = 256;
-    let mut next_to_ask = 0;
+    let mut asking = Asking::new(options.orders);
     let outcome = loop {
         let done = finished(ctx.store.as_ref())?;
         let count = done.iter().filter(|d| **d).count() as u64;
@@ -419,25 +417,10 @@ pub async fn run_customer(
         if count == options.orders {
             break Outcome::Finished;
         }
-        // A few hundred questions a round, taking turns, so that a thousand open orders do
-        // not flood reception with a thousand questions every round.
-        let open: Vec<usize> = done.iter().enumerate().filter(|(_, d)| !**d).map(|(n, _)| n).collect();
-        let start = open.partition_point(|n| *n < next_to_ask);
-        let turn: Vec<usize> =
-            open[start..].iter().chain(&open[..start]).take(ASKS_PER_ROUND).copied().collect();
-        next_to_ask = turn.last().map_or(0, |n| n + 1);
-        let mut asks = Vec::new();
-        for n in turn {
-            let order = format!("order-{n}");
-            let mut envelope =
-                saga_core::Envelope::new("reception", &order, &AskStatus { order: order.clone() })?;
-            envelope.reply_to = Some("customer".into());
-            asks.push(envelope);
-        }
-        send_envelopes(&runtime, asks, &ctx.stop).await?;
+        send_envelopes(&runtime, asking.round(ctx.store.as_ref())?, &ctx.stop).await?;
         tokio::select! {
             _ = ctx.stop.wait_for(|s| *s) => break Outcome::Interrupted,
-            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+            _ = tokio::time::sleep(ASKING_EVERY) => {}
         }
     };
     let outcome = ctx.finish(runtime, outcome).await?;
@@ -458,22 +441,85 @@ pub async fn run_customer(
     Ok((outcome, verdicts))
 }
 
+/// How often the customer asks reception about its open orders.
+const ASKING_EVERY: Duration = Duration::from_millis(300);
+
+/// The customer's questions to reception: a few hundred open orders a round, taking turns, so
+/// that a thousand open orders do not flood reception with a thousand questions every round.
+struct Asking {
+    /// Orders the customer has not heard are finished.
+    open: std::collections::BTreeSet<u64>,
+    /// Where the next round's turn starts.
+    next: u64,
+}
+
+impl Asking {
+    const PER_ROUND: usize = 256;
+
+    fn new(orders: u64) -> Asking {
+        Asking { open: (0..orders).collect(), next: 0 }
+    }
+
+    /// The next round's questions. An order whose answer the customer (its own records in
+    /// `store`) already has as delivered or reimbursed leaves the turn.
+    fn round(&mut self, store: &dyn Store) -> saga_core::Result<Vec<saga_core::Envelope>> {
+        let mut asks = Vec::new();
+        let mut heard = Vec::new();
+        for &n in self.open.range(self.next..).chain(self.open.range(..self.next)) {
+            if asks.len() == Self::PER_ROUND {
+                break;
+            }
+            let order = format!("order-{n}");
+            let status: Option<OrderStatus> = read(store, "customer", &order)?;
+            if matches!(status, Some(OrderStatus::Delivered | OrderStatus::Reimbursed)) {
+                heard.push(n);
+                continue;
+            }
+            self.next = n + 1;
+            let mut envelope =
+                saga_core::Envelope::new("reception", &order, &AskStatus { order: order.clone() })?;
+            envelope.reply_to = Some("customer".into());
+            asks.push(envelope);
+        }
+        for n in heard {
+            self.open.remove(&n);
+        }
+        Ok(asks)
+    }
+}
+
 /// Registers the domain's services and saga.
 pub fn register(builder: RuntimeBuilder, seed: u64, options: &Options) -> RuntimeBuilder {
     builder.register(reception()).register(treasury()).register(circle(seed, options)).register(saga())
 }
 
-/// Places the orders (those not yet placed), waits for every saga to end, and returns the
-/// invariants.
+/// Places the orders (those not yet placed), asks reception about them now and then as the
+/// customer does, waits for every saga to end, and returns the invariants.
 pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-    let runtime = register(ctx.builder(), ctx.seed, options).start().await?;
+    let runtime = register(ctx.builder(), ctx.seed, options).register(customer()).start().await?;
     let orders = (0..options.orders).map(|n| {
         let order = format!("order-{n}");
         (order.clone(), PlaceOrder { order, fee: options.fee })
     });
     send_in_batches(&runtime, "reception", orders, &ctx.stop).await?;
-    // The customer asks reception now and then whether the imp is there yet.
-    let outcome = drive(&mut ctx, options.orders, finished_sagas).await?;
+    let mut asking = Asking::new(options.orders);
+    let mut asked_at = tokio::time::Instant::now();
+    let outcome = loop {
+        let finished = finished_sagas(ctx.store.as_ref())?;
+        ctx.progress.update(finished.min(options.orders), options.orders);
+        if finished >= options.orders {
+            break Outcome::Finished;
+        }
+        // The customer asks reception now and then whether the imp is there yet.
+        if asked_at.elapsed() >= ASKING_EVERY {
+            asked_at = tokio::time::Instant::now();
+            send_envelopes(&runtime, asking.round(ctx.store.as_ref())?, &ctx.stop).await?;
+        }
+        tokio::select! {
+            _ = ctx.stop.wait_for(|s| *s) => break Outcome::Interrupted,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    };
     let outcome = ctx.finish(runtime, outcome).await?;
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }
