@@ -47,3 +47,64 @@ async fn keeps_order_per_key() {
 async fn close_ends_subscriptions() {
     conformance::close_ends_subscriptions(transport()).await;
 }
+
+/// A publish to the in-process transport returns once its message is handled; these check the
+/// wait itself.
+mod settlement {
+    use saga_core::transport::{InProcessTransport, Subscribe, Transport};
+    use saga_core::{Envelope, Message};
+    use std::time::Duration;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Ping;
+    impl Message for Ping {
+        const KIND: &'static str = "ping";
+    }
+
+    #[tokio::test]
+    async fn every_publisher_of_one_message_returns_once_it_is_acked() {
+        let transport = InProcessTransport::new();
+        let mut sub = transport.subscribe(Subscribe::new("pings", "g")).await.unwrap();
+        let envelope = Envelope::new("pings", "k", &Ping).unwrap();
+        // The same message published twice (a relay that restarted): one delivery, two waiters.
+        let first = tokio::spawn({
+            let (transport, envelope) = (transport.clone(), envelope.clone());
+            async move { transport.publish(envelope).await }
+        });
+        let second = tokio::spawn({
+            let transport = transport.clone();
+            async move { transport.publish(envelope).await }
+        });
+        let delivery = sub.next().await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!first.is_finished() && !second.is_finished(), "nobody returns before the ack");
+        delivery.ack().await.unwrap();
+        let wait = Duration::from_secs(5);
+        tokio::time::timeout(wait, first).await.expect("first publisher returns").unwrap().unwrap();
+        tokio::time::timeout(wait, second).await.expect("second publisher returns").unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_in_a_handler_at_close_settles_its_publisher_when_the_handler_lets_go() {
+        let transport = InProcessTransport::new();
+        let mut sub = transport.subscribe(Subscribe::new("pings", "g")).await.unwrap();
+        let publish = |transport: &InProcessTransport| {
+            let transport = transport.clone();
+            tokio::spawn(async move { transport.publish(Envelope::new("pings", "k", &Ping).unwrap()).await })
+        };
+        let (dropped, nacked) = (publish(&transport), publish(&transport));
+        let first = sub.next().await.unwrap().unwrap();
+        let second = sub.next().await.unwrap().unwrap();
+        transport.close().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!dropped.is_finished() && !nacked.is_finished(), "still being handled");
+        // One handler goes away, the other hands its message back: neither can be published now.
+        drop(first);
+        second.nack(Duration::ZERO).await.unwrap();
+        let wait = Duration::from_secs(5);
+        for publisher in [dropped, nacked] {
+            let result = tokio::time::timeout(wait, publisher).await.expect("the publisher returns");
+            assert!(result.unwrap().is_err(), "a message nobody handled is not reported published");
+        }
+    }
+}

@@ -203,7 +203,7 @@ impl InProcessTransport {
             for (i, group) in topic.groups.values().enumerate() {
                 let copy = if i + 1 == count { envelope.take() } else { envelope.clone() };
                 if let Some(envelope) = copy {
-                    group.push_back(Pending { envelope, settlement: settlement.clone() });
+                    group.requeue(Pending { envelope, settlement: settlement.clone() }, Requeue::Back);
                 }
             }
         }
@@ -225,22 +225,32 @@ impl std::fmt::Debug for InProcessTransport {
     }
 }
 
+/// Where a message goes back into a group's queue.
+enum Requeue {
+    Back,
+    Front,
+    After(Duration),
+}
+
 impl Group {
-    fn push_back(&self, pending: Pending) {
-        lock(&self.queue).ready.push_back(pending);
-        self.wake.notify_one();
-    }
-
-    fn push_front(&self, pending: Pending) {
-        lock(&self.queue).ready.push_front(pending);
-        self.wake.notify_one();
-    }
-
-    fn push_delayed(&self, pending: Pending, delay: Duration) {
+    /// Puts a message (back) into the queue; a closed queue takes nothing, and the message's
+    /// publishers learn it was not handled.
+    fn requeue(&self, pending: Pending, place: Requeue) {
         let mut queue = lock(&self.queue);
-        let seq = queue.next_seq;
-        queue.next_seq += 1;
-        queue.delayed.push(Reverse(Delayed { due: Instant::now() + delay, seq, pending }));
+        if queue.closed {
+            drop(queue);
+            pending.settlement.settle(CLOSED);
+            return;
+        }
+        match place {
+            Requeue::Back => queue.ready.push_back(pending),
+            Requeue::Front => queue.ready.push_front(pending),
+            Requeue::After(delay) => {
+                let seq = queue.next_seq;
+                queue.next_seq += 1;
+                queue.delayed.push(Reverse(Delayed { due: Instant::now() + delay, seq, pending }));
+            }
+        }
         drop(queue);
         self.wake.notify_one();
     }
@@ -261,7 +271,7 @@ impl Transport for InProcessTransport {
         let topic = state.topics.entry(spec.topic.clone()).or_default();
         let group = topic.groups.entry(spec.group.clone()).or_default().clone();
         for pending in topic.waiting.drain(..) {
-            group.push_back(pending);
+            group.requeue(pending, Requeue::Back);
         }
         Ok(Box::new(MemorySubscription { group }))
     }
@@ -353,11 +363,8 @@ impl Acknowledge for MemoryAcker {
 
     async fn nack(mut self: Box<Self>, delay: Duration) -> Result<()> {
         if let Some(pending) = self.pending.take() {
-            if delay.is_zero() {
-                self.group.push_back(pending);
-            } else {
-                self.group.push_delayed(pending, delay);
-            }
+            let place = if delay.is_zero() { Requeue::Back } else { Requeue::After(delay) };
+            self.group.requeue(pending, place);
         }
         Ok(())
     }
@@ -367,12 +374,7 @@ impl Drop for MemoryAcker {
     fn drop(&mut self) {
         // Neither acked nor nacked: the consumer went away, so the message goes back first in line.
         if let Some(pending) = self.pending.take() {
-            let closed = lock(&self.group.queue).closed;
-            if closed {
-                pending.settlement.settle(CLOSED);
-            } else {
-                self.group.push_front(pending);
-            }
+            self.group.requeue(pending, Requeue::Front);
         }
     }
 }
