@@ -506,3 +506,31 @@ fn a_commit_reports_only_the_sequence_numbers_it_took_while_timers_fire_beside_i
     stop.store(true, Ordering::Relaxed);
     firing.join().unwrap();
 }
+
+#[tokio::test]
+async fn a_row_another_writer_commits_between_two_of_the_runtimes_is_published_in_its_place() {
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let runtime = start(store.clone(), InProcessTransport::new(), calls.clone()).await;
+    // Deposits 1, 5 and 9 all go to acct-1.
+    let deposits = |store: &RedbStore| -> Vec<u32> {
+        store
+            .record("ledger", "acct-1")
+            .unwrap()
+            .map(|r| serde_json::from_slice::<Account>(&r.data).unwrap().deposits)
+            .unwrap_or_default()
+    };
+    runtime.send("ledger", "acct-1", &deposit(1)).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    // Another writer on the same store takes sequence numbers the relay is not handed...
+    let envelope = Envelope::new("ledger", "acct-1", &deposit(5)).unwrap();
+    store.commit(&Batch { units: vec![CommitUnit::send(envelope)], sent: vec![] }).unwrap();
+    // ...so the runtime's next commit follows a gap, and the relay reads across it.
+    runtime.send("ledger", "acct-1", &deposit(9)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), runtime.wait_idle())
+        .await
+        .expect("the row committed in the gap was never published")
+        .unwrap();
+    assert_eq!(deposits(store.as_ref()), [1, 5, 9], "in outbox order");
+    runtime.shutdown().await.unwrap();
+}
