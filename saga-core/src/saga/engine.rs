@@ -93,10 +93,7 @@ where
                 let due: RetryDue = envelope.decode()?;
                 run.retry_due(&envelope, due).await?;
             }
-            TimedOut::KIND => {
-                let timeout: TimedOut = envelope.decode()?;
-                run.timed_out(&envelope, timeout).await?;
-            }
+            TimedOut::KIND => run.timed_out(&envelope).await?,
             OperatorRequest::KIND => {
                 let request: OperatorRequest = envelope.decode()?;
                 run.operator(&envelope, request.action)?;
@@ -510,7 +507,7 @@ where
 
     /// The saga's timeout timer fired (or, for an instance begun by an older version, one
     /// step's own): the awaited reply, if any, is overdue or the timer is set again for it.
-    async fn timed_out(&mut self, envelope: &Envelope, _timeout: TimedOut) -> Result<(), ActionError> {
+    async fn timed_out(&mut self, envelope: &Envelope) -> Result<(), ActionError> {
         let now = self.now();
         self.history(HistoryEvent::TimerFired { name: TIMEOUT_TIMER.into() });
         if self.state.timeout_timer.is_some_and(|due| due <= now) {

@@ -30,7 +30,9 @@ impl Message for RetryDue {
     const KIND: &'static str = "saga.retry-due";
 }
 
-/// A remote step's reply did not come in time.
+/// A saga's timeout timer fell due. It names the step and attempt it was set for (a timer of an
+/// older version names the one it times out); the saga decides from its own state which reply,
+/// if any, is overdue.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct TimedOut {
     pub(crate) step: usize,
