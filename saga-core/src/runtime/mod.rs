@@ -27,12 +27,18 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 /// Tuning knobs of a [`Runtime`]. The defaults suit most uses.
+///
+/// ```
+/// let config = saga_core::Config::default();
+/// assert_eq!((config.max_in_flight, config.max_batch), (2048, 4096));
+/// assert_eq!((config.max_deliveries, config.relay_window), (10, 8192));
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// Messages one consumer handles at once (each key one at a time). Default 512.
+    /// Messages one consumer handles at once (each key one at a time). Default 2048.
     pub max_in_flight: usize,
-    /// Units in one group commit at most. Default 2048.
+    /// Units in one group commit at most. Default 4096.
     pub max_batch: usize,
     /// Deliveries of one message before a transiently failing handler gives it up to dead
     /// letters. Default 10.
