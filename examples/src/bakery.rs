@@ -97,7 +97,8 @@ message!(/// A batch of a product is due (a production timer).
 message!(/// Fresh items for the shelf.
     ItemsBaked = "stock.items-baked" { /// The product.
         product: String, /// The items' ids.
-        items: Vec<String> });
+        items: Vec<String>, /// When the batch came out of the oven, by the day's timetable.
+        baked_at: Timestamp });
 message!(/// Time to remove stale items (a timer every 15 minutes).
     Sweep = "stock.sweep" {});
 message!(/// Thirty minutes before closing.
@@ -256,7 +257,12 @@ fn production() -> Service {
     Service::new("production")
         .on("production", |ctx, _: OpenDay| {
             for p in PRODUCTS {
-                ctx.schedule(p.name, ctx.now(), "production", &BakeBatch { product: p.name.into(), n: 0 })?;
+                ctx.schedule(
+                    p.name,
+                    batch_due(&p, 0),
+                    "production",
+                    &BakeBatch { product: p.name.into(), n: 0 },
+                )?;
             }
             Ok(())
         })
@@ -264,13 +270,20 @@ fn production() -> Service {
             let p = product(&b.product)
                 .ok_or_else(|| ActionError::permanent(format!("unknown product {}", b.product)))?;
             let items = (0..p.batch).map(|i| format!("{}-{}-{i}", p.name, b.n)).collect();
-            ctx.send_keyed("stock", p.name, &ItemsBaked { product: p.name.into(), items })?;
-            let next = ctx.now() + p.every;
+            let baked_at = batch_due(p, b.n);
+            ctx.send_keyed("stock", p.name, &ItemsBaked { product: p.name.into(), items, baked_at })?;
+            let next = batch_due(p, b.n + 1);
             if next < OPENING + DAY {
                 ctx.schedule(p.name, next, "production", &BakeBatch { product: b.product, n: b.n + 1 })?;
             }
             Ok(())
         })
+}
+
+/// When batch `n` of the day is due: the timetable runs from opening, so a timer that fires
+/// late does not push every later batch back.
+fn batch_due(p: &Product, n: u64) -> Timestamp {
+    OPENING + p.every * u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn price(p: &Product, shelf: &Shelf) -> u64 {
@@ -306,8 +319,7 @@ fn every_shelf(
 fn stock() -> Service {
     Service::new("stock")
         .on("production", |ctx, _: OpenDay| {
-            let opening = ctx.now();
-            let mut at = opening + SWEEP_EVERY;
+            let mut at = OPENING + SWEEP_EVERY;
             let mut n = 0;
             while at < OPENING + DAY {
                 ctx.schedule(&format!("sweep-{n}"), at, "stock", &Sweep {})?;
@@ -332,7 +344,7 @@ fn stock() -> Service {
             let state = if now >= OPENING + DAY { ItemState::Thrown } else { ItemState::Sellable };
             for id in b.items {
                 if !shelf.items.iter().any(|i| i.id == id) {
-                    shelf.items.push(Item { id, baked_at: now, state: state.clone() });
+                    shelf.items.push(Item { id, baked_at: b.baked_at, state: state.clone() });
                 }
             }
             ctx.save(p.name, &shelf)?;
@@ -656,7 +668,7 @@ pub async fn drive_apart(
 
 /// Stock, money and profiles, checked against the services' own records.
 pub fn invariants<R: Records + ?Sized>(store: &R, options: &Options) -> saga_core::Result<Vec<Invariant>> {
-    let (mut sold, mut stale_sold, mut leaked, mut sellable_left, mut baked) = (0, 0, 0, 0, 0);
+    let (mut sold, mut stale_sold, mut leaked, mut sellable_left, mut baked) = (0, 0, 0, 0, 0u64);
     let mut sold_per_order: BTreeMap<String, u32> = BTreeMap::new();
     let mut ids = std::collections::HashSet::new();
     let mut duplicate_ids = 0;
@@ -697,7 +709,19 @@ pub fn invariants<R: Records + ?Sized>(store: &R, options: &Options) -> saga_cor
             read::<Profile>(store, "users", &format!("customer-{c}")).map(|p| p.unwrap_or_default().items)
         })
         .sum::<saga_core::Result<u32>>()?;
+    let timetable: u64 = PRODUCTS
+        .iter()
+        .map(|p| {
+            let batches = (0..).take_while(|n| batch_due(p, *n) < OPENING + DAY).count() as u64;
+            batches * u64::from(p.batch)
+        })
+        .sum();
     Ok(vec![
+        Invariant::check(
+            "production: every batch of the day's timetable reached the stock",
+            baked == timetable,
+            format!("{baked} items baked, {timetable} on the timetable"),
+        ),
         Invariant::check(
             "stock: no item sold twice",
             duplicate_ids == 0,
