@@ -38,7 +38,8 @@ pub struct RunContext {
     pub transport: Arc<dyn Transport>,
     /// The clock its timers follow.
     pub clock: Arc<dyn Clock>,
-    /// Seeds every random choice, so a run can be repeated exactly.
+    /// Seeds every random choice, so a run makes the same choices again. Under heavy load,
+    /// what depends on timing between services (which order wins a race for the last item) can differ.
     pub seed: u64,
     /// Told how far the run has come.
     pub progress: Arc<dyn Progress>,

@@ -114,7 +114,8 @@ pub(crate) struct DbArg {
 pub(crate) struct CommonRun {
     #[command(flatten)]
     pub(crate) db: DbArg,
-    /// Seeds every random choice, so a run can be repeated exactly.
+    /// Seeds every random choice, so a run makes the same choices again. Under heavy load,
+    /// what depends on timing between services (which order wins a race for the last item) can differ.
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
     /// Print one JSON object instead of tables.
