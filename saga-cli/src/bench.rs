@@ -1,14 +1,17 @@
-//! `saga-cli bench`: throughput and latency of the engine, measured against redb's ceiling.
+//! `saga-cli bench`: throughput and latency of the engine, measured against redb's ceiling, and
+//! of a whole domain's sagas.
 
 use anyhow::{Context as _, Result};
 use redb::{Database, Durability, TableDefinition};
 use saga_core::process::ProcessManager;
 use saga_core::transport::{Subscribe, Transport};
 use saga_core::{Envelope, InProcessTransport, Message, RedbStore, Runtime};
+use saga_examples::{Domain, Progress};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 #[derive(Serialize, Deserialize)]
@@ -166,6 +169,119 @@ async fn through(
     transport.close().await?;
     latencies.sort_unstable();
     Ok((messages as f64 / elapsed.as_secs_f64(), latencies))
+}
+
+/// One run of `saga-cli bench sagas`.
+#[derive(Serialize, Debug)]
+pub(crate) struct SagaRun {
+    pub(crate) sagas_per_s: f64,
+    pub(crate) elapsed_ms: u64,
+    pub(crate) completed: u64,
+    pub(crate) compensated: u64,
+    pub(crate) latency_p50_ms: u64,
+    pub(crate) latency_p99_ms: u64,
+    /// Durable commit units: one per handled message.
+    pub(crate) units: u64,
+    /// Every invariant held and no saga was left running.
+    pub(crate) ended_well: bool,
+}
+
+/// The figures `saga-cli bench sagas` prints.
+#[derive(Serialize, Debug)]
+pub(crate) struct SagasReport {
+    pub(crate) domain: &'static str,
+    pub(crate) orders: u64,
+    pub(crate) runs: Vec<SagaRun>,
+    pub(crate) median_sagas_per_s: f64,
+    pub(crate) min_sagas_per_s: f64,
+    pub(crate) max_sagas_per_s: f64,
+}
+
+/// Runs `domain` (of `orders` orders) `runs` times, each on a fresh database and in-process transport with the same
+/// seed, as `saga-cli run` would: one run's figure swings with what else the machine does, the
+/// median of several is the one to compare.
+pub(crate) async fn sagas(domain: Domain, orders: u64, seed: u64, runs: u32) -> Result<SagasReport> {
+    let dir = tempfile::tempdir().context("creating a scratch directory")?;
+    let mut measured = Vec::with_capacity(runs as usize);
+    for n in 1..=runs {
+        let path = dir.path().join(format!("run-{n}.redb"));
+        let store = Arc::new(RedbStore::open(&path)?);
+        let transport: Arc<dyn Transport> = Arc::new(InProcessTransport::new());
+        let (_stop, stopped) = watch::channel(false);
+        let quiet: Arc<dyn Progress> = Arc::new(|_: u64, _: u64| {});
+        let run = crate::commands::execute(&domain, seed, store, transport.clone(), quiet, stopped).await;
+        transport.close().await?;
+        let run = run?;
+        eprintln!("{} run {n}/{runs}: {:.0} sagas/s", domain.name(), run.throughput());
+        measured.push(SagaRun {
+            sagas_per_s: run.throughput().round(),
+            elapsed_ms: run.elapsed.as_millis() as u64,
+            completed: run.counts.completed,
+            compensated: run.counts.compensated,
+            latency_p50_ms: run.latency_ms.0,
+            latency_p99_ms: run.latency_ms.1,
+            units: run.stats.units,
+            ended_well: run.ended_well(),
+        });
+        // Each run's file is only for that run: removing it keeps the disk's state alike for the next.
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    let mut rates: Vec<f64> = measured.iter().map(|r| r.sagas_per_s).collect();
+    rates.sort_by(f64::total_cmp);
+    let median = match rates.len() {
+        0 => 0.0,
+        len if len % 2 == 1 => rates[len / 2],
+        len => ((rates[len / 2 - 1] + rates[len / 2]) / 2.0).round(),
+    };
+    Ok(SagasReport {
+        domain: domain.name(),
+        orders,
+        median_sagas_per_s: median,
+        min_sagas_per_s: rates.first().copied().unwrap_or_default(),
+        max_sagas_per_s: rates.last().copied().unwrap_or_default(),
+        runs: measured,
+    })
+}
+
+/// The runs as one table, and their spread below it.
+pub(crate) fn sagas_table(report: &SagasReport) -> String {
+    #[derive(tabled::Tabled)]
+    struct Row {
+        run: usize,
+        #[tabled(rename = "sagas / s")]
+        rate: f64,
+        #[tabled(rename = "elapsed (ms)")]
+        elapsed: u64,
+        completed: u64,
+        compensated: u64,
+        #[tabled(rename = "latency p50 (ms)")]
+        p50: u64,
+        #[tabled(rename = "latency p99 (ms)")]
+        p99: u64,
+        units: u64,
+        #[tabled(rename = "ended well")]
+        ended_well: &'static str,
+    }
+    let rows = report.runs.iter().enumerate().map(|(i, r)| Row {
+        run: i + 1,
+        rate: r.sagas_per_s,
+        elapsed: r.elapsed_ms,
+        completed: r.completed,
+        compensated: r.compensated,
+        p50: r.latency_p50_ms,
+        p99: r.latency_p99_ms,
+        units: r.units,
+        ended_well: if r.ended_well { "yes" } else { "NO" },
+    });
+    format!(
+        "{} with {} orders\n{}\nsagas / s: median {}, min {}, max {}",
+        report.domain,
+        report.orders,
+        tabled::Table::new(rows),
+        report.median_sagas_per_s,
+        report.min_sagas_per_s,
+        report.max_sagas_per_s
+    )
 }
 
 /// The report as a two-column table.

@@ -1,6 +1,6 @@
 //! The command line: clap types, and `main`'s parse, run, print, exit.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use saga_core::transport::Membership;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,11 +69,18 @@ pub(crate) enum Command {
         #[command(subcommand)]
         domain: DriveArgs,
     },
-    /// Measures throughput and latency (use a release build).
+    /// Measures throughput and latency (use a release build); `engine` when no target is named.
     Bench {
-        /// What to measure.
-        #[arg(value_enum, default_value_t = BenchTarget::Engine)]
-        target: BenchTarget,
+        #[command(subcommand)]
+        what: Option<BenchWhat>,
+    },
+}
+
+/// What `saga-cli bench` measures.
+#[derive(Subcommand, Debug)]
+pub(crate) enum BenchWhat {
+    /// Durable handled messages per second against the raw redb ceiling.
+    Engine {
         /// Messages to push through.
         #[arg(long, default_value_t = 100_000)]
         messages: u64,
@@ -81,6 +88,24 @@ pub(crate) enum Command {
         #[arg(long, value_parser = parse_nats_url)]
         nats: Option<String>,
         /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Completed-or-compensated sagas per second of the whole imp-summoning domain on the
+    /// embedded default, over several runs on fresh databases: each run, and their median.
+    Sagas {
+        /// Orders per run.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        orders: u64,
+        /// Runs, each on a fresh database.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+        /// Seeds every random choice; every run uses the same seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        knobs: ImpKnobs,
+        /// Print one JSON object instead of tables.
         #[arg(long)]
         json: bool,
     },
@@ -394,12 +419,6 @@ pub(crate) enum DriveArgs {
         #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
         customers: u64,
     },
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub(crate) enum BenchTarget {
-    /// Durable handled messages per second against the raw redb ceiling.
-    Engine,
 }
 
 fn parse_share(s: &str) -> Result<f64, String> {

@@ -73,6 +73,36 @@ fn run_reports_json_with_processes_invariants_and_latency() {
 }
 
 #[test]
+fn bench_sagas_reports_every_run_and_their_median_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = saga_cli(
+        &["bench", "sagas", "--orders", "30", "--runs", "3", "--failure-rate", "0.3", "--json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["domain"], "imp-summoning");
+    assert_eq!(report["orders"], 30);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    let mut rates = Vec::new();
+    for run in runs {
+        assert_eq!(run["ended_well"], true, "{run}");
+        let finished = run["completed"].as_u64().unwrap() + run["compensated"].as_u64().unwrap();
+        assert_eq!(finished, 30, "{run}");
+        // Every order takes at least a handful of durable commits: the run did its work.
+        assert!(run["units"].as_u64().unwrap() >= 30 * 7, "{run}");
+        rates.push(run["sagas_per_s"].as_f64().unwrap());
+    }
+    rates.sort_by(f64::total_cmp);
+    assert_eq!(report["min_sagas_per_s"].as_f64().unwrap(), rates[0]);
+    assert_eq!(report["median_sagas_per_s"].as_f64().unwrap(), rates[1]);
+    assert_eq!(report["max_sagas_per_s"].as_f64().unwrap(), rates[2]);
+    // Each run writes to a scratch database of its own, not to the current directory.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn list_and_inspect_show_every_process_in_three_formats() {
     let dir = tempfile::tempdir().unwrap();
     let out = saga_cli(&["run", "imp-summoning", "--orders", "10", "--json"], dir.path());

@@ -8,7 +8,7 @@ use crate::cli::{
 use saga_examples::{Domain, bakery, document_voiding, imp_summoning, online_shop, petstore};
 use std::time::Duration;
 
-fn imp(orders: u64, knobs: &ImpKnobs) -> Domain {
+pub(crate) fn imp(orders: u64, knobs: &ImpKnobs) -> Domain {
     Domain::ImpSummoning(imp_summoning::Options {
         orders,
         failure_rate: knobs.failure_rate,

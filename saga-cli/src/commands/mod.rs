@@ -7,7 +7,9 @@ mod operator;
 mod run;
 mod service;
 
-use crate::cli::{Cli, Command, InspectWhat};
+pub(crate) use run::execute;
+
+use crate::cli::{BenchWhat, Cli, Command, InspectWhat};
 use anyhow::{Context as _, Result};
 use saga_core::store::{Batch, CommitUnit, Record, Write};
 use saga_core::{RedbStore, Store};
@@ -32,7 +34,13 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Service { domain } => service::serve(domain).await,
         Command::Drive { domain } => service::drive(domain).await,
-        Command::Bench { target: crate::cli::BenchTarget::Engine, messages, json, nats } => {
+        Command::Bench { what } => bench(what).await,
+    }
+}
+
+async fn bench(what: Option<BenchWhat>) -> Result<u8> {
+    match what.unwrap_or(BenchWhat::Engine { messages: 100_000, nats: None, json: false }) {
+        BenchWhat::Engine { messages, nats, json } => {
             let report = crate::bench::engine(messages, nats).await?;
             if json {
                 crate::output::emit(&serde_json::to_string(&report)?)?;
@@ -40,6 +48,15 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
                 crate::output::emit(&crate::bench::table(&report))?;
             }
             Ok(0)
+        }
+        BenchWhat::Sagas { orders, runs, seed, knobs, json } => {
+            let report = crate::bench::sagas(domains::imp(orders, &knobs), orders, seed, runs).await?;
+            if json {
+                crate::output::emit(&serde_json::to_string(&report)?)?;
+            } else {
+                crate::output::emit(&crate::bench::sagas_table(&report))?;
+            }
+            Ok(if report.runs.iter().all(|r| r.ended_well) { 0 } else { 1 })
         }
     }
 }

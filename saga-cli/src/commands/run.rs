@@ -6,7 +6,7 @@ use crate::cli::{DomainArgs, TransportArg};
 use crate::output::{ProgressLine, emit};
 use anyhow::Result;
 use saga_core::{InProcessTransport, RedbStore, Transport};
-use saga_examples::{Domain, Invariant, Outcome, RunContext, Summary};
+use saga_examples::{Domain, Invariant, Outcome, Progress, RunContext, Summary};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,27 +72,12 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
     });
     let progress = Arc::new(ProgressLine::new(domain.name()));
     let transport = connect(&common.transport, domain.name()).await?;
-    let stats = Arc::new(std::sync::Mutex::new(saga_core::Stats::default()));
-    let ctx = RunContext {
-        store: store.clone(),
-        transport: transport.clone(),
-        clock: domain.clock(),
-        seed,
-        progress: progress.clone(),
-        stop: stopped,
-        stats: stats.clone(),
-    };
-    let started = Instant::now();
-    let (outcome, invariants) = domain.run(ctx).await?;
-    let elapsed = started.elapsed();
+    let measured = execute(&domain, seed, store, transport.clone(), progress.clone(), stopped).await;
     progress.finish();
-    transport.close().await?;
-
-    let counts = saga_examples::process_counts(store.as_ref())?;
-    // Latency in real milliseconds, whatever the domain's clock speed.
-    let (p50, p99) = saga_examples::saga_latency(store.as_ref())?;
-    let (p50, p99) = ((p50 as f64 / domain.speed()) as u64, (p99 as f64 / domain.speed()) as u64);
-    let finished = counts.completed + counts.compensated;
+    let closed = transport.close().await;
+    let measured = measured?;
+    closed?;
+    let Measured { outcome, ref invariants, ref counts, elapsed, latency_ms: (p50, p99), stats } = measured;
     if common.json {
         let report = json!({
             "domain": domain.name(),
@@ -101,13 +86,13 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
             "invariants": invariants,
             "elapsed_ms": elapsed.as_millis() as u64,
             "saga_latency_ms": { "p50": p50, "p99": p99 },
-            "throughput_per_s": (finished as f64 / elapsed.as_secs_f64()).round(),
+            "throughput_per_s": measured.throughput().round(),
             "interrupted": outcome == Outcome::Interrupted,
-            "engine": *stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            "engine": stats,
         });
         emit(&report.to_string())?;
     } else {
-        print_summary(&domain, &path, &counts, &invariants, elapsed, (p50, p99))?;
+        print_summary(&domain, &path, counts, invariants, elapsed, (p50, p99))?;
     }
     if outcome == Outcome::Interrupted {
         eprintln!(
@@ -117,8 +102,63 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
         );
         return Ok(130);
     }
-    let holds = invariants.iter().all(|i| i.holds) && counts.running == 0;
-    Ok(if holds { 0 } else { 1 })
+    Ok(if measured.ended_well() { 0 } else { 1 })
+}
+
+/// What one run of a domain came to, and how long it took.
+pub(crate) struct Measured {
+    pub(crate) outcome: Outcome,
+    pub(crate) invariants: Vec<Invariant>,
+    pub(crate) counts: Summary,
+    /// From the first order to the last check.
+    pub(crate) elapsed: Duration,
+    /// Saga latency p50 and p99, in real milliseconds.
+    pub(crate) latency_ms: (u64, u64),
+    /// What the run's runtimes did.
+    pub(crate) stats: saga_core::Stats,
+}
+
+impl Measured {
+    /// Completed or compensated processes per second of the run.
+    pub(crate) fn throughput(&self) -> f64 {
+        (self.counts.completed + self.counts.compensated) as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Whether the run ended as it must: every invariant holds and no process is left running.
+    pub(crate) fn ended_well(&self) -> bool {
+        self.invariants.iter().all(|i| i.holds) && self.counts.running == 0
+    }
+}
+
+/// Runs `domain` (seeded with `seed`) over `store` and `transport` until it finishes or `stop`
+/// turns true, then counts its processes and measures its saga latency.
+pub(crate) async fn execute(
+    domain: &Domain,
+    seed: u64,
+    store: Arc<RedbStore>,
+    transport: Arc<dyn Transport>,
+    progress: Arc<dyn Progress>,
+    stop: watch::Receiver<bool>,
+) -> Result<Measured> {
+    let stats = Arc::new(std::sync::Mutex::new(saga_core::Stats::default()));
+    let ctx = RunContext {
+        store: store.clone(),
+        transport,
+        clock: domain.clock(),
+        seed,
+        progress,
+        stop,
+        stats: stats.clone(),
+    };
+    let started = Instant::now();
+    let (outcome, invariants) = domain.run(ctx).await?;
+    let elapsed = started.elapsed();
+    let counts = saga_examples::process_counts(store.as_ref())?;
+    // Latency in real milliseconds, whatever the domain's clock speed.
+    let (p50, p99) = saga_examples::saga_latency(store.as_ref())?;
+    let latency_ms = ((p50 as f64 / domain.speed()) as u64, (p99 as f64 / domain.speed()) as u64);
+    let stats = *stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(Measured { outcome, invariants, counts, elapsed, latency_ms, stats })
 }
 
 #[derive(Tabled)]
