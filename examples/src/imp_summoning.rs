@@ -8,7 +8,7 @@ use crate::run::{
 };
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
-use saga_core::{ActionError, Message, RuntimeBuilder, Service, Store};
+use saga_core::{ActionError, Message, RuntimeBuilder, RuntimeHandle, Service, Store};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -409,20 +409,9 @@ pub async fn run_customer(
             })
             .collect()
     };
-    let mut asking = Asking::new(options.orders);
-    let outcome = loop {
-        let done = finished(ctx.store.as_ref())?;
-        let count = done.iter().filter(|d| **d).count() as u64;
-        ctx.progress.update(count, options.orders);
-        if count == options.orders {
-            break Outcome::Finished;
-        }
-        send_envelopes(&runtime, asking.round(ctx.store.as_ref())?, &ctx.stop).await?;
-        tokio::select! {
-            _ = ctx.stop.wait_for(|s| *s) => break Outcome::Interrupted,
-            _ = tokio::time::sleep(ASKING_EVERY) => {}
-        }
-    };
+    // Its own records are all the customer reads: every order's, so no more often than it asks.
+    let count = |store: &dyn Store| Ok(finished(store)?.iter().filter(|d| **d).count() as u64);
+    let outcome = wait_asking(&mut ctx, &runtime, options.orders, ASKING_EVERY, count).await?;
     let outcome = ctx.finish(runtime, outcome).await?;
     let done = finished(ctx.store.as_ref())?;
     let open = done.iter().filter(|d| !**d).count();
@@ -439,6 +428,35 @@ pub async fn run_customer(
     let (outcome, mut verdicts) = driver.finish(&ctx, outcome, options.orders).await?;
     verdicts.insert(0, verdict);
     Ok((outcome, verdicts))
+}
+
+/// Waits until `done` counts every order finished, looking every `check_every`, while the
+/// customer asks reception about its open orders every [`ASKING_EVERY`]; or until the run is
+/// stopped.
+async fn wait_asking(
+    ctx: &mut RunContext,
+    runtime: &RuntimeHandle,
+    orders: u64,
+    check_every: Duration,
+    mut done: impl FnMut(&dyn Store) -> saga_core::Result<u64>,
+) -> saga_core::Result<Outcome> {
+    let mut asking = Asking::new(orders);
+    let mut asked_at = tokio::time::Instant::now();
+    loop {
+        let finished = done(ctx.store.as_ref())?;
+        ctx.progress.update(finished.min(orders), orders);
+        if finished >= orders {
+            return Ok(Outcome::Finished);
+        }
+        if asked_at.elapsed() >= ASKING_EVERY {
+            asked_at = tokio::time::Instant::now();
+            send_envelopes(runtime, asking.round(ctx.store.as_ref())?, &ctx.stop).await?;
+        }
+        tokio::select! {
+            _ = ctx.stop.wait_for(|s| *s) => return Ok(Outcome::Interrupted),
+            _ = tokio::time::sleep(check_every) => {}
+        }
+    }
 }
 
 /// How often the customer asks reception about its open orders.
@@ -502,24 +520,8 @@ pub async fn run(mut ctx: RunContext, options: &Options) -> saga_core::Result<(O
         (order.clone(), PlaceOrder { order, fee: options.fee })
     });
     send_in_batches(&runtime, "reception", orders, &ctx.stop).await?;
-    let mut asking = Asking::new(options.orders);
-    let mut asked_at = tokio::time::Instant::now();
-    let outcome = loop {
-        let finished = finished_sagas(ctx.store.as_ref())?;
-        ctx.progress.update(finished.min(options.orders), options.orders);
-        if finished >= options.orders {
-            break Outcome::Finished;
-        }
-        // The customer asks reception now and then whether the imp is there yet.
-        if asked_at.elapsed() >= ASKING_EVERY {
-            asked_at = tokio::time::Instant::now();
-            send_envelopes(&runtime, asking.round(ctx.store.as_ref())?, &ctx.stop).await?;
-        }
-        tokio::select! {
-            _ = ctx.stop.wait_for(|s| *s) => break Outcome::Interrupted,
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-    };
+    let check_every = Duration::from_millis(20);
+    let outcome = wait_asking(&mut ctx, &runtime, options.orders, check_every, finished_sagas).await?;
     let outcome = ctx.finish(runtime, outcome).await?;
     Ok((outcome, invariants(ctx.store.as_ref(), options)?))
 }

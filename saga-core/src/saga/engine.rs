@@ -514,14 +514,15 @@ where
             // The timer that brought this is spent.
             self.state.timeout_timer = None;
         }
-        let awaited = (0..self.state.steps.len()).find(|&i| {
-            self.state.steps[i].deadline.is_some() && self.awaits(i, self.state.steps[i].attempts)
+        let awaited = (0..self.state.steps.len()).find_map(|i| {
+            let step = &self.state.steps[i];
+            let deadline = step.deadline.filter(|_| self.awaits(i, step.attempts))?;
+            Some((i, deadline, step.attempts))
         });
-        let Some(i) = awaited else {
+        let Some((i, deadline, attempt)) = awaited else {
             self.history(ignored(envelope, "no reply is awaited"));
             return Ok(());
         };
-        let (deadline, attempt) = (self.state.steps[i].deadline.unwrap_or(now), self.state.steps[i].attempts);
         if deadline > now {
             // Set for an earlier deadline whose reply came: now wait for this one's.
             return self.arm_timeout(deadline, i, attempt);
