@@ -171,19 +171,29 @@ async fn through(
     Ok((messages as f64 / elapsed.as_secs_f64(), latencies))
 }
 
-/// One run of `saga-cli bench sagas`.
-#[derive(Serialize, Debug)]
+/// One run of `saga-cli bench sagas`: a row of its table, an element of its JSON.
+#[derive(Serialize, Debug, tabled::Tabled)]
 pub(crate) struct SagaRun {
+    pub(crate) run: u32,
+    #[tabled(rename = "sagas / s")]
     pub(crate) sagas_per_s: f64,
+    #[tabled(rename = "elapsed (ms)")]
     pub(crate) elapsed_ms: u64,
     pub(crate) completed: u64,
     pub(crate) compensated: u64,
+    #[tabled(rename = "latency p50 (ms)")]
     pub(crate) latency_p50_ms: u64,
+    #[tabled(rename = "latency p99 (ms)")]
     pub(crate) latency_p99_ms: u64,
     /// Durable commit units: one per handled message.
     pub(crate) units: u64,
     /// Every invariant held and no saga was left running.
+    #[tabled(rename = "ended well", display = "yes_or_no")]
     pub(crate) ended_well: bool,
+}
+
+fn yes_or_no(holds: &bool) -> &'static str {
+    if *holds { "yes" } else { "NO" }
 }
 
 /// The figures `saga-cli bench sagas` prints.
@@ -197,9 +207,9 @@ pub(crate) struct SagasReport {
     pub(crate) max_sagas_per_s: f64,
 }
 
-/// Runs `domain` (of `orders` orders) `runs` times, each on a fresh database and in-process transport with the same
-/// seed, as `saga-cli run` would: one run's figure swings with what else the machine does, the
-/// median of several is the one to compare.
+/// Runs `domain` (of `orders` orders) `runs` times, each on a fresh database and in-process
+/// transport with the same seed, as `saga-cli run` would: one run's figure swings with what else
+/// the machine does, the median of several is the one to compare.
 pub(crate) async fn sagas(domain: Domain, orders: u64, seed: u64, runs: u32) -> Result<SagasReport> {
     let dir = tempfile::tempdir().context("creating a scratch directory")?;
     let mut measured = Vec::with_capacity(runs as usize);
@@ -214,6 +224,7 @@ pub(crate) async fn sagas(domain: Domain, orders: u64, seed: u64, runs: u32) -> 
         let run = run?;
         eprintln!("{} run {n}/{runs}: {:.0} sagas/s", domain.name(), run.throughput());
         measured.push(SagaRun {
+            run: n,
             sagas_per_s: run.throughput().round(),
             elapsed_ms: run.elapsed.as_millis() as u64,
             completed: run.counts.completed,
@@ -245,39 +256,11 @@ pub(crate) async fn sagas(domain: Domain, orders: u64, seed: u64, runs: u32) -> 
 
 /// The runs as one table, and their spread below it.
 pub(crate) fn sagas_table(report: &SagasReport) -> String {
-    #[derive(tabled::Tabled)]
-    struct Row {
-        run: usize,
-        #[tabled(rename = "sagas / s")]
-        rate: f64,
-        #[tabled(rename = "elapsed (ms)")]
-        elapsed: u64,
-        completed: u64,
-        compensated: u64,
-        #[tabled(rename = "latency p50 (ms)")]
-        p50: u64,
-        #[tabled(rename = "latency p99 (ms)")]
-        p99: u64,
-        units: u64,
-        #[tabled(rename = "ended well")]
-        ended_well: &'static str,
-    }
-    let rows = report.runs.iter().enumerate().map(|(i, r)| Row {
-        run: i + 1,
-        rate: r.sagas_per_s,
-        elapsed: r.elapsed_ms,
-        completed: r.completed,
-        compensated: r.compensated,
-        p50: r.latency_p50_ms,
-        p99: r.latency_p99_ms,
-        units: r.units,
-        ended_well: if r.ended_well { "yes" } else { "NO" },
-    });
     format!(
         "{} with {} orders\n{}\nsagas / s: median {}, min {}, max {}",
         report.domain,
         report.orders,
-        tabled::Table::new(rows),
+        tabled::Table::new(&report.runs),
         report.median_sagas_per_s,
         report.min_sagas_per_s,
         report.max_sagas_per_s

@@ -69,10 +69,10 @@ pub(crate) enum Command {
         #[command(subcommand)]
         domain: DriveArgs,
     },
-    /// Measures throughput and latency (use a release build); `engine` when no target is named.
+    /// Measures throughput and latency (use a release build).
     Bench {
         #[command(subcommand)]
-        what: Option<BenchWhat>,
+        what: BenchWhat,
     },
 }
 

@@ -86,7 +86,8 @@ fn bench_sagas_reports_every_run_and_their_median_and_leaves_no_file() {
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3);
     let mut rates = Vec::new();
-    for run in runs {
+    for (i, run) in runs.iter().enumerate() {
+        assert_eq!(run["run"], i + 1, "{run}");
         assert_eq!(run["ended_well"], true, "{run}");
         let finished = run["completed"].as_u64().unwrap() + run["compensated"].as_u64().unwrap();
         assert_eq!(finished, 30, "{run}");

@@ -38,8 +38,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-async fn bench(what: Option<BenchWhat>) -> Result<u8> {
-    match what.unwrap_or(BenchWhat::Engine { messages: 100_000, nats: None, json: false }) {
+async fn bench(what: BenchWhat) -> Result<u8> {
+    match what {
         BenchWhat::Engine { messages, nats, json } => {
             let report = crate::bench::engine(messages, nats).await?;
             if json {

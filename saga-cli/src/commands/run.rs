@@ -77,27 +77,27 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
     let closed = transport.close().await;
     let measured = measured?;
     closed?;
-    let Measured { outcome, ref invariants, ref counts, elapsed, latency_ms: (p50, p99), stats } = measured;
+    let (p50, p99) = measured.latency_ms;
     if common.json {
         let report = json!({
             "domain": domain.name(),
             "db": path.display().to_string(),
-            "processes": counts,
-            "invariants": invariants,
-            "elapsed_ms": elapsed.as_millis() as u64,
+            "processes": measured.counts,
+            "invariants": measured.invariants,
+            "elapsed_ms": measured.elapsed.as_millis() as u64,
             "saga_latency_ms": { "p50": p50, "p99": p99 },
             "throughput_per_s": measured.throughput().round(),
-            "interrupted": outcome == Outcome::Interrupted,
-            "engine": stats,
+            "interrupted": measured.outcome == Outcome::Interrupted,
+            "engine": measured.stats,
         });
         emit(&report.to_string())?;
     } else {
-        print_summary(&domain, &path, counts, invariants, elapsed, (p50, p99))?;
+        print_summary(&domain, &path, &measured)?;
     }
-    if outcome == Outcome::Interrupted {
+    if measured.outcome == Outcome::Interrupted {
         eprintln!(
             "stopped with {} processes running; everything so far is in {}: run the same command again to resume",
-            counts.running,
+            measured.counts.running,
             path.display()
         );
         return Ok(130);
@@ -168,15 +168,10 @@ struct InvariantRow {
     detail: String,
 }
 
-fn print_summary(
-    domain: &Domain,
-    path: &std::path::Path,
-    counts: &Summary,
-    invariants: &[Invariant],
-    elapsed: Duration,
-    (p50, p99): (u64, u64),
-) -> Result<()> {
-    emit(&format!("{} run in {} ({:.2} s)", domain.name(), path.display(), elapsed.as_secs_f64()))?;
+fn print_summary(domain: &Domain, path: &std::path::Path, measured: &Measured) -> Result<()> {
+    let (counts, (p50, p99)) = (&measured.counts, measured.latency_ms);
+    let elapsed = measured.elapsed.as_secs_f64();
+    emit(&format!("{} run in {} ({elapsed:.2} s)", domain.name(), path.display()))?;
     let statuses = vec![
         ("total", counts.total),
         ("completed", counts.completed),
@@ -185,7 +180,7 @@ fn print_summary(
         ("running", counts.running),
     ];
     emit(&Table::new(statuses.into_iter().map(|(s, n)| StatusRow { status: s, processes: n })).to_string())?;
-    let rows = invariants.iter().map(|i| InvariantRow {
+    let rows = measured.invariants.iter().map(|i| InvariantRow {
         invariant: i.name.clone(),
         holds: if i.holds { "yes" } else { "NO" },
         detail: i.detail.clone(),
