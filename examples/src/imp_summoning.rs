@@ -4,7 +4,8 @@
 //! goes back from the treasury and the customer is reimbursed.
 
 use crate::run::{
-    Driver, Outcome, RunContext, chance, finished_sagas, patient, read, send_envelopes, send_in_batches,
+    Driver, Outcome, RunContext, chance, finished_sagas, patient, read, repeated, send_envelopes,
+    send_in_batches,
 };
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
@@ -213,6 +214,9 @@ pub struct Ledger {
     pub charges: u32,
     /// Times a refund was applied.
     pub refunds: u32,
+    /// The idempotency keys of the collection and refund applied.
+    #[serde(default)]
+    pub applied: Vec<String>,
 }
 
 /// Who is at the circle.
@@ -262,9 +266,12 @@ fn treasury() -> Service {
     Service::new("treasury")
         .on("treasury", |ctx, c: CollectFee| {
             let mut ledger: Ledger = ctx.load(&c.order)?.unwrap_or_default();
-            ledger.charged += c.amount;
-            ledger.charges += 1;
-            ctx.save(&c.order, &ledger)?;
+            // A collection sent again after the saga's timeout is answered, not charged again.
+            if !repeated(ctx, &mut ledger.applied) {
+                ledger.charged += c.amount;
+                ledger.charges += 1;
+                ctx.save(&c.order, &ledger)?;
+            }
             ctx.reply(&FeeCollected { receipt: format!("fee/{}", c.order) })?;
             Ok(())
         })
@@ -272,6 +279,9 @@ fn treasury() -> Service {
             let Some(mut ledger) = ctx.load::<Ledger>(&r.order)? else {
                 return Err(ActionError::permanent(format!("refund of {} without a collection", r.receipt)));
             };
+            if repeated(ctx, &mut ledger.applied) {
+                return Ok(());
+            }
             let amount = ledger.charged - ledger.refunded;
             ledger.refunded += amount;
             ledger.refunds += 1;

@@ -4,7 +4,7 @@
 //! resumes and finishes every order with nothing lost.
 
 use crate::run::{
-    Driver, Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches,
+    Driver, Outcome, RunContext, chance, drive, finished_sagas, patient, read, repeated, send_in_batches,
 };
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
@@ -181,6 +181,9 @@ pub struct Payment {
     pub refunded: u32,
     /// The amount.
     pub amount: u64,
+    /// The idempotency keys of the cashing and refund applied.
+    #[serde(default)]
+    pub applied: Vec<String>,
 }
 
 /// The delivery service's record of one order's deliveries.
@@ -229,16 +232,21 @@ fn payments(seed: u64, declined: f64) -> Service {
                 return Ok(());
             }
             let mut payment: Payment = ctx.load(&c.order)?.unwrap_or_default();
-            payment.cashed += 1;
-            payment.amount = c.amount;
-            ctx.save(&c.order, &payment)?;
+            // A payment sent again after the saga's timeout is answered, not cashed again.
+            if !repeated(ctx, &mut payment.applied) {
+                payment.cashed += 1;
+                payment.amount = c.amount;
+                ctx.save(&c.order, &payment)?;
+            }
             ctx.reply(&PaymentResult::Cashed { payment: c.order.clone() })?;
             Ok(())
         })
         .on("payment", |ctx, r: RefundPayment| {
             let mut payment: Payment = ctx.load(&r.payment)?.unwrap_or_default();
-            payment.refunded += 1;
-            ctx.save(&r.payment, &payment)?;
+            if !repeated(ctx, &mut payment.applied) {
+                payment.refunded += 1;
+                ctx.save(&r.payment, &payment)?;
+            }
             Ok(())
         })
 }

@@ -185,6 +185,18 @@ pub(crate) fn finished_sagas(store: &dyn Store) -> saga_core::Result<u64> {
     Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
 }
 
+/// Whether the saga step command being handled was already applied, judged by its idempotency
+/// key against the keys in `applied`; if it was not, its key joins them. A command sent again
+/// after a timeout, though its first copy arrived, is then answered rather than applied twice.
+pub(crate) fn repeated(ctx: &saga_core::Context, applied: &mut Vec<String>) -> bool {
+    let Some(key) = ctx.idempotency_key() else { return false };
+    if applied.iter().any(|k| k == key) {
+        return true;
+    }
+    applied.push(key.to_owned());
+    false
+}
+
 /// A retry policy for steps whose other side may be briefly unavailable.
 pub(crate) fn patient(attempts: u32, first: Duration) -> RetryPolicy {
     RetryPolicy::exponential(attempts, first).with_max_backoff(Duration::from_secs(2))
@@ -317,8 +329,8 @@ pub(crate) fn receipt(ctx: &mut saga_core::Context, what: &str) -> Result<(), sa
 
 /// A domain's driver run apart from its services: it shares nothing with them but the
 /// transport, sends the scenario's commands, and learns from receipts and announcements how
-/// far they have come. Its own records: the last announced status of each process
-/// (`process/{id}`) and the receipts (`receipt/{what}`).
+/// far they have come. Its own records: the latest announced status of each process
+/// (`process/{id}`, an [`Announced`]) and the receipts (`receipt/{what}`).
 pub(crate) struct Driver {
     runtime: RuntimeHandle,
 }
@@ -328,8 +340,11 @@ impl Driver {
     pub(crate) async fn start(ctx: &RunContext) -> saga_core::Result<Driver> {
         let service = saga_core::Service::new(DRIVER)
             .on(ANNOUNCEMENTS, |ctx, c: saga_core::ProcessChanged| {
-                // A process's announcements are keyed by its id, so they arrive in order.
-                ctx.save(&format!("process/{}", c.process), &c.to)?;
+                // A redelivered announcement can come after a newer one: keep the newest.
+                let id = format!("process/{}", c.process);
+                if ctx.load::<Announced>(&id)?.is_none_or(|known| known.change < c.change) {
+                    ctx.save(&id, &Announced { change: c.change, status: c.to })?;
+                }
                 Ok(())
             })
             .on(DRIVER, |ctx, r: Receipt| {
@@ -406,16 +421,25 @@ impl Driver {
     }
 }
 
-/// The processes a driver has heard of, by their last announced status.
+/// What a driver knows of a process: its latest announced status.
+#[derive(Serialize, serde::Deserialize)]
+pub(crate) struct Announced {
+    /// The announcement's [`change`](saga_core::ProcessChanged::change) number.
+    change: u64,
+    /// The status it announced.
+    status: Status,
+}
+
+/// The processes a driver has heard of, by their latest announced status.
 fn announced(store: &dyn Store) -> saga_core::Result<Summary> {
     let mut summary = Summary::default();
     for (id, record) in store.records(DRIVER)? {
         if !id.starts_with("process/") {
             continue;
         }
-        let status: Status = serde_json::from_slice(&record.data)
+        let known: Announced = serde_json::from_slice(&record.data)
             .map_err(|e| saga_core::Error::Config(format!("decoding {DRIVER}/{id}: {e}")))?;
-        summary.count(status);
+        summary.count(known.status);
     }
     Ok(summary)
 }

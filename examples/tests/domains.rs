@@ -204,3 +204,63 @@ async fn imp_summoning_runs_with_its_services_apart() {
     let options = imp_summoning::Options { orders: 40, failure_rate: 0.3, ..Default::default() };
     assert_apart(Domain::ImpSummoning(options), None).await;
 }
+
+/// A saga that timed out waiting for the treasury sends the collection again, a new message with
+/// the step's idempotency key. When the first copy arrived after all, the treasury answers the
+/// second with the same receipt and charges once; a refund sent twice refunds once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_treasury_answers_a_collection_sent_again_after_a_timeout_without_charging_twice() {
+    use imp_summoning::{CollectFee, FeeCollected, Ledger, RefundFee, Reimburse};
+    use saga_core::saga::IDEMPOTENCY_HEADER;
+    use saga_core::{Envelope, Runtime, Service};
+
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let transport = Arc::new(InProcessTransport::new());
+    // The saga's side, counting the receipts it hears; reception, counting reimbursements.
+    let saga = Service::new("saga").on("saga", |ctx, r: FeeCollected| {
+        let heard: u32 = ctx.load(&r.receipt)?.unwrap_or_default();
+        ctx.save(&r.receipt, &(heard + 1))?;
+        Ok(())
+    });
+    let reception = Service::new("reception").on("reception", |ctx, r: Reimburse| {
+        let reimbursed: u64 = ctx.load(&r.order)?.unwrap_or_default();
+        ctx.save(&r.order, &(reimbursed + r.amount))?;
+        Ok(())
+    });
+    let builder = Runtime::builder_shared(store.clone(), transport).register(saga).register(reception);
+    let options = imp_summoning::Options::default();
+    let runtime =
+        imp_summoning::register_service(builder, "treasury", 1, &options).unwrap().start().await.unwrap();
+    // An attempt of a step: a new message, with the step's reply topic and idempotency key.
+    let attempt = |message: saga_core::Result<Envelope>, key: &str| {
+        let mut envelope = message.unwrap();
+        envelope.reply_to = Some("saga".into());
+        envelope.headers.insert(IDEMPOTENCY_HEADER.into(), key.into());
+        envelope
+    };
+    let collect =
+        || Envelope::new("treasury", "order-1", &CollectFee { order: "order-1".into(), amount: 66 });
+    let key = "summoning/order-1/collect-fee";
+    runtime.send_all(vec![attempt(collect(), key), attempt(collect(), key)]).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    let heard: u32 =
+        serde_json::from_slice(&store.record("saga", "fee/order-1").unwrap().unwrap().data).unwrap();
+    assert_eq!(heard, 2, "both attempts are answered");
+    let ledger = || -> Ledger {
+        serde_json::from_slice(&store.record("treasury", "order-1").unwrap().unwrap().data).unwrap()
+    };
+    assert_eq!((ledger().charged, ledger().charges), (66, 1), "charged once");
+
+    let refund = || {
+        let fee = RefundFee { order: "order-1".into(), receipt: "fee/order-1".into() };
+        Envelope::new("treasury", "order-1", &fee)
+    };
+    let key = "summoning/order-1/collect-fee/compensate";
+    runtime.send_all(vec![attempt(refund(), key), attempt(refund(), key)]).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    assert_eq!((ledger().refunded, ledger().refunds), (66, 1), "refunded once");
+    let reimbursed: u64 =
+        serde_json::from_slice(&store.record("reception", "order-1").unwrap().unwrap().data).unwrap();
+    assert_eq!(reimbursed, 66, "the customer is reimbursed once");
+    runtime.shutdown().await.unwrap();
+}

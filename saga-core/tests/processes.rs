@@ -162,7 +162,7 @@ async fn a_process_managers_start_failure_and_acknowledgement_are_announced_in_o
             .unwrap_or_default()
     };
     eventually("three announcements", || seen().len() == 3).await;
-    assert_eq!(seen(), ["->running", "running>failed", "failed>acknowledged"]);
+    assert_eq!(seen(), ["1:->running", "2:running>failed", "3:failed>acknowledged"]);
     runtime.shutdown().await.unwrap();
 }
 
@@ -171,7 +171,7 @@ fn watcher() -> saga_core::Service {
     saga_core::Service::new("watcher").on("processes", |ctx, c: saga_core::ProcessChanged| {
         assert_eq!((c.class, c.kind.as_str()), (Class::Process, "voiding"));
         let mut seen: Vec<String> = ctx.load(&c.process)?.unwrap_or_default();
-        seen.push(format!("{}>{}", c.from.map_or("-".to_owned(), |s| s.to_string()), c.to));
+        seen.push(format!("{}:{}>{}", c.change, c.from.map_or("-".to_owned(), |s| s.to_string()), c.to));
         ctx.save(&c.process, &seen)?;
         Ok(())
     })

@@ -623,7 +623,7 @@ async fn a_runtime_that_announces_tells_a_watcher_elsewhere_how_each_process_beg
     let watcher = Service::new("watcher").on("processes", |ctx, c: saga_core::ProcessChanged| {
         let mut seen: Vec<String> = ctx.load(&c.process)?.unwrap_or_default();
         let from = c.from.map_or("-".to_owned(), |s| s.to_string());
-        seen.push(format!("{from}>{}", c.to));
+        seen.push(format!("{}:{from}>{}", c.change, c.to));
         ctx.save(&c.process, &seen)?;
         Ok(())
     });
@@ -642,8 +642,8 @@ async fn a_runtime_that_announces_tells_a_watcher_elsewhere_how_each_process_beg
             .unwrap_or_default()
     };
     eventually("both ends to be announced", || seen("trip/2").len() == 2 && seen("trip/3").len() == 3).await;
-    assert_eq!(seen("trip/2"), ["->running", "running>completed"]);
-    assert_eq!(seen("trip/3"), ["->running", "running>compensating", "compensating>compensated"]);
+    assert_eq!(seen("trip/2"), ["1:->running", "2:running>completed"]);
+    assert_eq!(seen("trip/3"), ["1:->running", "2:running>compensating", "3:compensating>compensated"]);
     let ids: Vec<String> = watcher_store.records("watcher").unwrap().into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, ["trip/2", "trip/3"], "every record of the space, by id");
     runtime.shutdown().await.unwrap();

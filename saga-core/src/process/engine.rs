@@ -140,14 +140,15 @@ where
         let mut p = ProcessContext::new(ctx, &pid, correlation, &self.topic);
         let state = start(envelope, &mut p)?;
         let (outcome, label) = (p.outcome, p.label);
-        let meta = ProcessMeta {
+        let mut meta = ProcessMeta {
             class: Class::Process,
             kind: self.name.clone(),
             status: Status::Running,
             step: label,
             created_at: ctx.now(),
+            changes: 0,
         };
-        ctx.process_changed(&pid, &meta, None)?;
+        ctx.process_changed(&pid, &mut meta, None)?;
         let instance = Instance { correlation_id: correlation.to_owned(), state, failure: None };
         slot.live = Some(pid.clone());
         self.finish(ctx, &pid, correlation, slot, instance, meta, outcome)?;

@@ -10,12 +10,22 @@ use serde::{Deserialize, Serialize};
 /// (a driver, a dashboard, an alert) learns how every process ends without reading the store
 /// of the service that runs it. NServiceBus's saga audit messages are the model.
 ///
+/// A process's announcements are sent in order but may arrive out of order: a transport
+/// redelivers a message it lost track of after later ones went through. A watcher that keeps
+/// each process's status keeps the announcement with the highest [`change`](Self::change):
+///
 /// ```
-/// use saga_core::{Message, ProcessChanged, Status};
-/// let ended: ProcessChanged = serde_json::from_str(
-///     r#"{"process":"summoning/order-1","class":"saga","kind":"summoning","from":"running","to":"completed"}"#,
-/// ).unwrap();
-/// assert!(ended.to.is_terminal());
+/// use saga_core::{Message, ProcessChanged};
+/// let decode = |json: &str| serde_json::from_str::<ProcessChanged>(json).unwrap();
+/// let ended = decode(
+///     r#"{"process":"summoning/order-1","class":"saga","kind":"summoning","from":"running","to":"completed","change":2}"#,
+/// );
+/// let began = decode(
+///     r#"{"process":"summoning/order-1","class":"saga","kind":"summoning","from":null,"to":"running","change":1}"#,
+/// );
+/// // Heard in this order, the start is older than the end the watcher already has.
+/// let latest = [ended, began].into_iter().max_by_key(|c| c.change).unwrap();
+/// assert!(latest.to.is_terminal());
 /// assert_eq!(ProcessChanged::KIND, "process.changed");
 /// ```
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -30,6 +40,9 @@ pub struct ProcessChanged {
     pub from: Option<Status>,
     /// The status now.
     pub to: Status,
+    /// Which status of the process this is: 1 when it began, one more with every change.
+    #[serde(default)]
+    pub change: u64,
 }
 
 impl Message for ProcessChanged {

@@ -61,6 +61,14 @@ impl Context {
         &self.incoming
     }
 
+    /// The idempotency key of the saga step (or compensation) whose command is being handled:
+    /// the same on every attempt of that step, so a service that remembers the keys it acted
+    /// on can answer a repeat (sent again after a timeout, though the first copy arrived) with
+    /// what it already did. `None` for a message that is not a step's command.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.incoming.headers.get(crate::saga::IDEMPOTENCY_HEADER).map(String::as_str)
+    }
+
     /// The name of the service (or saga, or process manager) handling it.
     pub fn service(&self) -> &str {
         &self.service
@@ -210,14 +218,16 @@ impl Context {
         self.unit.timers.push(TimerOp::Remove { key, due });
     }
 
-    /// Announces that process `process` began (`from` is `None`) or changed status, if this
-    /// runtime announces (see [`RuntimeBuilder::announce`](crate::RuntimeBuilder::announce)).
+    /// Counts a status of process `process` (its first: `from` is `None`) in `meta`, and
+    /// announces it if this runtime announces (see
+    /// [`RuntimeBuilder::announce`](crate::RuntimeBuilder::announce)).
     pub(crate) fn process_changed(
         &mut self,
         process: &str,
-        meta: &crate::store::ProcessMeta,
+        meta: &mut crate::store::ProcessMeta,
         from: Option<crate::store::Status>,
     ) -> Result<()> {
+        meta.changes += 1;
         let Some(topic) = self.announce.clone() else { return Ok(()) };
         let change = super::ProcessChanged {
             process: process.to_owned(),
@@ -225,6 +235,7 @@ impl Context {
             kind: meta.kind.clone(),
             from,
             to: meta.status,
+            change: meta.changes,
         };
         let mut envelope = self.envelope(&topic, process, &change)?;
         envelope.correlation_id = process.to_owned();

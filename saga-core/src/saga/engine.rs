@@ -135,11 +135,12 @@ where
             status: Status::Running,
             step: None,
             created_at: now,
+            changes: 0,
         };
         let mut run =
             Run { engine: self, ctx, pid, key: envelope.key.clone(), input, state, meta, chained: None };
         run.ctx.history(&run.pid, HistoryEvent::Started { kind: self.name.clone() });
-        run.ctx.process_changed(&run.pid, &run.meta, None)?;
+        run.ctx.process_changed(&run.pid, &mut run.meta, None)?;
         run.message_in(envelope);
         run.next().await?;
         run.finish().await
@@ -175,7 +176,7 @@ where
             let from = self.meta.status;
             self.history(HistoryEvent::StatusChanged { from: from.to_string(), to: status.to_string() });
             self.meta.status = status;
-            self.ctx.process_changed(&self.pid, &self.meta, Some(from))?;
+            self.ctx.process_changed(&self.pid, &mut self.meta, Some(from))?;
         }
         Ok(())
     }

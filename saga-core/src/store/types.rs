@@ -98,6 +98,10 @@ pub struct ProcessMeta {
     pub step: Option<String>,
     /// When it started.
     pub created_at: Timestamp,
+    /// How many statuses it has had, its first included: the number of its latest
+    /// [`ProcessChanged`](crate::ProcessChanged) announcement.
+    #[serde(default)]
+    pub changes: u64,
 }
 
 /// A versioned value in a keyspace: a service's entity, or a process instance.
