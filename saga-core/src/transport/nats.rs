@@ -184,7 +184,7 @@ impl Transport for NatsTransport {
             partitions.push(self.pull(&stream, &spec, partition).await?);
         }
         let messages = futures_util::stream::select_all(partitions);
-        Ok(Box::new(NatsSubscription { messages, closed: self.closed.clone() }))
+        Ok(Box::new(NatsSubscription { messages, closed: self.closed.clone(), silent_since: None }))
     }
 
     async fn close(&self) -> Result<()> {
@@ -240,7 +240,15 @@ impl std::fmt::Debug for NatsTransport {
 struct NatsSubscription {
     messages: futures_util::stream::SelectAll<consumer::pull::Stream>,
     closed: Arc<AtomicBool>,
+    /// When the broker's idle heartbeats began to be missed, if no message came since.
+    silent_since: Option<std::time::Instant>,
 }
+
+/// How long heartbeats may be missed, with no message in between, before a subscription is
+/// reported failed (and made again). Shorter silences are ridden out: the client pulls again by
+/// itself once it has reconnected, and a subscription made again would drop the messages it
+/// had already pulled, which the broker then holds back for the whole ack wait.
+const SILENCE_BEFORE_FAILING: Duration = Duration::from_secs(30);
 
 #[async_trait]
 impl Subscription for NatsSubscription {
@@ -253,9 +261,20 @@ impl Subscription for NatsSubscription {
             let message = match next {
                 Err(_) => continue,
                 Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) if e.kind() == consumer::pull::MessagesErrorKind::MissingHeartbeat => {
+                    let since = *self.silent_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() < SILENCE_BEFORE_FAILING {
+                        tracing::debug!(
+                            "missed the broker's heartbeat; waiting for the client to pull again"
+                        );
+                        continue;
+                    }
+                    return Err(nats_error("receiving", e));
+                }
                 Ok(Some(Err(e))) => return Err(nats_error("receiving", e)),
                 Ok(Some(Ok(message))) => message,
             };
+            self.silent_since = None;
             let info =
                 message.info().ok().map(|i| (i.delivered.max(1) as u32, i.stream_sequence, i.published));
             let attempt = info.map_or(1, |(delivered, _, _)| delivered);
