@@ -30,6 +30,41 @@ fn finish_within(child: std::process::Child, limit: Duration) -> Output {
     }
 }
 
+/// Where a service process started by a test writes its log (`RUST_LOG=info`): a file in the
+/// test's directory, shown when the test fails.
+fn service_log(dir: &Path, name: &str) -> Stdio {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.log")));
+    Stdio::from(file.unwrap())
+}
+
+/// Prints the end of every service log in its directory if the test fails, while the files
+/// are still there (declare it after the directory, so it is dropped first).
+struct ShowLogsOnFailure<'a>(&'a Path);
+
+impl Drop for ShowLogsOnFailure<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.0)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        for log in logs {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("--- the last lines of {}:", log.display());
+            for line in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -319,6 +354,7 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
 
     let Some(mut broker) = saga_core::testkit::NatsServer::start() else { return };
     let dir = tempfile::tempdir().unwrap();
+    let _logs = ShowLogsOnFailure(dir.path());
     let url = broker.url();
     // The treasury runs as two processes, each owning half of its partitions (and so of the
     // orders), each with its own database.
@@ -328,8 +364,9 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
         Command::new(env!("CARGO_BIN_EXE_saga-cli"))
             .args(["service", "imp-summoning", name, "--transport", &url, "--db", &db, "--member", member])
             .current_dir(dir.path())
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(service_log(dir.path(), &db))
             .spawn()
             .unwrap()
     };
@@ -352,6 +389,7 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
         ])
         .arg("--json")
         .current_dir(dir.path())
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -436,6 +474,7 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
 
     let Some(broker) = saga_core::testkit::NatsServer::start() else { return };
     let dir = tempfile::tempdir().unwrap();
+    let _logs = ShowLogsOnFailure(dir.path());
     let url = broker.url();
     let mut services: Vec<std::process::Child> = ["billing", "reports", "voiding"]
         .into_iter()
@@ -444,8 +483,9 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
                 .args(["service", "document-voiding", name, "--transport", &url])
                 .args(["--db", &format!("{name}.redb")])
                 .current_dir(dir.path())
+                .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(service_log(dir.path(), name))
                 .spawn()
                 .unwrap()
         })
@@ -463,6 +503,7 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
             "--json",
         ])
         .current_dir(dir.path())
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
