@@ -38,14 +38,16 @@ fn service_log(dir: &Path, name: &str) -> Stdio {
 }
 
 /// Prints the end of every service log in its directory if the test fails, while the files
-/// are still there (declare it after the directory, so it is dropped first).
-struct ShowLogsOnFailure<'a>(&'a Path);
+/// are still there (declare it after the directory, so it is dropped first), and the broker's
+/// consumers as its monitoring endpoint (the `String`) shows them.
+struct ShowLogsOnFailure<'a>(&'a Path, String);
 
 impl Drop for ShowLogsOnFailure<'_> {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             return;
         }
+        eprintln!("--- the broker's consumers:\n{}", consumers(&self.1));
         let mut logs: Vec<PathBuf> = std::fs::read_dir(self.0)
             .into_iter()
             .flatten()
@@ -63,6 +65,43 @@ impl Drop for ShowLogsOnFailure<'_> {
             }
         }
     }
+}
+
+/// One line per JetStream consumer of the broker whose monitoring endpoint is `monitor`:
+/// delivered, acknowledged, waiting for an ack, not yet delivered, pull requests waiting.
+fn consumers(monitor: &str) -> String {
+    use std::io::{Read, Write};
+    let fetch = || -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect(monitor.trim_start_matches("http://"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(stream, "GET /jsz?consumers=true HTTP/1.0\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or(response))
+    };
+    let body = match fetch() {
+        Ok(body) => body,
+        Err(e) => return format!("(no answer from {monitor}: {e})"),
+    };
+    let Ok(jsz) = serde_json::from_str::<Value>(&body) else { return body };
+    let mut lines = Vec::new();
+    for stream in jsz["account_details"].as_array().into_iter().flatten() {
+        for stream in stream["stream_detail"].as_array().into_iter().flatten() {
+            for c in stream["consumer_detail"].as_array().into_iter().flatten() {
+                lines.push(format!(
+                    "{}: delivered {} acked {} ack-pending {} redelivered {} pending {} waiting {}",
+                    c["name"],
+                    c["delivered"]["stream_seq"],
+                    c["ack_floor"]["stream_seq"],
+                    c["num_ack_pending"],
+                    c["num_redelivered"],
+                    c["num_pending"],
+                    c["num_waiting"],
+                ));
+            }
+        }
+    }
+    lines.join("\n")
 }
 
 fn stdout(output: &Output) -> String {
@@ -354,7 +393,7 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
 
     let Some(mut broker) = saga_core::testkit::NatsServer::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let _logs = ShowLogsOnFailure(dir.path());
+    let _logs = ShowLogsOnFailure(dir.path(), broker.monitor_url());
     let url = broker.url();
     // The treasury runs as two processes, each owning half of its partitions (and so of the
     // orders), each with its own database.
@@ -474,7 +513,7 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
 
     let Some(broker) = saga_core::testkit::NatsServer::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let _logs = ShowLogsOnFailure(dir.path());
+    let _logs = ShowLogsOnFailure(dir.path(), broker.monitor_url());
     let url = broker.url();
     let mut services: Vec<std::process::Child> = ["billing", "reports", "voiding"]
         .into_iter()

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 pub struct NatsServer {
     binary: PathBuf,
     port: u16,
+    monitor_port: u16,
     store: PathBuf,
     child: Option<Child>,
 }
@@ -32,8 +33,9 @@ impl NatsServer {
             return None;
         };
         let port = free_port();
+        let monitor_port = free_port();
         let store = std::env::temp_dir().join(format!("saga-nats-{}-{port}", std::process::id()));
-        let mut server = NatsServer { binary, port, store, child: None };
+        let mut server = NatsServer { binary, port, monitor_port, store, child: None };
         server.launch();
         Some(server)
     }
@@ -41,6 +43,12 @@ impl NatsServer {
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Where the broker's monitoring endpoint answers: `GET {this}/jsz?consumers=true` shows
+    /// every stream and consumer with its delivered, acknowledged and pending counts.
+    pub fn monitor_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.monitor_port)
     }
 
     /// Kills the broker at once (`SIGKILL`), as a crash would.
@@ -59,7 +67,8 @@ impl NatsServer {
 
     fn launch(&mut self) {
         let child = Command::new(&self.binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-m", &self.monitor_port.to_string(), "-sd"])
             .arg(&self.store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
