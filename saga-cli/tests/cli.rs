@@ -104,6 +104,19 @@ fn consumers(monitor: &str) -> String {
     lines.join("\n")
 }
 
+/// The service processes of a test, killed if the test ends before stopping them (a failed
+/// assertion), so that none outlives its test and its broker.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -409,11 +422,12 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
             .spawn()
             .unwrap()
     };
-    let mut services: Vec<std::process::Child> =
+    let mut services = Children(
         [("reception", "0/1"), ("treasury", "0/2"), ("treasury", "1/2"), ("circle", "0/1")]
             .into_iter()
             .map(|(name, member)| service(name, member))
-            .collect();
+            .collect(),
+    );
     let orders = 2000;
     let mut driver = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
         .args([
@@ -441,11 +455,11 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     broker.restart();
     std::thread::sleep(Duration::from_millis(500));
     assert!(driver.try_wait().unwrap().is_none(), "the circle is killed mid-run");
-    let circle = &mut services[3];
+    let circle = &mut services.0[3];
     circle.kill().unwrap();
     circle.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    services[3] = service("circle", "0/1");
+    services.0[3] = service("circle", "0/1");
 
     let out = finish_within(driver, Duration::from_secs(180));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -466,7 +480,7 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
         assert!(std::time::Instant::now() < deadline, "sagas still running: {}", stdout(&running));
         std::thread::sleep(Duration::from_millis(200));
     }
-    for child in &mut services {
+    for child in &mut services.0 {
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         child.wait().unwrap();
     }
@@ -515,20 +529,22 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
     let dir = tempfile::tempdir().unwrap();
     let _logs = ShowLogsOnFailure(dir.path(), broker.monitor_url());
     let url = broker.url();
-    let mut services: Vec<std::process::Child> = ["billing", "reports", "voiding"]
-        .into_iter()
-        .map(|name| {
-            Command::new(env!("CARGO_BIN_EXE_saga-cli"))
-                .args(["service", "document-voiding", name, "--transport", &url])
-                .args(["--db", &format!("{name}.redb")])
-                .current_dir(dir.path())
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(service_log(dir.path(), name))
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let mut services = Children(
+        ["billing", "reports", "voiding"]
+            .into_iter()
+            .map(|name| {
+                Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+                    .args(["service", "document-voiding", name, "--transport", &url])
+                    .args(["--db", &format!("{name}.redb")])
+                    .current_dir(dir.path())
+                    .env("RUST_LOG", "info")
+                    .stdout(Stdio::null())
+                    .stderr(service_log(dir.path(), name))
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
     let driver = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
         .args([
             "drive",
@@ -553,7 +569,7 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
     for verdict in report["invariants"].as_array().unwrap() {
         assert_eq!(verdict["holds"], true, "{verdict}");
     }
-    for child in &mut services {
+    for child in &mut services.0 {
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         child.wait().unwrap();
     }

@@ -141,6 +141,9 @@ impl NatsTransport {
     }
 }
 
+/// How long [`NatsTransport::close`] waits for the broker to take what the client still holds.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+
 /// The partition of `key`: FNV-1a, stable across processes, versions and platforms.
 pub fn partition_of(key: &str, partitions: u32) -> u32 {
     let hash =
@@ -189,8 +192,17 @@ impl Transport for NatsTransport {
 
     async fn close(&self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
-        self.client.flush().await.map_err(|e| nats_error("flushing", e))?;
-        Ok(())
+        // Without a broker a flush waits for a reconnect that may never come, and a service
+        // asked to stop would not. What a flush would have sent is safe without it: publishes
+        // are confirmed before their outbox rows go, and an ack that never arrives means a
+        // redelivery, which the inbox drops.
+        match tokio::time::timeout(CLOSE_FLUSH, self.client.flush()).await {
+            Ok(flushed) => flushed.map_err(|e| nats_error("flushing", e)),
+            Err(_) => Err(Error::Transport(format!(
+                "nats: flushing on close: no answer from the broker within {CLOSE_FLUSH:?}; \
+                 unsent acks mean redeliveries, which the inbox drops"
+            ))),
+        }
     }
 }
 
