@@ -235,3 +235,31 @@ async fn a_stream_of_another_partition_count_is_refused() {
     assert!(error.contains("LAYOUT") && error.contains("partitions=8"), "{error}");
     NatsTransport::connect(&server.url(), config(8)).await.expect("the same layout opens again");
 }
+
+/// A service started while its broker restarts waits for it: connecting and subscribing
+/// succeed once the broker is back, and messages flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transport_started_while_its_broker_restarts_waits_for_it() {
+    use saga_core::Envelope;
+    use saga_core::transport::Subscribe;
+
+    let Some(mut server) = NatsServer::start() else { return };
+    let url = server.url();
+    server.kill();
+    let starting = tokio::spawn(async move {
+        let mut config = NatsConfig::default();
+        config.stream = "RESTARTING".into();
+        config.subject_prefix = "restarting".into();
+        let transport = NatsTransport::connect(&url, config).await.unwrap();
+        let subscription = transport.subscribe(Subscribe::new("orders", "shop")).await.unwrap();
+        (transport, subscription)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart();
+    let started = tokio::time::timeout(Duration::from_secs(40), starting).await;
+    let (transport, mut subscription) = started.expect("started within the patience of setup").unwrap();
+    let envelope = Envelope::new("orders", "order-1", &Numbered { n: 1 }).unwrap();
+    transport.publish(envelope.clone()).await.unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next()).await.unwrap().unwrap();
+    assert_eq!(delivery.unwrap().envelope.id, envelope.id);
+}

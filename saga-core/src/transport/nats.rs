@@ -3,6 +3,7 @@
 use super::{Acknowledge, Delivery, Membership, Subscribe, Subscription, Transport};
 use crate::error::{Error, Result};
 use crate::model::Envelope;
+use async_nats::jetstream::context as stream_errors;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -87,18 +88,27 @@ impl NatsTransport {
             return Err(Error::Config("nats: partitions and members must be at least 1".into()));
         }
         let layout = format!("saga-core partitions={}", config.partitions);
-        let mut stream = jetstream
-            .get_or_create_stream(stream::Config {
-                name: config.stream.clone(),
-                subjects: vec![format!("{}.>", config.subject_prefix)],
-                duplicate_window: config.duplicate_window,
-                max_age: config.max_age,
-                storage: stream::StorageType::File,
-                description: Some(layout.clone()),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats_error(&format!("creating stream {}", config.stream), e))?;
+        let wanted = stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![format!("{}.>", config.subject_prefix)],
+            duplicate_window: config.duplicate_window,
+            max_age: config.max_age,
+            storage: stream::StorageType::File,
+            description: Some(layout.clone()),
+            ..Default::default()
+        };
+        let mut stream = patiently(
+            &format!("creating stream {}", config.stream),
+            |e: &stream_errors::CreateStreamError| {
+                matches!(
+                    e.kind(),
+                    stream_errors::CreateStreamErrorKind::TimedOut
+                        | stream_errors::CreateStreamErrorKind::JetStreamUnavailable
+                )
+            },
+            || jetstream.get_or_create_stream(wanted.clone()),
+        )
+        .await?;
         // A stream made with another partition count would strand messages in partitions
         // nobody consumes: refuse it rather than guess.
         let info =
@@ -138,6 +148,32 @@ impl NatsTransport {
             return Err(Error::Transport("nats transport closed".into()));
         }
         Ok(())
+    }
+}
+
+/// How long setting up a stream or consumer keeps trying while the broker does not answer (it
+/// may be restarting, or its JetStream still loading).
+const SETUP_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs `request` until it succeeds, fails in a way `transient` does not excuse, or
+/// [`SETUP_PATIENCE`] is spent, waiting a little longer after each failure.
+async fn patiently<T, E: std::fmt::Display, F: Future<Output = std::result::Result<T, E>>>(
+    doing: &str,
+    transient: impl Fn(&E) -> bool,
+    mut request: impl FnMut() -> F,
+) -> Result<T> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match request().await {
+            Ok(done) => return Ok(done),
+            Err(e) if transient(&e) && started.elapsed() < SETUP_PATIENCE => {
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "nats: {doing}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(nats_error(doing, e)),
+        }
     }
 }
 
@@ -215,21 +251,23 @@ impl NatsTransport {
         partition: u32,
     ) -> Result<consumer::pull::Stream> {
         let name = consumer_name(&spec.group, &spec.topic, partition);
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                &name,
-                consumer::pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject: self.subject(&spec.topic, partition)?,
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: self.config.ack_wait,
-                    max_deliver: self.config.max_deliver,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| nats_error(&format!("creating consumer {name}"), e))?;
+        let wanted = consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject: self.subject(&spec.topic, partition)?,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: self.config.ack_wait,
+            max_deliver: self.config.max_deliver,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        };
+        let consumer: consumer::PullConsumer = patiently(
+            &format!("creating consumer {name}"),
+            |e: &stream::ConsumerError| {
+                matches!(e.kind(), stream::ConsumerErrorKind::TimedOut | stream::ConsumerErrorKind::Request)
+            },
+            || stream.get_or_create_consumer(&name, wanted.clone()),
+        )
+        .await?;
         consumer
             .stream()
             .max_messages_per_batch(64)
