@@ -423,11 +423,30 @@ impl Driver {
 
 /// What a driver knows of a process: its latest announced status.
 #[derive(Serialize, serde::Deserialize)]
+#[serde(from = "StoredAnnouncement")]
 pub(crate) struct Announced {
     /// The announcement's [`change`](saga_core::ProcessChanged::change) number.
     change: u64,
     /// The status it announced.
     status: Status,
+}
+
+/// An [`Announced`] as a driver's database holds it: drivers before announcements were
+/// numbered kept the bare status, which reads as change 0.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredAnnouncement {
+    Numbered { change: u64, status: Status },
+    Bare(Status),
+}
+
+impl From<StoredAnnouncement> for Announced {
+    fn from(stored: StoredAnnouncement) -> Self {
+        match stored {
+            StoredAnnouncement::Numbered { change, status } => Announced { change, status },
+            StoredAnnouncement::Bare(status) => Announced { change: 0, status },
+        }
+    }
 }
 
 /// The processes a driver has heard of, by their latest announced status.
@@ -442,4 +461,18 @@ fn announced(store: &dyn Store) -> saga_core::Result<Summary> {
         summary.count(known.status);
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Announced;
+    use saga_core::Status;
+
+    #[test]
+    fn a_driver_reads_the_bare_statuses_that_older_drivers_kept() {
+        let old: Announced = serde_json::from_str(r#""completed""#).unwrap();
+        assert_eq!((old.change, old.status), (0, Status::Completed));
+        let numbered: Announced = serde_json::from_str(r#"{"change":3,"status":"failed"}"#).unwrap();
+        assert_eq!((numbered.change, numbered.status), (3, Status::Failed));
+    }
 }
