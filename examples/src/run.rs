@@ -340,9 +340,9 @@ impl Driver {
     pub(crate) async fn start(ctx: &RunContext) -> saga_core::Result<Driver> {
         let service = saga_core::Service::new(DRIVER)
             .on(ANNOUNCEMENTS, |ctx, c: saga_core::ProcessChanged| {
-                // A redelivered announcement can come after a newer one: keep the newest.
+                // A redelivered announcement can come after a newer one: ignore what is older.
                 let id = format!("process/{}", c.process);
-                if ctx.load::<Announced>(&id)?.is_none_or(|known| known.change < c.change) {
+                if ctx.load::<Announced>(&id)?.is_none_or(|known| known.change <= c.change) {
                     ctx.save(&id, &Announced { change: c.change, status: c.to })?;
                 }
                 Ok(())
@@ -465,8 +465,42 @@ fn announced(store: &dyn Store) -> saga_core::Result<Summary> {
 
 #[cfg(test)]
 mod tests {
-    use super::Announced;
-    use saga_core::Status;
+    use super::{ANNOUNCEMENTS, Announced, Driver, RunContext, announced};
+    use saga_core::store::Class;
+    use saga_core::{InProcessTransport, ProcessChanged, RedbStore, Status, SystemClock};
+    use std::sync::Arc;
+
+    /// Over a broker, a subscription made again gets back what the old one had pulled after
+    /// newer messages went through; the driver must not take a saga's late start for news.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_late_announcement_does_not_undo_a_process_end() {
+        let store = Arc::new(RedbStore::in_memory().unwrap());
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let ctx = RunContext {
+            store: store.clone(),
+            transport: Arc::new(InProcessTransport::new()),
+            clock: Arc::new(SystemClock),
+            seed: 1,
+            progress: Arc::new(|_: u64, _: u64| {}),
+            stop: stopped,
+            stats: Default::default(),
+        };
+        let driver = Driver::start(&ctx).await.unwrap();
+        let announcement = |change, from, to| {
+            let process = "summoning/order-1".to_owned();
+            let kind = "summoning".to_owned();
+            (process.clone(), ProcessChanged { process, class: Class::Saga, kind, from, to, change })
+        };
+        let heard = vec![
+            announcement(2, Some(Status::Running), Status::Completed),
+            announcement(1, None, Status::Running),
+        ];
+        driver.send(&ctx, ANNOUNCEMENTS, heard).await.unwrap();
+        driver.runtime.wait_idle().await.unwrap();
+        let summary = announced(store.as_ref()).unwrap();
+        assert_eq!((summary.completed, summary.running), (1, 0), "{summary:?}");
+        driver.runtime.shutdown().await.unwrap();
+    }
 
     #[test]
     fn a_driver_reads_the_bare_statuses_that_older_drivers_kept() {

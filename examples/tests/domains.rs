@@ -205,13 +205,26 @@ async fn imp_summoning_runs_with_its_services_apart() {
     assert_apart(Domain::ImpSummoning(options), None).await;
 }
 
+/// One attempt of a saga step's command: a new message, with the step's reply topic and its
+/// idempotency key (the same on every attempt).
+fn attempt(message: saga_core::Result<saga_core::Envelope>, key: &str) -> saga_core::Envelope {
+    let mut envelope = message.unwrap();
+    envelope.reply_to = Some("saga".into());
+    envelope.headers.insert(saga_core::saga::IDEMPOTENCY_HEADER.into(), key.into());
+    envelope
+}
+
+/// Service `space`'s record `id`, decoded.
+fn record<T: serde::de::DeserializeOwned>(store: &RedbStore, space: &str, id: &str) -> T {
+    serde_json::from_slice(&store.record(space, id).unwrap().unwrap().data).unwrap()
+}
+
 /// A saga that timed out waiting for the treasury sends the collection again, a new message with
 /// the step's idempotency key. When the first copy arrived after all, the treasury answers the
 /// second with the same receipt and charges once; a refund sent twice refunds once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_treasury_answers_a_collection_sent_again_after_a_timeout_without_charging_twice() {
     use imp_summoning::{CollectFee, FeeCollected, Ledger, RefundFee, Reimburse};
-    use saga_core::saga::IDEMPOTENCY_HEADER;
     use saga_core::{Envelope, Runtime, Service};
 
     let store = Arc::new(RedbStore::in_memory().unwrap());
@@ -231,24 +244,13 @@ async fn the_treasury_answers_a_collection_sent_again_after_a_timeout_without_ch
     let options = imp_summoning::Options::default();
     let runtime =
         imp_summoning::register_service(builder, "treasury", 1, &options).unwrap().start().await.unwrap();
-    // An attempt of a step: a new message, with the step's reply topic and idempotency key.
-    let attempt = |message: saga_core::Result<Envelope>, key: &str| {
-        let mut envelope = message.unwrap();
-        envelope.reply_to = Some("saga".into());
-        envelope.headers.insert(IDEMPOTENCY_HEADER.into(), key.into());
-        envelope
-    };
     let collect =
         || Envelope::new("treasury", "order-1", &CollectFee { order: "order-1".into(), amount: 66 });
     let key = "summoning/order-1/collect-fee";
     runtime.send_all(vec![attempt(collect(), key), attempt(collect(), key)]).await.unwrap();
     runtime.wait_idle().await.unwrap();
-    let heard: u32 =
-        serde_json::from_slice(&store.record("saga", "fee/order-1").unwrap().unwrap().data).unwrap();
-    assert_eq!(heard, 2, "both attempts are answered");
-    let ledger = || -> Ledger {
-        serde_json::from_slice(&store.record("treasury", "order-1").unwrap().unwrap().data).unwrap()
-    };
+    assert_eq!(record::<u32>(&store, "saga", "fee/order-1"), 2, "both attempts are answered");
+    let ledger = || record::<Ledger>(&store, "treasury", "order-1");
     assert_eq!((ledger().charged, ledger().charges), (66, 1), "charged once");
 
     let refund = || {
@@ -259,8 +261,39 @@ async fn the_treasury_answers_a_collection_sent_again_after_a_timeout_without_ch
     runtime.send_all(vec![attempt(refund(), key), attempt(refund(), key)]).await.unwrap();
     runtime.wait_idle().await.unwrap();
     assert_eq!((ledger().refunded, ledger().refunds), (66, 1), "refunded once");
-    let reimbursed: u64 =
-        serde_json::from_slice(&store.record("reception", "order-1").unwrap().unwrap().data).unwrap();
-    assert_eq!(reimbursed, 66, "the customer is reimbursed once");
+    assert_eq!(record::<u64>(&store, "reception", "order-1"), 66, "the customer is reimbursed once");
+    runtime.shutdown().await.unwrap();
+}
+
+/// The online shop's payment service, asked twice to cash (the saga's timeout sent the payment
+/// again) and twice to refund, cashes once and refunds once, and answers both cashings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_cash_and_refund_once_however_often_a_step_sends_them() {
+    use online_shop::{CashPayment, Payment, PaymentResult, RefundPayment};
+    use saga_core::{Envelope, Runtime, Service};
+
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let saga = Service::new("saga").on("saga", |ctx, r: PaymentResult| {
+        let PaymentResult::Cashed { payment } = r else { return Ok(()) };
+        let heard: u32 = ctx.load(&payment)?.unwrap_or_default();
+        ctx.save(&payment, &(heard + 1))?;
+        Ok(())
+    });
+    let builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())).register(saga);
+    let options = online_shop::Options { declined_share: 0.0, ..Default::default() };
+    let runtime =
+        online_shop::register_service(builder, "payment", 1, &options).unwrap().start().await.unwrap();
+    let cash = || Envelope::new("payment", "order-1", &CashPayment { order: "order-1".into(), amount: 40 });
+    let key = "shop/order-1/cash-payment";
+    runtime.send_all(vec![attempt(cash(), key), attempt(cash(), key)]).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(record::<u32>(&store, "saga", "order-1"), 2, "both attempts are answered");
+    assert_eq!(record::<Payment>(&store, "payment", "order-1").cashed, 1, "cashed once");
+
+    let refund = || Envelope::new("payment", "order-1", &RefundPayment { payment: "order-1".into() });
+    let key = "shop/order-1/cash-payment/compensate";
+    runtime.send_all(vec![attempt(refund(), key), attempt(refund(), key)]).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(record::<Payment>(&store, "payment", "order-1").refunded, 1, "refunded once");
     runtime.shutdown().await.unwrap();
 }
