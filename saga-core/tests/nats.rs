@@ -263,3 +263,18 @@ async fn a_transport_started_while_its_broker_restarts_waits_for_it() {
     let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next()).await.unwrap().unwrap();
     assert_eq!(delivery.unwrap().envelope.id, envelope.id);
 }
+
+/// Closing a transport whose broker is gone returns (so a service asked to stop does), with
+/// an error that says the flush got no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transport_whose_broker_is_gone_still_closes() {
+    let Some(mut server) = NatsServer::start() else { return };
+    let mut config = NatsConfig::default();
+    config.stream = "GONE".into();
+    config.subject_prefix = "gone".into();
+    let transport = NatsTransport::connect(&server.url(), config).await.unwrap();
+    server.kill();
+    let closed = tokio::time::timeout(Duration::from_secs(20), transport.close()).await;
+    let error = closed.expect("close returns without its broker").unwrap_err().to_string();
+    assert!(error.contains("flushing"), "{error}");
+}

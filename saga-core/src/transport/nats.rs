@@ -380,3 +380,31 @@ impl Acknowledge for NatsAcker {
         self.message.ack_with(AckKind::Nak(Some(delay))).await.map_err(|e| nats_error("nacking", e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::patiently;
+
+    #[tokio::test]
+    async fn setup_is_tried_again_while_it_fails_transiently_and_not_after_a_refusal() {
+        let transient = |e: &&str| *e == "timed out";
+        let mut calls = 0;
+        let done = patiently("testing", transient, || {
+            calls += 1;
+            let n = calls;
+            async move { if n < 3 { Err("timed out") } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(done.unwrap(), 3, "two timeouts, then success");
+
+        let mut calls = 0;
+        let refused = patiently("testing", transient, || {
+            calls += 1;
+            async { Err::<(), _>("refused") }
+        })
+        .await;
+        let error = refused.unwrap_err().to_string();
+        assert!(error.contains("testing") && error.contains("refused"), "{error}");
+        assert_eq!(calls, 1, "a refusal is not tried again");
+    }
+}
