@@ -130,11 +130,9 @@ pub enum Summoning {
         /// What went wrong.
         reason: String,
     },
-    /// Nobody is there to summon right now.
-    NoSummoner {
-        /// When the first summoner who left is due back, in milliseconds from now.
-        back_in_ms: u64,
-    },
+    /// The order waited for a summoner to come back as long as the circle lets orders wait, and
+    /// is refused.
+    NoSummoner,
 }
 impl Message for Summoning {
     const KIND: &'static str = "circle.summoning";
@@ -228,6 +226,11 @@ pub struct Staff {
 
 const SAGA: &str = "summoning";
 
+/// How many times an order waits at the circle for a summoner to come back before it is
+/// refused. Below the runtime's `max_deliveries` (10 by default), so that a waiting order is
+/// refused rather than dead-lettered.
+const WAITS: u32 = 8;
+
 fn reception() -> Service {
     Service::new("reception")
         .on("reception", |ctx, o: PlaceOrder| {
@@ -298,8 +301,15 @@ fn circle(seed: u64, options: &Options) -> Service {
         let staff = ctx.load::<Staff>("staff")?.unwrap_or(Staff { away_until: Vec::new() });
         let away = staff.away_until.iter().filter(|until| **until > now).count();
         if away >= summoners {
-            let back = staff.away_until.iter().filter(|until| **until > now).min().copied().unwrap_or(now);
-            ctx.reply(&Summoning::NoSummoner { back_in_ms: back - now })?;
+            // The order waits at the circle: its message comes back when the first summoner who
+            // left is due back, and nothing is written meanwhile.
+            if ctx.message().attempt <= WAITS {
+                let back =
+                    staff.away_until.iter().filter(|until| **until > now).min().copied().unwrap_or(now);
+                return Err(ActionError::transient("no summoner available")
+                    .with_retry_after(Duration::from_millis((back - now).max(1))));
+            }
+            ctx.reply(&Summoning::NoSummoner)?;
             return Ok(());
         }
         let attempt = ctx.message().headers.get(saga_core::saga::STEP_HEADER).cloned().unwrap_or_default();
@@ -344,13 +354,13 @@ pub fn saga() -> Saga<ImpOrder> {
                 |r: Summoning| match r {
                     Summoning::Caged { imp } => Ok(imp),
                     Summoning::Failed { reason } => Err(ActionError::permanent(reason)),
-                    // Come back when a summoner is: no sooner (pointless), no later (the order waits).
-                    Summoning::NoSummoner { back_in_ms } => {
-                        Err(ActionError::transient("no summoner available")
-                            .with_retry_after(Duration::from_millis(back_in_ms.max(1))))
+                    Summoning::NoSummoner => {
+                        Err(ActionError::permanent("no summoner came back while the order waited"))
                     }
                 },
             )
+            // The circle answers within WAITS recoveries; a summon that is not answered in
+            // time is sent again.
             .timeout(Duration::from_secs(30))
             .retry(patient(8, Duration::from_millis(50))),
         )

@@ -297,3 +297,73 @@ async fn payments_cash_and_refund_once_however_often_a_step_sends_them() {
     assert_eq!(record::<Payment>(&store, "payment", "order-1").refunded, 1, "refunded once");
     runtime.shutdown().await.unwrap();
 }
+
+/// An order that finds every summoner away waits at the circle: its message goes back to the
+/// transport until the first summoner is due back, nothing is written and nothing is answered
+/// meanwhile. After its last wait it is refused: answered, not dead-lettered, so that the saga
+/// gives the fee back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_finding_no_summoner_waits_at_the_circle_and_is_refused_after_its_last_wait() {
+    use imp_summoning::{Summon, Summoning};
+    use saga_core::{Envelope, Runtime, Service};
+
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    // The saga's side: what the circle answered, by order.
+    let saga = Service::new("saga").on("saga", |ctx, s: Summoning| {
+        let answer = match s {
+            Summoning::Caged { .. } => "caged",
+            Summoning::Failed { .. } => "failed",
+            Summoning::NoSummoner => "refused",
+        };
+        let order = ctx.message().correlation_id.clone();
+        ctx.save(&order, &answer.to_owned())?;
+        Ok(())
+    });
+    let builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())).register(saga);
+    // One summoner, who fails every summoning and then stays away for an hour.
+    let options = imp_summoning::Options {
+        summoners: 1,
+        failure_rate: 1.0,
+        recovery: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let runtime =
+        imp_summoning::register_service(builder, "circle", 1, &options).unwrap().start().await.unwrap();
+    // `delivered_before`: how often the message has been delivered already.
+    let summon = |order: &str, delivered_before: u32| {
+        let mut envelope = Envelope::new("circle", order, &Summon { order: order.into() }).unwrap();
+        envelope.correlation_id = order.into();
+        envelope.reply_to = Some("saga".into());
+        envelope.attempt = delivered_before;
+        envelope
+    };
+    let answer = |order: &str| store.record("saga", order).unwrap().map(|r| r.data);
+
+    runtime.send_all(vec![summon("order-1", 0)]).await.unwrap();
+    eventually("the first summoning", || answer("order-1").is_some()).await;
+    assert_eq!(record::<String>(&store, "saga", "order-1"), "failed", "and the summoner left");
+
+    runtime.send_all(vec![summon("order-2", 0)]).await.unwrap();
+    eventually("handing the order back", || runtime.stats().redelivered >= 1).await;
+    let staff_before = store.record("circle", "staff").unwrap().unwrap().version;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(answer("order-2"), None, "a waiting order is not answered");
+    let staff = store.record("circle", "staff").unwrap().unwrap().version;
+    assert_eq!(staff, staff_before, "waiting writes nothing");
+
+    runtime.send_all(vec![summon("order-3", 8)]).await.unwrap();
+    eventually("the refusal", || answer("order-3").is_some()).await;
+    assert_eq!(record::<String>(&store, "saga", "order-3"), "refused");
+    assert!(store.dead_letters().unwrap().is_empty(), "a refused order is answered, not dead-lettered");
+    assert_eq!(answer("order-2"), None, "the other order still waits");
+    runtime.shutdown().await.unwrap();
+}
+
+/// Waits until `done`, for at most 10 s.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen in 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
