@@ -217,6 +217,15 @@ pub struct Ledger {
     pub applied: Vec<String>,
 }
 
+/// The circle's record of an order's summoning.
+#[derive(Serialize, Deserialize)]
+pub struct Summoned {
+    /// The idempotency key of the step that asked.
+    pub key: String,
+    /// What the circle answered.
+    pub answer: Summoning,
+}
+
 /// Who is at the circle.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Staff {
@@ -297,6 +306,15 @@ fn treasury() -> Service {
 fn circle(seed: u64, options: &Options) -> Service {
     let (rate, summoners, recovery) = (options.failure_rate, options.summoners as usize, options.recovery);
     Service::new("circle").on("circle", move |ctx, s: Summon| {
+        // A summon step sent again after its timeout is answered as the first time, without a
+        // second summoning (and a second summoner sent away).
+        let key = ctx.idempotency_key().map(str::to_owned);
+        if let Some(done) = ctx.load::<Summoned>(&s.order)?
+            && key.as_deref() == Some(done.key.as_str())
+        {
+            ctx.reply(&done.answer)?;
+            return Ok(());
+        }
         let now = ctx.now().0;
         let staff = ctx.load::<Staff>("staff")?.unwrap_or(Staff { away_until: Vec::new() });
         let away = staff.away_until.iter().filter(|until| **until > now).count();
@@ -309,22 +327,41 @@ fn circle(seed: u64, options: &Options) -> Service {
                 return Err(ActionError::transient("no summoner available")
                     .with_retry_after(Duration::from_millis((back - now).max(1))));
             }
-            ctx.reply(&Summoning::NoSummoner)?;
-            return Ok(());
+            return answer(ctx, &s.order, key, Summoning::NoSummoner);
         }
         let attempt = ctx.message().headers.get(saga_core::saga::STEP_HEADER).cloned().unwrap_or_default();
         let n = s.order.trim_start_matches("order-").parse::<u64>().unwrap_or(0);
-        if chance(seed, &format!("summon {attempt}"), n) < rate {
+        let summoning = if chance(seed, &format!("summon {attempt}"), n) < rate {
             // The summoner slipped and leaves to recover; only failures touch the staff record.
             let mut away_until: Vec<u64> = staff.away_until.into_iter().filter(|u| *u > now).collect();
             away_until.push(now + recovery.as_millis() as u64);
             ctx.save("staff", &Staff { away_until })?;
-            ctx.reply(&Summoning::Failed { reason: "the summoner read the wrong scroll".into() })?;
+            Summoning::Failed { reason: "the summoner read the wrong scroll".into() }
         } else {
-            ctx.reply(&Summoning::Caged { imp: format!("imp of {}", s.order) })?;
-        }
-        Ok(())
+            Summoning::Caged { imp: format!("imp of {}", s.order) }
+        };
+        answer(ctx, &s.order, key, summoning)
     })
+}
+
+/// Answers an order's summon step, and keeps the answer for the step's repeats.
+fn answer(
+    ctx: &mut saga_core::Context,
+    order: &str,
+    key: Option<String>,
+    summoning: Summoning,
+) -> Result<(), ActionError> {
+    match key {
+        Some(key) => {
+            let done = Summoned { key, answer: summoning };
+            ctx.save(order, &done)?;
+            ctx.reply(&done.answer)?;
+        }
+        None => {
+            ctx.reply(&summoning)?;
+        }
+    }
+    Ok(())
 }
 
 /// The saga: collect the fee, summon, hand over; refund the fee if the summoning fails.

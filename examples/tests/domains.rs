@@ -359,6 +359,51 @@ async fn an_order_finding_no_summoner_waits_at_the_circle_and_is_refused_after_i
     runtime.shutdown().await.unwrap();
 }
 
+/// A summon step sent again after its timeout, under the step's idempotency key, is answered
+/// as the first time: no second summoning, no second summoner sent away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circle_answers_a_summon_sent_again_without_summoning_twice() {
+    use imp_summoning::{Staff, Summon, Summoning};
+    use saga_core::{Envelope, Runtime, Service};
+
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    // The saga's side: the answers it heard, in order.
+    let saga = Service::new("saga").on("saga", |ctx, s: Summoning| {
+        let mut heard: Vec<String> = ctx.load("order-1")?.unwrap_or_default();
+        heard.push(match s {
+            Summoning::Caged { .. } => "caged".into(),
+            Summoning::Failed { .. } => "failed".into(),
+            Summoning::NoSummoner => "refused".into(),
+        });
+        ctx.save("order-1", &heard)?;
+        Ok(())
+    });
+    let builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())).register(saga);
+    // Two summoners, each failing every summoning and then away for an hour.
+    let options = imp_summoning::Options {
+        summoners: 2,
+        failure_rate: 1.0,
+        recovery: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let runtime =
+        imp_summoning::register_service(builder, "circle", 1, &options).unwrap().start().await.unwrap();
+    let summon = |step_attempt: u32| {
+        let envelope = Envelope::new("circle", "order-1", &Summon { order: "order-1".into() });
+        let mut envelope = attempt(envelope, "summoning/order-1/summon");
+        envelope.headers.insert(saga_core::saga::STEP_HEADER.into(), format!("summon/{step_attempt}"));
+        envelope
+    };
+    runtime.send_all(vec![summon(1)]).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    runtime.send_all(vec![summon(2)]).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(record::<Vec<String>>(&store, "saga", "order-1"), ["failed", "failed"], "both are answered");
+    let staff = record::<Staff>(&store, "circle", "staff");
+    assert_eq!(staff.away_until.len(), 1, "one summoner left, not two: {staff:?}");
+    runtime.shutdown().await.unwrap();
+}
+
 /// Waits until `done`, for at most 10 s.
 async fn eventually(what: &str, done: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
