@@ -304,31 +304,11 @@ async fn payments_cash_and_refund_once_however_often_a_step_sends_them() {
 /// gives the fee back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_finding_no_summoner_waits_at_the_circle_and_is_refused_after_its_last_wait() {
-    use imp_summoning::{Summon, Summoning};
-    use saga_core::{Envelope, Runtime, Service};
+    use imp_summoning::Summon;
+    use saga_core::Envelope;
 
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    // The saga's side: what the circle answered, by order.
-    let saga = Service::new("saga").on("saga", |ctx, s: Summoning| {
-        let answer = match s {
-            Summoning::Caged { .. } => "caged",
-            Summoning::Failed { .. } => "failed",
-            Summoning::NoSummoner => "refused",
-        };
-        let order = ctx.message().correlation_id.clone();
-        ctx.save(&order, &answer.to_owned())?;
-        Ok(())
-    });
-    let builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())).register(saga);
     // One summoner, who fails every summoning and then stays away for an hour.
-    let options = imp_summoning::Options {
-        summoners: 1,
-        failure_rate: 1.0,
-        recovery: Duration::from_secs(3600),
-        ..Default::default()
-    };
-    let runtime =
-        imp_summoning::register_service(builder, "circle", 1, &options).unwrap().start().await.unwrap();
+    let (store, runtime) = failing_circle(1).await;
     // `delivered_before`: how often the message has been delivered already.
     let summon = |order: &str, delivered_before: u32| {
         let mut envelope = Envelope::new("circle", order, &Summon { order: order.into() }).unwrap();
@@ -338,10 +318,11 @@ async fn an_order_finding_no_summoner_waits_at_the_circle_and_is_refused_after_i
         envelope
     };
     let answer = |order: &str| store.record("saga", order).unwrap().map(|r| r.data);
+    let heard = |order: &str| record::<Vec<String>>(&store, "saga", order);
 
     runtime.send_all(vec![summon("order-1", 0)]).await.unwrap();
     eventually("the first summoning", || answer("order-1").is_some()).await;
-    assert_eq!(record::<String>(&store, "saga", "order-1"), "failed", "and the summoner left");
+    assert_eq!(heard("order-1"), ["failed"], "and the summoner left");
 
     runtime.send_all(vec![summon("order-2", 0)]).await.unwrap();
     eventually("handing the order back", || runtime.stats().redelivered >= 1).await;
@@ -353,7 +334,7 @@ async fn an_order_finding_no_summoner_waits_at_the_circle_and_is_refused_after_i
 
     runtime.send_all(vec![summon("order-3", 8)]).await.unwrap();
     eventually("the refusal", || answer("order-3").is_some()).await;
-    assert_eq!(record::<String>(&store, "saga", "order-3"), "refused");
+    assert_eq!(heard("order-3"), ["refused"]);
     assert!(store.dead_letters().unwrap().is_empty(), "a refused order is answered, not dead-lettered");
     assert_eq!(answer("order-2"), None, "the other order still waits");
     runtime.shutdown().await.unwrap();
@@ -363,34 +344,15 @@ async fn an_order_finding_no_summoner_waits_at_the_circle_and_is_refused_after_i
 /// as the first time: no second summoning, no second summoner sent away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_circle_answers_a_summon_sent_again_without_summoning_twice() {
-    use imp_summoning::{Staff, Summon, Summoning};
-    use saga_core::{Envelope, Runtime, Service};
+    use imp_summoning::{Staff, Summon};
+    use saga_core::Envelope;
 
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    // The saga's side: the answers it heard, in order.
-    let saga = Service::new("saga").on("saga", |ctx, s: Summoning| {
-        let mut heard: Vec<String> = ctx.load("order-1")?.unwrap_or_default();
-        heard.push(match s {
-            Summoning::Caged { .. } => "caged".into(),
-            Summoning::Failed { .. } => "failed".into(),
-            Summoning::NoSummoner => "refused".into(),
-        });
-        ctx.save("order-1", &heard)?;
-        Ok(())
-    });
-    let builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())).register(saga);
     // Two summoners, each failing every summoning and then away for an hour.
-    let options = imp_summoning::Options {
-        summoners: 2,
-        failure_rate: 1.0,
-        recovery: Duration::from_secs(3600),
-        ..Default::default()
-    };
-    let runtime =
-        imp_summoning::register_service(builder, "circle", 1, &options).unwrap().start().await.unwrap();
+    let (store, runtime) = failing_circle(2).await;
     let summon = |step_attempt: u32| {
         let envelope = Envelope::new("circle", "order-1", &Summon { order: "order-1".into() });
         let mut envelope = attempt(envelope, "summoning/order-1/summon");
+        envelope.correlation_id = "order-1".into();
         envelope.headers.insert(saga_core::saga::STEP_HEADER.into(), format!("summon/{step_attempt}"));
         envelope
     };
@@ -402,6 +364,36 @@ async fn the_circle_answers_a_summon_sent_again_without_summoning_twice() {
     let staff = record::<Staff>(&store, "circle", "staff");
     assert_eq!(staff.away_until.len(), 1, "one summoner left, not two: {staff:?}");
     runtime.shutdown().await.unwrap();
+}
+
+/// The circle alone, with `summoners` who fail every summoning and then stay away for an hour,
+/// and the saga's side, which keeps the answers it hears for each order (its correlation id).
+async fn failing_circle(summoners: u32) -> (Arc<RedbStore>, saga_core::RuntimeHandle) {
+    use imp_summoning::Summoning;
+    use saga_core::{Runtime, Service};
+
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let saga = Service::new("saga").on("saga", |ctx, s: Summoning| {
+        let order = ctx.message().correlation_id.clone();
+        let mut heard: Vec<String> = ctx.load(&order)?.unwrap_or_default();
+        heard.push(match s {
+            Summoning::Caged { .. } => "caged".into(),
+            Summoning::Failed { .. } => "failed".into(),
+            Summoning::NoSummoner => "refused".into(),
+        });
+        ctx.save(&order, &heard)?;
+        Ok(())
+    });
+    let builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())).register(saga);
+    let options = imp_summoning::Options {
+        summoners,
+        failure_rate: 1.0,
+        recovery: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let runtime =
+        imp_summoning::register_service(builder, "circle", 1, &options).unwrap().start().await.unwrap();
+    (store, runtime)
 }
 
 /// Waits until `done`, for at most 10 s.
