@@ -309,7 +309,7 @@ fn circle(seed: u64, options: &Options) -> Service {
         // A summon step sent again after its timeout is answered as the first time, without a
         // second summoning (and a second summoner sent away).
         let key = ctx.idempotency_key().map(str::to_owned);
-        if let Some(done) = ctx.load::<Summoned>(&s.order)?
+        if let Some(done) = ctx.load::<Summoned>(&summoned(&s.order))?
             && key.as_deref() == Some(done.key.as_str())
         {
             ctx.reply(&done.answer)?;
@@ -344,6 +344,11 @@ fn circle(seed: u64, options: &Options) -> Service {
     })
 }
 
+/// Where the circle keeps an order's [`Summoned`], apart from its `staff` record.
+pub fn summoned(order: &str) -> String {
+    format!("summoned/{order}")
+}
+
 /// Answers an order's summon step, and keeps the answer for the step's repeats.
 fn answer(
     ctx: &mut saga_core::Context,
@@ -354,7 +359,7 @@ fn answer(
     match key {
         Some(key) => {
             let done = Summoned { key, answer: summoning };
-            ctx.save(order, &done)?;
+            ctx.save(&summoned(order), &done)?;
             ctx.reply(&done.answer)?;
         }
         None => {

@@ -331,6 +331,8 @@ async fn an_order_finding_no_summoner_waits_at_the_circle_and_is_refused_after_i
     assert_eq!(answer("order-2"), None, "a waiting order is not answered");
     let staff = store.record("circle", "staff").unwrap().unwrap().version;
     assert_eq!(staff, staff_before, "waiting writes nothing");
+    let kept = store.record("circle", &imp_summoning::summoned("order-2")).unwrap();
+    assert!(kept.is_none(), "not even an answer to keep");
 
     runtime.send_all(vec![summon("order-3", 8)]).await.unwrap();
     eventually("the refusal", || answer("order-3").is_some()).await;
