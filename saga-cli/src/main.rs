@@ -15,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     // The kernel backs a fault in a transparent huge page with 2 MiB of zeroed memory. mimalloc
     // returns freed pages to the kernel and faults them in again, so with huge pages on, zeroing
-    // them took a seventh of an imp-summoning run's CPU. Without them a fault zeroes 4 KiB.
+    // them took 11-15% of an imp-summoning run's CPU. Without them a fault zeroes 4 KiB.
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
     cli::main()
