@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
+use saga_core::testkit::eventually;
 use saga_core::{InProcessTransport, RedbStore, Store};
 use saga_examples::{
     ANNOUNCEMENTS, Domain, Outcome, RunContext, ServiceStores, bakery, document_voiding, imp_summoning,
@@ -396,13 +397,4 @@ async fn failing_circle(summoners: u32) -> (Arc<RedbStore>, saga_core::RuntimeHa
     let runtime =
         imp_summoning::register_service(builder, "circle", 1, &options).unwrap().start().await.unwrap();
     (store, runtime)
-}
-
-/// Waits until `done`, for at most 10 s.
-async fn eventually(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen in 10 s");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }

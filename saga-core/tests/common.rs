@@ -76,14 +76,7 @@ pub(crate) fn audited(store: &dyn saga_core::Store, n: u32) -> u32 {
         .unwrap_or(0)
 }
 
-/// Polls `check` until it holds, failing the test after ten seconds.
-pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !check() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
-}
+pub(crate) use saga_core::testkit::eventually;
 
 /// The status of process `id`.
 pub(crate) fn status(store: &dyn saga_core::Store, id: &str) -> Option<saga_core::Status> {
