@@ -271,7 +271,15 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 Ok(Ok(Handled::Ignore)) => return settle(acker.ack().await),
                 Ok(Ok(Handled::Commit)) => (unit, false),
                 Ok(Err(e)) if e.is_transient() && attempt < config.max_deliveries => {
-                    tracing::info!(error = %e, "handler failed; the message will be redelivered");
+                    match e.retry_after() {
+                        // A handler that names its wait is making the message wait, not failing.
+                        Some(wait) => tracing::debug!(
+                            reason = %e,
+                            wait_ms = wait.as_millis() as u64,
+                            "handler asked for the message again later"
+                        ),
+                        None => tracing::info!(error = %e, "handler failed; the message will be redelivered"),
+                    }
                     return retry_later(shared, acker, attempt, e.retry_after()).await;
                 }
                 Ok(Err(e)) => {
