@@ -31,6 +31,6 @@ pub use runtime::{
     Component, Config, Context, ProcessChanged, Runtime, RuntimeBuilder, RuntimeHandle, Stats,
 };
 pub use saga::{Saga, Step};
-pub use service::Service;
+pub use service::{AppliedKeys, Service};
 pub use store::{RedbStore, Status, Store};
 pub use transport::{InProcessTransport, Transport};

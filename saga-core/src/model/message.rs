@@ -17,9 +17,40 @@ use std::fmt;
 /// struct CollectFee { order: u64, amount: u64 }
 /// impl Message for CollectFee { const KIND: &'static str = "treasury.collect-fee"; }
 /// ```
+///
+/// [`message!`](crate::message!) writes the `impl` in one line.
 pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The stable name of this message type.
     const KIND: &'static str;
+}
+
+/// Makes serde types [`Message`]s, each with its stable kind: one line per message type.
+///
+/// ```
+/// use saga_core::{Envelope, Message};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Deposit { account: String, amount: u64 }
+/// #[derive(Serialize, Deserialize)]
+/// struct Withdraw { account: String, amount: u64 }
+///
+/// saga_core::message!(Deposit = "bank.deposit");
+/// saga_core::message! {
+///     Withdraw = "bank.withdraw",
+/// }
+///
+/// assert_eq!(Deposit::KIND, "bank.deposit");
+/// let env = Envelope::new("bank", "alice", &Withdraw { account: "alice".into(), amount: 5 }).unwrap();
+/// assert_eq!(env.kind, "bank.withdraw");
+/// ```
+#[macro_export]
+macro_rules! message {
+    ($($name:ty = $kind:literal),+ $(,)?) => {
+        $(impl $crate::Message for $name {
+            const KIND: &'static str = $kind;
+        })+
+    };
 }
 
 /// Whether a failure may go away when tried again.

@@ -1,5 +1,9 @@
 //! [`Service`]: a participant that handles commands and events with its own records.
 
+mod applied;
+
+pub use applied::AppliedKeys;
+
 use crate::model::{ActionError, Message};
 use crate::runtime::{Component, Consumer, Context, Handled, sealed::IntoConsumer, sealed::Registration};
 use async_trait::async_trait;
