@@ -610,7 +610,7 @@ fn dead_letters_are_listed_with_consumer_kind_and_error() {
             at: Timestamp(0),
             envelope,
         };
-        let unit = CommitUnit { dead_letter: Some(letter), ..CommitUnit::default() };
+        let unit = CommitUnit::default().with_dead_letter(letter);
         store.commit(&Batch { units: vec![unit], sent: vec![] }).unwrap();
     }
     let letters = json(&saga_cli(&["dead-letters", "--json"], dir.path()));

@@ -111,6 +111,10 @@ pub enum Error {
     /// The runtime was configured wrongly.
     #[error("configuration: {0}")]
     Config(String),
+    /// Something inside the runtime failed that no input or setting explains: a task that
+    /// panicked, a worker that is gone. A bug, or the process running out of something.
+    #[error("internal failure: {0}")]
+    Internal(String),
     /// The runtime has shut down (or is shutting down) and no longer takes work.
     #[error("the runtime has shut down")]
     Shutdown,

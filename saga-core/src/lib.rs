@@ -24,7 +24,7 @@ pub mod transport;
 
 pub use clock::{Clock, ManualClock, ScaledClock, SystemClock};
 pub use error::{Error, Result};
-pub use model::{ActionError, Envelope, FailureKind, Message, MessageId, Timestamp};
+pub use model::{ActionError, Envelope, FailureKind, Message, MessageId, OperatorAction, Timestamp};
 pub use process::ProcessManager;
 pub use retry::RetryPolicy;
 pub use runtime::{

@@ -23,20 +23,7 @@ async fn start(
 
 /// A unit that writes `data` as ledger record `acct-1`, expecting it at `version`.
 fn ledger_write(version: u64, data: &str) -> CommitUnit {
-    CommitUnit {
-        writes: vec![Write {
-            space: "ledger".into(),
-            id: "acct-1".into(),
-            expected_version: version,
-            value: Some(Record {
-                version: 0,
-                updated_at: Default::default(),
-                process: None,
-                data: data.into(),
-            }),
-        }],
-        ..CommitUnit::default()
-    }
+    CommitUnit::default().with_write(Write::put("ledger", "acct-1", version, Record::new(data.into())))
 }
 
 #[tokio::test]
@@ -95,41 +82,6 @@ fn a_snapshot_sees_every_commit_before_it_and_none_after() {
     assert_eq!(data(first.as_ref()), Some(b"one".to_vec()));
     assert_eq!(data(shared.as_ref()), Some(b"one".to_vec()));
     assert_eq!(data(second.as_ref()), Some(b"two".to_vec()));
-}
-
-#[test]
-fn a_unit_encoded_ahead_commits_the_same_rows_and_a_changed_one_is_encoded_again() {
-    use saga_core::store::{HistoryEntry, HistoryEvent};
-    let unit = CommitUnit {
-        outbox: vec![Envelope::new("audit", "acct-1", &deposit(1)).unwrap()],
-        history: vec![(
-            "p/1".to_owned(),
-            HistoryEntry { at: Default::default(), event: HistoryEvent::Started { kind: "k".into() } },
-        )],
-        ..ledger_write(0, "{}")
-    };
-    let rows = |store: &RedbStore| {
-        (
-            store.record("ledger", "acct-1").unwrap(),
-            store.outbox_after(None, 10).unwrap().into_iter().map(|r| r.envelope).collect::<Vec<_>>(),
-            store.history("p/1").unwrap(),
-        )
-    };
-    let (plain, prepared) = (RedbStore::in_memory().unwrap(), RedbStore::in_memory().unwrap());
-    plain.commit(&Batch { units: vec![unit.clone()], sent: vec![] }).unwrap();
-    let mut ahead = unit.clone();
-    prepared.prepare(&mut ahead);
-    prepared.commit(&Batch { units: vec![ahead], sent: vec![] }).unwrap();
-    assert_eq!(rows(&plain), rows(&prepared));
-    assert_eq!(rows(&prepared).0.unwrap().version, 1);
-
-    // Changed after preparing: what commits is the unit as it is now.
-    let changed = RedbStore::in_memory().unwrap();
-    let mut late = unit;
-    changed.prepare(&mut late);
-    late.outbox.push(Envelope::new("audit", "acct-1", &deposit(2)).unwrap());
-    changed.commit(&Batch { units: vec![late], sent: vec![] }).unwrap();
-    assert_eq!(rows(&changed).1.len(), 2);
 }
 
 #[test]
@@ -358,10 +310,7 @@ fn inbox_keys_older_than_the_retention_are_pruned_and_newer_ones_kept() {
     let old = MessageId::from_u128(MessageId::lower_bound_at(Timestamp(10 * day)) + 1);
     let new = MessageId::from_u128(MessageId::lower_bound_at(Timestamp(20 * day)) + 1);
     let key = |message| InboxKey { consumer: "ledger".into(), message };
-    let units = [old, new]
-        .into_iter()
-        .map(|id| CommitUnit { inbox: Some(key(id)), ..CommitUnit::default() })
-        .collect();
+    let units = [old, new].into_iter().map(|id| CommitUnit::default().with_inbox(key(id))).collect();
     store.commit(&Batch { units, sent: vec![] }).unwrap();
     assert!(store.is_handled(&key(old)).unwrap() && store.is_handled(&key(new)).unwrap());
     assert_eq!(store.prune_inbox(Timestamp(15 * day)).unwrap(), 1);
@@ -472,39 +421,6 @@ async fn a_keys_messages_keep_their_order_when_the_transport_refuses_one_for_a_w
         serde_json::from_slice(&store.record("ledger", "acct-1").unwrap().unwrap().data).unwrap();
     assert_eq!(account.deposits, [1, 5], "deposit 5 waited for deposit 1's retries");
     runtime.shutdown().await.unwrap();
-}
-
-#[test]
-fn a_commit_reports_only_the_sequence_numbers_it_took_while_timers_fire_beside_it() {
-    use saga_core::store::{Timer, TimerOp};
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Another writer sets timers that are due at once and fires them, as the timer loop does.
-    let firing = std::thread::spawn({
-        let (store, stop) = (store.clone(), stop.clone());
-        move || {
-            let mut n = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let envelope = Envelope::new("audit", "timer", &deposit(n)).unwrap();
-                let timer = Timer { key: format!("t/{n}"), due: saga_core::Timestamp(0), envelope };
-                let unit =
-                    CommitUnit { timers: vec![TimerOp::Add(Box::new(timer))], ..CommitUnit::default() };
-                store.commit(&Batch { units: vec![unit], sent: vec![] }).unwrap();
-                store.fire_due_timers(saga_core::Timestamp(1), 16).unwrap();
-            }
-        }
-    });
-    for n in 0..2_000 {
-        let unit = CommitUnit::send(Envelope::new("audit", "acct-1", &deposit(n)).unwrap());
-        let report = store.commit_and_report(&Batch { units: vec![unit], sent: vec![] }).unwrap();
-        let sequences = report.sequences.expect("redb says where rows go");
-        // One outbox row and nothing else: exactly one number, and it is the row's.
-        assert_eq!(sequences.range.end - sequences.range.start, 1, "commit {n} took {:?}", sequences.range);
-        assert_eq!(sequences.outbox, [sequences.range.start]);
-    }
-    stop.store(true, Ordering::Relaxed);
-    firing.join().unwrap();
 }
 
 #[tokio::test]

@@ -140,8 +140,7 @@ fn a_schema_1_database_is_read_as_it_is_and_upgraded_by_a_writer_with_its_histor
     assert_eq!(attempts(&store, "a/1"), [1, 2, 3, 4]);
     assert_eq!(attempts(&store, "b/1"), [1, 1]);
     // New entries chain onto the upgraded ones, and the file now opens read-only.
-    let unit =
-        saga_core::store::CommitUnit { history: vec![("a/1".into(), entry("a/1", 5))], ..Default::default() };
+    let unit = saga_core::store::CommitUnit::default().with_history("a/1", entry("a/1", 5));
     store.commit(&saga_core::store::Batch { units: vec![unit], sent: vec![] }).unwrap();
     drop(store);
     let reader = RedbStore::open_read_only(&path).unwrap();

@@ -92,7 +92,7 @@ pub(crate) fn write_marker(store: &dyn Store, version: u64, marker: &RunMarker) 
         expected_version: version,
         value: Some(record),
     };
-    let unit = CommitUnit { writes: vec![write], ..CommitUnit::default() };
+    let unit = CommitUnit::default().with_write(write);
     let outcome = store.commit(&Batch { units: vec![unit], sent: vec![] })?.remove(0);
     match outcome {
         saga_core::store::UnitOutcome::Committed => Ok(()),

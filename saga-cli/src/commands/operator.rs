@@ -28,9 +28,12 @@ pub(crate) async fn act(db: &Path, id: &str, action: OperatorAction) -> Result<u
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         let status = current_status(store.as_ref(), id)?;
-        let acted = match action {
-            OperatorAction::Acknowledge => status == Status::Acknowledged,
-            OperatorAction::Retry => status != Status::Failed,
+        // A retry has acted once the process left `failed`; an acknowledgement once it is
+        // acknowledged.
+        let acted = if action == OperatorAction::Acknowledge {
+            status == Status::Acknowledged
+        } else {
+            status != Status::Failed
         };
         if acted || Instant::now() > deadline {
             break status;

@@ -1,10 +1,14 @@
-//! The message model: ids, times, envelopes and typed messages.
+//! The message model: ids, times, envelopes, typed messages, and the headers and control
+//! requests every component shares.
 
+pub(crate) mod control;
 mod envelope;
 pub(crate) mod frame;
+pub mod headers;
 mod id;
 mod message;
 
+pub use control::OperatorAction;
 pub use envelope::Envelope;
 pub use id::{MessageId, Timestamp};
 pub use message::{ActionError, FailureKind, Message};

@@ -2,9 +2,9 @@
 
 use super::context::{Outcome, ProcessContext};
 use super::{Correlate, ProcessManager, ReactFn, StartFn};
+use crate::model::control::{OperatorAction, OperatorRequest};
 use crate::model::{ActionError, Envelope, Message};
 use crate::runtime::{Consumer, Context, Handled};
-use crate::saga::{OperatorAction, OperatorRequest};
 use crate::store::{Class, HistoryEvent, PROCESS_SPACE, ProcessMeta, Record, Status};
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;

@@ -14,7 +14,7 @@ pub use context::ProcessContext;
 
 use crate::model::{ActionError, Envelope, Message};
 use crate::runtime::Component;
-use crate::runtime::sealed::{IntoConsumer, Registration};
+use crate::runtime::{Registration, sealed::IntoRegistration};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeSet, HashMap};
@@ -123,12 +123,12 @@ pub fn topic(name: &str) -> String {
     format!("process.{name}")
 }
 
-impl<S> IntoConsumer for ProcessManager<S>
+impl<S> IntoRegistration for ProcessManager<S>
 where
     S: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    fn into_consumer(self) -> Registration {
-        Registration(Arc::new(engine::ProcessEngine::new(self)))
+    fn into_registration(self) -> Registration {
+        Registration::new(Arc::new(engine::ProcessEngine::new(self)))
     }
 }
 

@@ -2,9 +2,10 @@
 
 use super::relay::Fresh;
 use super::stats::Counters;
+use super::storage::Storage;
 use crate::Timestamp;
 use crate::error::{Error, Result};
-use crate::store::{Batch, CommitUnit, Store, UnitOutcome};
+use crate::store::{Batch, CommitUnit, UnitOutcome};
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -23,7 +24,7 @@ enum Job {
 #[derive(Clone)]
 pub(crate) struct Committer {
     jobs: mpsc::UnboundedSender<Job>,
-    store: Arc<dyn Store>,
+    store: Storage,
 }
 
 /// Who to tell after a commit.
@@ -39,7 +40,7 @@ impl Committer {
     /// Starts the committer thread; it ends once every `Committer` clone is dropped and the
     /// queued jobs are committed.
     pub(crate) fn start(
-        store: Arc<dyn Store>,
+        store: Storage,
         max_batch: usize,
         wakers: Wakers,
         counters: Arc<Counters>,
@@ -82,7 +83,7 @@ impl Committer {
 }
 
 fn run(
-    store: Arc<dyn Store>,
+    store: Storage,
     mut rx: mpsc::UnboundedReceiver<Job>,
     max_batch: usize,
     wakers: Wakers,
@@ -111,16 +112,16 @@ fn run(
             }
         }
         if !batch.units.is_empty() || !batch.sent.is_empty() {
-            commit(store.as_ref(), batch, &mut replies, &wakers, counters);
+            commit(&store, batch, &mut replies, &wakers, counters);
         }
         if let Some((now, limit, reply)) = firing {
-            let _ = reply.send(fire(store.as_ref(), now, limit, &wakers));
+            let _ = reply.send(fire(&store, now, limit, &wakers));
         }
     }
 }
 
 /// Commits one batch, hands its units back with their outcomes and its rows to the relay.
-fn commit(store: &dyn Store, batch: Batch, replies: &mut Vec<Reply>, wakers: &Wakers, counters: &Counters) {
+fn commit(store: &Storage, batch: Batch, replies: &mut Vec<Reply>, wakers: &Wakers, counters: &Counters) {
     let sends = batch.units.iter().any(|u| !u.outbox.is_empty());
     let timers = batch.units.iter().any(|u| !u.timers.is_empty());
     let size = batch.units.len();
@@ -162,7 +163,7 @@ fn commit(store: &dyn Store, batch: Batch, replies: &mut Vec<Reply>, wakers: &Wa
     }
 }
 
-fn fire(store: &dyn Store, now: Timestamp, limit: usize, wakers: &Wakers) -> Result<usize> {
+fn fire(store: &Storage, now: Timestamp, limit: usize, wakers: &Wakers) -> Result<usize> {
     match store.fire_and_report(now, limit) {
         Ok(report) => {
             let (range, rows) = report.rows.unwrap_or_default();

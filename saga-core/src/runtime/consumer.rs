@@ -34,35 +34,36 @@ pub(crate) trait Consumer: Send + Sync + 'static {
     fn topics(&self) -> Vec<String>;
     /// Handles one message into `ctx`.
     async fn handle(&self, ctx: &mut Context) -> Result<Handled, ActionError>;
-    /// The topic whose start messages this consumer can take inside another handler's commit
-    /// (a saga's), if any.
-    fn eager_topic(&self) -> Option<&str> {
-        None
-    }
-    /// Begins the process `start` names inside `ctx`, the commit of the handler that started it.
-    async fn start_eagerly(&self, _ctx: &mut Context, start: &Envelope) -> Result<(), ActionError> {
-        Err(ActionError::permanent(format!("{} cannot begin {} in another commit", self.name(), start.kind)))
-    }
 }
 
-/// Runs `consumer`'s handler, then begins in the same commit the sagas it started whose engines
-/// run in this runtime; the other starts go out as messages.
-async fn handle_and_start(
+/// A front-end's hook into other components' commits: it takes a message sent to its topic
+/// ([`Context::send_in_commit`]) inside the commit of the handler that sent it, instead of as
+/// a message of its own. A saga begins this way (an eager start), which saves a message and a
+/// commit per saga.
+#[async_trait]
+pub(crate) trait InCommit: Send + Sync + 'static {
+    /// Handles `message` inside `ctx`, the commit of the handler that sent it.
+    async fn take(&self, ctx: &mut Context, message: &Envelope) -> Result<(), ActionError>;
+}
+
+/// Runs `consumer`'s handler, then lets the components of this runtime that take messages in
+/// other commits take what the handler sent them; the rest goes out as messages.
+async fn handle_with_hooks(
     shared: &Shared,
     consumer: &dyn Consumer,
     ctx: &mut Context,
 ) -> Result<Handled, ActionError> {
     let handled = consumer.handle(ctx).await?;
     if matches!(handled, Handled::Commit) {
-        for start in ctx.take_starts() {
-            match shared.eager.get(&start.topic) {
-                Some((name, engine)) => {
+        for message in ctx.take_in_commit() {
+            match shared.in_commit.get(&message.topic) {
+                Some((name, hook)) => {
                     let own = ctx.act_as(name.clone());
-                    let begun = engine.start_eagerly(ctx, &start).await;
+                    let taken = hook.take(ctx, &message).await;
                     ctx.act_as(own);
-                    begun?;
+                    taken?;
                 }
-                None => ctx.push_envelope(start),
+                None => ctx.push_envelope(message),
             }
         }
     }
@@ -264,7 +265,8 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             (dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now), true)
         } else {
             let mut ctx = Context::new(snapshot, name.clone(), envelope, now, shared.announce.clone());
-            let handled = AssertUnwindSafe(handle_and_start(shared, consumer, &mut ctx)).catch_unwind().await;
+            let handled =
+                AssertUnwindSafe(handle_with_hooks(shared, consumer, &mut ctx)).catch_unwind().await;
             let (unit, incoming) = ctx.into_parts(inbox.clone());
             envelope = incoming;
             match handled {

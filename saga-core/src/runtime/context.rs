@@ -1,7 +1,7 @@
 //! [`Context`]: what a handler reads and writes; it becomes one commit unit.
 
 use crate::error::{Error, Result};
-use crate::model::{Envelope, Message, MessageId, Timestamp};
+use crate::model::{Envelope, Message, MessageId, Timestamp, headers};
 use crate::store::{
     CommitUnit, HistoryEntry, HistoryEvent, InboxKey, Record, Snapshot, Timer, TimerOp, Write,
 };
@@ -25,8 +25,9 @@ pub struct Context {
     now: Timestamp,
     versions: HashMap<(String, String), u64>,
     unit: CommitUnit,
-    /// Sagas started by the handler, begun after it returns (see [`Context::start_saga`]).
-    starts: Vec<Envelope>,
+    /// Messages for components of this runtime that may take them inside this commit, once
+    /// the handler returns (see [`Context::send_in_commit`]).
+    in_commit: Vec<Envelope>,
     /// Where process status changes are announced, if anywhere.
     announce: Option<Arc<str>>,
 }
@@ -46,7 +47,7 @@ impl Context {
             now,
             versions: HashMap::new(),
             unit: CommitUnit { at: now, ..CommitUnit::default() },
-            starts: Vec::new(),
+            in_commit: Vec::new(),
             announce,
         }
     }
@@ -66,7 +67,7 @@ impl Context {
     /// on can answer a repeat (sent again after a timeout, though the first copy arrived) with
     /// what it already did. `None` for a message that is not a step's command.
     pub fn idempotency_key(&self) -> Option<&str> {
-        self.incoming.headers.get(crate::saga::IDEMPOTENCY_HEADER).map(String::as_str)
+        self.incoming.headers.get(headers::IDEMPOTENCY_KEY).map(String::as_str)
     }
 
     /// The name of the service (or saga, or process manager) handling it.
@@ -115,7 +116,8 @@ impl Context {
         Ok(id)
     }
 
-    /// Answers the message being handled, on the topic it names as `reply_to`.
+    /// Answers the message being handled, on the topic it names as `reply_to`. The reply
+    /// carries back the command's [reply token](headers::REPLY_TOKEN), if it has one.
     pub fn reply<M: Message>(&mut self, message: &M) -> Result<MessageId> {
         let topic = self.incoming.reply_to.clone().ok_or_else(|| {
             Error::Config(format!(
@@ -125,8 +127,8 @@ impl Context {
         })?;
         let key = self.incoming.key.clone();
         let mut envelope = self.envelope(&topic, &key, message)?;
-        if let Some(step) = self.incoming.headers.get(crate::saga::STEP_HEADER) {
-            envelope.headers.insert(crate::saga::STEP_HEADER.into(), step.clone());
+        if let Some(token) = self.incoming.headers.get(headers::REPLY_TOKEN) {
+            envelope.headers.insert(headers::REPLY_TOKEN.into(), token.clone());
         }
         let id = envelope.id;
         self.unit.outbox.push(envelope);
@@ -149,29 +151,22 @@ impl Context {
         Ok(())
     }
 
-    /// Starts instance `key` of saga `saga` with `input`, in this handler's commit; returns the
-    /// process id. Starting an instance that exists changes nothing.
-    ///
-    /// When the saga is registered with the same runtime, the instance begins in this very
-    /// commit (an eager start): its record is written and its first step runs (a local step's
-    /// action) or goes out (a remote step's command) once the handler returns, with no start
-    /// message in between. Otherwise a start message goes to the saga's topic.
-    pub fn start_saga<I: Serialize>(&mut self, saga: &str, key: &str, input: &I) -> Result<String> {
-        let mut envelope = crate::saga::start_message(saga, key, input)?;
-        envelope.causation_id = Some(self.incoming.id);
-        envelope.source = self.service.to_string();
-        envelope.created_at = self.now;
-        self.starts.push(envelope);
-        Ok(crate::saga::process_id(saga, key))
+    /// Sends `envelope` so that a component of this runtime that takes its topic inside other
+    /// components' commits (a front-end's in-commit hook) handles it in this very commit, once
+    /// the handler returns; with no such component here it goes out as a message like any
+    /// other.
+    pub(crate) fn send_in_commit(&mut self, envelope: Envelope) {
+        self.in_commit.push(envelope);
     }
 
-    /// The sagas the handler started, to begin now.
-    pub(crate) fn take_starts(&mut self) -> Vec<Envelope> {
-        std::mem::take(&mut self.starts)
+    /// The messages [`send_in_commit`](Self::send_in_commit) collected, to hand on now.
+    pub(crate) fn take_in_commit(&mut self) -> Vec<Envelope> {
+        std::mem::take(&mut self.in_commit)
     }
 
-    /// Acts as `component` (a saga beginning eagerly) until [`act_as`](Self::act_as) is called
-    /// again with what this returned: timers, sources and the history then carry its name.
+    /// Acts as `component` (one taking a message inside this commit) until
+    /// [`act_as`](Self::act_as) is called again with what this returned: timers, sources and
+    /// the history then carry its name.
     pub(crate) fn act_as(&mut self, component: Arc<str>) -> Arc<str> {
         std::mem::replace(&mut self.service, component)
     }
@@ -273,8 +268,8 @@ impl Context {
     /// The commit unit the handler built (with `inbox`), and the message it handled.
     pub(crate) fn into_parts(mut self, inbox: InboxKey) -> (CommitUnit, Envelope) {
         self.unit.inbox = Some(inbox);
-        // Starts that no engine of this runtime took go out as messages.
-        self.unit.outbox.append(&mut self.starts);
+        // What no component of this runtime took in this commit goes out as messages.
+        self.unit.outbox.append(&mut self.in_commit);
         (self.unit, self.incoming)
     }
 }

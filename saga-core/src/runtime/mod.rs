@@ -3,14 +3,18 @@
 
 mod announce;
 mod committer;
+mod component;
 mod consumer;
 mod context;
 mod relay;
 mod stats;
+mod storage;
 mod timers;
 
 pub use announce::ProcessChanged;
-pub(crate) use consumer::{Consumer, Handled};
+pub use component::Component;
+pub(crate) use component::{Registration, sealed};
+pub(crate) use consumer::{Consumer, Handled, InCommit};
 pub use context::Context;
 pub use stats::Stats;
 
@@ -68,7 +72,7 @@ impl Default for Config {
 
 /// What every task of a running runtime shares.
 pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) store: storage::Storage,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Config,
@@ -76,26 +80,11 @@ pub(crate) struct Shared {
     pub(crate) relay_wake: Arc<Notify>,
     pub(crate) timer_wake: Arc<Notify>,
     pub(crate) counters: Arc<stats::Counters>,
-    /// By topic, the consumers that can begin a process inside another handler's commit, with
-    /// their names.
-    pub(crate) eager: std::collections::HashMap<String, (Arc<str>, Arc<dyn Consumer>)>,
+    /// By topic, the components that take messages inside other handlers' commits, with their
+    /// names.
+    pub(crate) in_commit: std::collections::HashMap<String, (Arc<str>, Arc<dyn InCommit>)>,
     /// Where process status changes are announced, if anywhere.
     pub(crate) announce: Option<Arc<str>>,
-}
-
-/// Something that can be registered with a runtime: a [`Service`](crate::Service), a
-/// [`Saga`](crate::Saga) or a [`ProcessManager`](crate::ProcessManager).
-pub trait Component: sealed::IntoConsumer + Send + 'static {}
-
-pub(crate) mod sealed {
-    /// The consumer a front-end definition becomes (opaque outside the crate).
-    pub struct Registration(pub(crate) std::sync::Arc<dyn super::Consumer>);
-
-    /// Turns a front-end definition into the consumer the runtime drives.
-    pub trait IntoConsumer {
-        /// The consumer.
-        fn into_consumer(self) -> Registration;
-    }
 }
 
 /// Builds and starts a runtime.
@@ -142,7 +131,7 @@ impl Runtime {
             transport,
             clock: Arc::new(SystemClock),
             config: Config::default(),
-            consumers: Vec::new(),
+            components: Vec::new(),
             announce: None,
         }
     }
@@ -154,7 +143,7 @@ pub struct RuntimeBuilder {
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     config: Config,
-    consumers: Vec<Arc<dyn Consumer>>,
+    components: Vec<Registration>,
     announce: Option<Arc<str>>,
 }
 
@@ -185,18 +174,18 @@ impl RuntimeBuilder {
 
     /// Adds a service, saga or process manager.
     pub fn register(mut self, component: impl Component) -> Self {
-        self.consumers.push(sealed::IntoConsumer::into_consumer(component).0);
+        self.components.push(sealed::IntoRegistration::into_registration(component));
         self
     }
 
     /// Subscribes every consumer, then starts the relay and the timer loop.
     pub async fn start(self) -> Result<RuntimeHandle> {
         let mut names = std::collections::HashSet::new();
-        for consumer in &self.consumers {
-            if !names.insert(consumer.name().to_owned()) {
+        for component in &self.components {
+            if !names.insert(component.consumer.name().to_owned()) {
                 return Err(Error::Config(format!(
                     "two components are named {:?}; names must be unique in one runtime",
-                    consumer.name()
+                    component.consumer.name()
                 )));
             }
         }
@@ -204,19 +193,23 @@ impl RuntimeBuilder {
         let (fresh, fresh_rows) = tokio::sync::mpsc::unbounded_channel();
         let timer_wake = Arc::new(Notify::new());
         let counters = Arc::new(stats::Counters::default());
+        let store = storage::Storage::new(self.store);
         let (committer, committer_thread) = Committer::start(
-            self.store.clone(),
+            store.clone(),
             self.config.max_batch,
             Wakers { fresh, relay: relay_wake.clone(), timers: timer_wake.clone() },
             counters.clone(),
         )?;
-        let eager = self
-            .consumers
+        let in_commit = self
+            .components
             .iter()
-            .filter_map(|c| Some((c.eager_topic()?.to_owned(), (Arc::from(c.name()), c.clone()))))
+            .filter_map(|c| {
+                let (topic, hook) = c.in_commit.clone()?;
+                Some((topic, (Arc::from(c.consumer.name()), hook)))
+            })
             .collect();
         let shared = Arc::new(Shared {
-            store: self.store,
+            store,
             transport: self.transport,
             clock: self.clock,
             config: self.config,
@@ -224,12 +217,12 @@ impl RuntimeBuilder {
             relay_wake,
             timer_wake,
             counters,
-            eager,
+            in_commit,
             announce: self.announce,
         });
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();
-        for consumer in self.consumers {
+        for Registration { consumer, .. } in self.components {
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
             let shared = shared.clone();
             let stopped = stopped.clone();
@@ -238,7 +231,7 @@ impl RuntimeBuilder {
             match ready_rx.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(Error::Config("a consumer failed to start".into())),
+                Err(_) => return Err(Error::Internal("a consumer's task ended before it subscribed".into())),
             }
         }
         let mut services = JoinSet::new();
@@ -309,38 +302,9 @@ impl RuntimeHandle {
         self.send_all(vec![envelope]).await
     }
 
-    /// Starts instance `key` of saga `saga` with `input`; returns its process id. Starting an
-    /// instance that exists changes nothing.
-    pub async fn start_saga<I: serde::Serialize>(&self, saga: &str, key: &str, input: &I) -> Result<String> {
-        self.send_envelope(crate::saga::start_message(saga, key, input)?).await?;
-        Ok(crate::saga::process_id(saga, key))
-    }
-
-    /// Asks the owner of failed process `id` to retry it.
-    pub async fn retry(&self, id: &str) -> Result<MessageId> {
-        self.operator(id, crate::operator::OperatorAction::Retry).await
-    }
-
-    /// Asks the owner of failed process `id` to mark it acknowledged.
-    pub async fn acknowledge(&self, id: &str) -> Result<MessageId> {
-        self.operator(id, crate::operator::OperatorAction::Acknowledge).await
-    }
-
-    async fn operator(&self, id: &str, action: crate::operator::OperatorAction) -> Result<MessageId> {
-        let store = self.shared.store.clone();
-        let key = id.to_owned();
-        let envelope =
-            tokio::task::spawn_blocking(move || crate::operator::request(store.as_ref(), &key, action))
-                .await
-                .map_err(|e| Error::Config(format!("operator request panicked: {e}")))??;
-        let message = envelope.id;
-        self.send_envelope(envelope).await?;
-        Ok(message)
-    }
-
     /// The store the runtime commits to.
     pub fn store(&self) -> Arc<dyn Store> {
-        self.shared.store.clone()
+        self.shared.store.store().clone()
     }
 
     /// What the runtime has done since it started.
@@ -367,7 +331,7 @@ impl RuntimeHandle {
                 Ok(outbox || due)
             })
             .await
-            .map_err(|e| Error::Config(format!("idle check panicked: {e}")))??;
+            .map_err(|e| Error::Internal(format!("the idle check's task failed: {e}")))??;
             quiet = if busy { 0 } else { quiet + 1 };
             if quiet >= 3 {
                 return Ok(());
@@ -385,7 +349,11 @@ impl RuntimeHandle {
             match done {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => first_error = first_error.or(Some(e)),
-                Err(e) => tracing::error!(error = %e, "consumer task failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "consumer task failed");
+                    let failed = Error::Internal(format!("a consumer's task failed: {e}"));
+                    first_error = first_error.or(Some(failed));
+                }
             }
         }
         while self.services.join_next().await.is_some() {}
@@ -395,8 +363,8 @@ impl RuntimeHandle {
         if let Some(thread) = thread {
             tokio::task::spawn_blocking(move || thread.join())
                 .await
-                .map_err(|e| Error::Config(format!("committer join failed: {e}")))?
-                .map_err(|_| Error::Config("the committer thread panicked".into()))?;
+                .map_err(|e| Error::Internal(format!("joining the committer thread failed: {e}")))?
+                .map_err(|_| Error::Internal("the committer thread panicked".into()))?;
         }
         first_error.map_or(Ok(()), Err)
     }

@@ -1,11 +1,12 @@
 //! Runs saga instances: one message in, at most one step advanced, one commit out.
 
-use super::messages::{Continue, OperatorAction, OperatorRequest, RetryDue, Start, TimedOut};
+use super::messages::{Continue, RetryDue, Start, TimedOut};
 use super::state::{FailureRecord, Phase, SagaState, StepRecord, StepStatus};
 use super::step::{Action, Compensation, CompensationContext, Step, StepContext};
 use super::{IDEMPOTENCY_HEADER, STEP_HEADER};
+use crate::model::control::{OperatorAction, OperatorRequest};
 use crate::model::{ActionError, Envelope, Message, Timestamp};
-use crate::runtime::{Consumer, Context, Handled};
+use crate::runtime::{Consumer, Context, Handled, InCommit};
 use crate::store::{Class, HistoryEvent, PROCESS_SPACE, ProcessMeta, Record, Status};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -53,14 +54,6 @@ where
         vec![self.topic.clone()]
     }
 
-    fn eager_topic(&self) -> Option<&str> {
-        Some(&self.topic)
-    }
-
-    async fn start_eagerly(&self, ctx: &mut Context, start: &Envelope) -> Result<(), ActionError> {
-        self.begin(ctx, start).await
-    }
-
     async fn handle(&self, ctx: &mut Context) -> Result<Handled, ActionError> {
         let envelope = ctx.message().clone();
         let pid = super::process_id(&self.name, &envelope.key);
@@ -102,6 +95,18 @@ where
         }
         run.finish().await?;
         Ok(Handled::Commit)
+    }
+}
+
+/// A saga started by a handler of the same runtime begins in that handler's commit (an eager
+/// start), with no start message in between.
+#[async_trait]
+impl<I> InCommit for SagaEngine<I>
+where
+    I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    async fn take(&self, ctx: &mut Context, start: &Envelope) -> Result<(), ActionError> {
+        self.begin(ctx, start).await
     }
 }
 

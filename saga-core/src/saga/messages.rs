@@ -1,4 +1,4 @@
-//! The messages a saga sends itself: start, continue, timers and operator requests.
+//! The messages a saga sends itself: start, continue and timers.
 
 use crate::Message;
 use serde::{Deserialize, Serialize};
@@ -40,34 +40,4 @@ pub(crate) struct TimedOut {
 }
 impl Message for TimedOut {
     const KIND: &'static str = "saga.timed-out";
-}
-
-/// An operator's request about a saga or process instance.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OperatorAction {
-    /// Resume a failed instance.
-    Retry,
-    /// Accept a failed instance as it is.
-    Acknowledge,
-}
-
-impl OperatorAction {
-    /// `retry` or `acknowledge`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperatorAction::Retry => "retry",
-            OperatorAction::Acknowledge => "acknowledge",
-        }
-    }
-}
-
-/// Carries an [`OperatorAction`] to the instance's owner.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct OperatorRequest {
-    pub(crate) process: String,
-    pub(crate) action: OperatorAction,
-}
-impl Message for OperatorRequest {
-    const KIND: &'static str = "operator.request";
 }

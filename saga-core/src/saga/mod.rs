@@ -9,26 +9,25 @@
 
 mod engine;
 mod messages;
+mod start;
 mod state;
 mod step;
 
-pub use messages::OperatorAction;
-pub(crate) use messages::OperatorRequest;
 pub use state::{FailureRecord, Phase, SagaState, StepRecord, StepStatus};
 pub use step::{CompensationContext, Step, StepContext};
 
 use crate::error::Result;
 use crate::model::Envelope;
-use crate::runtime::Component;
-use crate::runtime::sealed::{IntoConsumer, Registration};
+use crate::runtime::{Component, Registration, sealed::IntoRegistration};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
-/// The header that carries `"{step index}:{attempt}"` on a remote step's command and its reply.
-pub const STEP_HEADER: &str = "saga-step";
+/// The header that carries `"{step index}:{attempt}"` on a remote step's command and its reply:
+/// the [reply token](crate::model::headers::REPLY_TOKEN) a saga gives its commands.
+pub const STEP_HEADER: &str = crate::model::headers::REPLY_TOKEN;
 /// The header that carries a step's idempotency key on its command.
-pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+pub const IDEMPOTENCY_HEADER: &str = crate::model::headers::IDEMPOTENCY_KEY;
 
 /// A named saga over input `I`.
 ///
@@ -105,12 +104,15 @@ pub fn start_message<I: Serialize>(name: &str, key: &str, input: &I) -> Result<E
     Ok(envelope)
 }
 
-impl<I> IntoConsumer for Saga<I>
+impl<I> IntoRegistration for Saga<I>
 where
     I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    fn into_consumer(self) -> Registration {
-        Registration(Arc::new(engine::SagaEngine { topic: self.topic(), name: self.name, steps: self.steps }))
+    fn into_registration(self) -> Registration {
+        let topic = self.topic();
+        let engine =
+            Arc::new(engine::SagaEngine { topic: topic.clone(), name: self.name, steps: self.steps });
+        Registration::new(engine.clone()).in_commit(topic, engine)
     }
 }
 

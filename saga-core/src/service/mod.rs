@@ -5,7 +5,7 @@ mod applied;
 pub use applied::AppliedKeys;
 
 use crate::model::{ActionError, Message};
-use crate::runtime::{Component, Consumer, Context, Handled, sealed::IntoConsumer, sealed::Registration};
+use crate::runtime::{Component, Consumer, Context, Handled, Registration, sealed::IntoRegistration};
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -97,9 +97,9 @@ impl Consumer for ServiceConsumer {
     }
 }
 
-impl IntoConsumer for Service {
-    fn into_consumer(self) -> Registration {
-        Registration(Arc::new(ServiceConsumer(self)))
+impl IntoRegistration for Service {
+    fn into_registration(self) -> Registration {
+        Registration::new(Arc::new(ServiceConsumer(self)))
     }
 }
 

@@ -12,9 +12,10 @@ mod types;
 pub use self::redb::RedbStore;
 pub use history::{HistoryEntry, HistoryEvent};
 pub use types::{
-    Batch, Class, CommitReport, CommitUnit, DeadLetter, FireReport, InboxKey, OutboxRow, Prepared,
-    ProcessMeta, ProcessSummary, Record, Sequences, Status, Timer, TimerOp, UnitOutcome, Write,
+    Batch, Class, CommitUnit, DeadLetter, InboxKey, OutboxRow, ProcessMeta, ProcessSummary, Record, Status,
+    Timer, TimerOp, UnitOutcome, Write,
 };
+pub(crate) use types::{CommitReport, FireReport, Prepared, Sequences};
 
 use crate::error::Result;
 use crate::model::Timestamp;
@@ -34,26 +35,12 @@ pub trait Snapshot: Send {
 ///
 /// The trait is synchronous: the runtime calls it from blocking threads, and the redb
 /// implementation answers reads in microseconds.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: std::any::Any + Send + Sync {
     /// Applies `batch` in one durable transaction and says, for each unit in order, whether it
     /// was committed, was a duplicate (its inbox key was already there) or lost a version race.
     /// A unit that did not commit left no trace. Outbox rows named in `batch.sent` are deleted.
     /// The batch is borrowed, so the caller decides where its memory is freed.
     fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>>;
-
-    /// Commits like [`commit`](Self::commit) and says which sequence numbers the outbox rows
-    /// took, so that a relay in this process can publish them without reading them back. A
-    /// store that cannot tell reports no [`Sequences`]; the relay then reads the outbox.
-    fn commit_and_report(&self, batch: &Batch) -> Result<CommitReport> {
-        Ok(CommitReport { outcomes: self.commit(batch)?, sequences: None })
-    }
-
-    /// Encodes what `unit` will write, on the caller's thread, so that the one thread that
-    /// commits spends its time writing. Optional for a store, and for its callers: a unit that
-    /// was not prepared is encoded during the commit.
-    fn prepare(&self, unit: &mut CommitUnit) {
-        let _ = unit;
-    }
 
     /// The record `id` in `space`, if any.
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>>;
@@ -79,13 +66,6 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` outbox rows with a sequence number above `after`, in sequence order.
     fn outbox_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxRow>>;
 
-    /// [`outbox_after`](Self::outbox_after), and the sequence number the next commit starts
-    /// from, as of the same read: every row numbered below it that will ever exist is committed
-    /// already. `None` if the store cannot tell.
-    fn outbox_page(&self, after: Option<u64>, limit: usize) -> Result<(Vec<OutboxRow>, Option<u64>)> {
-        Ok((self.outbox_after(after, limit)?, None))
-    }
-
     /// Every pending timer, in due order.
     fn timers(&self) -> Result<Vec<Timer>>;
 
@@ -95,13 +75,6 @@ pub trait Store: Send + Sync + 'static {
     /// Moves up to `limit` timers due at `now` into the outbox, in one durable transaction, and
     /// returns how many fired. Each fired message gets a fresh id.
     fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize>;
-
-    /// Fires like [`fire_due_timers`](Self::fire_due_timers) and returns the outbox rows it
-    /// wrote with the sequence numbers it took, so that a relay in this process can publish them
-    /// without reading them back. A store that cannot tell reports no rows.
-    fn fire_and_report(&self, now: Timestamp, limit: usize) -> Result<FireReport> {
-        Ok(FireReport { fired: self.fire_due_timers(now, limit)?, rows: None })
-    }
 
     /// Every dead letter, oldest first.
     fn dead_letters(&self) -> Result<Vec<DeadLetter>>;

@@ -223,7 +223,23 @@ pub struct OutboxRow {
 }
 
 /// Everything one handled message changes, applied whole or not at all.
+///
+/// A store reads its fields; outside the crate a unit is built with its methods:
+///
+/// ```
+/// use saga_core::store::{CommitUnit, InboxKey, Record, Write};
+/// use saga_core::{MessageId, RedbStore, Store, Timestamp};
+///
+/// let store = RedbStore::in_memory().unwrap();
+/// let handled = InboxKey { consumer: "bank".into(), message: MessageId::new() };
+/// let unit = CommitUnit::new(Timestamp::now())
+///     .with_inbox(handled.clone())
+///     .with_write(Write::put("bank", "alice", 0, Record::new(b"5".to_vec())));
+/// assert!(store.commit(&[unit].into()).unwrap()[0].is_committed());
+/// assert!(store.is_handled(&handled).unwrap());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct CommitUnit {
     /// When the unit was made, by the runtime's clock (recorded with the inbox key).
     pub at: Timestamp,
@@ -239,26 +255,23 @@ pub struct CommitUnit {
     pub timers: Vec<TimerOp>,
     /// A message given up on.
     pub dead_letter: Option<DeadLetter>,
-    /// What the store encoded of this unit ahead of the commit ([`Store::prepare`]); a unit
-    /// changed after that must be prepared again, or this reset to its default.
-    ///
-    /// [`Store::prepare`]: super::Store::prepare
-    pub prepared: Prepared,
+    /// What the store encoded of this unit ahead of the commit (`RedbStore::prepare`); the
+    /// store checks it still matches the unit, so a unit changed afterwards is encoded again.
+    pub(crate) prepared: Prepared,
 }
 
-/// A store's own encoding of a unit's rows, made by [`Store::prepare`](super::Store::prepare)
-/// off the writer's thread. Opaque to everyone else, and left out of equality.
+/// A store's own encoding of a unit's rows, made off the writer's thread. Opaque to everyone else, and left out of equality.
 #[derive(Clone, Default)]
-pub struct Prepared(Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>);
+pub(crate) struct Prepared(Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>);
 
 impl Prepared {
     /// Wraps a store's encoding.
-    pub fn new<T: std::any::Any + Send + Sync>(rows: T) -> Self {
+    pub(crate) fn new<T: std::any::Any + Send + Sync>(rows: T) -> Self {
         Prepared(Some(std::sync::Arc::new(rows)))
     }
 
     /// The encoding, if there is one of type `T`.
-    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+    pub(crate) fn get<T: std::any::Any>(&self) -> Option<&T> {
         self.0.as_ref().and_then(|rows| rows.downcast_ref())
     }
 }
@@ -276,9 +289,88 @@ impl std::fmt::Debug for Prepared {
 }
 
 impl CommitUnit {
+    /// An empty unit made at `at`.
+    pub fn new(at: Timestamp) -> Self {
+        CommitUnit { at, ..CommitUnit::default() }
+    }
+
     /// A unit that only records `envelope` for the relay, such as a client's command.
     pub fn send(envelope: Envelope) -> Self {
         CommitUnit { outbox: vec![envelope], ..CommitUnit::default() }
+    }
+
+    /// Records the message this unit handles.
+    pub fn with_inbox(mut self, key: InboxKey) -> Self {
+        self.inbox = Some(key);
+        self
+    }
+
+    /// Adds a state write.
+    pub fn with_write(mut self, write: Write) -> Self {
+        self.writes.push(write);
+        self
+    }
+
+    /// Adds a message to send once committed.
+    pub fn with_outbox(mut self, envelope: Envelope) -> Self {
+        self.outbox.push(envelope);
+        self
+    }
+
+    /// Adds a history entry of process `process`.
+    pub fn with_history(mut self, process: impl Into<String>, entry: HistoryEntry) -> Self {
+        self.history.push((process.into(), entry));
+        self
+    }
+
+    /// Sets or cancels a timer.
+    pub fn with_timer(mut self, op: TimerOp) -> Self {
+        self.timers.push(op);
+        self
+    }
+
+    /// Gives up on the message this unit handles: keeps it as a dead letter.
+    pub fn with_dead_letter(mut self, letter: DeadLetter) -> Self {
+        self.dead_letter = Some(letter);
+        self
+    }
+}
+
+impl Write {
+    /// Writes `record` as `space`/`id`, expecting the store to hold `expected_version` (0:
+    /// the record must not exist).
+    pub fn put(
+        space: impl Into<String>,
+        id: impl Into<String>,
+        expected_version: u64,
+        record: Record,
+    ) -> Self {
+        Write { space: space.into(), id: id.into(), expected_version, value: Some(record) }
+    }
+
+    /// Deletes `space`/`id`, expecting the store to hold `expected_version`.
+    pub fn delete(space: impl Into<String>, id: impl Into<String>, expected_version: u64) -> Self {
+        Write { space: space.into(), id: id.into(), expected_version, value: None }
+    }
+}
+
+impl Record {
+    /// A record holding `data`, not a process; the store sets its version and the runtime its
+    /// time.
+    pub fn new(data: Vec<u8>) -> Self {
+        Record { version: 0, updated_at: Timestamp::default(), process: None, data }
+    }
+}
+
+impl From<Vec<CommitUnit>> for Batch {
+    fn from(units: Vec<CommitUnit>) -> Self {
+        Batch { units, sent: Vec::new() }
+    }
+}
+
+impl<const N: usize> From<[CommitUnit; N]> for Batch {
+    fn from(units: [CommitUnit; N]) -> Self {
+        Batch { units: units.into(), sent: Vec::new() }
     }
 }
 
@@ -294,31 +386,31 @@ pub struct Batch {
 /// The sequence numbers one commit took, for a relay in the same process to publish its outbox
 /// rows without reading them back.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Sequences {
+pub(crate) struct Sequences {
     /// Every sequence number the commit took; no other commit took any of them.
-    pub range: std::ops::Range<u64>,
+    pub(crate) range: std::ops::Range<u64>,
     /// Per unit, in batch order, the sequence number of its first outbox row: a committed unit's
     /// rows take consecutive numbers, in order. Meaningless for a unit that did not commit.
-    pub outbox: Vec<u64>,
+    pub(crate) outbox: Vec<u64>,
 }
 
 /// What [`Store::commit_and_report`](super::Store::commit_and_report) did.
 #[derive(Debug)]
-pub struct CommitReport {
+pub(crate) struct CommitReport {
     /// For each unit, in batch order, what became of it.
-    pub outcomes: Vec<UnitOutcome>,
+    pub(crate) outcomes: Vec<UnitOutcome>,
     /// Where the outbox rows went, if the store can tell.
-    pub sequences: Option<Sequences>,
+    pub(crate) sequences: Option<Sequences>,
 }
 
 /// What [`Store::fire_and_report`](super::Store::fire_and_report) did.
 #[derive(Debug, Default)]
-pub struct FireReport {
+pub(crate) struct FireReport {
     /// How many timers fired.
-    pub fired: usize,
+    pub(crate) fired: usize,
     /// Every sequence number the firing took, and the outbox rows it wrote, if the store can
     /// tell.
-    pub rows: Option<(std::ops::Range<u64>, Vec<OutboxRow>)>,
+    pub(crate) rows: Option<(std::ops::Range<u64>, Vec<OutboxRow>)>,
 }
 
 /// What became of one unit of a batch.

@@ -2,6 +2,8 @@
 //! backend).
 
 mod commit;
+#[cfg(test)]
+mod fast_path_tests;
 mod open;
 mod snapshot;
 mod tables;
@@ -224,19 +226,59 @@ fn r<T, E: Into<redb::Error>>(result: std::result::Result<T, E>) -> std::result:
     result.map_err(Into::into)
 }
 
-impl Store for RedbStore {
-    fn prepare(&self, unit: &mut CommitUnit) {
+/// The fast paths the runtime takes when its store is a `RedbStore`.
+impl RedbStore {
+    /// Encodes what `unit` will write, on the caller's thread, so that the one thread that
+    /// commits spends its time writing; a unit changed afterwards is encoded again.
+    pub(crate) fn prepare(&self, unit: &mut CommitUnit) {
         unit.prepared = super::Prepared::new(commit::Rows::encode(unit));
     }
 
-    fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>> {
-        self.commit_and_report(batch).map(|report| report.outcomes)
-    }
-
-    fn commit_and_report(&self, batch: &Batch) -> Result<CommitReport> {
+    /// Commits like [`Store::commit`] and says which sequence numbers the outbox rows took,
+    /// so that the relay can publish them without reading them back.
+    pub(crate) fn commit_and_report(&self, batch: &Batch) -> Result<CommitReport> {
         let report = commit::apply(self.writer()?, &self.next_seq, batch);
         self.snapshots.invalidate();
         report.map_err(self.err("committing"))
+    }
+
+    /// [`Store::outbox_after`], and the sequence number the next commit starts from, as of the
+    /// same read: every row numbered below it that will ever exist is committed already.
+    pub(crate) fn outbox_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<OutboxRow>, Option<u64>)> {
+        let txn = self.read()?;
+        let err = self.err("reading the outbox");
+        let table = r(txn.open_table(OUTBOX)).map_err(&err)?;
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let mut out = Vec::new();
+        for entry in r(table.range(start..)).map_err(&err)?.take(limit) {
+            let (seq, value) = r(entry).map_err(&err)?;
+            out.push(OutboxRow { seq: seq.value(), envelope: Envelope::from_bytes(value.value())? });
+        }
+        // Every commit stores where the next one starts; before the first there is none.
+        let meta = r(txn.open_table(META)).map_err(&err)?;
+        let next = r(meta.get(NEXT_SEQ))
+            .map_err(&err)?
+            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map(u64::from_le_bytes);
+        Ok((out, next))
+    }
+
+    /// Fires like [`Store::fire_due_timers`] and returns the outbox rows it wrote with the
+    /// sequence numbers it took.
+    pub(crate) fn fire_and_report(&self, now: Timestamp, limit: usize) -> Result<FireReport> {
+        let report = commit::fire_timers(self.writer()?, &self.next_seq, now, limit);
+        self.snapshots.invalidate();
+        report.map_err(self.err("firing timers"))
+    }
+}
+
+impl Store for RedbStore {
+    fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>> {
+        self.commit_and_report(batch).map(|report| report.outcomes)
     }
 
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>> {
@@ -364,25 +406,6 @@ impl Store for RedbStore {
         self.outbox_page(after, limit).map(|(rows, _)| rows)
     }
 
-    fn outbox_page(&self, after: Option<u64>, limit: usize) -> Result<(Vec<OutboxRow>, Option<u64>)> {
-        let txn = self.read()?;
-        let err = self.err("reading the outbox");
-        let table = r(txn.open_table(OUTBOX)).map_err(&err)?;
-        let start = after.map_or(0, |a| a.saturating_add(1));
-        let mut out = Vec::new();
-        for entry in r(table.range(start..)).map_err(&err)?.take(limit) {
-            let (seq, value) = r(entry).map_err(&err)?;
-            out.push(OutboxRow { seq: seq.value(), envelope: Envelope::from_bytes(value.value())? });
-        }
-        // Every commit stores where the next one starts; before the first there is none.
-        let meta = r(txn.open_table(META)).map_err(&err)?;
-        let next = r(meta.get(NEXT_SEQ))
-            .map_err(&err)?
-            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-            .map(u64::from_le_bytes);
-        Ok((out, next))
-    }
-
     fn timers(&self) -> Result<Vec<Timer>> {
         let txn = self.read()?;
         let err = self.err("reading timers");
@@ -410,12 +433,6 @@ impl Store for RedbStore {
 
     fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize> {
         self.fire_and_report(now, limit).map(|report| report.fired)
-    }
-
-    fn fire_and_report(&self, now: Timestamp, limit: usize) -> Result<FireReport> {
-        let report = commit::fire_timers(self.writer()?, &self.next_seq, now, limit);
-        self.snapshots.invalidate();
-        report.map_err(self.err("firing timers"))
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>> {

@@ -5,11 +5,13 @@
 //! running [`RuntimeHandle`](crate::RuntimeHandle), or recorded in a store's outbox while no
 //! runtime runs, for the next runtime on that store to deliver.
 
-pub use crate::saga::OperatorAction;
+mod handle;
+
+pub use crate::model::OperatorAction;
 
 use crate::error::{Error, Result};
+use crate::model::control::OperatorRequest;
 use crate::model::{Envelope, MessageId, Timestamp};
-use crate::saga::OperatorRequest;
 use crate::store::{Batch, Class, CommitUnit, PROCESS_SPACE, Status, Store};
 
 /// The message asking the owner of process `id` to perform `action`; fails if there is no such

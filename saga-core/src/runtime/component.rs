@@ -1,0 +1,45 @@
+//! What a front-end hands the runtime when a component is registered: the consumer the runtime
+//! drives, and the hooks the front-end plugs in.
+
+use super::consumer::{Consumer, InCommit};
+use std::sync::Arc;
+
+/// Something that can be registered with a runtime: a [`Service`](crate::Service), a
+/// [`Saga`](crate::Saga) or a [`ProcessManager`](crate::ProcessManager).
+pub trait Component: sealed::IntoRegistration + Send + 'static {}
+
+pub(crate) mod sealed {
+    /// Turns a front-end definition into what the runtime drives.
+    pub trait IntoRegistration {
+        /// The registration (opaque outside the crate).
+        fn into_registration(self) -> super::Registration;
+    }
+}
+
+/// A registered component, as the runtime sees it (opaque outside the crate).
+pub struct Registration {
+    pub(crate) consumer: Arc<dyn Consumer>,
+    /// The topic whose messages the component takes inside other components' commits, and the
+    /// hook that does it.
+    pub(crate) in_commit: Option<(String, Arc<dyn InCommit>)>,
+}
+
+impl Registration {
+    /// A component that only consumes its topics.
+    pub(crate) fn new(consumer: Arc<dyn Consumer>) -> Self {
+        Registration { consumer, in_commit: None }
+    }
+
+    /// Lets the component take messages sent to `topic` inside the commit of the handler that
+    /// sent them.
+    pub(crate) fn in_commit(mut self, topic: String, hook: Arc<dyn InCommit>) -> Self {
+        self.in_commit = Some((topic, hook));
+        self
+    }
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration").field("name", &self.consumer.name()).finish_non_exhaustive()
+    }
+}
