@@ -124,6 +124,9 @@ impl Summary {
             Status::Compensated => self.compensated += 1,
             Status::Failed | Status::Acknowledged => self.failed += 1,
             Status::Running | Status::Compensating => self.running += 1,
+            // A status of a newer saga-core: ended or not, as it says.
+            other if other.is_terminal() => self.failed += 1,
+            _ => self.running += 1,
         }
     }
 }
@@ -466,7 +469,6 @@ fn announced(store: &dyn Store) -> saga_core::Result<Summary> {
 #[cfg(test)]
 mod tests {
     use super::{ANNOUNCEMENTS, Announced, Driver, RunContext, announced};
-    use saga_core::store::Class;
     use saga_core::{InProcessTransport, ProcessChanged, RedbStore, Status, SystemClock};
     use std::sync::Arc;
 
@@ -486,10 +488,12 @@ mod tests {
             stats: Default::default(),
         };
         let driver = Driver::start(&ctx).await.unwrap();
-        let announcement = |change, from, to| {
+        let announcement = |change: u64, from: Option<Status>, to: Status| {
             let process = "summoning/order-1".to_owned();
-            let kind = "summoning".to_owned();
-            (process.clone(), ProcessChanged { process, class: Class::Saga, kind, from, to, change })
+            let json = serde_json::json!({
+                "process": process, "class": "saga", "kind": "summoning", "from": from, "to": to, "change": change,
+            });
+            (process, serde_json::from_value::<ProcessChanged>(json).unwrap())
         };
         let heard = vec![
             announcement(2, Some(Status::Running), Status::Completed),

@@ -1,7 +1,7 @@
 //! Sagas: compensation is exact, retries are recorded, timeouts compensate, restarts resume.
 
 use crate::common::{eventually, in_memory, status};
-use saga_core::saga::{CompensationContext, Saga, SagaState, Step, StepContext, StepStatus};
+use saga_core::saga::{CompensationContext, Saga, SagaView, Step, StepContext, StepStatus};
 use saga_core::store::{HistoryEvent, PROCESS_SPACE};
 use saga_core::{
     ActionError, Clock, InProcessTransport, ManualClock, Message, RedbStore, RetryPolicy, Runtime, Service,
@@ -40,8 +40,8 @@ fn recorded_step(name: &'static str, j: &Journal) -> Step<u32, String> {
     })
 }
 
-fn saga_state(store: &dyn Store, id: &str) -> SagaState {
-    serde_json::from_slice(&store.record(PROCESS_SPACE, id).unwrap().unwrap().data).unwrap()
+fn saga_state(store: &dyn Store, id: &str) -> SagaView {
+    SagaView::read(store, id).unwrap().unwrap()
 }
 
 #[tokio::test]
@@ -79,9 +79,9 @@ async fn a_permanent_failure_in_step_three_compensates_step_two_then_step_one_wi
         ]
     );
     let state = saga_state(store.as_ref(), &id);
-    let statuses: Vec<_> = state.steps.iter().map(|s| s.status).collect();
+    let statuses: Vec<_> = state.steps().iter().map(|s| s.status()).collect();
     assert_eq!(statuses, [StepStatus::Compensated, StepStatus::Compensated, StepStatus::Failed]);
-    assert_eq!(state.failure.unwrap().step, "ship");
+    assert_eq!(state.failure().unwrap().0, "ship");
     runtime.wait_idle().await.unwrap();
     assert_eq!(entries(&j).len(), 5, "each compensation ran once");
     runtime.shutdown().await.unwrap();
@@ -282,7 +282,7 @@ async fn a_saga_dropped_mid_way_resumes_at_the_right_step_and_never_reruns_a_com
         id = runtime.start_saga("imp", "9", &9u32).await.unwrap();
         eventually("the saga to await the circle", || {
             store.record(PROCESS_SPACE, &id).unwrap().is_some_and(|r| {
-                serde_json::from_slice::<SagaState>(&r.data).unwrap().steps[1].status == StepStatus::Awaiting
+                SagaView::decode(&id, &r.data).unwrap().steps()[1].status() == StepStatus::Awaiting
             })
         })
         .await;
@@ -303,7 +303,7 @@ async fn a_saga_dropped_mid_way_resumes_at_the_right_step_and_never_reruns_a_com
     eventually("the saga to complete", || status(store.as_ref(), &id) == Some(Status::Completed)).await;
     assert_eq!(entries(&j), ["run take-fee", "run deliver"], "take-fee ran once, before the restart");
     let state = saga_state(store.as_ref(), &id);
-    assert_eq!(state.steps[1].log, Some(serde_json::json!("imp-9")));
+    assert_eq!(state.steps()[1].log::<String>().unwrap().as_deref(), Some("imp-9"));
     runtime.shutdown().await.unwrap();
 }
 
@@ -394,8 +394,8 @@ async fn an_operator_retry_resumes_a_failed_saga_and_acknowledge_closes_one() {
         eventually("the saga to fail", || status(store.as_ref(), id) == Some(Status::Failed)).await;
     }
     let state = saga_state(store.as_ref(), &first);
-    assert_eq!(state.steps[0].status, StepStatus::CompensationFailed);
-    assert!(state.failure.unwrap().error.contains("ledger locked"));
+    assert_eq!(state.steps()[0].status(), StepStatus::CompensationFailed);
+    assert!(state.failure().unwrap().1.contains("ledger locked"));
 
     *broken.lock().unwrap() = false;
     runtime.retry(&first).await.unwrap();
@@ -481,7 +481,7 @@ async fn a_saga_started_by_a_handler_of_the_same_runtime_begins_in_that_handlers
     let record = store.record(PROCESS_SPACE, "imp/5").unwrap().unwrap();
     assert_eq!(record.version, 1, "the second start did not touch the instance");
     let state = saga_state(store.as_ref(), "imp/5");
-    assert_eq!(state.steps[0].status, StepStatus::Awaiting);
+    assert_eq!(state.steps()[0].status(), StepStatus::Awaiting);
     let commands = commands.lock().unwrap().clone();
     assert_eq!(commands.len(), 1, "the first step's command went out once");
     assert_eq!(commands[0].causation_id, Some(first));
@@ -575,7 +575,7 @@ async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_
     let id = runtime.start_saga("busy", "4", &4u32).await.unwrap();
     eventually("the first answer", || {
         store.record(PROCESS_SPACE, &id).unwrap().is_some()
-            && saga_state(store.as_ref(), &id).steps[0].status == StepStatus::Retrying
+            && saga_state(store.as_ref(), &id).steps()[0].status() == StepStatus::Retrying
     })
     .await;
     runtime.wait_idle().await.unwrap();
@@ -585,7 +585,7 @@ async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_
     let mut dues: Vec<Timestamp> = store.timers().unwrap().into_iter().map(|t| t.due).collect();
     dues.sort();
     assert_eq!(dues, [Timestamp(1_007_000), Timestamp(1_010_000)]);
-    assert_eq!(saga_state(store.as_ref(), &id).steps[0].deadline, Some(Timestamp(1_017_000)));
+    assert_eq!(saga_state(store.as_ref(), &id).steps()[0].deadline(), Some(Timestamp(1_017_000)));
     clock.advance(Duration::from_secs(6));
     runtime.wait_idle().await.unwrap();
     assert_eq!(received.lock().unwrap().len(), 1, "not sent before the time the answer named");
@@ -599,7 +599,7 @@ async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_
     // Start, two commands, two answers: the retry itself was no message to the saga.
     assert_eq!(runtime.stats().handled, 5);
     assert!(store.timers().unwrap().is_empty(), "the answer removed the second timeout");
-    assert_eq!(saga_state(store.as_ref(), &id).steps[0].log, Some(serde_json::json!("imp-4")));
+    assert_eq!(saga_state(store.as_ref(), &id).steps()[0].log::<String>().unwrap().as_deref(), Some("imp-4"));
     runtime.shutdown().await.unwrap();
 }
 

@@ -3,7 +3,7 @@
 
 use crate::output::emit;
 use anyhow::Result;
-use saga_core::saga::SagaState;
+use saga_core::saga::SagaView;
 use saga_core::store::{Class, HistoryEntry, HistoryEvent, PROCESS_SPACE, ProcessMeta};
 use saga_core::{Error, Store};
 use serde_json::{Value, json};
@@ -33,7 +33,7 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
         .filter(|t| t.envelope.correlation_id == id || t.key.contains(id))
         .map(|t| json!({ "key": t.key, "due": t.due.to_string(), "kind": t.envelope.kind }))
         .collect();
-    let steps = steps_of(&meta, &record.data);
+    let steps = steps_of(id, &meta, &record.data);
     if as_json {
         let report = json!({
             "id": id,
@@ -92,12 +92,12 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
     Ok(0)
 }
 
-fn steps_of(meta: &ProcessMeta, data: &[u8]) -> Vec<Value> {
+fn steps_of(id: &str, meta: &ProcessMeta, data: &[u8]) -> Vec<Value> {
     if meta.class != Class::Saga {
         return Vec::new();
     }
-    match serde_json::from_slice::<SagaState>(data) {
-        Ok(state) => state.steps.iter().filter_map(|s| serde_json::to_value(s).ok()).collect(),
+    match SagaView::decode(id, data) {
+        Ok(saga) => saga.steps().iter().filter_map(|s| serde_json::to_value(s).ok()).collect(),
         Err(_) => Vec::new(),
     }
 }

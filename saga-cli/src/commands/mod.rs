@@ -80,18 +80,9 @@ pub(crate) fn read_marker(store: &dyn Store) -> Result<Option<(u64, RunMarker)>>
 }
 
 pub(crate) fn write_marker(store: &dyn Store, version: u64, marker: &RunMarker) -> Result<()> {
-    let record = Record {
-        version: 0,
-        updated_at: saga_core::Timestamp::now(),
-        process: None,
-        data: serde_json::to_vec(marker)?,
-    };
-    let write = Write {
-        space: MARKER_SPACE.into(),
-        id: MARKER_ID.into(),
-        expected_version: version,
-        value: Some(record),
-    };
+    let mut record = Record::new(serde_json::to_vec(marker)?);
+    record.updated_at = saga_core::Timestamp::now();
+    let write = Write::put(MARKER_SPACE, MARKER_ID, version, record);
     let unit = CommitUnit::default().with_write(write);
     let outcome = store.commit(&Batch { units: vec![unit], sent: vec![] })?.remove(0);
     match outcome {

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(ProcessChanged::KIND, "process.changed");
 /// ```
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProcessChanged {
     /// The process id.
     pub process: String,

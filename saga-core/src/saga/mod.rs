@@ -12,9 +12,11 @@ mod messages;
 mod start;
 mod state;
 mod step;
+mod view;
 
-pub use state::{FailureRecord, Phase, SagaState, StepRecord, StepStatus};
+pub use state::StepStatus;
 pub use step::{CompensationContext, Step, StepContext};
+pub use view::{SagaView, StepView};
 
 use crate::error::Result;
 use crate::model::Envelope;

@@ -7,30 +7,30 @@ use serde_json::Value;
 
 /// The stored state of one saga instance: the input, where it stands, and every step's record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SagaState {
+pub(crate) struct SagaState {
     /// The saga's input, as given at start.
-    pub input: Value,
+    pub(crate) input: Value,
     /// Moving forward or undoing.
-    pub phase: Phase,
+    pub(crate) phase: Phase,
     /// Forward: the step to run next. Compensating: steps below this index are still to be
     /// considered for compensation, highest first.
-    pub cursor: usize,
+    pub(crate) cursor: usize,
     /// One record per step, in definition order.
-    pub steps: Vec<StepRecord>,
+    pub(crate) steps: Vec<StepRecord>,
     /// Why the saga is compensating or failed: the step and the error.
-    pub failure: Option<FailureRecord>,
+    pub(crate) failure: Option<FailureRecord>,
     /// When the saga's one timeout timer falls due, if it is set. It is set for the first
     /// awaited reply and left in place while later deadlines fall after it: when it fires with
     /// no reply overdue it is set again for the deadline awaited then, and it goes when the saga
     /// ends. So a saga whose replies come in time writes one timer, not one per step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_timer: Option<Timestamp>,
+    pub(crate) timeout_timer: Option<Timestamp>,
 }
 
 /// Which way a saga is going.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Running actions.
     Forward,
     /// Running compensations in reverse.
@@ -42,6 +42,7 @@ pub enum Phase {
 /// Where one step stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StepStatus {
     /// Not started.
     Pending,
@@ -64,39 +65,39 @@ pub enum StepStatus {
 
 /// The record of one step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepRecord {
+pub(crate) struct StepRecord {
     /// The step's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Where it stands.
-    pub status: StepStatus,
+    pub(crate) status: StepStatus,
     /// Attempts of the action so far.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Attempts of the compensation so far.
-    pub compensation_attempts: u32,
+    pub(crate) compensation_attempts: u32,
     /// When the first attempt of the current action or compensation began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_attempt_at: Option<Timestamp>,
+    pub(crate) first_attempt_at: Option<Timestamp>,
     /// The log the action recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log: Option<Value>,
+    pub(crate) log: Option<Value>,
     /// The last error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The command a remote step awaits the reply to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub awaiting: Option<MessageId>,
+    pub(crate) awaiting: Option<MessageId>,
     /// When the awaited reply times out: the due of the step's timeout timer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline: Option<Timestamp>,
+    pub(crate) deadline: Option<Timestamp>,
 }
 
 /// The step and error that sent a saga into compensation or failure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FailureRecord {
+pub(crate) struct FailureRecord {
     /// The step.
-    pub step: String,
+    pub(crate) step: String,
     /// The error.
-    pub error: String,
+    pub(crate) error: String,
 }
 
 impl StepRecord {

@@ -10,6 +10,7 @@ use std::str::FromStr;
 /// Where a saga or process instance stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Status {
     /// Moving forward.
     Running,
@@ -78,6 +79,7 @@ impl FromStr for Status {
 /// Which front-end a process instance belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Class {
     /// An orchestrated saga.
     Saga,
@@ -87,6 +89,7 @@ pub enum Class {
 
 /// What a process record carries besides its state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProcessMeta {
     /// Saga or process manager.
     pub class: Class,
@@ -106,6 +109,7 @@ pub struct ProcessMeta {
 
 /// A versioned value in a keyspace: a service's entity, or a process instance.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Record {
     /// Starts at 1 and grows by one with every write.
     pub version: u64,
@@ -119,6 +123,7 @@ pub struct Record {
 
 /// A process instance as listed.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ProcessSummary {
     /// The instance's id.
     pub id: String,
@@ -135,6 +140,7 @@ impl ProcessSummary {
 
 /// A state write, checked against the version its writer read (0: the record must not exist).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Write {
     /// The keyspace: a service's name, or [`PROCESS_SPACE`](super::PROCESS_SPACE).
     pub space: String,
@@ -157,6 +163,7 @@ pub struct InboxKey {
 
 /// A scheduled message.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Timer {
     /// Unique within the store; setting a timer with a key that exists replaces it.
     pub key: String,
@@ -168,6 +175,7 @@ pub struct Timer {
 
 /// A change to the timers.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum TimerOp {
     /// Sets (or replaces) a timer.
     Set(Box<Timer>),
@@ -187,6 +195,7 @@ pub enum TimerOp {
 
 /// A message that could not be handled, kept for an operator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DeadLetter {
     /// The consumer that gave up on it.
     pub consumer: String,
@@ -333,6 +342,25 @@ impl CommitUnit {
     pub fn with_dead_letter(mut self, letter: DeadLetter) -> Self {
         self.dead_letter = Some(letter);
         self
+    }
+}
+
+impl Timer {
+    /// A timer `key` that sends `envelope` at `due`.
+    pub fn new(key: impl Into<String>, due: Timestamp, envelope: Envelope) -> Self {
+        Timer { key: key.into(), due, envelope }
+    }
+}
+
+impl DeadLetter {
+    /// `envelope`, given up on by `consumer` at `at` because of `error`.
+    pub fn new(
+        consumer: impl Into<String>,
+        error: impl Into<String>,
+        at: Timestamp,
+        envelope: Envelope,
+    ) -> Self {
+        DeadLetter { consumer: consumer.into(), error: error.into(), at, envelope }
     }
 }
 
