@@ -43,7 +43,7 @@ impl Options {
 }
 
 /// The bakery opens at 07:00 on 2026-03-02 and closes ten hours later.
-pub const OPENING: Timestamp = Timestamp(1_772_434_800_000);
+pub const OPENING: Timestamp = Timestamp::from_millis(1_772_434_800_000);
 const DAY: Duration = Duration::from_secs(10 * 3600);
 const SWEEP_EVERY: Duration = Duration::from_secs(15 * 60);
 

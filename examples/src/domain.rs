@@ -39,7 +39,9 @@ impl Domain {
     pub fn clock(&self) -> Arc<dyn Clock> {
         match self {
             Domain::Bakery(o) => match o.opens_at {
-                Some(at) => Arc::new(ScaledClock::anchored(bakery::OPENING, o.speed(), Timestamp(at))),
+                Some(at) => {
+                    Arc::new(ScaledClock::anchored(bakery::OPENING, o.speed(), Timestamp::from_millis(at)))
+                }
                 None => Arc::new(ScaledClock::new(bakery::OPENING, o.speed())),
             },
             _ => Arc::new(SystemClock),

@@ -315,13 +315,13 @@ fn circle(seed: u64, options: &Options) -> Service {
             ctx.reply(&done.answer)?;
             return Ok(());
         }
-        let now = ctx.now().0;
+        let now = ctx.now().as_millis();
         let staff = ctx.load::<Staff>("staff")?.unwrap_or(Staff { away_until: Vec::new() });
         let away = staff.away_until.iter().filter(|until| **until > now).count();
         if away >= summoners {
             // The order waits at the circle: its message comes back when the first summoner who
             // left is due back, and nothing is written meanwhile.
-            if ctx.message().attempt <= WAITS {
+            if ctx.message().attempt() <= WAITS {
                 let back =
                     staff.away_until.iter().filter(|until| **until > now).min().copied().unwrap_or(now);
                 return Err(ActionError::transient("no summoner available")
@@ -329,7 +329,7 @@ fn circle(seed: u64, options: &Options) -> Service {
             }
             return answer(ctx, &s.order, key, Summoning::NoSummoner);
         }
-        let attempt = ctx.message().headers.get(saga_core::saga::STEP_HEADER).cloned().unwrap_or_default();
+        let attempt = ctx.message().header(saga_core::saga::STEP_HEADER).unwrap_or_default().to_owned();
         let n = s.order.trim_start_matches("order-").parse::<u64>().unwrap_or(0);
         let summoning = if chance(seed, &format!("summon {attempt}"), n) < rate {
             // The summoner slipped and leaves to recover; only failures touch the staff record.
@@ -556,10 +556,8 @@ impl Asking {
                 continue;
             }
             self.next = n + 1;
-            let mut envelope =
-                saga_core::Envelope::new("reception", &order, &AskStatus { order: order.clone() })?;
-            envelope.reply_to = Some("customer".into());
-            asks.push(envelope);
+            let ask = AskStatus { order: order.clone() };
+            asks.push(saga_core::Envelope::new("reception", &order, &ask)?.with_reply_to("customer"));
         }
         for n in heard {
             self.open.remove(&n);

@@ -212,7 +212,7 @@ fn shop() -> Service {
 fn orders() -> Service {
     let update = |ctx: &mut saga_core::Context, order: &str, state: OrderState| -> Result<(), ActionError> {
         ctx.save(order, &state)?;
-        if ctx.message().reply_to.is_some() {
+        if ctx.message().reply_to().is_some() {
             ctx.reply(&OrderUpdated { order: order.to_owned(), state })?;
         }
         Ok(())

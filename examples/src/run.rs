@@ -151,7 +151,7 @@ pub fn saga_latency(store: &dyn Store) -> saga_core::Result<(u64, u64)> {
         .filter_map(|p: &ProcessSummary| {
             let meta = p.meta()?;
             (meta.class == Class::Saga && meta.status.is_terminal())
-                .then(|| p.record.updated_at.0.saturating_sub(meta.created_at.0))
+                .then(|| p.record.updated_at.as_millis().saturating_sub(meta.created_at.as_millis()))
         })
         .collect();
     latencies.sort_unstable();
@@ -324,7 +324,7 @@ message!(/// A service confirms it handled a driver's command; sent only when th
 
 /// Answers the message being handled with a [`Receipt`], if it asks for one.
 pub(crate) fn receipt(ctx: &mut saga_core::Context, what: &str) -> Result<(), saga_core::ActionError> {
-    if ctx.message().reply_to.is_some() {
+    if ctx.message().reply_to().is_some() {
         ctx.reply(&Receipt { what: what.to_owned() })?;
     }
     Ok(())
@@ -379,9 +379,7 @@ impl Driver {
         let n = messages.len() as u64;
         let mut envelopes = Vec::with_capacity(messages.len());
         for (key, message) in messages {
-            let mut envelope = saga_core::Envelope::new(topic, &key, &message)?;
-            envelope.reply_to = Some(DRIVER.into());
-            envelopes.push(envelope);
+            envelopes.push(saga_core::Envelope::new(topic, &key, &message)?.with_reply_to(DRIVER));
         }
         send_envelopes(&self.runtime, envelopes, &ctx.stop).await?;
         let prefix = format!("receipt/{prefix}");

@@ -195,7 +195,7 @@ async fn document_voiding_runs_with_its_services_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bakery_day_runs_with_its_services_apart_on_one_simulated_clock() {
-    let opens_at = Some(saga_core::Timestamp::now().0 + 300);
+    let opens_at = Some(saga_core::Timestamp::now().as_millis() + 300);
     let options = bakery::Options { day_length_secs: 2.0, orders: 40, poor_customers: 0.3, opens_at };
     assert_apart(Domain::Bakery(options), None).await;
 }
@@ -209,10 +209,7 @@ async fn imp_summoning_runs_with_its_services_apart() {
 /// One attempt of a saga step's command: a new message, with the step's reply topic and its
 /// idempotency key (the same on every attempt).
 fn attempt(message: saga_core::Result<saga_core::Envelope>, key: &str) -> saga_core::Envelope {
-    let mut envelope = message.unwrap();
-    envelope.reply_to = Some("saga".into());
-    envelope.headers.insert(saga_core::saga::IDEMPOTENCY_HEADER.into(), key.into());
-    envelope
+    message.unwrap().with_reply_to("saga").with_header(saga_core::saga::IDEMPOTENCY_HEADER, key)
 }
 
 /// Service `space`'s record `id`, decoded.
@@ -312,11 +309,11 @@ async fn an_order_finding_no_summoner_waits_at_the_circle_and_is_refused_after_i
     let (store, runtime) = failing_circle(1).await;
     // `delivered_before`: how often the message has been delivered already.
     let summon = |order: &str, delivered_before: u32| {
-        let mut envelope = Envelope::new("circle", order, &Summon { order: order.into() }).unwrap();
-        envelope.correlation_id = order.into();
-        envelope.reply_to = Some("saga".into());
-        envelope.attempt = delivered_before;
-        envelope
+        Envelope::new("circle", order, &Summon { order: order.into() })
+            .unwrap()
+            .with_correlation_id(order)
+            .with_reply_to("saga")
+            .with_attempt(delivered_before)
     };
     let answer = |order: &str| store.record("saga", order).unwrap().map(|r| r.data);
     let heard = |order: &str| record::<Vec<String>>(&store, "saga", order);
@@ -354,10 +351,9 @@ async fn the_circle_answers_a_summon_sent_again_without_summoning_twice() {
     let (store, runtime) = failing_circle(2).await;
     let summon = |step_attempt: u32| {
         let envelope = Envelope::new("circle", "order-1", &Summon { order: "order-1".into() });
-        let mut envelope = attempt(envelope, "summoning/order-1/summon");
-        envelope.correlation_id = "order-1".into();
-        envelope.headers.insert(saga_core::saga::STEP_HEADER.into(), format!("summon/{step_attempt}"));
-        envelope
+        attempt(envelope, "summoning/order-1/summon")
+            .with_correlation_id("order-1")
+            .with_header(saga_core::saga::STEP_HEADER, format!("summon/{step_attempt}"))
     };
     runtime.send_all(vec![summon(1)]).await.unwrap();
     runtime.wait_idle().await.unwrap();
@@ -377,7 +373,7 @@ async fn failing_circle(summoners: u32) -> (Arc<RedbStore>, saga_core::RuntimeHa
 
     let store = Arc::new(RedbStore::in_memory().unwrap());
     let saga = Service::new("saga").on("saga", |ctx, s: Summoning| {
-        let order = ctx.message().correlation_id.clone();
+        let order = ctx.message().correlation_id().to_owned();
         let mut heard: Vec<String> = ctx.load(&order)?.unwrap_or_default();
         heard.push(match s {
             Summoning::Caged { .. } => "caged".into(),

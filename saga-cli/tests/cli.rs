@@ -602,9 +602,8 @@ fn dead_letters_are_listed_with_consumer_kind_and_error() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = RedbStore::open(dir.path().join("saga.redb")).unwrap();
-        let mut envelope = Envelope::new("circle", "order-1", &Summon { order: 1 }).unwrap();
-        envelope.attempt = 20;
-        let letter = DeadLetter::new("circle", "transient: no chalk", Timestamp(0), envelope);
+        let envelope = Envelope::new("circle", "order-1", &Summon { order: 1 }).unwrap().with_attempt(20);
+        let letter = DeadLetter::new("circle", "transient: no chalk", Timestamp::from_millis(0), envelope);
         let unit = CommitUnit::default().with_dead_letter(letter);
         store.commit(&Batch { units: vec![unit], sent: vec![] }).unwrap();
     }

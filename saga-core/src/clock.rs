@@ -23,7 +23,7 @@ pub trait Clock: Send + Sync + 'static {
 ///
 /// ```
 /// use saga_core::{Clock, SystemClock, Timestamp};
-/// assert!(SystemClock.now() > Timestamp(0));
+/// assert!(SystemClock.now() > Timestamp::from_millis(0));
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
@@ -46,8 +46,8 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use saga_core::{Clock, ScaledClock, Timestamp};
-/// let clock = ScaledClock::new(Timestamp(0), 60.0); // one real second is a simulated minute
-/// assert!(clock.now() < Timestamp(60_000));
+/// let clock = ScaledClock::new(Timestamp::from_millis(0), 60.0); // one real second is a simulated minute
+/// assert!(clock.now() < Timestamp::from_millis(60_000));
 /// ```
 #[derive(Debug)]
 pub struct ScaledClock {
@@ -68,9 +68,9 @@ impl ScaledClock {
     ///
     /// ```
     /// use saga_core::{Clock, ScaledClock, Timestamp};
-    /// let opened = Timestamp(Timestamp::now().0 - 1_000); // a real second ago
-    /// let clock = ScaledClock::anchored(Timestamp(0), 60.0, opened);
-    /// assert!(clock.now() >= Timestamp(60_000), "a simulated minute has passed");
+    /// let opened = Timestamp::from_millis(Timestamp::now().as_millis() - 1_000); // a real second ago
+    /// let clock = ScaledClock::anchored(Timestamp::from_millis(0), 60.0, opened);
+    /// assert!(clock.now() >= Timestamp::from_millis(60_000), "a simulated minute has passed");
     /// ```
     pub fn anchored(start: Timestamp, factor: f64, at: Timestamp) -> Self {
         let wall = Timestamp::now();
@@ -106,9 +106,9 @@ impl Clock for ScaledClock {
 /// ```
 /// use saga_core::{Clock, ManualClock, Timestamp};
 /// use std::time::Duration;
-/// let clock = ManualClock::new(Timestamp(1_000));
+/// let clock = ManualClock::new(Timestamp::from_millis(1_000));
 /// clock.advance(Duration::from_secs(5));
-/// assert_eq!(clock.now(), Timestamp(6_000));
+/// assert_eq!(clock.now(), Timestamp::from_millis(6_000));
 /// ```
 #[derive(Debug)]
 pub struct ManualClock {

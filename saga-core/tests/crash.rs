@@ -62,7 +62,7 @@ fn assert_whole(store: &RedbStore, point: &str) {
         .outbox_after(None, 10_000)
         .unwrap()
         .into_iter()
-        .filter(|row| row.envelope.kind == "test.deposited")
+        .filter(|row| row.envelope.kind() == "test.deposited")
         .map(|row| row.envelope.decode::<Deposited>().unwrap().n)
         .collect();
     for n in &applied {

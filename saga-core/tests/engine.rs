@@ -48,13 +48,12 @@ async fn a_message_delivered_three_times_at_once_changes_state_once() {
     // No transport dedup window: all three copies really reach the consumer.
     let transport = InProcessTransport::with_dedup_window(Duration::ZERO);
     let runtime = start(store.clone(), transport.clone(), calls.clone()).await;
-    let mut envelope = Envelope::new("ledger", "acct-1", &deposit(1)).unwrap();
+    let envelope = Envelope::new("ledger", "acct-1", &deposit(1)).unwrap();
     let mut publishes = Vec::new();
     for copy in 0..3 {
         // Different keys, so the runtime does not serialize them: a real race on the inbox.
-        envelope.key = format!("copy-{copy}");
         let transport = transport.clone();
-        let envelope = envelope.clone();
+        let envelope = envelope.clone().with_key(format!("copy-{copy}"));
         publishes.push(tokio::spawn(async move { transport.publish(envelope).await }));
     }
     for p in publishes {
@@ -119,8 +118,7 @@ async fn concurrent_handlers_on_one_record_serialise_through_version_checks() {
     let runtime = start(store.clone(), transport.clone(), calls.clone()).await;
     // Every deposit lands on acct-0, but under different keys: handlers race on one record.
     for n in 0..100u32 {
-        let mut envelope = Envelope::new("ledger", &format!("k{n}"), &saga_core_test_deposit(n * 4)).unwrap();
-        envelope.key = format!("k{n}");
+        let envelope = Envelope::new("ledger", &format!("k{n}"), &saga_core_test_deposit(n * 4)).unwrap();
         runtime.send_envelope(envelope).await.unwrap();
     }
     runtime.wait_idle().await.unwrap();
@@ -213,15 +211,16 @@ async fn shutdown_with_messages_in_flight_loses_nothing_and_a_restart_finishes_t
 async fn a_payload_that_does_not_decode_goes_to_dead_letters_without_blocking_the_rest() {
     let store = Arc::new(RedbStore::in_memory().unwrap());
     let runtime = start(store.clone(), InProcessTransport::new(), Arc::new(AtomicUsize::new(0))).await;
-    let mut bad = Envelope::new("ledger", "acct-1", &deposit(1)).unwrap();
-    bad.payload = bytes::Bytes::from_static(b"{\"n\": \"not a number\"}");
+    let bad = Envelope::new("ledger", "acct-1", &deposit(1))
+        .unwrap()
+        .with_payload(bytes::Bytes::from_static(b"{\"n\": \"not a number\"}"));
     runtime.send_envelope(bad.clone()).await.unwrap();
     runtime.send("ledger", "acct-1", &deposit(5)).await.unwrap();
     runtime.wait_idle().await.unwrap();
     assert_eq!(applied(store.as_ref()), vec![5], "the good message behind it went through");
     let letters = store.dead_letters().unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].envelope.id, bad.id);
+    assert_eq!(letters[0].envelope.id(), bad.id());
     assert_eq!(letters[0].consumer, "ledger");
     assert!(letters[0].error.contains("decoding message"), "{}", letters[0].error);
     runtime.shutdown().await.unwrap();
@@ -238,10 +237,10 @@ async fn the_in_process_transport_redelivers_what_was_nacked_or_dropped() {
     let first = sub.next().await.unwrap().unwrap();
     first.nack(Duration::from_millis(5)).await.unwrap();
     let second = sub.next().await.unwrap().unwrap();
-    assert_eq!(second.envelope.attempt, 2);
+    assert_eq!(second.envelope.attempt(), 2);
     drop(second);
     let third = sub.next().await.unwrap().unwrap();
-    assert_eq!(third.envelope.attempt, 3);
+    assert_eq!(third.envelope.attempt(), 3);
     assert!(!publisher.is_finished(), "publish waits until the message is handled");
     third.ack().await.unwrap();
     publisher.await.unwrap().unwrap();
@@ -307,13 +306,13 @@ fn inbox_keys_older_than_the_retention_are_pruned_and_newer_ones_kept() {
     use saga_core::{MessageId, Timestamp};
     let store = RedbStore::in_memory().unwrap();
     let day = 86_400_000u64;
-    let old = MessageId::from_u128(MessageId::lower_bound_at(Timestamp(10 * day)) + 1);
-    let new = MessageId::from_u128(MessageId::lower_bound_at(Timestamp(20 * day)) + 1);
+    let old = MessageId::from_u128(MessageId::lower_bound_at(Timestamp::from_millis(10 * day)) + 1);
+    let new = MessageId::from_u128(MessageId::lower_bound_at(Timestamp::from_millis(20 * day)) + 1);
     let key = |message| InboxKey { consumer: "ledger".into(), message };
     let units = [old, new].into_iter().map(|id| CommitUnit::default().with_inbox(key(id))).collect();
     store.commit(&Batch { units, sent: vec![] }).unwrap();
     assert!(store.is_handled(&key(old)).unwrap() && store.is_handled(&key(new)).unwrap());
-    assert_eq!(store.prune_inbox(Timestamp(15 * day)).unwrap(), 1);
+    assert_eq!(store.prune_inbox(Timestamp::from_millis(15 * day)).unwrap(), 1);
     assert!(!store.is_handled(&key(old)).unwrap(), "older than the retention: forgotten");
     assert!(store.is_handled(&key(new)).unwrap(), "within the retention: still recognised");
 }
@@ -369,7 +368,7 @@ async fn a_topic_whose_consumer_is_down_holds_up_nothing_on_other_topics_for_the
     eventually("the ledger and the auditor to handle the deposit", || audited(store.as_ref(), 1) == 1).await;
     assert_eq!(applied(store.as_ref()), [1]);
     let waiting = store.outbox_after(None, 10).unwrap();
-    assert!(waiting.iter().any(|r| r.envelope.topic == "archive"), "the archive's message waits for it");
+    assert!(waiting.iter().any(|r| r.envelope.topic() == "archive"), "the archive's message waits for it");
     runtime.shutdown().await.unwrap();
 }
 
@@ -383,7 +382,7 @@ struct AwayForDepositOne {
 #[async_trait::async_trait]
 impl Transport for AwayForDepositOne {
     async fn publish(&self, envelope: Envelope) -> saga_core::Result<()> {
-        let first = envelope.kind == "test.deposit" && envelope.decode::<Deposit>().is_ok_and(|d| d.n == 1);
+        let first = envelope.kind() == "test.deposit" && envelope.decode::<Deposit>().is_ok_and(|d| d.n == 1);
         if first && self.refused.fetch_add(1, Ordering::SeqCst) < 2 {
             return Err(Error::Transport("the broker is away".into()));
         }

@@ -95,7 +95,7 @@ fn a_schema_1_database_is_read_as_it_is_and_upgraded_by_a_writer_with_its_histor
     let path = dir.path().join("old.redb");
     drop(RedbStore::open(&path).unwrap());
     let entry = |step: &str, attempt: u32| HistoryEntry {
-        at: saga_core::Timestamp(u64::from(attempt)),
+        at: saga_core::Timestamp::from_millis(u64::from(attempt)),
         event: HistoryEvent::StepStarted { step: step.into(), attempt },
     };
     // Rewrite the new file into schema 1's layout: history keyed by (process, sequence), with

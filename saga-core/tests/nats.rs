@@ -114,7 +114,7 @@ async fn a_message_that_keeps_failing_ends_in_dead_letters_without_blocking_the_
     let letter = &store.dead_letters().unwrap()[0];
     assert_eq!(letter.consumer, "ledger");
     assert_eq!(letter.envelope.decode::<Deposit>().unwrap().n, 13);
-    assert_eq!(letter.envelope.attempt, 3, "given up on the third delivery");
+    assert_eq!(letter.envelope.attempt(), 3, "given up on the third delivery");
     assert!(letter.error.contains("the vault rejects thirteen"), "{}", letter.error);
     assert!(!applied(store.as_ref()).contains(&13));
     runtime.shutdown().await.unwrap();
@@ -150,7 +150,7 @@ async fn bytes_that_are_not_a_message_end_in_dead_letters() {
     eventually("the rest", || applied(store.as_ref()).len() == 5).await;
     let letter = &store.dead_letters().unwrap()[0];
     assert_eq!(letter.consumer, "ledger");
-    assert_eq!(letter.envelope.payload.as_ref(), b"definitely not an envelope");
+    assert_eq!(letter.envelope.payload().as_ref(), b"definitely not an envelope");
     assert!(letter.error.contains("not a readable message"), "{}", letter.error);
     runtime.shutdown().await.unwrap();
 }
@@ -191,14 +191,14 @@ async fn each_key_belongs_to_one_member_of_a_group_and_keeps_its_order() {
     let mut received: Vec<BTreeMap<String, Vec<u32>>> = vec![BTreeMap::new(), BTreeMap::new()];
     for (index, transport) in [(0, &first), (1, &second)] {
         let mut subscription = transport.subscribe(Subscribe::new("orders", "shop")).await.unwrap();
-        let owned = messages.iter().filter(|e| partition_of(&e.key, 8) % 2 == index).count();
+        let owned = messages.iter().filter(|e| partition_of(e.key(), 8) % 2 == index).count();
         for _ in 0..owned {
             let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next())
                 .await
                 .expect("the member's messages arrive")
                 .unwrap()
                 .unwrap();
-            let key = delivery.envelope.key.clone();
+            let key = delivery.envelope.key().to_owned();
             assert_eq!(
                 partition_of(&key, 8) % 2,
                 index,
@@ -261,7 +261,7 @@ async fn a_transport_started_while_its_broker_restarts_waits_for_it() {
     let envelope = Envelope::new("orders", "order-1", &Numbered { n: 1 }).unwrap();
     transport.publish(envelope.clone()).await.unwrap();
     let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next()).await.unwrap().unwrap();
-    assert_eq!(delivery.unwrap().envelope.id, envelope.id);
+    assert_eq!(delivery.unwrap().envelope.id(), envelope.id());
 }
 
 /// Closing a transport whose broker is gone returns (so a service asked to stop does), with

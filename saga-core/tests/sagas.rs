@@ -130,7 +130,7 @@ async fn a_transient_failure_is_retried_by_its_policy_and_every_attempt_is_in_th
 
 #[tokio::test]
 async fn a_step_that_says_when_to_come_back_is_retried_then_and_not_on_the_policy_schedule() {
-    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000)));
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
     let attempts = Arc::new(Mutex::new(0u32));
     let busy = {
         let attempts = attempts.clone();
@@ -162,7 +162,11 @@ async fn a_step_that_says_when_to_come_back_is_retried_then_and_not_on_the_polic
             _ => None,
         })
         .collect();
-    assert_eq!(retry_at, [Timestamp(1_007_000)], "the wait the step asked for, not the policy's 1 ms");
+    assert_eq!(
+        retry_at,
+        [Timestamp::from_millis(1_007_000)],
+        "the wait the step asked for, not the policy's 1 ms"
+    );
     clock.advance(Duration::from_secs(6));
     runtime.wait_idle().await.unwrap();
     assert_eq!(*attempts.lock().unwrap(), 1, "not retried before the time it named");
@@ -202,7 +206,7 @@ fn summon_step(timeout: Duration) -> Step<u32, String> {
 #[tokio::test]
 async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_changes_nothing() {
     let j = journal();
-    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000)));
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
     let saga = Saga::<u32>::new("imp")
         .step(recorded_step("take-fee", &j))
         .step(summon_step(Duration::from_secs(30)));
@@ -236,16 +240,18 @@ async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_
     // The reply finally comes.
     let (command, _) = commands.lock().unwrap()[0].clone();
     let mut late =
-        saga_core::Envelope::new("saga.imp", &command.key, &Summoned { imp: "Gorb".into() }).unwrap();
-    late.headers = command.headers.clone();
-    late.source = "circle".into();
+        saga_core::Envelope::new("saga.imp", command.key(), &Summoned { imp: "Gorb".into() }).unwrap();
+    for (name, value) in command.headers() {
+        late = late.with_header(name, value);
+    }
+    late = late.with_source("circle");
     runtime.send_envelope(late.clone()).await.unwrap();
     eventually("the late reply to be recorded", || {
         store
             .history(&id)
             .unwrap()
             .iter()
-            .any(|h| matches!(&h.event, HistoryEvent::MessageIn { id, .. } if *id == late.id))
+            .any(|h| matches!(&h.event, HistoryEvent::MessageIn { id, .. } if *id == late.id()))
     })
     .await;
     let history = store.history(&id).unwrap();
@@ -255,7 +261,7 @@ async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_
     let after = saga_state(store.as_ref(), &id);
     assert_eq!(before, after, "the late reply changed nothing");
     assert_eq!(status(store.as_ref(), &id), Some(Status::Compensated));
-    assert_eq!(clock.now(), Timestamp(1_031_000));
+    assert_eq!(clock.now(), Timestamp::from_millis(1_031_000));
     runtime.shutdown().await.unwrap();
 }
 
@@ -337,7 +343,7 @@ async fn a_timer_that_fell_due_while_the_runtime_was_down_fires_once_after_resta
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alarm.redb");
-    let clock = Arc::new(ManualClock::new(Timestamp(5_000_000)));
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(5_000_000)));
     {
         let store = Arc::new(RedbStore::open(&path).unwrap());
         let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
@@ -484,8 +490,8 @@ async fn a_saga_started_by_a_handler_of_the_same_runtime_begins_in_that_handlers
     assert_eq!(state.steps()[0].status(), StepStatus::Awaiting);
     let commands = commands.lock().unwrap().clone();
     assert_eq!(commands.len(), 1, "the first step's command went out once");
-    assert_eq!(commands[0].causation_id, Some(first));
-    assert_eq!(commands[0].source, "imp", "the saga sends in its own name");
+    assert_eq!(commands[0].causation_id(), Some(first));
+    assert_eq!(commands[0].source(), "imp", "the saga sends in its own name");
     // Its timeout timer is the saga's, so the saga's reply handling can remove it.
     let timers = store.timers().unwrap();
     assert_eq!(timers.len(), 1);
@@ -536,12 +542,12 @@ impl Message for CircleAnswer {
 
 #[tokio::test]
 async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_saga_in_between() {
-    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000)));
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
     let received = Arc::new(Mutex::new(Vec::new()));
     let circle = {
         let (received, clock) = (received.clone(), clock.clone());
         Service::new("circle").on("circle", move |ctx, s: Summon| {
-            let attempt = ctx.message().headers[saga_core::saga::STEP_HEADER].clone();
+            let attempt = ctx.message().headers()[saga_core::saga::STEP_HEADER].clone();
             received.lock().unwrap().push((attempt.clone(), clock.now()));
             if attempt == "0:1" {
                 ctx.reply(&CircleAnswer::Busy { back_in_s: 7 })?;
@@ -584,8 +590,11 @@ async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_
     // stays: were it to fire at 1_010_000 it would be set again for the new deadline.
     let mut dues: Vec<Timestamp> = store.timers().unwrap().into_iter().map(|t| t.due).collect();
     dues.sort();
-    assert_eq!(dues, [Timestamp(1_007_000), Timestamp(1_010_000)]);
-    assert_eq!(saga_state(store.as_ref(), &id).steps()[0].deadline(), Some(Timestamp(1_017_000)));
+    assert_eq!(dues, [Timestamp::from_millis(1_007_000), Timestamp::from_millis(1_010_000)]);
+    assert_eq!(
+        saga_state(store.as_ref(), &id).steps()[0].deadline(),
+        Some(Timestamp::from_millis(1_017_000))
+    );
     clock.advance(Duration::from_secs(6));
     runtime.wait_idle().await.unwrap();
     assert_eq!(received.lock().unwrap().len(), 1, "not sent before the time the answer named");
@@ -594,7 +603,10 @@ async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_
     runtime.wait_idle().await.unwrap();
     assert_eq!(
         *received.lock().unwrap(),
-        [("0:1".to_owned(), Timestamp(1_000_000)), ("0:2".to_owned(), Timestamp(1_007_000))]
+        [
+            ("0:1".to_owned(), Timestamp::from_millis(1_000_000)),
+            ("0:2".to_owned(), Timestamp::from_millis(1_007_000))
+        ]
     );
     // Start, two commands, two answers: the retry itself was no message to the saga.
     assert_eq!(runtime.stats().handled, 5);
@@ -666,7 +678,7 @@ impl Message for Charged {
 
 #[tokio::test]
 async fn a_saga_writes_one_timeout_timer_for_all_its_steps_and_still_times_out_the_reply_that_is_late() {
-    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000)));
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
     let bank = Service::new("bank").on("bank", |ctx, _: Charge| {
         ctx.reply(&Charged)?;
         Ok(())
@@ -703,11 +715,11 @@ async fn a_saga_writes_one_timeout_timer_for_all_its_steps_and_still_times_out_t
     let dues = |store: &dyn Store| store.timers().unwrap().into_iter().map(|t| t.due).collect::<Vec<_>>();
     // The charge's reply came in time: its timer stays for the summon, whose deadline is later.
     assert_eq!(timers_set(store.as_ref()), 1);
-    assert_eq!(dues(store.as_ref()), [Timestamp(1_010_000)]);
+    assert_eq!(dues(store.as_ref()), [Timestamp::from_millis(1_010_000)]);
 
     // It fires early, with no reply overdue, and is set again for the summon's deadline.
     clock.advance(Duration::from_secs(11));
-    eventually("the timer set again", || dues(store.as_ref()) == [Timestamp(1_030_000)]).await;
+    eventually("the timer set again", || dues(store.as_ref()) == [Timestamp::from_millis(1_030_000)]).await;
     runtime.wait_idle().await.unwrap();
     assert_eq!(status(store.as_ref(), &id), Some(Status::Running));
 

@@ -24,14 +24,14 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
     let outbox: Vec<Value> = store
         .outbox_after(None, usize::MAX)?
         .into_iter()
-        .filter(|row| row.envelope.correlation_id == id)
-        .map(|row| json!({ "seq": row.seq, "id": row.envelope.id, "kind": row.envelope.kind, "topic": row.envelope.topic }))
+        .filter(|row| row.envelope.correlation_id() == id)
+        .map(|row| json!({ "seq": row.seq, "id": row.envelope.id(), "kind": row.envelope.kind(), "topic": row.envelope.topic() }))
         .collect();
     let timers: Vec<Value> = store
         .timers()?
         .into_iter()
-        .filter(|t| t.envelope.correlation_id == id || t.key.contains(id))
-        .map(|t| json!({ "key": t.key, "due": t.due.to_string(), "kind": t.envelope.kind }))
+        .filter(|t| t.envelope.correlation_id() == id || t.key.contains(id))
+        .map(|t| json!({ "key": t.key, "due": t.due.to_string(), "kind": t.envelope.kind() }))
         .collect();
     let steps = steps_of(id, &meta, &record.data);
     if as_json {

@@ -67,9 +67,9 @@ pub(crate) fn dead_letters(db: &Path, json: bool) -> Result<u8> {
         .map(|l| LetterRow {
             at: l.at.to_string(),
             consumer: l.consumer,
-            kind: l.envelope.kind,
-            id: l.envelope.id.to_string(),
-            attempts: l.envelope.attempt,
+            kind: l.envelope.kind().to_owned(),
+            id: l.envelope.id().to_string(),
+            attempts: l.envelope.attempt(),
             error: l.error,
         })
         .collect();

@@ -21,37 +21,25 @@ use std::collections::BTreeMap;
 /// impl Message for Ping { const KIND: &'static str = "ping"; }
 ///
 /// let env = Envelope::new("pings", "key-1", &Ping { n: 7 }).unwrap();
-/// assert_eq!(env.kind, "ping");
+/// assert_eq!(env.kind(), "ping");
 /// let bytes = env.to_bytes();
 /// let back = Envelope::from_bytes(&bytes).unwrap();
 /// assert_eq!(back.decode::<Ping>().unwrap(), Ping { n: 7 });
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Envelope {
-    /// Unique, time-ordered id; the inbox and the broker deduplicate by it.
-    pub id: MessageId,
-    /// The message type, [`Message::KIND`] of the payload.
-    pub kind: String,
-    /// Where it is sent.
-    pub topic: String,
-    /// Messages with one key are handled one at a time, in order (a process id, an order id).
-    pub key: String,
-    /// The business transaction this message belongs to (a saga or process id).
-    pub correlation_id: String,
-    /// The message whose handling produced this one.
-    pub causation_id: Option<MessageId>,
-    /// The service that sent it.
-    pub source: String,
-    /// Where replies go, if the sender awaits one.
-    pub reply_to: Option<String>,
-    /// Free-form headers (idempotency keys, saga step, ...).
-    pub headers: BTreeMap<String, String>,
-    /// When it was created.
-    pub created_at: Timestamp,
-    /// How many times it has been delivered, counting this delivery (0 before the first).
-    pub attempt: u32,
-    /// The encoded message (JSON for typed messages).
-    pub payload: Bytes,
+    pub(crate) id: MessageId,
+    pub(crate) kind: String,
+    pub(crate) topic: String,
+    pub(crate) key: String,
+    pub(crate) correlation_id: String,
+    pub(crate) causation_id: Option<MessageId>,
+    pub(crate) source: String,
+    pub(crate) reply_to: Option<String>,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) created_at: Timestamp,
+    pub(crate) attempt: u32,
+    pub(crate) payload: Bytes,
 }
 
 /// Everything but the payload, as stored in the envelope's header block.
@@ -79,6 +67,115 @@ fn is_empty(headers: &BTreeMap<String, String>) -> bool {
 }
 
 impl Envelope {
+    /// Unique, time-ordered id; the inbox and the broker deduplicate by it.
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+
+    /// The message type, [`Message::KIND`] of the payload.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// Where it is sent.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Messages with one key are handled one at a time, in order (a process id, an order id).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The business transaction this message belongs to (a saga or process id).
+    pub fn correlation_id(&self) -> &str {
+        &self.correlation_id
+    }
+
+    /// The message whose handling produced this one.
+    pub fn causation_id(&self) -> Option<MessageId> {
+        self.causation_id
+    }
+
+    /// The service that sent it.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Where replies go, if the sender awaits one.
+    pub fn reply_to(&self) -> Option<&str> {
+        self.reply_to.as_deref()
+    }
+
+    /// Free-form headers (idempotency keys, saga step, ...).
+    pub fn headers(&self) -> &BTreeMap<String, String> {
+        &self.headers
+    }
+
+    /// When it was created.
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+
+    /// How many times it has been delivered, counting this delivery (0 before the first).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The encoded message (JSON for typed messages).
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// The header `name`, if the envelope has one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// Sets header `name` to `value`.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Names the service that sends it.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
+    }
+
+    /// Names the business transaction it belongs to.
+    pub fn with_correlation_id(mut self, correlation_id: impl Into<String>) -> Self {
+        self.correlation_id = correlation_id.into();
+        self
+    }
+
+    /// Names the topic replies go to.
+    pub fn with_reply_to(mut self, topic: impl Into<String>) -> Self {
+        self.reply_to = Some(topic.into());
+        self
+    }
+
+    /// Orders it by another key: the same message (same id), handled in line with that key's.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
+    /// Replaces the encoded message, leaving its kind as it is: for forwarding bytes as they
+    /// came, or a test that needs a payload that does not decode.
+    pub fn with_payload(mut self, payload: Bytes) -> Self {
+        self.payload = payload;
+        self
+    }
+
+    /// Sets how many times it has been delivered, counting this delivery: a transport sets it
+    /// on what it delivers.
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
     /// A fresh envelope for `message` on `topic`, correlated by `key`.
     pub fn new<M: Message>(topic: &str, key: &str, message: &M) -> Result<Envelope> {
         let payload = serde_json::to_vec(message)

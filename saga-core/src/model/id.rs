@@ -99,15 +99,26 @@ impl FromStr for MessageId {
 /// ```
 /// use saga_core::Timestamp;
 /// use std::time::Duration;
-/// let t = Timestamp(1_000);
-/// assert_eq!(t + Duration::from_secs(2), Timestamp(3_000));
-/// assert_eq!(Timestamp(3_000).since(t), Duration::from_secs(2));
+/// let t = Timestamp::from_millis(1_000);
+/// assert_eq!(t + Duration::from_secs(2), Timestamp::from_millis(3_000));
+/// assert_eq!(Timestamp::from_millis(3_000).since(t), Duration::from_secs(2));
+/// assert_eq!(t.as_millis(), 1_000);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Timestamp(pub u64);
+pub struct Timestamp(pub(crate) u64);
 
 impl Timestamp {
+    /// The time `millis` milliseconds after the Unix epoch.
+    pub const fn from_millis(millis: u64) -> Timestamp {
+        Timestamp(millis)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
     /// The time elapsed from `earlier` to `self` (zero if `earlier` is later).
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))

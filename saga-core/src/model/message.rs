@@ -42,7 +42,7 @@ pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
 ///
 /// assert_eq!(Deposit::KIND, "bank.deposit");
 /// let env = Envelope::new("bank", "alice", &Withdraw { account: "alice".into(), amount: 5 }).unwrap();
-/// assert_eq!(env.kind, "bank.withdraw");
+/// assert_eq!(env.kind(), "bank.withdraw");
 /// ```
 #[macro_export]
 macro_rules! message {

@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 ///     async move { transport.publish(Envelope::new("pings", "k", &Ping).unwrap()).await }
 /// });
 /// let delivery = sub.next().await.unwrap().unwrap();
-/// assert_eq!(delivery.envelope.attempt, 1);
+/// assert_eq!(delivery.envelope.attempt(), 1);
 /// delivery.ack().await.unwrap();
 /// publish.await.unwrap().unwrap(); // returns once the message is handled
 /// # });
