@@ -22,7 +22,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{Envelope, Message, MessageId};
 use crate::retry::RetryPolicy;
-use crate::store::{CommitUnit, Store};
+use crate::store::{CommitUnit, PROCESS_SPACE, Status, Store};
 use crate::transport::Transport;
 use committer::{Committer, Wakers};
 use std::sync::Arc;
@@ -305,6 +305,13 @@ impl RuntimeHandle {
     /// The store the runtime commits to.
     pub fn store(&self) -> Arc<dyn Store> {
         self.shared.store.store().clone()
+    }
+
+    /// The status of process `id` (a saga or process-manager instance) as last committed;
+    /// `None` if there is no such process.
+    pub fn status(&self, id: &str) -> Result<Option<Status>> {
+        let record = self.shared.store.record(PROCESS_SPACE, id)?;
+        Ok(record.and_then(|r| r.process).map(|meta| meta.status))
     }
 
     /// What the runtime has done since it started.

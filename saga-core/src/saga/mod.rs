@@ -6,6 +6,40 @@
 //! [`RetryPolicy`](crate::RetryPolicy) with durable timers; a remote step's reply that does not
 //! come in time is a transient failure. A compensation that fails for good leaves the saga
 //! [`Failed`](crate::Status::Failed), for an operator to retry or acknowledge.
+//!
+//! A saga author needs these paths and nothing else; everything further is a method of them:
+//!
+//! ```
+//! use saga_core::saga::{CompensationContext, Saga, Step, StepContext};
+//! use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime};
+//!
+//! let trip = Saga::<String>::new("trip")
+//!     .step(
+//!         Step::local("book-flight", |ctx: StepContext<String>| async move {
+//!             Ok::<_, ActionError>(format!("seat 12A to {}", ctx.input))
+//!         })
+//!         .compensate(|ctx: CompensationContext<String>| async move {
+//!             assert_eq!(ctx.log, "seat 12A to Lisbon");
+//!             Ok(())
+//!         }),
+//!     )
+//!     .step(Step::local("book-hotel", |_: StepContext<String>| async move {
+//!         Err::<(), _>(ActionError::permanent("no rooms"))
+//!     }));
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let runtime = Runtime::builder(RedbStore::open(dir.path().join("trips.redb"))?, InProcessTransport::new())
+//!     .register(trip)
+//!     .start()
+//!     .await?;
+//! let id = runtime.start_saga("trip", "lisbon-1", &"Lisbon".to_string()).await?;
+//! runtime.wait_idle().await?;
+//! assert_eq!(runtime.status(&id)?.map(|s| s.as_str()), Some("compensated"));
+//! runtime.shutdown().await?;
+//! # Ok::<_, saga_core::Error>(())
+//! # }).unwrap();
+//! ```
 
 mod engine;
 mod messages;

@@ -422,7 +422,7 @@ pub(crate) struct Sequences {
     pub(crate) outbox: Vec<u64>,
 }
 
-/// What [`Store::commit_and_report`](super::Store::commit_and_report) did.
+/// What `RedbStore::commit_and_report` did.
 #[derive(Debug)]
 pub(crate) struct CommitReport {
     /// For each unit, in batch order, what became of it.
@@ -431,7 +431,7 @@ pub(crate) struct CommitReport {
     pub(crate) sequences: Option<Sequences>,
 }
 
-/// What [`Store::fire_and_report`](super::Store::fire_and_report) did.
+/// What `RedbStore::fire_and_report` did.
 #[derive(Debug, Default)]
 pub(crate) struct FireReport {
     /// How many timers fired.
