@@ -1,6 +1,6 @@
 //! A small ledger domain the engine tests run: deposits change an account and tell an auditor.
 
-use saga_core::{ActionError, Context, Message, Service};
+use saga_core::{ActionError, Context, Service};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,17 +10,13 @@ pub(crate) struct Deposit {
     pub(crate) n: u32,
     pub(crate) account: String,
 }
-impl Message for Deposit {
-    const KIND: &'static str = "test.deposit";
-}
+saga_core::message!(Deposit = "test.deposit");
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub(crate) struct Deposited {
     pub(crate) n: u32,
 }
-impl Message for Deposited {
-    const KIND: &'static str = "test.deposited";
-}
+saga_core::message!(Deposited = "test.deposited");
 
 /// An account: the deposits applied to it, in order.
 #[derive(Serialize, Deserialize, Default, Debug)]

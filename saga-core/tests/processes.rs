@@ -3,33 +3,27 @@
 use crate::common::{eventually, in_memory, status};
 use saga_core::process::ProcessManager;
 use saga_core::store::{Class, HistoryEvent};
-use saga_core::{Message, Status, Store};
+use saga_core::{Status, Store};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone)]
 struct VoidingRequested {
     document: String,
 }
-impl Message for VoidingRequested {
-    const KIND: &'static str = "billing.voiding-requested";
-}
+saga_core::message!(VoidingRequested = "billing.voiding-requested");
 
 #[derive(Serialize, Deserialize, Clone)]
 struct MarkingFinished {
     document: String,
     succeeded: bool,
 }
-impl Message for MarkingFinished {
-    const KIND: &'static str = "reports.marking-finished";
-}
+saga_core::message!(MarkingFinished = "reports.marking-finished");
 
 #[derive(Serialize, Deserialize)]
 struct MarkAsVoided {
     document: String,
 }
-impl Message for MarkAsVoided {
-    const KIND: &'static str = "reports.mark-as-voided";
-}
+saga_core::message!(MarkAsVoided = "reports.mark-as-voided");
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 enum Voiding {

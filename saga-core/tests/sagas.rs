@@ -4,8 +4,8 @@ use crate::common::{eventually, in_memory, status};
 use saga_core::saga::{CompensationContext, Saga, SagaView, Step, StepContext, StepStatus};
 use saga_core::store::{HistoryEvent, PROCESS_SPACE};
 use saga_core::{
-    ActionError, Clock, InProcessTransport, ManualClock, Message, RedbStore, RetryPolicy, Runtime, Service,
-    Status, Store, Timestamp,
+    ActionError, Clock, InProcessTransport, ManualClock, RedbStore, RetryPolicy, Runtime, Service, Status,
+    Store, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -180,17 +180,13 @@ async fn a_step_that_says_when_to_come_back_is_retried_then_and_not_on_the_polic
 struct Summon {
     order: u32,
 }
-impl Message for Summon {
-    const KIND: &'static str = "circle.summon";
-}
+saga_core::message!(Summon = "circle.summon");
 
 #[derive(Serialize, Deserialize)]
 struct Summoned {
     imp: String,
 }
-impl Message for Summoned {
-    const KIND: &'static str = "circle.summoned";
-}
+saga_core::message!(Summoned = "circle.summoned");
 
 fn summon_step(timeout: Duration) -> Step<u32, String> {
     Step::remote(
@@ -317,14 +313,10 @@ async fn a_saga_dropped_mid_way_resumes_at_the_right_step_and_never_reruns_a_com
 async fn a_timer_that_fell_due_while_the_runtime_was_down_fires_once_after_restart() {
     #[derive(Serialize, Deserialize)]
     struct SetAlarm;
-    impl Message for SetAlarm {
-        const KIND: &'static str = "alarm.set";
-    }
+    saga_core::message!(SetAlarm = "alarm.set");
     #[derive(Serialize, Deserialize)]
     struct Ring;
-    impl Message for Ring {
-        const KIND: &'static str = "alarm.ring";
-    }
+    saga_core::message!(Ring = "alarm.ring");
     let alarm = || {
         Service::new("alarm")
             .on("alarm", |ctx, _: SetAlarm| {
@@ -446,9 +438,7 @@ async fn a_local_step_followed_by_a_remote_one_sends_the_command_in_the_same_com
 struct TakeOrder {
     order: u32,
 }
-impl Message for TakeOrder {
-    const KIND: &'static str = "desk.take-order";
-}
+saga_core::message!(TakeOrder = "desk.take-order");
 
 fn desk() -> Service {
     Service::new("desk").on("desk", |ctx, t: TakeOrder| {
@@ -536,9 +526,7 @@ enum CircleAnswer {
     Imp(String),
     Busy { back_in_s: u64 },
 }
-impl Message for CircleAnswer {
-    const KIND: &'static str = "circle.answer";
-}
+saga_core::message!(CircleAnswer = "circle.answer");
 
 #[tokio::test]
 async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_saga_in_between() {
@@ -666,15 +654,11 @@ async fn a_runtime_that_announces_tells_a_watcher_elsewhere_how_each_process_beg
 struct Charge {
     order: u32,
 }
-impl Message for Charge {
-    const KIND: &'static str = "bank.charge";
-}
+saga_core::message!(Charge = "bank.charge");
 
 #[derive(Serialize, Deserialize)]
 struct Charged;
-impl Message for Charged {
-    const KIND: &'static str = "bank.charged";
-}
+saga_core::message!(Charged = "bank.charged");
 
 #[tokio::test]
 async fn a_saga_writes_one_timeout_timer_for_all_its_steps_and_still_times_out_the_reply_that_is_late() {

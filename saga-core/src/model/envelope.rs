@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 ///
 /// #[derive(Serialize, Deserialize, Debug, PartialEq)]
 /// struct Ping { n: u32 }
-/// impl Message for Ping { const KIND: &'static str = "ping"; }
+/// saga_core::message!(Ping = "ping");
 ///
 /// let env = Envelope::new("pings", "key-1", &Ping { n: 7 }).unwrap();
 /// assert_eq!(env.kind(), "ping");

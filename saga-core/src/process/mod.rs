@@ -33,11 +33,11 @@ type ReactFn<S> =
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Serialize, Deserialize)] struct VoidingRequested { document: String }
-/// impl Message for VoidingRequested { const KIND: &'static str = "billing.voiding-requested"; }
+/// saga_core::message!(VoidingRequested = "billing.voiding-requested");
 /// #[derive(Serialize, Deserialize)] struct MarkAsVoided { document: String }
-/// impl Message for MarkAsVoided { const KIND: &'static str = "reports.mark-as-voided"; }
+/// saga_core::message!(MarkAsVoided = "reports.mark-as-voided");
 /// #[derive(Serialize, Deserialize)] struct Marked { document: String, ok: bool }
-/// impl Message for Marked { const KIND: &'static str = "reports.marked"; }
+/// saga_core::message!(Marked = "reports.marked");
 ///
 /// #[derive(Serialize, Deserialize)]
 /// enum Voiding { Requested, Done }

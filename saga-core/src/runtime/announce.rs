@@ -1,6 +1,5 @@
 //! [`ProcessChanged`]: what a runtime announces when a process's status changes.
 
-use crate::model::Message;
 use crate::store::{Class, Status};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +45,4 @@ pub struct ProcessChanged {
     pub change: u64,
 }
 
-impl Message for ProcessChanged {
-    const KIND: &'static str = "process.changed";
-}
+crate::message!(ProcessChanged = "process.changed");

@@ -95,7 +95,7 @@ pub(crate) struct Shared {
 ///
 /// #[derive(Serialize, Deserialize)]
 /// struct Deposit { account: String, amount: u64 }
-/// impl Message for Deposit { const KIND: &'static str = "bank.deposit"; }
+/// saga_core::message!(Deposit = "bank.deposit");
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let bank = Service::new("bank").on("bank", |ctx, d: Deposit| {
@@ -266,7 +266,7 @@ impl RuntimeHandle {
     /// ```
     /// # use saga_core::{Envelope, InProcessTransport, Message, RedbStore, Runtime};
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping(u32);
-    /// # impl Message for Ping { const KIND: &'static str = "ping"; }
+    /// # saga_core::message!(Ping = "ping");
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let runtime = Runtime::builder(RedbStore::in_memory().unwrap(), InProcessTransport::new())
     ///     .start()

@@ -1,6 +1,5 @@
 //! The messages a saga sends itself: start, continue and timers.
 
-use crate::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -9,16 +8,12 @@ use serde_json::Value;
 pub(crate) struct Start {
     pub(crate) input: Value,
 }
-impl Message for Start {
-    const KIND: &'static str = "saga.start";
-}
+crate::message!(Start = "saga.start");
 
 /// Runs the step at the saga's cursor; each step ends in its own commit.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Continue {}
-impl Message for Continue {
-    const KIND: &'static str = "saga.continue";
-}
+crate::message!(Continue = "saga.continue");
 
 /// A retry backoff is over.
 #[derive(Serialize, Deserialize)]
@@ -26,9 +21,7 @@ pub(crate) struct RetryDue {
     pub(crate) step: usize,
     pub(crate) attempt: u32,
 }
-impl Message for RetryDue {
-    const KIND: &'static str = "saga.retry-due";
-}
+crate::message!(RetryDue = "saga.retry-due");
 
 /// A saga's timeout timer fell due. It names the step and attempt it was set for (a timer of an
 /// older version names the one it times out); the saga decides from its own state which reply,
@@ -38,6 +31,4 @@ pub(crate) struct TimedOut {
     pub(crate) step: usize,
     pub(crate) attempt: u32,
 }
-impl Message for TimedOut {
-    const KIND: &'static str = "saga.timed-out";
-}
+crate::message!(TimedOut = "saga.timed-out");

@@ -126,9 +126,9 @@ where
     /// use std::time::Duration;
     ///
     /// #[derive(Serialize, Deserialize)] struct Charge { amount: u64 }
-    /// impl Message for Charge { const KIND: &'static str = "bank.charge"; }
+    /// saga_core::message!(Charge = "bank.charge");
     /// #[derive(Serialize, Deserialize)] enum ChargeReply { Charged { receipt: String }, Refused }
-    /// impl Message for ChargeReply { const KIND: &'static str = "bank.charge-reply"; }
+    /// saga_core::message!(ChargeReply = "bank.charge-reply");
     ///
     /// let charge = Step::remote(
     ///     "charge",

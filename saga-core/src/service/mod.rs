@@ -26,11 +26,11 @@ type HandlerFn = Arc<dyn Fn(&mut Context) -> Result<(), ActionError> + Send + Sy
 ///
 /// #[derive(Serialize, Deserialize)]
 /// struct Charge { account: String, amount: u64 }
-/// impl Message for Charge { const KIND: &'static str = "bank.charge"; }
+/// saga_core::message!(Charge = "bank.charge");
 ///
 /// #[derive(Serialize, Deserialize)]
 /// struct Charged { ok: bool }
-/// impl Message for Charged { const KIND: &'static str = "bank.charged"; }
+/// saga_core::message!(Charged = "bank.charged");
 ///
 /// let bank = Service::new("bank").on("bank", |ctx, c: Charge| {
 ///     let balance: u64 = ctx.load(&c.account)?.unwrap_or(0);

@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 /// use saga_core::transport::{InProcessTransport, Subscribe, Transport};
 /// use saga_core::{Envelope, Message};
 /// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping;
-/// # impl Message for Ping { const KIND: &'static str = "ping"; }
+/// # saga_core::message!(Ping = "ping");
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let transport = InProcessTransport::new();
 /// let mut sub = transport.subscribe(Subscribe::new("pings", "ponger")).await.unwrap();

@@ -35,7 +35,7 @@ use std::sync::atomic::AtomicU64;
 /// use saga_core::store::{CommitUnit, Store, RedbStore, Batch};
 /// use saga_core::{Envelope, Message};
 /// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping;
-/// # impl Message for Ping { const KIND: &'static str = "ping"; }
+/// # saga_core::message!(Ping = "ping");
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = RedbStore::open(dir.path().join("demo.redb")).unwrap();
 /// let unit = CommitUnit::send(Envelope::new("pings", "k", &Ping).unwrap());
