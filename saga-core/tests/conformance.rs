@@ -1,7 +1,8 @@
-//! The in-process transport passes the transport conformance suite (the NATS transport runs it
-//! in `nats.rs`).
+//! The backends in this crate pass their conformance suites: the in-process transport (the
+//! NATS transport runs it in `nats.rs`), and `RedbStore` on a file and in memory.
 
-use saga_core::testkit::transport;
+use saga_core::RedbStore;
+use saga_core::testkit::{store, transport};
 use saga_core::transport::{InProcessTransport, Transport};
 use std::sync::Arc;
 
@@ -12,6 +13,21 @@ async fn the_in_process_transport_passes_the_transport_suite() {
     features.late_groups_miss_earlier_messages = true;
     transport::run_all(|| async { Arc::new(InProcessTransport::new()) as Arc<dyn Transport> }, features)
         .await;
+}
+
+#[test]
+fn a_redb_file_passes_the_store_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| RedbStore::open(dir.path().join(format!("{name}.redb")));
+    store::run_all(open, store::Features::default());
+}
+
+#[test]
+fn a_redb_store_in_memory_passes_the_store_suite() {
+    let mut features = store::Features::default();
+    // Dropped, it is gone: the checks that open a store again are skipped.
+    features.cannot_reopen = true;
+    store::run_all(|_| RedbStore::in_memory(), features);
 }
 
 /// A publish to the in-process transport returns once its message is handled; these check the
