@@ -11,3 +11,4 @@ mod files;
 mod nats;
 mod processes;
 mod sagas;
+mod upgrade;
