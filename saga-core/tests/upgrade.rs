@@ -2,16 +2,17 @@
 //!
 //! `fixtures/schema-2.redb` was written by `write_the_schema_2_fixture` below, with the code of
 //! the time (schema version 2): a small travel agency whose processes stopped in every state a
-//! process can wait in. The fixture is never written again by newer code: it stands for the
-//! files users already have.
+//! process can wait in. The test opens a copy with today's code, registers the same sagas,
+//! services and process manager, and runs every process to its end. The fixture is never
+//! written again by newer code: it stands for the files users already have.
 
 use crate::common::{eventually, status};
 use saga_core::process::ProcessManager;
 use saga_core::saga::{CompensationContext, Saga, Step, StepContext};
 use saga_core::store::HistoryEvent;
 use saga_core::{
-    ActionError, InProcessTransport, ManualClock, MessageId, RedbStore, RetryPolicy, Runtime, RuntimeBuilder,
-    Service, Status, Store, Timestamp,
+    ActionError, Envelope, InProcessTransport, ManualClock, MessageId, RedbStore, RetryPolicy, Runtime,
+    RuntimeBuilder, Service, Status, Store, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,6 +41,7 @@ struct World {
 }
 
 const BEFORE: World = World { refunds_frozen_cards: false, embassy_open: false, guides_run: false };
+const AFTER: World = World { refunds_frozen_cards: true, embassy_open: true, guides_run: true };
 
 #[derive(Serialize, Deserialize, Clone)]
 struct Trip {
@@ -332,4 +334,97 @@ async fn write_the_schema_2_fixture() {
 fn guide_requests(store: &dyn Store) -> usize {
     let rows = store.outbox_after(None, 1000).unwrap();
     rows.iter().filter(|r| r.envelope.kind == "guides.request").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_written_before_the_layering_opens_and_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agency.redb");
+    std::fs::copy(fixture(), &path).expect("the fixture is in the repository");
+    let store = Arc::new(RedbStore::open(&path).expect("the old file opens"));
+
+    // Everything the old code left is read as it was.
+    assert_eq!(statuses(store.as_ref()), as_written(), "every process, where it stopped");
+    assert_eq!(guide_requests(store.as_ref()), 2, "the commands nobody took are still in the outbox");
+    let letters = store.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        (letters[0].consumer.as_str(), letters[0].envelope.kind.as_str()),
+        ("hotels", "hotel.book-room")
+    );
+    assert!(letters[0].error.contains("a booking needs a guest"), "{}", letters[0].error);
+    let booking = store.record("hotels", "booking/ada").unwrap().expect("ada's booking");
+    let booking: Booking = serde_json::from_slice(&booking.data).unwrap();
+    assert_eq!((booking.room.as_str(), booking.nights), ("room-for-ada", 2));
+    let ada = events(store.as_ref(), "trip/ada");
+    let succeeded = ada.iter().filter(|e| matches!(e, HistoryEvent::StepSucceeded { .. })).count();
+    assert_eq!(succeeded, 2, "the completed trip's history: {ada:?}");
+
+    let clock = Arc::new(ManualClock::new(WRITTEN_AT + Duration::from_secs(60)));
+    let runtime = agency(store.clone(), AFTER, clock.clone()).start().await.unwrap();
+    let store_ref = store.as_ref();
+
+    // The guides run now: the commands left in the outbox reach them, and their replies the
+    // excursions that awaited them.
+    for guest in ["excursion/eve", "excursion/fay"] {
+        eventually(guest, || status(store_ref, guest) == Some(Status::Completed)).await;
+    }
+
+    // An operator retries the trip whose refund failed; the bank refunds frozen cards now.
+    runtime.retry("trip/cyd").await.unwrap();
+    eventually("trip/cyd to compensate", || status(store_ref, "trip/cyd") == Some(Status::Compensated)).await;
+    let cyd = events(store_ref, "trip/cyd");
+    let position = |what: &str, found: fn(&HistoryEvent) -> bool| {
+        cyd.iter().position(found).unwrap_or_else(|| panic!("no {what} in the history of trip/cyd: {cyd:?}"))
+    };
+    let failed = position("failed refund", |e| matches!(e, HistoryEvent::CompensationFailed { .. }));
+    let retried = position("retry", |e| matches!(e, HistoryEvent::Operator { .. }));
+    let refunded = position("refund", |e| matches!(e, HistoryEvent::CompensationSucceeded { .. }));
+    assert!(failed < retried && retried < refunded, "one history, the old entries first: {cyd:?}");
+
+    // The stay that failed is acknowledged; the other ends when its guest leaves, paid.
+    runtime.acknowledge("stay/room-2/1").await.unwrap();
+    eventually("room-2's acknowledgement", || {
+        status(store_ref, "stay/room-2/1") == Some(Status::Acknowledged)
+    })
+    .await;
+
+    // Seven hours on: the visa's retry (due after one) and room-1's late checkout (after six).
+    clock.advance(Duration::from_secs(7 * 3600));
+    eventually("the visa", || status(store_ref, "visa/dan") == Some(Status::Completed)).await;
+    let reminded = |store: &dyn Store| {
+        events(store, "stay/room-1/1")
+            .contains(&HistoryEvent::Note { text: "reminded of the late checkout".into() })
+    };
+    eventually("room-1's reminder", || reminded(store_ref)).await;
+    runtime.send("front-desk", "room-1", &GuestLeft { room: "room-1".into(), paid: true }).await.unwrap();
+    eventually("room-1's stay to end", || status(store_ref, "stay/room-1/1") == Some(Status::Completed))
+        .await;
+
+    // The hotel's inbox still knows the message that booked ada's room.
+    let mut again = Envelope::new("hotels", "ada", &BookRoom { guest: "ada".into(), nights: 9 }).unwrap();
+    again.id = booking.booked_by;
+    let duplicates = runtime.stats().duplicates;
+    runtime.send_envelope(again).await.unwrap();
+    eventually("the repeat to be dropped", || runtime.stats().duplicates > duplicates).await;
+
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(
+        statuses(store_ref),
+        expect(&[
+            ("excursion/eve", Status::Completed),
+            ("excursion/fay", Status::Completed),
+            ("stay/room-1/1", Status::Completed),
+            ("stay/room-2/1", Status::Acknowledged),
+            ("trip/ada", Status::Completed),
+            ("trip/bob", Status::Compensated),
+            ("trip/cyd", Status::Compensated),
+            ("visa/dan", Status::Completed),
+        ]),
+        "every process at its end"
+    );
+    assert_eq!(store.dead_letters().unwrap(), letters, "the dead letter is still listed, and no other");
+    let booking = store.record("hotels", "booking/ada").unwrap().unwrap();
+    assert_eq!(booking.version, 1, "ada's booking, unchanged by the repeat");
+    runtime.shutdown().await.unwrap();
 }
