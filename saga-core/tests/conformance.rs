@@ -1,51 +1,33 @@
-//! The in-process transport passes the transport conformance suite.
+//! The backends in this crate pass their conformance suites: the in-process transport (the
+//! NATS transport runs it in `nats.rs`), and `RedbStore` on a file and in memory.
 
-use saga_core::testkit::conformance;
+use saga_core::RedbStore;
+use saga_core::testkit::{store, transport};
 use saga_core::transport::{InProcessTransport, Transport};
 use std::sync::Arc;
 
-fn transport() -> Arc<dyn Transport> {
-    Arc::new(InProcessTransport::new())
-}
-
-#[tokio::test]
-async fn delivers_what_is_published() {
-    conformance::delivers_what_is_published(transport()).await;
-}
-
-#[tokio::test]
-async fn redelivers_after_a_nack() {
-    conformance::redelivers_after_a_nack(transport()).await;
-}
-
-#[tokio::test]
-async fn redelivers_what_was_not_acked() {
-    conformance::redelivers_what_was_not_acked(transport()).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn competing_members_share_a_group() {
-    conformance::competing_members_share_a_group(transport()).await;
+async fn the_in_process_transport_passes_the_transport_suite() {
+    let mut features = transport::Features::default();
+    // Its queues are per group: a group that subscribes later starts with an empty one.
+    features.late_groups_miss_earlier_messages = true;
+    transport::run_all(|| async { Arc::new(InProcessTransport::new()) as Arc<dyn Transport> }, features)
+        .await;
 }
 
-#[tokio::test]
-async fn every_group_gets_every_message() {
-    conformance::every_group_gets_every_message(transport()).await;
+#[test]
+fn a_redb_file_passes_the_store_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| RedbStore::open(dir.path().join(format!("{name}.redb")));
+    store::run_all(open, store::Features::default());
 }
 
-#[tokio::test]
-async fn deduplicates_by_message_id() {
-    conformance::deduplicates_by_message_id(transport()).await;
-}
-
-#[tokio::test]
-async fn keeps_order_per_key() {
-    conformance::keeps_order_per_key(transport()).await;
-}
-
-#[tokio::test]
-async fn close_ends_subscriptions() {
-    conformance::close_ends_subscriptions(transport()).await;
+#[test]
+fn a_redb_store_in_memory_passes_the_store_suite() {
+    let mut features = store::Features::default();
+    // Dropped, it is gone: the checks that open a store again are skipped.
+    features.cannot_reopen = true;
+    store::run_all(|_| RedbStore::in_memory(), features);
 }
 
 /// A publish to the in-process transport returns once its message is handled; these check the

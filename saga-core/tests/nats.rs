@@ -1,7 +1,7 @@
 //! The NATS JetStream transport passes the transport conformance suite against a real broker
 //! that the test starts itself.
 
-use saga_core::testkit::{NatsServer, conformance};
+use saga_core::testkit::{NatsServer, transport};
 use saga_core::transport::{NatsConfig, NatsTransport, Transport};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::common::eventually;
 
 /// A fresh, empty transport: its own stream and subject prefix on the shared broker.
-async fn transport(server: &NatsServer) -> Arc<dyn Transport> {
+async fn fresh_transport(server: &NatsServer) -> Arc<dyn Transport> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut config = NatsConfig::default();
@@ -22,16 +22,9 @@ async fn transport(server: &NatsServer) -> Arc<dyn Transport> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_nats_transport_passes_the_conformance_suite() {
+async fn the_nats_transport_passes_the_transport_suite() {
     let Some(server) = NatsServer::start() else { return };
-    conformance::delivers_what_is_published(transport(&server).await).await;
-    conformance::redelivers_after_a_nack(transport(&server).await).await;
-    conformance::redelivers_what_was_not_acked(transport(&server).await).await;
-    conformance::competing_members_share_a_group(transport(&server).await).await;
-    conformance::every_group_gets_every_message(transport(&server).await).await;
-    conformance::deduplicates_by_message_id(transport(&server).await).await;
-    conformance::keeps_order_per_key(transport(&server).await).await;
-    conformance::close_ends_subscriptions(transport(&server).await).await;
+    transport::run_all(|| fresh_transport(&server), transport::Features::default()).await;
 }
 
 /// The engine's ledger over the broker: every deposit applied and audited exactly once, also

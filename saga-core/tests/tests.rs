@@ -12,3 +12,4 @@ mod layering;
 mod nats;
 mod processes;
 mod sagas;
+mod upgrade;

@@ -1,12 +1,15 @@
-//! Tools for testing code built on `saga-core` (the `testkit` feature): a storage backend that
-//! crashes on demand, the conformance suite every [`Transport`](crate::Transport) must pass, and
-//! a wait for what happens in the background.
+//! Tools for testing code built on `saga-core` (the `testkit` feature): the conformance suites
+//! every [`Transport`](crate::Transport) ([`transport`]) and every [`Store`](crate::Store)
+//! ([`store`]) must pass, a storage backend that crashes on demand, and a wait for what happens
+//! in the background.
 
-pub mod conformance;
 mod eventually;
 mod faulty;
 #[cfg(feature = "nats")]
 mod nats_server;
+pub mod store;
+mod suite;
+pub mod transport;
 
 pub use eventually::eventually;
 pub use faulty::FaultyBackend;
