@@ -33,15 +33,13 @@ fn a_redb_store_in_memory_passes_the_store_suite() {
 /// A publish to the in-process transport returns once its message is handled; these check the
 /// wait itself.
 mod settlement {
+    use saga_core::Envelope;
     use saga_core::transport::{InProcessTransport, Subscribe, Transport};
-    use saga_core::{Envelope, Message};
     use std::time::Duration;
 
     #[derive(serde::Serialize, serde::Deserialize)]
     struct Ping;
-    impl Message for Ping {
-        const KIND: &'static str = "ping";
-    }
+    saga_core::message!(Ping = "ping");
 
     #[tokio::test]
     async fn every_publisher_of_one_message_returns_once_it_is_acked() {

@@ -152,9 +152,7 @@ async fn bytes_that_are_not_a_message_end_in_dead_letters() {
 struct Numbered {
     n: u32,
 }
-impl saga_core::Message for Numbered {
-    const KIND: &'static str = "test.numbered";
-}
+saga_core::message!(Numbered = "test.numbered");
 
 /// Two processes share a group: each key's messages reach only the member owning its
 /// partition, each message once, in the order they were published.

@@ -26,7 +26,7 @@ fn fixture() -> PathBuf {
 }
 
 /// The generator's clock stood here (2026-01-01T00:00Z); the test's clock starts here too.
-const WRITTEN_AT: Timestamp = Timestamp(1_767_225_600_000);
+const WRITTEN_AT: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 
 /// What is different in the world after the upgrade: the things the processes were waiting
 /// for have happened.
@@ -186,8 +186,11 @@ fn hotels() -> Service {
             ctx.reply(&RoomReply::Refused { reason: "no room for zero nights".into() })?;
             return Ok(());
         }
-        let booking =
-            Booking { room: format!("room-for-{}", b.guest), nights: b.nights, booked_by: ctx.message().id };
+        let booking = Booking {
+            room: format!("room-for-{}", b.guest),
+            nights: b.nights,
+            booked_by: ctx.message().id(),
+        };
         ctx.save(&format!("booking/{}", b.guest), &booking)?;
         ctx.reply(&RoomReply::Booked { room: booking.room })?;
         Ok(())
@@ -333,7 +336,7 @@ async fn write_the_schema_2_fixture() {
 /// Outbox rows asking for a guide: the excursions' commands, which nobody took.
 fn guide_requests(store: &dyn Store) -> usize {
     let rows = store.outbox_after(None, 1000).unwrap();
-    rows.iter().filter(|r| r.envelope.kind == "guides.request").count()
+    rows.iter().filter(|r| r.envelope.kind() == "guides.request").count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,10 +351,7 @@ async fn a_database_written_before_the_layering_opens_and_runs_on() {
     assert_eq!(guide_requests(store.as_ref()), 2, "the commands nobody took are still in the outbox");
     let letters = store.dead_letters().unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!(
-        (letters[0].consumer.as_str(), letters[0].envelope.kind.as_str()),
-        ("hotels", "hotel.book-room")
-    );
+    assert_eq!((letters[0].consumer.as_str(), letters[0].envelope.kind()), ("hotels", "hotel.book-room"));
     assert!(letters[0].error.contains("a booking needs a guest"), "{}", letters[0].error);
     let booking = store.record("hotels", "booking/ada").unwrap().expect("ada's booking");
     let booking: Booking = serde_json::from_slice(&booking.data).unwrap();
@@ -402,8 +402,9 @@ async fn a_database_written_before_the_layering_opens_and_runs_on() {
         .await;
 
     // The hotel's inbox still knows the message that booked ada's room.
-    let mut again = Envelope::new("hotels", "ada", &BookRoom { guest: "ada".into(), nights: 9 }).unwrap();
-    again.id = booking.booked_by;
+    let again = Envelope::new("hotels", "ada", &BookRoom { guest: "ada".into(), nights: 9 })
+        .unwrap()
+        .with_id(booking.booked_by);
     let duplicates = runtime.stats().duplicates;
     runtime.send_envelope(again).await.unwrap();
     eventually("the repeat to be dropped", || runtime.stats().duplicates > duplicates).await;

@@ -156,6 +156,14 @@ impl Envelope {
         self
     }
 
+    /// Gives it the id `id`, which the inbox and the broker deduplicate by: a message sent again
+    /// under the id it had is recognised as handled (a bridge that carries another system's
+    /// message ids, a test of a duplicate).
+    pub fn with_id(mut self, id: MessageId) -> Self {
+        self.id = id;
+        self
+    }
+
     /// Orders it by another key: the same message (same id), handled in line with that key's.
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();

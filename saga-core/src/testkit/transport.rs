@@ -8,7 +8,7 @@
 //! design says so in [`Features`]; the checks it is exempt from are skipped, by name.
 
 use super::suite::Suite;
-use crate::model::{Envelope, Message};
+use crate::model::Envelope;
 use crate::transport::{Delivery, Subscribe, Subscription, Transport};
 use serde::{Deserialize, Serialize};
 use std::any::Any;
@@ -42,9 +42,7 @@ pub struct Features {
 struct Probe {
     n: u32,
 }
-impl Message for Probe {
-    const KIND: &'static str = "conformance.probe";
-}
+crate::message!(Probe = "conformance.probe");
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
