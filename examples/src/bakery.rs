@@ -6,10 +6,10 @@
 //! rejection. A menu shows what can be bought now at what price; a users service builds each
 //! customer's profile from the events it sees. Time is simulated: a whole day runs in seconds.
 
-use crate::run::{Driver, Outcome, RunContext, chance, drive, message, read};
+use crate::run::{Driver, Outcome, RunContext, chance, drive, read};
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
-use saga_core::{ActionError, Context, Message, RuntimeBuilder, Service, Status, Timestamp};
+use saga_core::{ActionError, Context, RuntimeBuilder, Service, Status, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -88,59 +88,135 @@ fn product(name: &str) -> Option<&'static Product> {
     PRODUCTS.iter().find(|p| p.name == name)
 }
 
-message!(/// The day begins.
-    OpenDay = "bakery.open-day" {});
-message!(/// A batch of a product is due (a production timer).
-    BakeBatch = "production.bake" { /// The product.
-        product: String, /// Which batch of the day.
-        n: u64 });
-message!(/// Fresh items for the shelf.
-    ItemsBaked = "stock.items-baked" { /// The product.
-        product: String, /// The items' ids.
-        items: Vec<String>, /// When the batch came out of the oven, by the day's timetable.
-        baked_at: Timestamp });
-message!(/// Time to remove stale items (a timer every 15 minutes).
-    Sweep = "stock.sweep" {});
-message!(/// Thirty minutes before closing.
-    StartDiscount = "stock.start-discount" {});
-message!(/// Closing time: the rest is thrown out.
-    EndOfDay = "stock.end-of-day" {});
-message!(/// A customer wants items.
-    PlaceOrder = "sales.place-order" { /// The order.
-        order: String, /// The customer.
-        customer: String, /// Quantities by product.
-        lines: BTreeMap<String, u32> });
-message!(/// Reserve the oldest sellable items for an order.
-    ReserveItems = "stock.reserve" { /// The order.
-        order: String, /// Quantities by product.
-        lines: BTreeMap<String, u32> });
-message!(/// Give reserved items back to the shelf (a compensation).
-    ReleaseItems = "stock.release" { /// The order.
-        order: String });
-message!(/// Hand reserved items to the customer.
-    HandOver = "stock.hand-over" { /// The order.
-        order: String, /// The customer.
-        customer: String });
-message!(/// The items went to the customer.
-    HandedOver = "stock.handed-over" { /// The order.
-        order: String, /// The customer.
-        customer: String, /// How many items.
-        items: u32 });
-message!(/// The bank charges a customer.
-    Charge = "bank.charge" { /// The order.
-        order: String, /// The customer.
-        customer: String, /// Cents.
-        amount: u64 });
-message!(/// A charge went through (an event for whoever listens).
-    Charged = "bank.charged" { /// The order.
-        order: String, /// The customer.
-        customer: String, /// Cents.
-        amount: u64 });
-message!(/// The product's menu line changed.
-    MenuLine = "menu.line" { /// The product.
-        product: String, /// Items sellable now.
-        available: u32, /// Price now, in cents.
-        price: u64 });
+/// The day begins.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct OpenDay {}
+saga_core::message!(OpenDay = "bakery.open-day");
+
+/// A batch of a product is due (a production timer).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct BakeBatch {
+    /// The product.
+    pub product: String,
+    /// Which batch of the day.
+    pub n: u64,
+}
+saga_core::message!(BakeBatch = "production.bake");
+
+/// Fresh items for the shelf.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ItemsBaked {
+    /// The product.
+    pub product: String,
+    /// The items' ids.
+    pub items: Vec<String>,
+    /// When the batch came out of the oven, by the day's timetable.
+    pub baked_at: Timestamp,
+}
+saga_core::message!(ItemsBaked = "stock.items-baked");
+
+/// Time to remove stale items (a timer every 15 minutes).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Sweep {}
+saga_core::message!(Sweep = "stock.sweep");
+
+/// Thirty minutes before closing.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct StartDiscount {}
+saga_core::message!(StartDiscount = "stock.start-discount");
+
+/// Closing time: the rest is thrown out.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct EndOfDay {}
+saga_core::message!(EndOfDay = "stock.end-of-day");
+
+/// A customer wants items.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PlaceOrder {
+    /// The order.
+    pub order: String,
+    /// The customer.
+    pub customer: String,
+    /// Quantities by product.
+    pub lines: BTreeMap<String, u32>,
+}
+saga_core::message!(PlaceOrder = "sales.place-order");
+
+/// Reserve the oldest sellable items for an order.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ReserveItems {
+    /// The order.
+    pub order: String,
+    /// Quantities by product.
+    pub lines: BTreeMap<String, u32>,
+}
+saga_core::message!(ReserveItems = "stock.reserve");
+
+/// Give reserved items back to the shelf (a compensation).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ReleaseItems {
+    /// The order.
+    pub order: String,
+}
+saga_core::message!(ReleaseItems = "stock.release");
+
+/// Hand reserved items to the customer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct HandOver {
+    /// The order.
+    pub order: String,
+    /// The customer.
+    pub customer: String,
+}
+saga_core::message!(HandOver = "stock.hand-over");
+
+/// The items went to the customer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct HandedOver {
+    /// The order.
+    pub order: String,
+    /// The customer.
+    pub customer: String,
+    /// How many items.
+    pub items: u32,
+}
+saga_core::message!(HandedOver = "stock.handed-over");
+
+/// The bank charges a customer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Charge {
+    /// The order.
+    pub order: String,
+    /// The customer.
+    pub customer: String,
+    /// Cents.
+    pub amount: u64,
+}
+saga_core::message!(Charge = "bank.charge");
+
+/// A charge went through (an event for whoever listens).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Charged {
+    /// The order.
+    pub order: String,
+    /// The customer.
+    pub customer: String,
+    /// Cents.
+    pub amount: u64,
+}
+saga_core::message!(Charged = "bank.charged");
+
+/// The product's menu line changed.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct MenuLine {
+    /// The product.
+    pub product: String,
+    /// Items sellable now.
+    pub available: u32,
+    /// Price now, in cents.
+    pub price: u64,
+}
+saga_core::message!(MenuLine = "menu.line");
 
 /// The answer to a reservation.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -157,9 +233,7 @@ pub enum Reservation {
     /// Not enough sellable items.
     OutOfStock,
 }
-impl Message for Reservation {
-    const KIND: &'static str = "stock.reservation";
-}
+saga_core::message!(Reservation = "stock.reservation");
 
 /// The bank's answer to a charge.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -169,9 +243,7 @@ pub enum ChargeResult {
     /// The balance is too low.
     Rejected,
 }
-impl Message for ChargeResult {
-    const KIND: &'static str = "bank.charge-result";
-}
+saga_core::message!(ChargeResult = "bank.charge-result");
 
 /// One item on the shelf (or gone from it).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -4,7 +4,7 @@
 //! abort it if the report was already published. A failed voiding waits for an operator to
 //! acknowledge it; at most one voiding runs per document.
 
-use crate::run::{Driver, Outcome, RunContext, chance, drive, message, read, receipt};
+use crate::run::{Driver, Outcome, RunContext, chance, drive, read, receipt};
 use crate::{Invariant, Records};
 use saga_core::process::ProcessManager;
 use saga_core::store::Class;
@@ -35,42 +35,99 @@ impl Default for Options {
     }
 }
 
-message!(/// Billing is asked to issue a document.
-    IssueDocument = "billing.issue-document" { /// The document.
-        document: String, /// Its customer.
-        customer: String });
-message!(/// Billing issued a document.
-    DocumentIssued = "billing.document-issued" { /// The document.
-        document: String, /// Its customer.
-        customer: String });
-message!(/// A user asks billing to void a document.
-    VoidDocument = "billing.void-document" { /// The document.
-        document: String });
-message!(/// Billing accepted a voiding request: this starts the process.
-    DocumentVoidingRequested = "billing.document-voiding-requested" { /// The document.
-        document: String });
-message!(/// The process asks reports to mark the document voided.
-    MarkDocumentAsVoided = "reports.mark-document-as-voided" { /// The document.
-        document: String });
-message!(/// Reports marked the document voided (its report was not published yet).
-    MarkingDocumentAsVoidedSucceeded = "reports.marking-succeeded" { /// The document.
-        document: String });
-message!(/// Reports could not: the report was already sent to the customer.
-    MarkingDocumentAsVoidedFailed = "reports.marking-failed" { /// The document.
-        document: String, /// Why.
-        reason: String });
-message!(/// The process tells billing the voiding is done.
-    CompleteDocumentVoiding = "billing.complete-voiding" { /// The document.
-        document: String });
-message!(/// The process tells billing the voiding is off.
-    AbortDocumentVoiding = "billing.abort-voiding" { /// The document.
-        document: String });
-message!(/// Reports sends a customer's current report.
-    PublishReport = "reports.publish" { /// The customer.
-        customer: String });
-message!(/// Reports, slowed down, gets to a marking it postponed.
-    MarkLater = "reports.mark-later" { /// The document.
-        document: String });
+/// Billing is asked to issue a document.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct IssueDocument {
+    /// The document.
+    pub document: String,
+    /// Its customer.
+    pub customer: String,
+}
+saga_core::message!(IssueDocument = "billing.issue-document");
+
+/// Billing issued a document.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct DocumentIssued {
+    /// The document.
+    pub document: String,
+    /// Its customer.
+    pub customer: String,
+}
+saga_core::message!(DocumentIssued = "billing.document-issued");
+
+/// A user asks billing to void a document.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct VoidDocument {
+    /// The document.
+    pub document: String,
+}
+saga_core::message!(VoidDocument = "billing.void-document");
+
+/// Billing accepted a voiding request: this starts the process.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct DocumentVoidingRequested {
+    /// The document.
+    pub document: String,
+}
+saga_core::message!(DocumentVoidingRequested = "billing.document-voiding-requested");
+
+/// The process asks reports to mark the document voided.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct MarkDocumentAsVoided {
+    /// The document.
+    pub document: String,
+}
+saga_core::message!(MarkDocumentAsVoided = "reports.mark-document-as-voided");
+
+/// Reports marked the document voided (its report was not published yet).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct MarkingDocumentAsVoidedSucceeded {
+    /// The document.
+    pub document: String,
+}
+saga_core::message!(MarkingDocumentAsVoidedSucceeded = "reports.marking-succeeded");
+
+/// Reports could not: the report was already sent to the customer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct MarkingDocumentAsVoidedFailed {
+    /// The document.
+    pub document: String,
+    /// Why.
+    pub reason: String,
+}
+saga_core::message!(MarkingDocumentAsVoidedFailed = "reports.marking-failed");
+
+/// The process tells billing the voiding is done.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct CompleteDocumentVoiding {
+    /// The document.
+    pub document: String,
+}
+saga_core::message!(CompleteDocumentVoiding = "billing.complete-voiding");
+
+/// The process tells billing the voiding is off.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct AbortDocumentVoiding {
+    /// The document.
+    pub document: String,
+}
+saga_core::message!(AbortDocumentVoiding = "billing.abort-voiding");
+
+/// Reports sends a customer's current report.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PublishReport {
+    /// The customer.
+    pub customer: String,
+}
+saga_core::message!(PublishReport = "reports.publish");
+
+/// Reports, slowed down, gets to a marking it postponed.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct MarkLater {
+    /// The document.
+    pub document: String,
+}
+saga_core::message!(MarkLater = "reports.mark-later");
 
 /// Billing's record of a document.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,12 +4,11 @@
 //! goes back from the treasury and the customer is reimbursed.
 
 use crate::run::{
-    Driver, Outcome, RunContext, chance, finished_sagas, patient, read, repeated, send_envelopes,
-    send_in_batches,
+    Driver, Outcome, RunContext, chance, finished_sagas, patient, read, send_envelopes, send_in_batches,
 };
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
-use saga_core::{ActionError, Message, RuntimeBuilder, RuntimeHandle, Service, Store};
+use saga_core::{ActionError, AppliedKeys, RuntimeBuilder, RuntimeHandle, Service, Store};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -57,9 +56,7 @@ pub struct PlaceOrder {
     /// The fee paid.
     pub fee: u64,
 }
-impl Message for PlaceOrder {
-    const KIND: &'static str = "reception.place-order";
-}
+saga_core::message!(PlaceOrder = "reception.place-order");
 
 /// Reception hands the fee to the treasury.
 #[derive(Serialize, Deserialize)]
@@ -69,9 +66,7 @@ pub struct CollectFee {
     /// How much.
     pub amount: u64,
 }
-impl Message for CollectFee {
-    const KIND: &'static str = "treasury.collect-fee";
-}
+saga_core::message!(CollectFee = "treasury.collect-fee");
 
 /// The treasury has the fee.
 #[derive(Serialize, Deserialize)]
@@ -79,9 +74,7 @@ pub struct FeeCollected {
     /// The ledger entry.
     pub receipt: String,
 }
-impl Message for FeeCollected {
-    const KIND: &'static str = "treasury.fee-collected";
-}
+saga_core::message!(FeeCollected = "treasury.fee-collected");
 
 /// The fee goes back to reception, which reimburses the customer.
 #[derive(Serialize, Deserialize)]
@@ -91,9 +84,7 @@ pub struct RefundFee {
     /// The receipt of the collection being undone.
     pub receipt: String,
 }
-impl Message for RefundFee {
-    const KIND: &'static str = "treasury.refund-fee";
-}
+saga_core::message!(RefundFee = "treasury.refund-fee");
 
 /// Reception reimburses the customer with the refunded fee.
 #[derive(Serialize, Deserialize)]
@@ -103,9 +94,7 @@ pub struct Reimburse {
     /// How much.
     pub amount: u64,
 }
-impl Message for Reimburse {
-    const KIND: &'static str = "reception.reimburse";
-}
+saga_core::message!(Reimburse = "reception.reimburse");
 
 /// The circle is asked to summon an imp for an order.
 #[derive(Serialize, Deserialize)]
@@ -113,9 +102,7 @@ pub struct Summon {
     /// The order.
     pub order: String,
 }
-impl Message for Summon {
-    const KIND: &'static str = "circle.summon";
-}
+saga_core::message!(Summon = "circle.summon");
 
 /// How a summoning went.
 #[derive(Serialize, Deserialize)]
@@ -134,9 +121,7 @@ pub enum Summoning {
     /// is refused.
     NoSummoner,
 }
-impl Message for Summoning {
-    const KIND: &'static str = "circle.summoning";
-}
+saga_core::message!(Summoning = "circle.summoning");
 
 /// The caged imp is brought to reception for the customer.
 #[derive(Serialize, Deserialize)]
@@ -146,16 +131,12 @@ pub struct HandOver {
     /// The imp.
     pub imp: String,
 }
-impl Message for HandOver {
-    const KIND: &'static str = "reception.hand-over";
-}
+saga_core::message!(HandOver = "reception.hand-over");
 
 /// Reception has handed the imp over.
 #[derive(Serialize, Deserialize)]
 pub struct HandedOver;
-impl Message for HandedOver {
-    const KIND: &'static str = "reception.handed-over";
-}
+saga_core::message!(HandedOver = "reception.handed-over");
 
 /// The customer asks reception how an order is going.
 #[derive(Serialize, Deserialize)]
@@ -163,9 +144,7 @@ pub struct AskStatus {
     /// The order.
     pub order: String,
 }
-impl Message for AskStatus {
-    const KIND: &'static str = "reception.ask-status";
-}
+saga_core::message!(AskStatus = "reception.ask-status");
 
 /// Reception's answer to the anxious customer.
 #[derive(Serialize, Deserialize)]
@@ -175,9 +154,7 @@ pub struct StatusReport {
     /// Where it stands, if reception has it.
     pub status: Option<OrderStatus>,
 }
-impl Message for StatusReport {
-    const KIND: &'static str = "reception.status-report";
-}
+saga_core::message!(StatusReport = "reception.status-report");
 
 /// Reception's record of an order: what the customer sees when they ask.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -214,7 +191,7 @@ pub struct Ledger {
     pub refunds: u32,
     /// The idempotency keys of the collection and refund applied.
     #[serde(default)]
-    pub applied: Vec<String>,
+    pub applied: AppliedKeys,
 }
 
 /// The circle's record of an order's summoning.
@@ -279,7 +256,7 @@ fn treasury() -> Service {
         .on("treasury", |ctx, c: CollectFee| {
             let mut ledger: Ledger = ctx.load(&c.order)?.unwrap_or_default();
             // A collection sent again after the saga's timeout is answered, not charged again.
-            if !repeated(ctx, &mut ledger.applied) {
+            if ledger.applied.first_time(ctx) {
                 ledger.charged += c.amount;
                 ledger.charges += 1;
                 ctx.save(&c.order, &ledger)?;
@@ -291,7 +268,7 @@ fn treasury() -> Service {
             let Some(mut ledger) = ctx.load::<Ledger>(&r.order)? else {
                 return Err(ActionError::permanent(format!("refund of {} without a collection", r.receipt)));
             };
-            if repeated(ctx, &mut ledger.applied) {
+            if !ledger.applied.first_time(ctx) {
                 return Ok(());
             }
             let amount = ledger.charged - ledger.refunded;

@@ -4,11 +4,11 @@
 //! resumes and finishes every order with nothing lost.
 
 use crate::run::{
-    Driver, Outcome, RunContext, chance, drive, finished_sagas, patient, read, repeated, send_in_batches,
+    Driver, Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches,
 };
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
-use saga_core::{ActionError, Message, RetryPolicy, RuntimeBuilder, Service};
+use saga_core::{ActionError, AppliedKeys, RetryPolicy, RuntimeBuilder, Service};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -48,9 +48,7 @@ pub struct Checkout {
     /// What it costs.
     pub amount: u64,
 }
-impl Message for Checkout {
-    const KIND: &'static str = "shop.checkout";
-}
+saga_core::message!(Checkout = "shop.checkout");
 
 /// The order service creates the order.
 #[derive(Serialize, Deserialize)]
@@ -58,9 +56,7 @@ pub struct CreateOrder {
     /// The order.
     pub order: String,
 }
-impl Message for CreateOrder {
-    const KIND: &'static str = "order.create";
-}
+saga_core::message!(CreateOrder = "order.create");
 
 /// The order service answers a command about an order.
 #[derive(Serialize, Deserialize)]
@@ -70,9 +66,7 @@ pub struct OrderUpdated {
     /// The order's state now.
     pub state: OrderState,
 }
-impl Message for OrderUpdated {
-    const KIND: &'static str = "order.updated";
-}
+saga_core::message!(OrderUpdated = "order.updated");
 
 /// The order is cancelled (a compensation).
 #[derive(Serialize, Deserialize)]
@@ -80,9 +74,7 @@ pub struct CancelOrder {
     /// The order.
     pub order: String,
 }
-impl Message for CancelOrder {
-    const KIND: &'static str = "order.cancel";
-}
+saga_core::message!(CancelOrder = "order.cancel");
 
 /// The order arrived.
 #[derive(Serialize, Deserialize)]
@@ -92,9 +84,7 @@ pub struct MarkDelivered {
     /// Who delivered it.
     pub worker: String,
 }
-impl Message for MarkDelivered {
-    const KIND: &'static str = "order.mark-delivered";
-}
+saga_core::message!(MarkDelivered = "order.mark-delivered");
 
 /// The payment service cashes the payment.
 #[derive(Serialize, Deserialize)]
@@ -104,9 +94,7 @@ pub struct CashPayment {
     /// How much.
     pub amount: u64,
 }
-impl Message for CashPayment {
-    const KIND: &'static str = "payment.cash";
-}
+saga_core::message!(CashPayment = "payment.cash");
 
 /// How the payment went.
 #[derive(Serialize, Deserialize)]
@@ -119,9 +107,7 @@ pub enum PaymentResult {
     /// The provider said no.
     Declined,
 }
-impl Message for PaymentResult {
-    const KIND: &'static str = "payment.result";
-}
+saga_core::message!(PaymentResult = "payment.result");
 
 /// The payment goes back (a compensation).
 #[derive(Serialize, Deserialize)]
@@ -129,9 +115,7 @@ pub struct RefundPayment {
     /// The payment.
     pub payment: String,
 }
-impl Message for RefundPayment {
-    const KIND: &'static str = "payment.refund";
-}
+saga_core::message!(RefundPayment = "payment.refund");
 
 /// Delivery hands the order to a worker.
 #[derive(Serialize, Deserialize)]
@@ -139,9 +123,7 @@ pub struct Dispatch {
     /// The order.
     pub order: String,
 }
-impl Message for Dispatch {
-    const KIND: &'static str = "delivery.dispatch";
-}
+saga_core::message!(Dispatch = "delivery.dispatch");
 
 /// How the worker's job went.
 #[derive(Serialize, Deserialize)]
@@ -157,9 +139,7 @@ pub enum DeliveryResult {
         worker: String,
     },
 }
-impl Message for DeliveryResult {
-    const KIND: &'static str = "delivery.result";
-}
+saga_core::message!(DeliveryResult = "delivery.result");
 
 /// The order service's record.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,7 +163,7 @@ pub struct Payment {
     pub amount: u64,
     /// The idempotency keys of the cashing and refund applied.
     #[serde(default)]
-    pub applied: Vec<String>,
+    pub applied: AppliedKeys,
 }
 
 /// The delivery service's record of one order's deliveries.
@@ -233,7 +213,7 @@ fn payments(seed: u64, declined: f64) -> Service {
             }
             let mut payment: Payment = ctx.load(&c.order)?.unwrap_or_default();
             // A payment sent again after the saga's timeout is answered, not cashed again.
-            if !repeated(ctx, &mut payment.applied) {
+            if payment.applied.first_time(ctx) {
                 payment.cashed += 1;
                 payment.amount = c.amount;
                 ctx.save(&c.order, &payment)?;
@@ -243,7 +223,7 @@ fn payments(seed: u64, declined: f64) -> Service {
         })
         .on("payment", |ctx, r: RefundPayment| {
             let mut payment: Payment = ctx.load(&r.payment)?.unwrap_or_default();
-            if !repeated(ctx, &mut payment.applied) {
+            if payment.applied.first_time(ctx) {
                 payment.refunded += 1;
                 ctx.save(&r.payment, &payment)?;
             }

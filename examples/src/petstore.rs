@@ -4,11 +4,11 @@
 //! and updates the inventory; the store owner approves the order and the pet is sold. During an
 //! inventory outage its messages wait, and the inventory catches up afterwards.
 
-use crate::run::{Driver, Outcome, RunContext, chance, drive, finished_sagas, message, read, receipt};
+use crate::run::{Driver, Outcome, RunContext, chance, drive, finished_sagas, read, receipt};
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::transport::Subscribe;
-use saga_core::{ActionError, Message, RuntimeBuilder, Service};
+use saga_core::{ActionError, RuntimeBuilder, Service};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -31,47 +31,107 @@ impl Default for Options {
     }
 }
 
-message!(/// A user signs up.
-    CreateUser = "user.create" { /// The user.
-        user: String });
-message!(/// The store adds a pet, with its photo.
-    CreatePet = "pet.create" { /// The pet.
-        pet: String, /// Its name.
-        name: String, /// Its photo.
-        photo: String });
-message!(/// The pet service stores the pet's photo with the photo service.
-    StorePhoto = "photo.store" { /// The pet.
-        pet: String, /// The photo.
-        photo: String });
-message!(/// `PET_CREATED`.
-    PetCreated = "pet.created" { /// The pet.
-        pet: String });
-message!(/// Someone wants a pet deleted.
-    DeletePet = "pet.delete" { /// The pet.
-        pet: String });
-message!(/// `PET_DELETED`.
-    PetDeleted = "pet.deleted" { /// The pet.
-        pet: String });
-message!(/// A user orders a pet.
-    PlaceOrder = "order.place" { /// The order.
-        order: String, /// The pet.
-        pet: String, /// The user.
-        user: String });
-message!(/// The order saga asks the pet service to reserve the pet.
-    ReservePet = "pet.reserve" { /// The pet.
-        pet: String, /// For this order.
-        order: String, /// Who ordered.
-        user: String });
-message!(/// `PET_RESERVED`: creates the order and updates the inventory.
-    PetReserved = "pet.reserved" { /// The pet.
-        pet: String, /// The order that has it.
-        order: String, /// Who ordered.
-        user: String });
-message!(/// The reservation was refused: someone else has the pet.
-    PetRefused = "pet.refused" { /// The pet.
-        pet: String, /// The order refused.
-        order: String, /// Why.
-        reason: String });
+/// A user signs up.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct CreateUser {
+    /// The user.
+    pub user: String,
+}
+saga_core::message!(CreateUser = "user.create");
+
+/// The store adds a pet, with its photo.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct CreatePet {
+    /// The pet.
+    pub pet: String,
+    /// Its name.
+    pub name: String,
+    /// Its photo.
+    pub photo: String,
+}
+saga_core::message!(CreatePet = "pet.create");
+
+/// The pet service stores the pet's photo with the photo service.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct StorePhoto {
+    /// The pet.
+    pub pet: String,
+    /// The photo.
+    pub photo: String,
+}
+saga_core::message!(StorePhoto = "photo.store");
+
+/// `PET_CREATED`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PetCreated {
+    /// The pet.
+    pub pet: String,
+}
+saga_core::message!(PetCreated = "pet.created");
+
+/// Someone wants a pet deleted.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct DeletePet {
+    /// The pet.
+    pub pet: String,
+}
+saga_core::message!(DeletePet = "pet.delete");
+
+/// `PET_DELETED`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PetDeleted {
+    /// The pet.
+    pub pet: String,
+}
+saga_core::message!(PetDeleted = "pet.deleted");
+
+/// A user orders a pet.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PlaceOrder {
+    /// The order.
+    pub order: String,
+    /// The pet.
+    pub pet: String,
+    /// The user.
+    pub user: String,
+}
+saga_core::message!(PlaceOrder = "order.place");
+
+/// The order saga asks the pet service to reserve the pet.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ReservePet {
+    /// The pet.
+    pub pet: String,
+    /// For this order.
+    pub order: String,
+    /// Who ordered.
+    pub user: String,
+}
+saga_core::message!(ReservePet = "pet.reserve");
+
+/// `PET_RESERVED`: creates the order and updates the inventory.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PetReserved {
+    /// The pet.
+    pub pet: String,
+    /// The order that has it.
+    pub order: String,
+    /// Who ordered.
+    pub user: String,
+}
+saga_core::message!(PetReserved = "pet.reserved");
+
+/// The reservation was refused: someone else has the pet.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PetRefused {
+    /// The pet.
+    pub pet: String,
+    /// The order refused.
+    pub order: String,
+    /// Why.
+    pub reason: String,
+}
+saga_core::message!(PetRefused = "pet.refused");
 /// The pet service's answer to a reservation.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub enum Reservation {
@@ -88,32 +148,63 @@ pub enum Reservation {
         reason: String,
     },
 }
-impl Message for Reservation {
-    const KIND: &'static str = "pet.reservation";
-}
+saga_core::message!(Reservation = "pet.reservation");
 
-message!(/// The reservation is given up (the owner turned the order down).
-    ReleasePet = "pet.release" { /// The pet.
-        pet: String, /// The order releasing it.
-        order: String });
-message!(/// `PET_RELEASED`.
-    PetReleased = "pet.released" { /// The pet.
-        pet: String, /// The order that released it.
-        order: String });
-message!(/// The store owner is asked to approve an order.
-    ApproveOrder = "owner.approve" { /// The order.
-        order: String });
-message!(/// The owner's answer.
-    OrderDecision = "owner.decision" { /// Approved or not.
-        approved: bool });
-message!(/// The pet goes to its buyer.
-    SellPet = "pet.sell" { /// The pet.
-        pet: String, /// The order.
-        order: String });
-message!(/// `PET_SOLD`.
-    PetSold = "pet.sold" { /// The pet.
-        pet: String, /// The order.
-        order: String });
+/// The reservation is given up (the owner turned the order down).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ReleasePet {
+    /// The pet.
+    pub pet: String,
+    /// The order releasing it.
+    pub order: String,
+}
+saga_core::message!(ReleasePet = "pet.release");
+
+/// `PET_RELEASED`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PetReleased {
+    /// The pet.
+    pub pet: String,
+    /// The order that released it.
+    pub order: String,
+}
+saga_core::message!(PetReleased = "pet.released");
+
+/// The store owner is asked to approve an order.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ApproveOrder {
+    /// The order.
+    pub order: String,
+}
+saga_core::message!(ApproveOrder = "owner.approve");
+
+/// The owner's answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct OrderDecision {
+    /// Approved or not.
+    pub approved: bool,
+}
+saga_core::message!(OrderDecision = "owner.decision");
+
+/// The pet goes to its buyer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct SellPet {
+    /// The pet.
+    pub pet: String,
+    /// The order.
+    pub order: String,
+}
+saga_core::message!(SellPet = "pet.sell");
+
+/// `PET_SOLD`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PetSold {
+    /// The pet.
+    pub pet: String,
+    /// The order.
+    pub order: String,
+}
+saga_core::message!(PetSold = "pet.sold");
 
 /// The pet service's record of a pet.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

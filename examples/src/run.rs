@@ -2,21 +2,10 @@
 
 use saga_core::store::{Class, ProcessSummary};
 use saga_core::{Clock, RetryPolicy, RuntimeHandle, Stats, Status, Store, Transport};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// Declares a message type: a plain serde struct with a stable kind.
-macro_rules! message {
-    ($(#[$doc:meta])* $name:ident = $kind:literal { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
-        pub struct $name { $($(#[$fdoc])* pub $field: $ty),* }
-        impl saga_core::Message for $name { const KIND: &'static str = $kind; }
-    };
-}
-pub(crate) use message;
 
 /// Reports how far a run has come.
 pub trait Progress: Send + Sync {
@@ -185,18 +174,6 @@ pub(crate) fn finished_sagas(store: &dyn Store) -> saga_core::Result<u64> {
     Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
 }
 
-/// Whether the saga step command being handled was already applied, judged by its idempotency
-/// key against the keys in `applied`; if it was not, its key joins them. A command sent again
-/// after a timeout, though its first copy arrived, is then answered rather than applied twice.
-pub(crate) fn repeated(ctx: &saga_core::Context, applied: &mut Vec<String>) -> bool {
-    let Some(key) = ctx.idempotency_key() else { return false };
-    if applied.iter().any(|k| k == key) {
-        return true;
-    }
-    applied.push(key.to_owned());
-    false
-}
-
 /// A retry policy for steps whose other side may be briefly unavailable.
 pub(crate) fn patient(attempts: u32, first: Duration) -> RetryPolicy {
     RetryPolicy::exponential(attempts, first).with_max_backoff(Duration::from_secs(2))
@@ -314,10 +291,14 @@ pub const ANNOUNCEMENTS: &str = "processes";
 /// The topic, and the service, of a driver run apart from its domain's services.
 pub const DRIVER: &str = "driver";
 
-message!(/// A service confirms it handled a driver's command; sent only when the command asks for
-    /// one by naming a `reply_to`.
-    Receipt = "driver.receipt" { /// What was handled, `"{kind}/{key}"`.
-        what: String });
+/// A service confirms it handled a driver's command; sent only when the command asks for
+/// one by naming a `reply_to`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Receipt {
+    /// What was handled, `"{kind}/{key}"`.
+    pub what: String,
+}
+saga_core::message!(Receipt = "driver.receipt");
 
 /// Answers the message being handled with a [`Receipt`], if it asks for one.
 pub(crate) fn receipt(ctx: &mut saga_core::Context, what: &str) -> Result<(), saga_core::ActionError> {

@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use redb::{Database, Durability, TableDefinition};
 use saga_core::process::ProcessManager;
 use saga_core::transport::{Subscribe, Transport};
-use saga_core::{Envelope, InProcessTransport, Message, RedbStore, Runtime};
+use saga_core::{Envelope, InProcessTransport, RedbStore, Runtime};
 use saga_examples::{Domain, Progress};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -18,17 +18,13 @@ use tokio::task::JoinSet;
 struct Work {
     n: u64,
 }
-impl Message for Work {
-    const KIND: &'static str = "bench.work";
-}
+saga_core::message!(Work = "bench.work");
 
 #[derive(Serialize, Deserialize)]
 struct Done {
     n: u64,
 }
-impl Message for Done {
-    const KIND: &'static str = "bench.done";
-}
+saga_core::message!(Done = "bench.done");
 
 /// The figures `saga-cli bench engine` prints.
 #[derive(Serialize, Debug)]

@@ -591,14 +591,12 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
 #[test]
 fn dead_letters_are_listed_with_consumer_kind_and_error() {
     use saga_core::store::{Batch, CommitUnit, DeadLetter};
-    use saga_core::{Envelope, Message, RedbStore, Store, Timestamp};
+    use saga_core::{Envelope, RedbStore, Store, Timestamp};
     #[derive(serde::Serialize, serde::Deserialize)]
     struct Summon {
         order: u32,
     }
-    impl Message for Summon {
-        const KIND: &'static str = "circle.summon";
-    }
+    saga_core::message!(Summon = "circle.summon");
     let dir = tempfile::tempdir().unwrap();
     {
         let store = RedbStore::open(dir.path().join("saga.redb")).unwrap();
