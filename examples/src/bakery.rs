@@ -6,7 +6,8 @@
 //! rejection. A menu shows what can be bought now at what price; a users service builds each
 //! customer's profile from the events it sees. Time is simulated: a whole day runs in seconds.
 
-use crate::run::{Driver, Outcome, RunContext, chance, drive, read};
+use crate::driver::Driver;
+use crate::run::{Outcome, RunContext, chance, drive, read};
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::{ActionError, Context, RuntimeBuilder, Service, Status, Timestamp};

@@ -4,7 +4,8 @@
 //! abort it if the report was already published. A failed voiding waits for an operator to
 //! acknowledge it; at most one voiding runs per document.
 
-use crate::run::{Driver, Outcome, RunContext, chance, drive, read, receipt};
+use crate::driver::{Driver, receipt};
+use crate::run::{Outcome, RunContext, chance, drive, read};
 use crate::{Invariant, Records};
 use saga_core::process::ProcessManager;
 use saga_core::store::Class;

@@ -3,8 +3,9 @@
 //! summons, and delivers; when a summoning fails, or no summoner comes back in time, the fee
 //! goes back from the treasury and the customer is reimbursed.
 
+use crate::driver::Driver;
 use crate::run::{
-    Driver, Outcome, RunContext, chance, finished_sagas, patient, read, send_envelopes, send_in_batches,
+    Outcome, RunContext, chance, finished_sagas, patient, read, send_envelopes, send_in_batches,
 };
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};

@@ -11,13 +11,14 @@
 pub mod bakery;
 pub mod document_voiding;
 mod domain;
+mod driver;
 pub mod imp_summoning;
 pub mod online_shop;
 pub mod petstore;
 mod run;
 
 pub use domain::Domain;
+pub use driver::{ANNOUNCEMENTS, DRIVER, Receipt};
 pub use run::{
-    ANNOUNCEMENTS, DRIVER, Invariant, Outcome, Progress, Receipt, Records, RunContext, ServiceStores,
-    Summary, process_counts, saga_latency,
+    Invariant, Outcome, Progress, Records, RunContext, ServiceStores, Summary, process_counts, saga_latency,
 };

@@ -3,9 +3,8 @@
 //! a failed payment cancels the order. Interrupted and run again on the same database, the run
 //! resumes and finishes every order with nothing lost.
 
-use crate::run::{
-    Driver, Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches,
-};
+use crate::driver::Driver;
+use crate::run::{Outcome, RunContext, chance, drive, finished_sagas, patient, read, send_in_batches};
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::{ActionError, AppliedKeys, RetryPolicy, RuntimeBuilder, Service};

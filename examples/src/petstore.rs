@@ -4,7 +4,8 @@
 //! and updates the inventory; the store owner approves the order and the pet is sold. During an
 //! inventory outage its messages wait, and the inventory catches up afterwards.
 
-use crate::run::{Driver, Outcome, RunContext, chance, drive, finished_sagas, read, receipt};
+use crate::driver::{Driver, receipt};
+use crate::run::{Outcome, RunContext, chance, drive, finished_sagas, read};
 use crate::{Invariant, Records};
 use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::transport::Subscribe;
