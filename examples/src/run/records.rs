@@ -23,6 +23,17 @@ impl<S: Store + ?Sized> Records for S {
     }
 }
 
+/// An all-in-one run's records: every service keeps its own in the run's store.
+impl Records for super::RunContext {
+    fn record(&self, space: &str, id: &str) -> saga_core::Result<Option<Record>> {
+        self.store.record(space, id)
+    }
+
+    fn processes(&self) -> saga_core::Result<Vec<ProcessSummary>> {
+        self.store.processes(None)
+    }
+}
+
 /// The stores of services that each keep their own database, by service name. A service run
 /// as several processes (each owning some partitions) has several stores, each with some of its
 /// records.
