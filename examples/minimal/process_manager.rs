@@ -5,32 +5,26 @@
 
 use saga_core::process::ProcessManager;
 use saga_core::store::PROCESS_SPACE;
-use saga_core::{InProcessTransport, Message, RedbStore, Runtime};
+use saga_core::{InProcessTransport, RedbStore, Runtime};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
 struct OrderPlaced {
     order: String,
 }
-impl Message for OrderPlaced {
-    const KIND: &'static str = "shop.order-placed";
-}
+saga_core::message!(OrderPlaced = "shop.order-placed");
 
 #[derive(Serialize, Deserialize)]
 struct PaymentReceived {
     order: String,
 }
-impl Message for PaymentReceived {
-    const KIND: &'static str = "bank.payment-received";
-}
+saga_core::message!(PaymentReceived = "bank.payment-received");
 
 #[derive(Serialize, Deserialize)]
 struct OrderPacked {
     order: String,
 }
-impl Message for OrderPacked {
-    const KIND: &'static str = "warehouse.order-packed";
-}
+saga_core::message!(OrderPacked = "warehouse.order-packed");
 
 #[derive(Serialize, Deserialize, Default)]
 struct Fulfilment {

@@ -5,9 +5,14 @@
 
 use saga_core::testkit::eventually;
 use saga_core::{InProcessTransport, RedbStore, Store};
+use saga_examples::bakery::Bakery;
+use saga_examples::document_voiding::DocumentVoiding;
+use saga_examples::imp_summoning::ImpSummoning;
+use saga_examples::online_shop::OnlineShop;
+use saga_examples::petstore::Petstore;
 use saga_examples::{
-    ANNOUNCEMENTS, Domain, Outcome, RunContext, ServiceStores, bakery, document_voiding, imp_summoning,
-    online_shop, petstore, process_counts,
+    ANNOUNCEMENTS, Domain, Outcome, RunContext, ServiceStores, Services, imp_summoning, online_shop,
+    process_counts,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,11 +32,11 @@ fn context(
     (ctx, stop)
 }
 
-async fn run(domain: Domain, seed: u64) -> (Arc<RedbStore>, Vec<saga_examples::Invariant>) {
+async fn run(domain: &dyn Domain, seed: u64) -> (Arc<RedbStore>, Vec<saga_examples::Invariant>) {
     run_with_clock(domain, seed).await
 }
 
-async fn run_with_clock(domain: Domain, seed: u64) -> (Arc<RedbStore>, Vec<saga_examples::Invariant>) {
+async fn run_with_clock(domain: &dyn Domain, seed: u64) -> (Arc<RedbStore>, Vec<saga_examples::Invariant>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(RedbStore::open(dir.path().join("domain.redb")).unwrap());
     let (ctx, _stop) = context(store.clone(), Arc::new(InProcessTransport::new()), domain.clock(), seed);
@@ -50,14 +55,14 @@ fn assert_all_hold(invariants: &[saga_examples::Invariant]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imp_summoning_with_failures_and_few_summoners_keeps_the_money_straight() {
-    let options = imp_summoning::Options {
+    let domain = ImpSummoning {
         orders: 120,
         failure_rate: 0.3,
         summoners: 1,
         recovery: Duration::from_millis(100),
         ..Default::default()
     };
-    let (store, invariants) = run(Domain::ImpSummoning(options), 7).await;
+    let (store, invariants) = run(&domain, 7).await;
     assert_all_hold(&invariants);
     let counts = process_counts(store.as_ref()).unwrap();
     assert_eq!((counts.total, counts.running), (120, 0));
@@ -67,9 +72,8 @@ async fn imp_summoning_with_failures_and_few_summoners_keeps_the_money_straight(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_shop_with_failing_workers_and_declined_payments_delivers_or_cancels_every_order() {
-    let options =
-        online_shop::Options { orders: 80, worker_failure_rate: 0.5, declined_share: 0.2, workers: 3 };
-    let (store, invariants) = run(Domain::OnlineShop(options), 11).await;
+    let domain = OnlineShop { orders: 80, worker_failure_rate: 0.5, declined_share: 0.2, workers: 3 };
+    let (store, invariants) = run(&domain, 11).await;
     assert_all_hold(&invariants);
     let counts = process_counts(store.as_ref()).unwrap();
     assert_eq!((counts.total, counts.running), (80, 0));
@@ -78,8 +82,8 @@ async fn online_shop_with_failing_workers_and_declined_payments_delivers_or_canc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_voiding_keeps_one_process_per_document_and_published_reports_intact() {
-    let options = document_voiding::Options { documents: 80, customers: 8, ..Default::default() };
-    let (store, invariants) = run(Domain::DocumentVoiding(options), 3).await;
+    let domain = DocumentVoiding { documents: 80, customers: 8, ..Default::default() };
+    let (store, invariants) = run(&domain, 3).await;
     assert_all_hold(&invariants);
     let counts = process_counts(store.as_ref()).unwrap();
     assert_eq!(counts.running, 0);
@@ -90,13 +94,9 @@ async fn document_voiding_keeps_one_process_per_document_and_published_reports_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn petstore_sells_each_pet_once_under_racing_orders_and_an_inventory_outage() {
-    let options = petstore::Options {
-        pets: 10,
-        orders: 80,
-        rejected_share: 0.3,
-        inventory_outage: Duration::from_millis(300),
-    };
-    let (store, invariants) = run(Domain::Petstore(options), 5).await;
+    let domain =
+        Petstore { pets: 10, orders: 80, rejected_share: 0.3, inventory_outage: Duration::from_millis(300) };
+    let (store, invariants) = run(&domain, 5).await;
     assert_all_hold(&invariants);
     let counts = process_counts(store.as_ref()).unwrap();
     assert_eq!((counts.total, counts.running), (80, 0));
@@ -106,9 +106,8 @@ async fn petstore_sells_each_pet_once_under_racing_orders_and_an_inventory_outag
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bakery_day_sells_nothing_twice_nothing_stale_and_leaks_no_reservation() {
-    let options = bakery::Options { day_length_secs: 3.0, orders: 80, poor_customers: 0.3, opens_at: None };
-    let domain = Domain::Bakery(options);
-    let (store, invariants) = run_with_clock(domain, 9).await;
+    let domain = Bakery { day_length_secs: 3.0, orders: 80, poor_customers: 0.3, opens_at: None };
+    let (store, invariants) = run_with_clock(&domain, 9).await;
     assert_all_hold(&invariants);
     let counts = process_counts(store.as_ref()).unwrap();
     assert_eq!((counts.total, counts.running), (80, 0));
@@ -120,14 +119,14 @@ async fn a_bakery_day_sells_nothing_twice_nothing_stale_and_leaks_no_reservation
 /// subscriptions exist, it does not run) until the driver has seen every process end. Returns
 /// the driver's verdicts, then the domain's invariants checked against the services' own stores.
 async fn run_apart(
-    domain: Domain,
+    domain: &dyn Domain,
     seed: u64,
     late: Option<(&str, &[&str])>,
 ) -> (Vec<saga_examples::Invariant>, Vec<saga_examples::Invariant>) {
     let transport: Arc<dyn saga_core::Transport> = Arc::new(InProcessTransport::new());
     let clock = domain.clock();
     let start = |service: String| {
-        let (domain, transport, clock) = (domain.clone(), transport.clone(), clock.clone());
+        let (transport, clock) = (transport.clone(), clock.clone());
         async move {
             let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory().unwrap());
             let builder = saga_core::Runtime::builder_shared(store.clone(), transport)
@@ -163,7 +162,7 @@ async fn run_apart(
     (verdicts, invariants)
 }
 
-async fn assert_apart(domain: Domain, late: Option<(&str, &[&str])>) {
+async fn assert_apart(domain: &dyn Domain, late: Option<(&str, &[&str])>) {
     let name = domain.name();
     let ran = tokio::time::timeout(Duration::from_secs(60), run_apart(domain, 13, late)).await;
     let (verdicts, invariants) = ran.unwrap_or_else(|_| panic!("{name} apart did not finish in a minute"));
@@ -175,35 +174,33 @@ async fn assert_apart(domain: Domain, late: Option<(&str, &[&str])>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_shop_runs_with_its_services_apart() {
-    let options =
-        online_shop::Options { orders: 40, worker_failure_rate: 0.4, declined_share: 0.2, workers: 3 };
-    assert_apart(Domain::OnlineShop(options), None).await;
+    let domain = OnlineShop { orders: 40, worker_failure_rate: 0.4, declined_share: 0.2, workers: 3 };
+    assert_apart(&domain, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn petstore_runs_with_its_services_apart_and_its_inventory_catches_up_after_an_outage() {
-    let options =
-        petstore::Options { pets: 6, orders: 40, rejected_share: 0.3, inventory_outage: Duration::ZERO };
-    assert_apart(Domain::Petstore(options), Some(("inventory", &["pet.events"]))).await;
+    let domain = Petstore { pets: 6, orders: 40, rejected_share: 0.3, inventory_outage: Duration::ZERO };
+    assert_apart(&domain, Some(("inventory", &["pet.events"]))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_voiding_runs_with_its_services_apart() {
-    let options = document_voiding::Options { documents: 40, customers: 5, ..Default::default() };
-    assert_apart(Domain::DocumentVoiding(options), None).await;
+    let domain = DocumentVoiding { documents: 40, customers: 5, ..Default::default() };
+    assert_apart(&domain, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bakery_day_runs_with_its_services_apart_on_one_simulated_clock() {
     let opens_at = Some(saga_core::Timestamp::now().as_millis() + 300);
-    let options = bakery::Options { day_length_secs: 2.0, orders: 40, poor_customers: 0.3, opens_at };
-    assert_apart(Domain::Bakery(options), None).await;
+    let domain = Bakery { day_length_secs: 2.0, orders: 40, poor_customers: 0.3, opens_at };
+    assert_apart(&domain, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imp_summoning_runs_with_its_services_apart() {
-    let options = imp_summoning::Options { orders: 40, failure_rate: 0.3, ..Default::default() };
-    assert_apart(Domain::ImpSummoning(options), None).await;
+    let domain = ImpSummoning { orders: 40, failure_rate: 0.3, ..Default::default() };
+    assert_apart(&domain, None).await;
 }
 
 /// One attempt of a saga step's command: a new message, with the step's reply topic and its
@@ -239,9 +236,8 @@ async fn the_treasury_answers_a_collection_sent_again_after_a_timeout_without_ch
         Ok(())
     });
     let builder = Runtime::builder_shared(store.clone(), transport).register(saga).register(reception);
-    let options = imp_summoning::Options::default();
-    let runtime =
-        imp_summoning::register_service(builder, "treasury", 1, &options).unwrap().start().await.unwrap();
+    let treasury = ImpSummoning::default().register_service(builder, "treasury", 1);
+    let runtime = treasury.unwrap().start().await.unwrap();
     let collect =
         || Envelope::new("treasury", "order-1", &CollectFee { order: "order-1".into(), amount: 66 });
     let key = "summoning/order-1/collect-fee";
@@ -278,9 +274,9 @@ async fn payments_cash_and_refund_once_however_often_a_step_sends_them() {
         Ok(())
     });
     let builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())).register(saga);
-    let options = online_shop::Options { declined_share: 0.0, ..Default::default() };
-    let runtime =
-        online_shop::register_service(builder, "payment", 1, &options).unwrap().start().await.unwrap();
+    let shop = OnlineShop { declined_share: 0.0, ..Default::default() };
+    let payment = shop.register_service(builder, "payment", 1);
+    let runtime = payment.unwrap().start().await.unwrap();
     let cash = || Envelope::new("payment", "order-1", &CashPayment { order: "order-1".into(), amount: 40 });
     let key = "shop/order-1/cash-payment";
     runtime.send_all(vec![attempt(cash(), key), attempt(cash(), key)]).await.unwrap();
@@ -384,13 +380,13 @@ async fn failing_circle(summoners: u32) -> (Arc<RedbStore>, saga_core::RuntimeHa
         Ok(())
     });
     let builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())).register(saga);
-    let options = imp_summoning::Options {
+    let domain = ImpSummoning {
         summoners,
         failure_rate: 1.0,
         recovery: Duration::from_secs(3600),
         ..Default::default()
     };
-    let runtime =
-        imp_summoning::register_service(builder, "circle", 1, &options).unwrap().start().await.unwrap();
+    let circle = domain.register_service(builder, "circle", 1);
+    let runtime = circle.unwrap().start().await.unwrap();
     (store, runtime)
 }

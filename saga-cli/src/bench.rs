@@ -206,7 +206,7 @@ pub(crate) struct SagasReport {
 /// Runs `domain` (of `orders` orders) `runs` times, each on a fresh database and in-process
 /// transport with the same seed, as `saga-cli run` would: one run's figure swings with what else
 /// the machine does, the median of several is the one to compare.
-pub(crate) async fn sagas(domain: Domain, orders: u64, seed: u64, runs: u32) -> Result<SagasReport> {
+pub(crate) async fn sagas(domain: &dyn Domain, orders: u64, seed: u64, runs: u32) -> Result<SagasReport> {
     let dir = tempfile::tempdir().context("creating a scratch directory")?;
     let mut measured = Vec::with_capacity(runs as usize);
     for n in 1..=runs {
@@ -215,7 +215,7 @@ pub(crate) async fn sagas(domain: Domain, orders: u64, seed: u64, runs: u32) -> 
         let transport: Arc<dyn Transport> = Arc::new(InProcessTransport::new());
         let (_stop, stopped) = watch::channel(false);
         let quiet: Arc<dyn Progress> = Arc::new(|_: u64, _: u64| {});
-        let run = crate::commands::execute(&domain, seed, store, transport.clone(), quiet, stopped).await;
+        let run = crate::commands::execute(domain, seed, store, transport.clone(), quiet, stopped).await;
         transport.close().await?;
         let run = run?;
         eprintln!("{} run {n}/{runs}: {:.0} sagas/s", domain.name(), run.throughput());

@@ -1,5 +1,6 @@
 //! The command line: clap types, and `main`'s parse, run, print, exit.
 
+use crate::domain_flags::{Chosen, ImpKnobs};
 use clap::{Args, Parser, Subcommand};
 use saga_core::transport::Membership;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ pub(crate) enum Command {
     /// Runs a reference domain (or resumes the run in --db) and checks its invariants.
     Run {
         #[command(subcommand)]
-        domain: DomainArgs,
+        domain: Chosen<CommonRun>,
     },
     /// Lists processes: one row per saga or process instance.
     List {
@@ -61,13 +62,13 @@ pub(crate) enum Command {
     /// Runs one service of a domain as a process of its own, until SIGINT or SIGTERM.
     Service {
         #[command(subcommand)]
-        domain: ServiceArgs,
+        domain: Chosen<ApartArgs>,
     },
     /// Drives a domain's scenario from a process of its own and follows its processes to their
     /// end, while its services run as `saga-cli service` processes.
     Drive {
         #[command(subcommand)]
-        domain: DriveArgs,
+        domain: Chosen<DriverArgs>,
     },
     /// Measures throughput and latency (use a release build).
     Bench {
@@ -171,122 +172,6 @@ fn parse_transport(s: &str) -> Result<TransportArg, String> {
     }
 }
 
-#[derive(Subcommand, Debug)]
-pub(crate) enum DomainArgs {
-    /// Reception, treasury and summoning circle; a saga per order.
-    ImpSummoning {
-        #[command(flatten)]
-        common: CommonRun,
-        /// Orders to place.
-        #[arg(long, default_value_t = 200)]
-        orders: u64,
-        #[command(flatten)]
-        knobs: ImpKnobs,
-    },
-    /// Production, stock, bank, menu and users over one simulated day.
-    Bakery {
-        #[command(flatten)]
-        common: CommonRun,
-        #[command(flatten)]
-        day: BakeryDay,
-        /// Orders customers place over the day.
-        #[arg(long, default_value_t = 120)]
-        orders: u64,
-        #[command(flatten)]
-        bank: BakeryBank,
-    },
-    /// Order, payment and delivery; workers fail or stall.
-    OnlineShop {
-        #[command(flatten)]
-        common: CommonRun,
-        /// Orders to create.
-        #[arg(long, default_value_t = 200)]
-        orders: u64,
-        #[command(flatten)]
-        knobs: ShopKnobs,
-    },
-    /// Users, pets, orders and inventory; many orders race for each pet.
-    Petstore {
-        #[command(flatten)]
-        common: CommonRun,
-        /// Pets in the store.
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
-        pets: u64,
-        /// Orders, several per pet, placed at once.
-        #[arg(long, default_value_t = 100)]
-        orders: u64,
-        /// Seconds the inventory service is down at the start.
-        #[arg(long, default_value_t = 0.5, value_parser = parse_seconds)]
-        inventory_outage: f64,
-    },
-    /// Billing, reports, and a process manager per voided document.
-    DocumentVoiding {
-        #[command(flatten)]
-        common: CommonRun,
-        /// Documents to issue.
-        #[arg(long, default_value_t = 60)]
-        documents: u64,
-        /// Customers they belong to.
-        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
-        customers: u64,
-        /// Make reports take two seconds per marking, so processes can be watched.
-        #[arg(long)]
-        slow: bool,
-    },
-}
-
-/// How imp-summoning's circle behaves.
-#[derive(Args, Debug, Clone)]
-pub(crate) struct ImpKnobs {
-    /// Share of summonings that fail (0 to 1).
-    #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
-    pub(crate) failure_rate: f64,
-    /// Summoners on staff; each failure sends one away to recover.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) summoners: u32,
-    /// How long a summoner recovers, in milliseconds.
-    #[arg(long, default_value_t = 300)]
-    pub(crate) recovery_ms: u64,
-}
-
-/// How the online shop's payment and delivery services behave.
-#[derive(Args, Debug, Clone)]
-pub(crate) struct ShopKnobs {
-    /// Share of deliveries whose worker fails or stalls (0 to 1).
-    #[arg(long, default_value_t = 0.3, value_parser = parse_share)]
-    pub(crate) worker_failure_rate: f64,
-    /// Share of payments declined (0 to 1).
-    #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
-    pub(crate) declined_payments: f64,
-    /// Delivery workers.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) workers: u64,
-}
-
-/// How fast the bakery's day runs.
-#[derive(Args, Debug, Clone)]
-pub(crate) struct BakeryDay {
-    /// Real seconds one bakery day (07:00 to 17:00) takes.
-    #[arg(long, default_value_t = 6.0, value_parser = parse_day_length)]
-    pub(crate) day_length: f64,
-}
-
-/// Who banks with the bakery's customers' bank.
-#[derive(Args, Debug, Clone)]
-pub(crate) struct BakeryBank {
-    /// Share of customers whose balance is too low (0 to 1).
-    #[arg(long, default_value_t = 0.2, value_parser = parse_share)]
-    pub(crate) poor_customers: f64,
-}
-
-/// When the bakery opens, shared by its processes so they share one simulated day.
-#[derive(Args, Debug, Clone)]
-pub(crate) struct OpensAt {
-    /// When the day opens, in unix milliseconds; give every process of the day the same value.
-    #[arg(long)]
-    pub(crate) opens_at: u64,
-}
-
 /// Where a process run apart keeps its records and meets the others.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct BrokerArgs {
@@ -313,49 +198,6 @@ pub(crate) struct ApartArgs {
     pub(crate) member: Membership,
 }
 
-/// One service of a domain, run as a process of its own.
-#[derive(Subcommand, Debug)]
-pub(crate) enum ServiceArgs {
-    /// reception (with the saga), treasury or circle.
-    ImpSummoning {
-        #[command(flatten)]
-        apart: ApartArgs,
-        #[command(flatten)]
-        knobs: ImpKnobs,
-    },
-    /// production, stock, bank, menu, users or sales (with the saga).
-    Bakery {
-        #[command(flatten)]
-        apart: ApartArgs,
-        #[command(flatten)]
-        day: BakeryDay,
-        #[command(flatten)]
-        opens: OpensAt,
-        #[command(flatten)]
-        bank: BakeryBank,
-    },
-    /// shop (with the saga), order, payment or delivery.
-    OnlineShop {
-        #[command(flatten)]
-        apart: ApartArgs,
-        #[command(flatten)]
-        knobs: ShopKnobs,
-    },
-    /// users, photos, pets, orders (with the saga), owner or inventory.
-    Petstore {
-        #[command(flatten)]
-        apart: ApartArgs,
-    },
-    /// billing, reports or voiding (the process manager).
-    DocumentVoiding {
-        #[command(flatten)]
-        apart: ApartArgs,
-        /// Make reports take two seconds per marking, so processes can be watched.
-        #[arg(long)]
-        slow: bool,
-    },
-}
-
 /// A domain's driver, run apart from its services.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct DriverArgs {
@@ -364,84 +206,6 @@ pub(crate) struct DriverArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
-}
-
-/// A domain's scenario, driven from a process of its own.
-#[derive(Subcommand, Debug)]
-pub(crate) enum DriveArgs {
-    /// The customer: places orders and asks reception how they go.
-    ImpSummoning {
-        #[command(flatten)]
-        driver: DriverArgs,
-        /// Orders to place.
-        #[arg(long, default_value_t = 200)]
-        orders: u64,
-    },
-    /// Opens the day and places orders through it.
-    Bakery {
-        #[command(flatten)]
-        driver: DriverArgs,
-        #[command(flatten)]
-        day: BakeryDay,
-        #[command(flatten)]
-        opens: OpensAt,
-        /// Orders customers place over the day.
-        #[arg(long, default_value_t = 120)]
-        orders: u64,
-    },
-    /// Checks orders out.
-    OnlineShop {
-        #[command(flatten)]
-        driver: DriverArgs,
-        /// Orders to create.
-        #[arg(long, default_value_t = 200)]
-        orders: u64,
-    },
-    /// Signs users up, adds pets, and places racing orders.
-    Petstore {
-        #[command(flatten)]
-        driver: DriverArgs,
-        /// Pets in the store.
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
-        pets: u64,
-        /// Orders, several per pet, placed at once.
-        #[arg(long, default_value_t = 100)]
-        orders: u64,
-    },
-    /// Issues documents, publishes reports, and asks for voidings.
-    DocumentVoiding {
-        #[command(flatten)]
-        driver: DriverArgs,
-        /// Documents to issue.
-        #[arg(long, default_value_t = 60)]
-        documents: u64,
-        /// Customers they belong to.
-        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
-        customers: u64,
-    },
-}
-
-fn parse_share(s: &str) -> Result<f64, String> {
-    let value: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if (0.0..=1.0).contains(&value) { Ok(value) } else { Err(format!("{value} is not between 0 and 1")) }
-}
-
-fn parse_seconds(s: &str) -> Result<f64, String> {
-    let value: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if (0.0..=3600.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("{value} is not between 0 and 3600 seconds"))
-    }
-}
-
-fn parse_day_length(s: &str) -> Result<f64, String> {
-    let value: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if (0.5..=36_000.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("{value} is not between 0.5 and 36000 seconds"))
-    }
 }
 
 fn parse_nats_url(s: &str) -> Result<String, String> {

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod domain_flags;
 mod output;
 
 use std::process::ExitCode;

@@ -375,6 +375,36 @@ fn an_online_shop_run_interrupted_by_sigint_resumes_and_finishes_every_order() {
     }
 }
 
+/// A database holds its run as `{"seed", "domain": {"domain": <name>, ...options}}`: one
+/// written before domains were a trait resumes with the options it recorded, not the flags'.
+#[test]
+fn a_run_recorded_by_an_earlier_saga_cli_resumes_with_its_own_options() {
+    use saga_core::store::{Batch, CommitUnit, Record, Write};
+    use saga_core::{RedbStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = RedbStore::open(dir.path().join("earlier.redb")).unwrap();
+        let marker = r#"{"seed":5,"domain":{"domain":"imp-summoning","orders":12,"failure_rate":0.5,"summoners":2,"recovery":{"secs":0,"nanos":100000000},"fee":66}}"#;
+        let write = Write::put("saga-cli", "run", 0, Record::new(marker.into()));
+        let unit = CommitUnit::default().with_write(write);
+        store.commit(&Batch { units: vec![unit], sent: vec![] }).unwrap();
+    }
+    let out = saga_cli(&["run", "imp-summoning", "--db", "earlier.redb", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming the imp-summoning run recorded in earlier.redb"),
+        "{}",
+        stderr(&out)
+    );
+    let report = json(&out);
+    assert_eq!(report["processes"]["total"], 12, "the recorded 12 orders, not the default 200");
+    assert_eq!(report["processes"]["running"], 0);
+    assert!(report["invariants"].as_array().unwrap().iter().all(|i| i["holds"] == true), "{report}");
+    let out = saga_cli(&["run", "bakery", "--db", "earlier.redb"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("holds a imp-summoning run; pass another --db to run bakery"));
+}
+
 #[test]
 fn a_domain_runs_all_in_one_over_a_nats_broker() {
     let Some(server) = saga_core::testkit::NatsServer::start() else { return };
@@ -401,7 +431,8 @@ fn a_domain_runs_all_in_one_over_a_nats_broker() {
 #[test]
 fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_service() {
     use saga_core::{RedbStore, Store};
-    use saga_examples::{ServiceStores, imp_summoning};
+    use saga_examples::imp_summoning::ImpSummoning;
+    use saga_examples::{Invariants, ServiceStores};
     use std::sync::Arc;
 
     let Some(mut broker) = saga_core::testkit::NatsServer::start() else { return };
@@ -506,8 +537,8 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     assert!(kept(0) > 0 && kept(1) > 0, "both treasury processes took orders");
     let [first, second] = treasury;
     let stores = ServiceStores(vec![open("reception"), first, second]);
-    let options = imp_summoning::Options { orders, ..Default::default() };
-    for invariant in imp_summoning::invariants(&stores, &options).unwrap() {
+    let domain = ImpSummoning { orders, ..Default::default() };
+    for invariant in domain.invariants(&stores).unwrap() {
         assert!(invariant.holds, "{}: {}", invariant.name, invariant.detail);
     }
     let reception = open("reception").1;
@@ -522,7 +553,8 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
 #[test]
 fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announcements() {
     use saga_core::{RedbStore, Store};
-    use saga_examples::{ServiceStores, document_voiding};
+    use saga_examples::document_voiding::DocumentVoiding;
+    use saga_examples::{Invariants, ServiceStores};
     use std::sync::Arc;
 
     let Some(broker) = saga_core::testkit::NatsServer::start() else { return };
@@ -582,8 +614,8 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
             })
             .to_vec(),
     );
-    let options = document_voiding::Options { documents: 40, ..Default::default() };
-    for invariant in document_voiding::invariants(&stores, &options).unwrap() {
+    let domain = DocumentVoiding { documents: 40, ..Default::default() };
+    for invariant in domain.invariants(&stores).unwrap() {
         assert!(invariant.holds, "{}: {}", invariant.name, invariant.detail);
     }
 }

@@ -1,6 +1,5 @@
 //! One module per subcommand.
 
-mod domains;
 mod inspect;
 mod list;
 mod operator;
@@ -13,7 +12,7 @@ use crate::cli::{BenchWhat, Cli, Command, InspectWhat};
 use anyhow::{Context as _, Result};
 use saga_core::store::{Batch, CommitUnit, Record, Write};
 use saga_core::{RedbStore, Store};
-use saga_examples::Domain;
+use saga_examples::{Domain, imp_summoning};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -50,7 +49,9 @@ async fn bench(what: BenchWhat) -> Result<u8> {
             Ok(0)
         }
         BenchWhat::Sagas { orders, runs, seed, knobs, json } => {
-            let report = crate::bench::sagas(domains::imp(orders, &knobs), orders, seed, runs).await?;
+            let mut knobs = knobs.0;
+            let domain = (imp_summoning::KIND.configure)(knobs.set_count("orders", orders));
+            let report = crate::bench::sagas(domain.as_ref(), orders, seed, runs).await?;
             if json {
                 crate::output::emit(&serde_json::to_string(&report)?)?;
             } else {
@@ -61,11 +62,12 @@ async fn bench(what: BenchWhat) -> Result<u8> {
     }
 }
 
-/// What a run leaves in its database, so later commands start the same domain the same way.
-#[derive(Serialize, Deserialize, Debug, Clone)]
+/// What a run leaves in its database, so later commands start the same domain the same way:
+/// `{"seed": 1, "domain": {"domain": "bakery", ...its options}}`.
+#[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct RunMarker {
     pub(crate) seed: u64,
-    pub(crate) domain: Domain,
+    pub(crate) domain: Box<dyn Domain>,
 }
 
 const MARKER_SPACE: &str = "saga-cli";

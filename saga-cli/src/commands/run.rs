@@ -1,8 +1,8 @@
 //! `saga-cli run <domain>`.
 
-use super::domains::domain_of;
 use super::{RunMarker, read_marker, write_marker};
-use crate::cli::{DomainArgs, TransportArg};
+use crate::cli::{CommonRun, TransportArg};
+use crate::domain_flags::Chosen;
 use crate::output::{ProgressLine, emit};
 use anyhow::Result;
 use saga_core::{InProcessTransport, RedbStore, Transport};
@@ -41,8 +41,8 @@ pub(crate) async fn connect_as(
     }
 }
 
-pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
-    let (common, requested) = domain_of(args);
+pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
+    let Chosen { args: common, domain: requested } = args;
     let path = common.db.db.clone();
     let store = Arc::new(RedbStore::open(&path)?);
     let (domain, seed) = match read_marker(store.as_ref())? {
@@ -72,7 +72,7 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
     });
     let progress = Arc::new(ProgressLine::new(domain.name()));
     let transport = connect(&common.transport, domain.name()).await?;
-    let measured = execute(&domain, seed, store, transport.clone(), progress.clone(), stopped).await;
+    let measured = execute(domain.as_ref(), seed, store, transport.clone(), progress.clone(), stopped).await;
     progress.finish();
     let closed = transport.close().await;
     let measured = measured?;
@@ -92,7 +92,7 @@ pub(crate) async fn run(args: DomainArgs) -> Result<u8> {
         });
         emit(&report.to_string())?;
     } else {
-        print_summary(&domain, &path, &measured)?;
+        print_summary(domain.as_ref(), &path, &measured)?;
     }
     if measured.outcome == Outcome::Interrupted {
         eprintln!(
@@ -133,7 +133,7 @@ impl Measured {
 /// Runs `domain` (seeded with `seed`) over `store` and `transport` until it finishes or `stop`
 /// turns true, then counts its processes and measures its saga latency.
 pub(crate) async fn execute(
-    domain: &Domain,
+    domain: &dyn Domain,
     seed: u64,
     store: Arc<RedbStore>,
     transport: Arc<dyn Transport>,
@@ -168,7 +168,7 @@ struct InvariantRow {
     detail: String,
 }
 
-fn print_summary(domain: &Domain, path: &std::path::Path, measured: &Measured) -> Result<()> {
+fn print_summary(domain: &dyn Domain, path: &std::path::Path, measured: &Measured) -> Result<()> {
     let (counts, (p50, p99)) = (&measured.counts, measured.latency_ms);
     let elapsed = measured.elapsed.as_secs_f64();
     emit(&format!("{} run in {} ({elapsed:.2} s)", domain.name(), path.display()))?;

@@ -1,9 +1,9 @@
 //! `saga-cli service` and `saga-cli drive`: a domain's services as separate processes over
 //! NATS, and the driver that runs its scenario against them.
 
-use super::domains::{driver_of, service_of};
 use super::run::{connect, connect_as};
-use crate::cli::{DriveArgs, ServiceArgs, TransportArg};
+use crate::cli::{ApartArgs, DriverArgs, TransportArg};
+use crate::domain_flags::Chosen;
 use crate::output::{ProgressLine, emit};
 use anyhow::Result;
 use saga_core::RedbStore;
@@ -28,8 +28,8 @@ fn stop_on_signal() -> Result<watch::Receiver<bool>> {
 }
 
 /// Runs one service until SIGINT or SIGTERM, announcing its processes' changes for drivers.
-pub(crate) async fn serve(args: ServiceArgs) -> Result<u8> {
-    let (apart, domain) = service_of(args);
+pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
+    let Chosen { args: apart, domain } = args;
     let name = domain.name();
     let service = apart.service.as_str();
     // An unknown service is a usage error, refused before the database file is created.
@@ -43,7 +43,9 @@ pub(crate) async fn serve(args: ServiceArgs) -> Result<u8> {
     let builder = saga_core::Runtime::builder_shared(store, transport.clone())
         .clock(domain.clock())
         .announce(ANNOUNCEMENTS);
-    let builder = domain.register_service(builder, service, apart.broker.seed).map_err(anyhow::Error::msg)?;
+    let Some(builder) = domain.register_service(builder, service, apart.broker.seed) else {
+        anyhow::bail!("{name} has no service {service:?}");
+    };
     let mut stopped = stop_on_signal()?;
     let runtime = builder.start().await?;
     eprintln!(
@@ -61,8 +63,8 @@ pub(crate) async fn serve(args: ServiceArgs) -> Result<u8> {
 }
 
 /// Drives the domain's scenario against its services and reports what it was told.
-pub(crate) async fn drive(args: DriveArgs) -> Result<u8> {
-    let (driver, domain) = driver_of(args);
+pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
+    let Chosen { args: driver, domain } = args;
     let name = domain.name();
     let store = Arc::new(RedbStore::open(&driver.broker.db.db)?);
     let transport = connect(&TransportArg::Nats(driver.broker.transport.clone()), name).await?;

@@ -1,0 +1,95 @@
+//! The scenario: issue documents, publish some customers' reports, then ask to void some
+//! documents (some twice); all in one process or driven apart from the services.
+
+use super::DocumentVoiding;
+use super::messages::{IssueDocument, PublishReport, VoidDocument};
+use crate::driver::Driver;
+use crate::run::{Invariant, Outcome, RunContext, chance, drive};
+use crate::{Invariants, Scenario, Services};
+use saga_core::Status;
+
+/// The id of document `n`.
+pub(super) fn document(n: u64) -> String {
+    format!("doc-{n}")
+}
+
+/// What the scenario sends: the documents to issue, the reports published before any voiding, and the
+/// voiding requests (some twice), with the number of documents asked to be voided.
+struct Script {
+    issues: Vec<(String, IssueDocument)>,
+    publications: Vec<(String, PublishReport)>,
+    voids: Vec<(String, VoidDocument)>,
+    voided: u64,
+}
+
+fn script(seed: u64, voiding: &DocumentVoiding) -> Script {
+    let customers = voiding.customers.max(1);
+    let issues = (0..voiding.documents)
+        .map(|n| {
+            let customer = format!("customer-{}", n % customers);
+            (document(n), IssueDocument { document: document(n), customer })
+        })
+        .collect();
+    let publications = (0..customers)
+        .filter(|c| chance(seed, "publish", *c) < voiding.published_share)
+        .map(|c| {
+            let customer = format!("customer-{c}");
+            (customer.clone(), PublishReport { customer })
+        })
+        .collect();
+    let (mut voids, mut voided) = (Vec::new(), 0);
+    for n in (0..voiding.documents).filter(|n| chance(seed, "void", *n) < voiding.void_share) {
+        voided += 1;
+        let requests = if chance(seed, "twice", n) < 0.3 { 2 } else { 1 };
+        voids.extend((0..requests).map(|_| (document(n), VoidDocument { document: document(n) })));
+    }
+    Script { issues, publications, voids, voided }
+}
+
+#[async_trait::async_trait]
+impl Scenario for DocumentVoiding {
+    /// Issues the documents, publishes some reports, asks to void some documents (some twice),
+    /// waits for every voiding to end, and returns the invariants.
+    async fn run(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+        let runtime = self.register(ctx.builder(), ctx.seed).start().await?;
+        let script = script(ctx.seed, self);
+        for (key, issue) in &script.issues {
+            runtime.send("billing", key, issue).await?;
+        }
+        runtime.wait_idle().await?;
+        for (key, publish) in &script.publications {
+            runtime.send("reports", key, publish).await?;
+        }
+        runtime.wait_idle().await?;
+        for (key, void) in &script.voids {
+            runtime.send("billing", key, void).await?;
+        }
+        let outcome = drive(&mut ctx, script.voided, |store| {
+            Ok(store.count_processes(Status::Completed)?
+                + store.count_processes(Status::Failed)?
+                + store.count_processes(Status::Acknowledged)?)
+        })
+        .await?;
+        let outcome = ctx.finish(runtime, outcome).await?;
+        Ok((outcome, self.invariants(&ctx)?))
+    }
+
+    /// The scenario driven from a process of its own while the services run apart: issues the
+    /// documents and waits for billing's receipts, publishes the reports and waits for reports'
+    /// receipts, then asks for the voidings and waits until every voiding is announced ended.
+    /// (A document's issue reaches reports by billing's event, which may still be under way when
+    /// billing's receipt arrives; such a document is then in no published report.)
+    async fn drive_apart(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+        let driver = Driver::start(&ctx).await?;
+        let script = script(ctx.seed, self);
+        let mut outcome = driver.confirmed(&mut ctx, "billing", script.issues, "issued/").await?;
+        if outcome == Outcome::Finished {
+            outcome = driver.confirmed(&mut ctx, "reports", script.publications, "published/").await?;
+        }
+        if outcome == Outcome::Finished {
+            driver.send(&ctx, "billing", script.voids).await?;
+            outcome = driver.ended(&mut ctx, script.voided).await?;
+        }
+        driver.finish(&ctx, outcome, script.voided).await
+    }
+}

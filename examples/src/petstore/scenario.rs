@@ -1,0 +1,97 @@
+//! The scenario: users sign up, pets arrive, many orders race for each pet while every other
+//! pet is to be deleted, and the inventory is down for a while; all in one process or driven
+//! apart from the services.
+
+use super::messages::{CreatePet, CreateUser, DeletePet, PlaceOrder};
+use super::{Petstore, register_inventory};
+use crate::driver::Driver;
+use crate::run::{Invariant, Outcome, RunContext, chance, drive, finished_sagas};
+use crate::{Invariants, Scenario};
+use saga_core::transport::Subscribe;
+
+/// The id of pet `n`.
+pub(super) fn pet(n: u64) -> String {
+    format!("pet-{n}")
+}
+
+/// What the scenario sends: sign-ups, new pets, orders (keyed by order: they race each other, only the
+/// pet service decides) and deletions (every other pet, while the orders are under way).
+struct Script {
+    users: Vec<(String, CreateUser)>,
+    pets: Vec<(String, CreatePet)>,
+    orders: Vec<(String, PlaceOrder)>,
+    deletions: Vec<(String, DeletePet)>,
+}
+
+fn script(seed: u64, petstore: &Petstore) -> Script {
+    let pets = petstore.pets.max(1);
+    Script {
+        users: (0..pets).map(|u| (format!("user-{u}"), CreateUser { user: format!("user-{u}") })).collect(),
+        pets: (0..pets)
+            .map(|n| {
+                let create =
+                    CreatePet { pet: pet(n), name: format!("Rex {n}"), photo: format!("photos/{n}.jpg") };
+                (pet(n), create)
+            })
+            .collect(),
+        orders: (0..petstore.orders)
+            .map(|n| {
+                let order = format!("order-{n}");
+                let target = pet((chance(seed, "pet", n) * pets as f64) as u64 % pets);
+                (order.clone(), PlaceOrder { order, pet: target, user: format!("user-{}", n % pets) })
+            })
+            .collect(),
+        deletions: (0..pets).step_by(2).map(|n| (pet(n), DeletePet { pet: pet(n) })).collect(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Scenario for Petstore {
+    /// Creates users and pets, places the orders (many per pet, all at once), tries to delete
+    /// every other pet, and starts the inventory only after its outage.
+    async fn run(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+        // The inventory's subscription is durable: it exists while the service is down, and the
+        // pet events wait in it (and, unconfirmed, in the pet service's outbox) until it is back.
+        drop(ctx.transport.subscribe(Subscribe::new("pet.events", "inventory")).await?);
+        let runtime = self.register_all_but_inventory(ctx.builder(), ctx.seed).start().await?;
+        let script = script(ctx.seed, self);
+        for (key, user) in &script.users {
+            runtime.send("users", key, user).await?;
+        }
+        for (key, create) in &script.pets {
+            runtime.send("pets", key, create).await?;
+        }
+        let outage = tokio::time::sleep(self.inventory_outage);
+        for (key, place) in &script.orders {
+            runtime.send("orders", key, place).await?;
+        }
+        for (key, delete) in &script.deletions {
+            runtime.send("pets", key, delete).await?;
+        }
+        outage.await;
+        let inventory = register_inventory(ctx.builder()).start().await?;
+        let outcome = drive(&mut ctx, self.orders, finished_sagas).await?;
+        let outcome = ctx.finish(runtime, outcome).await?;
+        ctx.finish(inventory, outcome).await?;
+        Ok((outcome, self.invariants(&ctx)?))
+    }
+
+    /// The scenario driven from a process of its own while the services run apart: signs the
+    /// users up and adds the pets (waiting for their receipts), then places the orders and the
+    /// deletions, and waits until every adoption is announced ended. The inventory's outage is
+    /// the inventory process not running yet: its messages wait for it in the broker.
+    async fn drive_apart(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
+        let driver = Driver::start(&ctx).await?;
+        let script = script(ctx.seed, self);
+        let mut outcome = driver.confirmed(&mut ctx, "users", script.users, "user/").await?;
+        if outcome == Outcome::Finished {
+            outcome = driver.confirmed(&mut ctx, "pets", script.pets, "pet/").await?;
+        }
+        if outcome == Outcome::Finished {
+            driver.send(&ctx, "orders", script.orders).await?;
+            driver.send(&ctx, "pets", script.deletions).await?;
+            outcome = driver.ended(&mut ctx, self.orders).await?;
+        }
+        driver.finish(&ctx, outcome, self.orders).await
+    }
+}

@@ -1,0 +1,12 @@
+//! Deterministic coins: the same seed makes a run flip the same coins again.
+
+/// A deterministic coin for `(seed, what, n)`: the same run flips the same coins.
+pub(crate) fn chance(seed: u64, what: &str, n: u64) -> f64 {
+    let mut rng = fastrand::Rng::with_seed(seed ^ fnv(what) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    rng.f64()
+}
+
+/// The FNV-1a hash of `s`, so that each kind of coin has a sequence of its own.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}

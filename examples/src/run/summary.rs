@@ -1,0 +1,69 @@
+//! A run's processes counted by status, and the time its sagas took.
+
+use saga_core::store::{Class, ProcessSummary};
+use saga_core::{Status, Store};
+use serde::Serialize;
+
+/// Processes by status.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    /// All saga and process instances.
+    pub total: u64,
+    /// Completed.
+    pub completed: u64,
+    /// Compensated.
+    pub compensated: u64,
+    /// Failed (acknowledged ones included).
+    pub failed: u64,
+    /// Running or compensating.
+    pub running: u64,
+}
+
+impl Summary {
+    /// Counts one process with `status`.
+    pub(crate) fn count(&mut self, status: Status) {
+        self.total += 1;
+        match status {
+            Status::Completed => self.completed += 1,
+            Status::Compensated => self.compensated += 1,
+            Status::Failed | Status::Acknowledged => self.failed += 1,
+            Status::Running | Status::Compensating => self.running += 1,
+            // A status of a newer saga-core: ended or not, as it says.
+            other if other.is_terminal() => self.failed += 1,
+            _ => self.running += 1,
+        }
+    }
+}
+
+/// Counts the processes in `store` by status.
+pub fn process_counts(store: &dyn Store) -> saga_core::Result<Summary> {
+    let mut summary = Summary::default();
+    for p in store.processes(None)? {
+        if let Some(meta) = p.meta() {
+            summary.count(meta.status);
+        }
+    }
+    Ok(summary)
+}
+
+/// The 50th and 99th percentile of start-to-end time of terminal sagas, in milliseconds of
+/// the run's clock.
+pub fn saga_latency(store: &dyn Store) -> saga_core::Result<(u64, u64)> {
+    let mut latencies: Vec<u64> = store
+        .processes(None)?
+        .iter()
+        .filter_map(|p: &ProcessSummary| {
+            let meta = p.meta()?;
+            (meta.class == Class::Saga && meta.status.is_terminal())
+                .then(|| p.record.updated_at.as_millis().saturating_sub(meta.created_at.as_millis()))
+        })
+        .collect();
+    latencies.sort_unstable();
+    let at = |q: f64| -> u64 {
+        if latencies.is_empty() {
+            return 0;
+        }
+        latencies[((latencies.len() - 1) as f64 * q).round() as usize]
+    };
+    Ok((at(0.5), at(0.99)))
+}

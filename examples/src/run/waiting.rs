@@ -1,0 +1,29 @@
+//! How a scenario waits for its work to finish.
+
+use super::{Outcome, RunContext};
+use saga_core::{Status, Store};
+use std::time::Duration;
+
+/// Waits until `done()` reaches `total`, reporting progress, or until the run is stopped.
+pub(crate) async fn drive(
+    ctx: &mut RunContext,
+    total: u64,
+    mut done: impl FnMut(&dyn Store) -> saga_core::Result<u64>,
+) -> saga_core::Result<Outcome> {
+    loop {
+        let finished = done(ctx.store.as_ref())?;
+        ctx.progress.update(finished.min(total), total);
+        if finished >= total {
+            return Ok(Outcome::Finished);
+        }
+        tokio::select! {
+            _ = ctx.stop.wait_for(|s| *s) => return Ok(Outcome::Interrupted),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+}
+
+/// Sagas that have ended, completed or compensated.
+pub(crate) fn finished_sagas(store: &dyn Store) -> saga_core::Result<u64> {
+    Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)
+}
