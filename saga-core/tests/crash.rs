@@ -123,3 +123,155 @@ async fn a_crash_at_any_write_or_sync_leaves_whole_units_and_exactly_once_effect
         points - 1
     );
 }
+
+/// Sagas begun by a client's call (in one commit with their first step) and run one step per
+/// commit, with the deletions of published rows riding on later commits: a crash anywhere in
+/// that leaves each saga begun at most once, and running on ends every saga the way its input
+/// says, each step's effect applied once per idempotency key and each compensation once.
+mod sagas {
+    use super::quick_retries;
+    use saga_core::saga::{CompensationContext, Saga, SagaView, Step, StepContext, StepStatus};
+    use saga_core::testkit::FaultyBackend;
+    use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime, Status, Store};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    const SAGAS: u64 = 6;
+
+    /// The world outside the store: every action and compensation that ran, by idempotency
+    /// key, with how often. It survives the crash, as a real service would.
+    type World = Arc<Mutex<BTreeMap<String, u32>>>;
+
+    fn record(world: &World, key: String) {
+        *world.lock().unwrap().entry(key).or_default() += 1;
+    }
+
+    /// Reserve, summon (refused for every third order), deliver; the reservation is refunded.
+    fn order(world: &World) -> Saga<u64> {
+        let (w1, w2, w3, w4) = (world.clone(), world.clone(), world.clone(), world.clone());
+        Saga::<u64>::new("order")
+            .step(
+                Step::local("reserve", move |ctx: StepContext<u64>| {
+                    record(&w1, ctx.idempotency_key.clone());
+                    async move { Ok::<_, ActionError>(ctx.input) }
+                })
+                .compensate(move |ctx: CompensationContext<u64>| {
+                    record(&w2, ctx.idempotency_key.clone());
+                    async move { Ok(()) }
+                }),
+            )
+            .step(Step::local("summon", move |ctx: StepContext<u64>| {
+                let refused = ctx.input.is_multiple_of(3);
+                if !refused {
+                    record(&w3, ctx.idempotency_key.clone());
+                }
+                async move { if refused { Err(ActionError::permanent("no imp")) } else { Ok(ctx.input) } }
+            }))
+            .step(Step::local("deliver", move |ctx: StepContext<u64>| {
+                record(&w4, ctx.idempotency_key.clone());
+                async move { Ok::<_, ActionError>(ctx.input) }
+            }))
+    }
+
+    fn expected(n: u64) -> (Status, Vec<String>) {
+        let key = |step: &str| format!("order/{n}/{step}");
+        if n.is_multiple_of(3) {
+            (Status::Compensated, vec![key("reserve"), key("reserve/compensate")])
+        } else {
+            (Status::Completed, vec![key("deliver"), key("reserve"), key("summon")])
+        }
+    }
+
+    async fn start_all(store: Arc<dyn Store>, world: &World) -> Option<saga_core::RuntimeHandle> {
+        let runtime = Runtime::builder_shared(store, Arc::new(InProcessTransport::new()))
+            .config(quick_retries())
+            .register(order(world))
+            .start()
+            .await
+            .ok()?;
+        // One at a time, as a request handler would: each begins in its client's commit.
+        for n in 1..=SAGAS {
+            if runtime.start_saga("order", &n.to_string(), &n).await.is_err() {
+                break;
+            }
+        }
+        Some(runtime)
+    }
+
+    /// Runs the workload on `backend` until it ends or the backend crashes.
+    async fn workload(backend: FaultyBackend, world: &World) -> bool {
+        let Ok(store) = RedbStore::with_backend(backend.clone()) else { return false };
+        let Some(runtime) = start_all(Arc::new(store), world).await else { return true };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !backend.crashed() && tokio::time::Instant::now() < deadline {
+            if tokio::time::timeout(Duration::from_millis(20), runtime.wait_idle()).await.is_ok() {
+                break;
+            }
+        }
+        let _ = runtime.shutdown().await;
+        true
+    }
+
+    async fn recover_and_finish(image: FaultyBackend, world: &World, point: &str) {
+        let store = Arc::new(
+            RedbStore::with_backend(image).unwrap_or_else(|e| panic!("{point}: reopening failed: {e}")),
+        );
+        // The client did not learn which starts landed: it starts them all again.
+        let runtime = start_all(store.clone(), world).await.unwrap_or_else(|| panic!("{point}: no runtime"));
+        let ended = |n: u64| runtime.status(&format!("order/{n}")).unwrap().is_some_and(|s| s.is_terminal());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !(1..=SAGAS).all(ended) {
+            assert!(tokio::time::Instant::now() < deadline, "{point}: sagas still running");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        runtime.wait_idle().await.unwrap();
+        let applied = world.lock().unwrap().clone();
+        for n in 1..=SAGAS {
+            let id = format!("order/{n}");
+            let (status, keys) = expected(n);
+            assert_eq!(runtime.status(&id).unwrap(), Some(status), "{point}: {id}");
+            let ran: Vec<String> =
+                applied.keys().filter(|k| k.starts_with(&format!("{id}/"))).cloned().collect();
+            assert_eq!(ran, keys, "{point}: {id} ran exactly its steps and compensations");
+            let saga = SagaView::read(store.as_ref(), &id).unwrap().unwrap();
+            let reserve = saga.step("reserve").unwrap().status();
+            let want =
+                if status == Status::Completed { StepStatus::Succeeded } else { StepStatus::Compensated };
+            assert_eq!(reserve, want, "{point}: {id}'s record agrees with its status");
+            let begun = store
+                .history(&id)
+                .unwrap()
+                .iter()
+                .filter(|h| matches!(h.event, saga_core::store::HistoryEvent::Started { .. }))
+                .count();
+            assert_eq!(begun, 1, "{point}: {id} began once");
+        }
+        runtime.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_at_any_write_or_sync_of_sagas_begun_by_clients_loses_and_repeats_nothing() {
+        let probe = FaultyBackend::new();
+        workload(probe.clone(), &World::default()).await;
+        let total = probe.operations();
+        assert!(total > 30, "the workload performs {total} writes and syncs");
+        let step = (total / 60).max(1);
+        let mut points = 0;
+        for n in (1..=total + 1).step_by(step as usize) {
+            let backend = FaultyBackend::failing_at(n);
+            let world = World::default();
+            if workload(backend.clone(), &world).await {
+                for (image, which) in [(backend.durable_image(), "durable"), (backend.live_image(), "live")] {
+                    let world = Arc::new(Mutex::new(world.lock().unwrap().clone()));
+                    recover_and_finish(image, &world, &format!("op {n}, {which}")).await;
+                }
+            } else {
+                recover_and_finish(FaultyBackend::new(), &world, &format!("op {n}, never created")).await;
+            }
+            points += 1;
+        }
+        assert!(points >= 30, "crashed at {points} points");
+        eprintln!("sagas: {total} writes and syncs; crashed at every one in {step}: {points} crash points");
+    }
+}

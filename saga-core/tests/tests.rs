@@ -12,4 +12,5 @@ mod layering;
 mod nats;
 mod processes;
 mod sagas;
+mod syncs;
 mod upgrade;

@@ -7,6 +7,8 @@ use crate::Timestamp;
 use crate::error::{Error, Result};
 use crate::store::{Batch, CommitUnit, UnitOutcome};
 use std::sync::Arc;
+use std::sync::mpsc as jobs;
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// A unit goes back with its outcome, so that its memory is freed by the handler that made it
@@ -16,14 +18,23 @@ type Reply = oneshot::Sender<(Result<UnitOutcome>, CommitUnit)>;
 enum Job {
     Unit(Box<CommitUnit>, Reply),
     Sent(Vec<u64>),
+    /// Commit the lingering deletions of published rows now.
+    Flush,
     /// Fire up to `limit` timers due at `now`.
     Fire(Timestamp, usize, oneshot::Sender<Result<usize>>),
 }
 
+/// How long deletions of published outbox rows wait for a commit to ride on before they are
+/// committed on their own. Under load one comes within microseconds; one saga at a time, its
+/// next step's commit comes within a millisecond or two. Only an idle runtime pays a commit
+/// for them, after this long: a durable commit of its own per published row would double the
+/// syncs of a saga run one at a time.
+const SENT_LINGER: Duration = Duration::from_millis(50);
+
 /// The sending side of the committer thread.
 #[derive(Clone)]
 pub(crate) struct Committer {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: jobs::Sender<Job>,
     store: Storage,
 }
 
@@ -45,7 +56,7 @@ impl Committer {
         wakers: Wakers,
         counters: Arc<Counters>,
     ) -> Result<(Committer, std::thread::JoinHandle<()>)> {
-        let (jobs, rx) = mpsc::unbounded_channel();
+        let (jobs, rx) = jobs::channel();
         let writer = store.clone();
         let thread = std::thread::Builder::new()
             .name("saga-committer".into())
@@ -65,6 +76,11 @@ impl Committer {
         outcome
     }
 
+    /// Commits the deletions of published rows that wait for a commit to ride on, now.
+    pub(crate) fn flush(&self) {
+        let _ = self.jobs.send(Job::Flush);
+    }
+
     /// Moves up to `limit` timers due at `now` into the outbox, between two group commits, and
     /// returns how many fired: the relay learns of their rows like of any commit's.
     pub(crate) async fn fire(&self, now: Timestamp, limit: usize) -> Result<usize> {
@@ -73,7 +89,8 @@ impl Committer {
         fired.await.map_err(|_| Error::Shutdown)?
     }
 
-    /// Deletes delivered outbox rows with the next commit.
+    /// Deletes delivered outbox rows with the next commit (or, with none to ride on within
+    /// [`SENT_LINGER`], in one of their own).
     pub(crate) fn sent(&self, seqs: Vec<u64>) {
         if !seqs.is_empty() {
             // After shutdown the rows stay and are published again: harmless, receivers dedupe.
@@ -82,17 +99,30 @@ impl Committer {
     }
 }
 
-fn run(
-    store: Storage,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    max_batch: usize,
-    wakers: Wakers,
-    counters: &Counters,
-) {
+fn run(store: Storage, rx: jobs::Receiver<Job>, max_batch: usize, wakers: Wakers, counters: &Counters) {
     let mut replies = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.blocking_recv() {
+    // Deletions of published rows waiting for a commit to ride on.
+    let mut lingering: Vec<u64> = Vec::new();
+    loop {
+        let first = if lingering.is_empty() {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        } else {
+            match rx.recv_timeout(SENT_LINGER) {
+                Ok(job) => job,
+                Err(jobs::RecvTimeoutError::Timeout) => {
+                    let batch = Batch { units: Vec::new(), sent: std::mem::take(&mut lingering) };
+                    commit(&store, batch, &mut replies, &wakers, counters);
+                    continue;
+                }
+                Err(jobs::RecvTimeoutError::Disconnected) => break,
+            }
+        };
         let mut batch = Batch::default();
         let mut firing = None;
+        let mut flush = false;
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
@@ -101,6 +131,7 @@ fn run(
                     replies.push(reply);
                 }
                 Job::Sent(seqs) => batch.sent.extend(seqs),
+                Job::Flush => flush = true,
                 // Fired after this batch, which ends here.
                 Job::Fire(now, limit, reply) => {
                     firing = Some((now, limit, reply));
@@ -111,12 +142,21 @@ fn run(
                 next = rx.try_recv().ok();
             }
         }
+        if batch.units.is_empty() && firing.is_none() && !flush {
+            // Nothing durable to ride on yet: wait for it.
+            lingering.append(&mut batch.sent);
+            continue;
+        }
+        batch.sent.append(&mut lingering);
         if !batch.units.is_empty() || !batch.sent.is_empty() {
             commit(&store, batch, &mut replies, &wakers, counters);
         }
         if let Some((now, limit, reply)) = firing {
             let _ = reply.send(fire(&store, now, limit, &wakers));
         }
+    }
+    if !lingering.is_empty() {
+        commit(&store, Batch { units: Vec::new(), sent: lingering }, &mut replies, &wakers, counters);
     }
 }
 

@@ -70,6 +70,40 @@ async fn handle_with_hooks(
     Ok(handled)
 }
 
+/// Lets the component of this runtime whose in-commit hook takes `envelope`'s topic handle it
+/// now, in a commit of its own, as a client's call rather than a delivered message (a saga
+/// begun by `RuntimeHandle::start_saga` runs its first step in the commit that writes it).
+/// Returns whether it was taken and committed; when it was not (no such component here, the
+/// hook failed or panicked, or conflicts outlasted the rounds), nothing was written and the
+/// caller sends it as a message instead, whose handling reports what went wrong.
+pub(crate) async fn take_here(shared: &Shared, envelope: &Envelope) -> crate::Result<bool> {
+    let Some((name, hook)) = shared.in_commit.get(&envelope.topic) else { return Ok(false) };
+    for round in 1..=CONFLICT_ROUNDS {
+        let now = shared.clock.now();
+        let snapshot = shared.store.snapshot()?;
+        let mut ctx = Context::new(snapshot, name.clone(), envelope.clone(), now, shared.announce.clone());
+        let taken = AssertUnwindSafe(hook.take(&mut ctx, envelope)).catch_unwind().await;
+        match taken {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "taking a message here failed; it goes out as a message");
+                return Ok(false);
+            }
+            Err(_) => return Ok(false),
+        }
+        let (unit, _) = ctx.into_parts(None);
+        match shared.committer.commit(unit).await? {
+            UnitOutcome::Committed | UnitOutcome::Duplicate => return Ok(true),
+            UnitOutcome::Conflict(e) => {
+                Counters::add(&shared.counters.conflicts, 1);
+                tracing::debug!(round, error = %e, "version conflict; taking it again");
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// How many times a version conflict re-runs a handler before the message is nacked instead.
 const CONFLICT_ROUNDS: u32 = 32;
 
@@ -267,7 +301,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             let mut ctx = Context::new(snapshot, name.clone(), envelope, now, shared.announce.clone());
             let handled =
                 AssertUnwindSafe(handle_with_hooks(shared, consumer, &mut ctx)).catch_unwind().await;
-            let (unit, incoming) = ctx.into_parts(inbox.clone());
+            let (unit, incoming) = ctx.into_parts(Some(inbox.clone()));
             envelope = incoming;
             match handled {
                 Ok(Ok(Handled::Ignore)) => return settle(acker.ack().await),

@@ -265,9 +265,10 @@ impl Context {
         Ok(())
     }
 
-    /// The commit unit the handler built (with `inbox`), and the message it handled.
-    pub(crate) fn into_parts(mut self, inbox: InboxKey) -> (CommitUnit, Envelope) {
-        self.unit.inbox = Some(inbox);
+    /// The commit unit the handler built (with `inbox`, the key of the message it handled, if
+    /// that came through a subscription), and the message it handled.
+    pub(crate) fn into_parts(mut self, inbox: Option<InboxKey>) -> (CommitUnit, Envelope) {
+        self.unit.inbox = inbox;
         // What no component of this runtime took in this commit goes out as messages.
         self.unit.outbox.append(&mut self.in_commit);
         (self.unit, self.incoming)

@@ -297,6 +297,20 @@ impl RuntimeHandle {
         }
     }
 
+    /// Sends `envelope` from this client: a component of this runtime whose in-commit hook
+    /// takes its topic handles it at once, in a commit of its own (no outbox row, no relay, no
+    /// delivery); otherwise it is recorded for the relay like [`send_envelope`](Self::send_envelope).
+    pub(crate) async fn send_here(&self, mut envelope: Envelope) -> Result<()> {
+        if envelope.source.is_empty() {
+            envelope.source = "client".into();
+        }
+        envelope.created_at = self.shared.clock.now();
+        if consumer::take_here(&self.shared, &envelope).await? {
+            return Ok(());
+        }
+        self.send_envelope(envelope).await
+    }
+
     /// Durably records a ready-made envelope for the relay.
     pub async fn send_envelope(&self, envelope: Envelope) -> Result<()> {
         self.send_all(vec![envelope]).await
@@ -339,6 +353,10 @@ impl RuntimeHandle {
             })
             .await
             .map_err(|e| Error::Internal(format!("the idle check's task failed: {e}")))??;
+            if busy {
+                // Published rows whose deletion waits for a commit to ride on count as busy.
+                self.shared.committer.flush();
+            }
             quiet = if busy { 0 } else { quiet + 1 };
             if quiet >= 3 {
                 return Ok(());

@@ -7,8 +7,12 @@ use serde::Serialize;
 impl RuntimeHandle {
     /// Starts instance `key` of saga `saga` with `input`; returns its process id. Starting an
     /// instance that exists changes nothing.
+    ///
+    /// When the saga is registered with this runtime, the instance begins at once, in one
+    /// commit with its first step (a local step's action runs, a remote step's command goes
+    /// out); otherwise a start message goes to the saga's topic.
     pub async fn start_saga<I: Serialize>(&self, saga: &str, key: &str, input: &I) -> Result<String> {
-        self.send_envelope(super::start_message(saga, key, input)?).await?;
+        self.send_here(super::start_message(saga, key, input)?).await?;
         Ok(super::process_id(saga, key))
     }
 }

@@ -1,0 +1,74 @@
+//! How many durable syncs one saga costs, counted on the storage backend.
+
+use saga_core::saga::{CompensationContext, Saga, Step, StepContext};
+use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug)]
+struct Counting {
+    inner: redb::backends::InMemoryBackend,
+    syncs: Arc<AtomicU64>,
+}
+
+impl redb::StorageBackend for Counting {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.inner.write(offset, data)
+    }
+}
+
+fn three_steps() -> Saga<u64> {
+    Saga::<u64>::new("order")
+        .step(
+            Step::local("reserve", |ctx: StepContext<u64>| async move { Ok::<_, ActionError>(ctx.input) })
+                .compensate(|_: CompensationContext<u64>| async move { Ok(()) }),
+        )
+        .step(Step::local("summon", |ctx: StepContext<u64>| async move {
+            if ctx.input.is_multiple_of(10) { Err(ActionError::permanent("no imp")) } else { Ok(ctx.input) }
+        }))
+        .step(Step::local("deliver", |ctx: StepContext<u64>| async move { Ok::<_, ActionError>(ctx.input) }))
+}
+
+/// Waits for saga `id` to end, as a caller awaiting its result would.
+async fn ended(runtime: &saga_core::RuntimeHandle, id: &str) {
+    while !runtime.status(id).unwrap().is_some_and(|s| s.is_terminal()) {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// A three-step local saga run one at a time costs at most four durable syncs: it begins in the
+/// client's commit with its first step, each later step is one commit, and the deletions of
+/// published rows ride on those commits instead of syncing on their own. (The 10% that fail
+/// pay for their compensation.) A cost that regresses silently is a bug.
+#[tokio::test]
+async fn a_three_step_saga_run_one_at_a_time_costs_at_most_four_syncs() {
+    let syncs = Arc::new(AtomicU64::new(0));
+    let backend = Counting { inner: redb::backends::InMemoryBackend::new(), syncs: syncs.clone() };
+    let store = RedbStore::with_backend(backend).unwrap();
+    let runtime =
+        Runtime::builder(store, InProcessTransport::new()).register(three_steps()).start().await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    let before = syncs.load(Ordering::Relaxed);
+    let sagas = 50;
+    for n in 1..=sagas {
+        let id = runtime.start_saga("order", &n.to_string(), &n).await.unwrap();
+        ended(&runtime, &id).await;
+    }
+    let per_saga = (syncs.load(Ordering::Relaxed) - before) as f64 / sagas as f64;
+    runtime.shutdown().await.unwrap();
+    assert!(per_saga <= 4.0, "{per_saga} syncs per saga");
+    assert!(per_saga >= 3.0, "{per_saga} syncs per saga: is anything durable at all?");
+}
