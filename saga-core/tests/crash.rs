@@ -42,6 +42,13 @@ async fn workload(backend: FaultyBackend, envelopes: &[Envelope]) -> bool {
             break;
         }
     }
+    settle(&backend, runtime).await;
+    true
+}
+
+/// Lets `runtime` work until it is idle or its backend crashed (for at most 5 s), then shuts
+/// it down, whatever the shutdown meets.
+async fn settle(backend: &FaultyBackend, runtime: saga_core::RuntimeHandle) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !backend.crashed() && tokio::time::Instant::now() < deadline {
         if tokio::time::timeout(Duration::from_millis(20), runtime.wait_idle()).await.is_ok() {
@@ -49,7 +56,6 @@ async fn workload(backend: FaultyBackend, envelopes: &[Envelope]) -> bool {
         }
     }
     let _ = runtime.shutdown().await;
-    true
 }
 
 /// What the recovered store holds must be made of whole units.
@@ -203,13 +209,7 @@ mod sagas {
     async fn workload(backend: FaultyBackend, world: &World) -> bool {
         let Ok(store) = RedbStore::with_backend(backend.clone()) else { return false };
         let Some(runtime) = start_all(Arc::new(store), world).await else { return true };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !backend.crashed() && tokio::time::Instant::now() < deadline {
-            if tokio::time::timeout(Duration::from_millis(20), runtime.wait_idle()).await.is_ok() {
-                break;
-            }
-        }
-        let _ = runtime.shutdown().await;
+        super::settle(&backend, runtime).await;
         true
     }
 
