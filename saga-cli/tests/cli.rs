@@ -220,6 +220,23 @@ fn bench_saga_reports_the_medians_on_top_and_each_run_below() {
 }
 
 #[test]
+fn bench_saga_over_a_broker_sends_summon_to_a_service_and_counts_broker_messages() {
+    let Some(server) = saga_core::testkit::NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let args =
+        ["bench", "saga", "--mode", "seq", "--sagas", "10", "--runs", "1", "--transport", &url, "--json"];
+    let out = saga_cli(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["completed"], 9, "{report}");
+    assert_eq!(report["compensated"], 1, "{report}");
+    // A start, the summon command and its reply, a continue and two announcements at least.
+    assert!(report["broker_msgs_per_saga"].as_f64().unwrap() >= 6.0, "{report}");
+    assert!(report["runs"][0]["broker_msgs_per_saga"].as_f64().is_some(), "{report}");
+}
+
+#[test]
 fn list_and_inspect_show_every_process_in_three_formats() {
     let dir = tempfile::tempdir().unwrap();
     let out = saga_cli(&["run", "imp-summoning", "--orders", "10", "--json"], dir.path());
