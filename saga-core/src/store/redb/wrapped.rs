@@ -87,3 +87,36 @@ impl RedbStore {
         Self::from_database(db, path.to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RedbStore;
+    use crate::error::Error;
+
+    #[test]
+    fn a_file_that_is_not_a_saga_database_is_refused_before_the_wrapper_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, b"not a database").unwrap();
+        let opened = RedbStore::open_with_backend(&path, |_| -> redb::backends::FileBackend {
+            panic!("the wrapper was given a file that is not a saga database")
+        });
+        assert!(matches!(opened, Err(Error::NotADatabase { .. })), "{:?}", opened.err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"not a database");
+    }
+
+    #[test]
+    fn what_the_wrapped_store_commits_is_there_when_the_file_is_opened_plainly() {
+        use crate::store::{Batch, CommitUnit, Store};
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Ping;
+        crate::message!(Ping = "ping");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wrapped.redb");
+        let store = RedbStore::open_with_backend(&path, |file| file).unwrap();
+        let unit = CommitUnit::send(crate::Envelope::new("pings", "k", &Ping).unwrap());
+        assert!(store.commit(&Batch { units: vec![unit], sent: vec![] }).unwrap()[0].is_committed());
+        drop(store);
+        assert_eq!(RedbStore::open(&path).unwrap().outbox_after(None, 10).unwrap().len(), 1);
+    }
+}
