@@ -1,6 +1,8 @@
 //! `saga-cli bench`: throughput and latency of the engine, measured against redb's ceiling, and
 //! of a whole domain's sagas.
 
+pub(crate) mod saga;
+
 use anyhow::{Context as _, Result};
 use redb::{Database, Durability, TableDefinition};
 use saga_core::process::ProcessManager;

@@ -110,6 +110,53 @@ pub(crate) enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// One saga's latency and what it costs, on the workload the peers' benchmarks run.
+    ///
+    /// Each order's saga has three steps: reserve_funds (refunded if a later step fails for
+    /// good), summon (which fails for good for every tenth order) and deliver. Each saga is
+    /// started and awaited as a user would: its end is heard from the runtime's announcements.
+    /// Every run gets fresh databases in a scratch directory; the figures are the medians of
+    /// the runs.
+    ///
+    /// sagas/s: sagas over the run's wall time. p50/p99: from a saga's start call to its end
+    /// being heard, over every saga of the run. syncs/saga: sync_data calls on the databases'
+    /// storage backends (each an fdatasync on a file). peak RSS: the process's peak during the
+    /// run (the process's peak so far where Linux cannot reset it). bytes/saga: the databases'
+    /// size after the run.
+    Saga {
+        /// How many sagas, and how many in flight at once.
+        #[arg(long, value_enum, default_value_t = SagaMode::Conc)]
+        mode: SagaMode,
+        /// Sagas per run, instead of the mode's count.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        sagas: Option<u64>,
+        /// Keep the databases in memory (syncs are still counted, but cost nothing).
+        #[arg(long)]
+        in_memory: bool,
+        /// `in-process` (the default), or `nats://HOST:PORT`: then summon is a remote step,
+        /// answered over the broker by a service of a second runtime in this process on a
+        /// database of its own; syncs and bytes count both databases, and the figures add
+        /// broker_msgs_per_saga, the messages published to the broker.
+        #[arg(long, default_value = "in-process", value_parser = parse_transport)]
+        transport: TransportArg,
+        /// Runs, each on fresh databases.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+        /// Print one JSON object: the medians at the top level, each run's figures under `runs`.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How `bench saga` drives its sagas.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SagaMode {
+    /// 1,000 sagas, 100 in flight.
+    Conc,
+    /// 200 sagas, one at a time.
+    Seq,
+    /// 10,000 sagas, 1,000 in flight.
+    Big,
 }
 
 #[derive(Subcommand, Debug)]

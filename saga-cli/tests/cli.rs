@@ -191,6 +191,52 @@ fn bench_sagas_reports_every_run_and_their_median_and_leaves_no_file() {
 }
 
 #[test]
+fn bench_saga_reports_the_medians_on_top_and_each_run_below() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["bench", "saga", "--mode", "seq", "--sagas", "20", "--runs", "1", "--json"];
+    let out = saga_cli(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    for figures in [&report, &runs[0]] {
+        for field in ["sagas_per_s", "p50_ms", "p99_ms", "syncs_per_saga", "peak_rss_mb", "bytes_per_saga"] {
+            assert!(figures[field].as_f64().unwrap() > 0.0, "{field}: {figures}");
+        }
+        assert!(figures["p99_ms"].as_f64() >= figures["p50_ms"].as_f64(), "{figures}");
+        // Summoning fails for orders 10 and 20; their reservations are refunded.
+        assert_eq!(figures["completed"], 18, "{figures}");
+        assert_eq!(figures["compensated"], 2, "{figures}");
+        assert!(figures.get("broker_msgs_per_saga").is_none(), "{figures}");
+    }
+    // One run: the medians are its figures.
+    assert_eq!(report["syncs_per_saga"], runs[0]["syncs_per_saga"]);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let bad = saga_cli(&["bench", "saga", "--mode", "fast"], dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(stderr(&bad).lines().count(), 1, "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("fast"), "{}", stderr(&bad));
+}
+
+#[test]
+fn bench_saga_over_a_broker_sends_summon_to_a_service_and_counts_broker_messages() {
+    let Some(server) = saga_core::testkit::NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let args =
+        ["bench", "saga", "--mode", "seq", "--sagas", "10", "--runs", "1", "--transport", &url, "--json"];
+    let out = saga_cli(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["completed"], 9, "{report}");
+    assert_eq!(report["compensated"], 1, "{report}");
+    // A start, the summon command and its reply, a continue and two announcements at least.
+    assert!(report["broker_msgs_per_saga"].as_f64().unwrap() >= 6.0, "{report}");
+    assert!(report["runs"][0]["broker_msgs_per_saga"].as_f64().is_some(), "{report}");
+}
+
+#[test]
 fn list_and_inspect_show_every_process_in_three_formats() {
     let dir = tempfile::tempdir().unwrap();
     let out = saga_cli(&["run", "imp-summoning", "--orders", "10", "--json"], dir.path());

@@ -59,6 +59,16 @@ async fn bench(what: BenchWhat) -> Result<u8> {
             }
             Ok(if report.runs.iter().all(|r| r.ended_well) { 0 } else { 1 })
         }
+        BenchWhat::Saga { mode, sagas, in_memory, transport, runs, json } => {
+            let options = crate::bench::saga::Options { mode, sagas, in_memory, transport, runs };
+            let report = crate::bench::saga::run(options).await?;
+            if json {
+                crate::output::emit(&serde_json::to_string(&report)?)?;
+            } else {
+                crate::output::emit(&report.table())?;
+            }
+            Ok(if report.ended_well { 0 } else { 1 })
+        }
     }
 }
 

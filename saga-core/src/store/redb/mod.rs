@@ -7,6 +7,7 @@ mod fast_path_tests;
 mod open;
 mod snapshot;
 mod tables;
+mod wrapped;
 
 use self::open::{FileState, Schema};
 use self::snapshot::SnapshotCache;
