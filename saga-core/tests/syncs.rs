@@ -53,6 +53,10 @@ async fn ended(runtime: &saga_core::RuntimeHandle, id: &str) {
 /// client's commit with its first step, each later step is one commit, and the deletions of
 /// published rows ride on those commits instead of syncing on their own. (The 10% that fail
 /// pay for their compensation.) A cost that regresses silently is a bug.
+///
+/// The backend here is opened as redb's exclusive writer, which syncs once per commit. A file
+/// opened by `RedbStore::open` (single writer, so that `saga-cli list` can read it while it is
+/// written) commits in two phases, two syncs per commit: `saga-cli bench saga` counts those.
 #[tokio::test]
 async fn a_three_step_saga_run_one_at_a_time_costs_at_most_four_syncs() {
     let syncs = Arc::new(AtomicU64::new(0));
