@@ -3,7 +3,6 @@
 //! `cargo run --example saga`
 
 use saga_core::saga::{CompensationContext, Saga, Step, StepContext};
-use saga_core::store::PROCESS_SPACE;
 use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime};
 
 fn step(name: &'static str) -> Step<String, String> {
@@ -29,12 +28,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register(holiday)
         .start()
         .await?;
-    let id = runtime.start_saga("holiday", "ann", &"Ann".to_string()).await?;
-    runtime.wait_idle().await?;
-    let record = runtime.store().record(PROCESS_SPACE, &id)?.ok_or("the saga is missing")?;
-    let status = record.process.ok_or("not a process")?.status;
-    println!("{id} ended {status}");
-    for entry in runtime.store().history(&id)? {
+    let holiday = runtime.start_saga("holiday", "ann", &"Ann".to_string()).await?;
+    let outcome = holiday.result().await?;
+    println!("{} ended {}", holiday.id(), outcome.status());
+    if let Some((step, error)) = outcome.failure() {
+        println!("  because {step} failed: {error}");
+    }
+    for entry in runtime.store().history(holiday.id())? {
         println!("  {} {:?}", entry.at, entry.event);
     }
     runtime.shutdown().await?;

@@ -114,7 +114,7 @@ pub(crate) enum BenchWhat {
     ///
     /// Each order's saga has three steps: reserve_funds (refunded if a later step fails for
     /// good), summon (which fails for good for every tenth order) and deliver. Each saga is
-    /// started and awaited as a user would: its end is heard from the runtime's announcements.
+    /// started and awaited as a user would: the handle `start_saga` gives, and its `result()`.
     /// Every run gets fresh databases in a scratch directory; the figures are the medians of
     /// the runs.
     ///

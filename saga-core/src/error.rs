@@ -63,6 +63,23 @@ pub enum Error {
         /// The version in the store.
         found: u64,
     },
+    /// A saga with this key exists, started with another input: starting it again would not
+    /// run what the caller asked for.
+    #[error("saga {id} was already started, with another input")]
+    AlreadyStarted {
+        /// The existing instance's process id.
+        id: String,
+    },
+    /// A step recorded no log to read: it has not succeeded, or the saga has no such step.
+    #[error("saga {id}: step {step:?} recorded no log ({why})")]
+    NoLog {
+        /// The saga's process id.
+        id: String,
+        /// The step asked for.
+        step: String,
+        /// Why there is none.
+        why: &'static str,
+    },
     /// No process with that id exists.
     #[error("no process with id {id:?}")]
     UnknownProcess {

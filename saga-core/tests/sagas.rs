@@ -66,7 +66,7 @@ async fn a_permanent_failure_in_step_three_compensates_step_two_then_step_one_wi
         .step(failing);
     let (store, builder) = in_memory();
     let runtime = builder.register(saga).start().await.unwrap();
-    let id = runtime.start_saga("order", "42", &42u32).await.unwrap();
+    let id = runtime.start_saga("order", "42", &42u32).await.unwrap().id().to_owned();
     eventually("the saga to end", || status(store.as_ref(), &id) == Some(Status::Compensated)).await;
     assert_eq!(
         entries(&j),
@@ -104,7 +104,7 @@ async fn a_transient_failure_is_retried_by_its_policy_and_every_attempt_is_in_th
     };
     let (store, builder) = in_memory();
     let runtime = builder.register(Saga::<u32>::new("pay").step(flaky)).start().await.unwrap();
-    let id = runtime.start_saga("pay", "7", &7u32).await.unwrap();
+    let id = runtime.start_saga("pay", "7", &7u32).await.unwrap().id().to_owned();
     eventually("the saga to complete", || status(store.as_ref(), &id) == Some(Status::Completed)).await;
     assert_eq!(*attempts.lock().unwrap(), 3);
     let history: Vec<_> = store.history(&id).unwrap().into_iter().map(|h| h.event).collect();
@@ -150,7 +150,7 @@ async fn a_step_that_says_when_to_come_back_is_retried_then_and_not_on_the_polic
     let (store, builder) = in_memory();
     let runtime =
         builder.clock(clock.clone()).register(Saga::<u32>::new("dinner").step(busy)).start().await.unwrap();
-    let id = runtime.start_saga("dinner", "1", &1u32).await.unwrap();
+    let id = runtime.start_saga("dinner", "1", &1u32).await.unwrap().id().to_owned();
     eventually("the first attempt", || *attempts.lock().unwrap() == 1).await;
     runtime.wait_idle().await.unwrap();
     let retry_at: Vec<Timestamp> = store
@@ -224,7 +224,7 @@ async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_
         .start()
         .await
         .unwrap();
-    let id = runtime.start_saga("imp", "1", &1u32).await.unwrap();
+    let id = runtime.start_saga("imp", "1", &1u32).await.unwrap().id().to_owned();
     eventually("the command to reach the circle", || commands.lock().unwrap().len() == 1).await;
     runtime.wait_idle().await.unwrap();
     assert_eq!(status(store.as_ref(), &id), Some(Status::Running));
@@ -281,7 +281,7 @@ async fn a_saga_dropped_mid_way_resumes_at_the_right_step_and_never_reruns_a_com
             .start()
             .await
             .unwrap();
-        id = runtime.start_saga("imp", "9", &9u32).await.unwrap();
+        id = runtime.start_saga("imp", "9", &9u32).await.unwrap().id().to_owned();
         eventually("the saga to await the circle", || {
             store.record(PROCESS_SPACE, &id).unwrap().is_some_and(|r| {
                 SagaView::decode(&id, &r.data).unwrap().steps()[1].status() == StepStatus::Awaiting
@@ -386,8 +386,8 @@ async fn an_operator_retry_resumes_a_failed_saga_and_acknowledge_closes_one() {
     };
     let (store, builder) = in_memory();
     let runtime = builder.register(saga).start().await.unwrap();
-    let first = runtime.start_saga("refund", "a", &1u32).await.unwrap();
-    let second = runtime.start_saga("refund", "b", &2u32).await.unwrap();
+    let first = runtime.start_saga("refund", "a", &1u32).await.unwrap().id().to_owned();
+    let second = runtime.start_saga("refund", "b", &2u32).await.unwrap().id().to_owned();
     for id in [&first, &second] {
         eventually("the saga to fail", || status(store.as_ref(), id) == Some(Status::Failed)).await;
     }
@@ -423,7 +423,7 @@ async fn a_local_step_followed_by_a_remote_one_sends_the_command_in_the_same_com
         .step(summon_step(Duration::from_secs(60)));
     let (store, builder) = in_memory();
     let runtime = builder.register(saga).register(circle).start().await.unwrap();
-    let id = runtime.start_saga("quick", "3", &3u32).await.unwrap();
+    let id = runtime.start_saga("quick", "3", &3u32).await.unwrap().id().to_owned();
     eventually("the saga to complete", || status(store.as_ref(), &id) == Some(Status::Completed)).await;
     // One commit for the start (take-fee ran, and the summon command went out with it), one
     // for the reply: no round trip in between.
@@ -566,7 +566,7 @@ async fn a_remote_steps_retry_sends_its_command_when_due_with_no_message_to_the_
         .start()
         .await
         .unwrap();
-    let id = runtime.start_saga("busy", "4", &4u32).await.unwrap();
+    let id = runtime.start_saga("busy", "4", &4u32).await.unwrap().id().to_owned();
     eventually("the first answer", || {
         store.record(PROCESS_SPACE, &id).unwrap().is_some()
             && saga_state(store.as_ref(), &id).steps()[0].status() == StepStatus::Retrying
@@ -686,7 +686,7 @@ async fn a_saga_writes_one_timeout_timer_for_all_its_steps_and_still_times_out_t
         .start()
         .await
         .unwrap();
-    let id = runtime.start_saga("imp", "5", &5u32).await.unwrap();
+    let id = runtime.start_saga("imp", "5", &5u32).await.unwrap().id().to_owned();
     eventually("the summon command", || commands.lock().unwrap().len() == 1).await;
     runtime.wait_idle().await.unwrap();
     let timers_set = |store: &dyn Store| {

@@ -68,7 +68,7 @@ async fn a_three_step_saga_run_one_at_a_time_costs_at_most_four_syncs() {
     let before = syncs.load(Ordering::Relaxed);
     let sagas = 50;
     for n in 1..=sagas {
-        let id = runtime.start_saga("order", &n.to_string(), &n).await.unwrap();
+        let id = runtime.start_saga("order", &n.to_string(), &n).await.unwrap().id().to_owned();
         ended(&runtime, &id).await;
     }
     let per_saga = (syncs.load(Ordering::Relaxed) - before) as f64 / sagas as f64;

@@ -7,6 +7,7 @@ mod conformance;
 mod crash;
 mod engine;
 mod files;
+mod handles;
 mod layering;
 #[cfg(feature = "nats")]
 mod nats;

@@ -91,9 +91,12 @@ pub(crate) async fn take_here(shared: &Shared, envelope: &Envelope) -> crate::Re
             }
             Err(_) => return Ok(false),
         }
-        let (unit, _) = ctx.into_parts(None);
-        match shared.committer.commit(unit).await? {
-            UnitOutcome::Committed | UnitOutcome::Duplicate => return Ok(true),
+        let parts = ctx.into_parts(None);
+        match shared.committer.commit(parts.unit).await? {
+            UnitOutcome::Committed | UnitOutcome::Duplicate => {
+                shared.watchers.ended(&parts.ended);
+                return Ok(true);
+            }
             UnitOutcome::Conflict(e) => {
                 Counters::add(&shared.counters.conflicts, 1);
                 tracing::debug!(round, error = %e, "version conflict; taking it again");
@@ -293,6 +296,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 }
             },
         };
+        let mut ended = Vec::new();
         let (unit, dead) = if envelope.kind == crate::transport::UNDECODABLE_KIND {
             let reason =
                 envelope.headers.get(crate::transport::DECODE_ERROR_HEADER).cloned().unwrap_or_default();
@@ -301,11 +305,15 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             let mut ctx = Context::new(snapshot, name.clone(), envelope, now, shared.announce.clone());
             let handled =
                 AssertUnwindSafe(handle_with_hooks(shared, consumer, &mut ctx)).catch_unwind().await;
-            let (unit, incoming) = ctx.into_parts(Some(inbox.clone()));
-            envelope = incoming;
+            let parts = ctx.into_parts(Some(inbox.clone()));
+            envelope = parts.incoming;
+            let unit = parts.unit;
             match handled {
                 Ok(Ok(Handled::Ignore)) => return settle(acker.ack().await),
-                Ok(Ok(Handled::Commit)) => (unit, false),
+                Ok(Ok(Handled::Commit)) => {
+                    ended = parts.ended;
+                    (unit, false)
+                }
                 Ok(Err(e)) if e.is_transient() && attempt < config.max_deliveries => {
                     match e.retry_after() {
                         // A handler that names its wait is making the message wait, not failing.
@@ -332,6 +340,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
         };
         match shared.committer.commit(unit).await {
             Ok(UnitOutcome::Committed) => {
+                shared.watchers.ended(&ended);
                 Counters::add(&shared.counters.handled, 1);
                 if dead {
                     Counters::add(&shared.counters.dead_lettered, 1);

@@ -30,6 +30,9 @@ pub struct Context {
     in_commit: Vec<Envelope>,
     /// Where process status changes are announced, if anywhere.
     announce: Option<Arc<str>>,
+    /// The processes this unit ends (gives a terminal status), to wake their waiters once it
+    /// is committed.
+    ended: Vec<String>,
 }
 
 impl Context {
@@ -49,6 +52,7 @@ impl Context {
             unit: CommitUnit { at: now, ..CommitUnit::default() },
             in_commit: Vec::new(),
             announce,
+            ended: Vec::new(),
         }
     }
 
@@ -223,6 +227,9 @@ impl Context {
         from: Option<crate::store::Status>,
     ) -> Result<()> {
         meta.changes += 1;
+        if meta.status.is_terminal() {
+            self.ended.push(process.to_owned());
+        }
         let Some(topic) = self.announce.clone() else { return Ok(()) };
         let change = super::ProcessChanged {
             process: process.to_owned(),
@@ -267,12 +274,20 @@ impl Context {
 
     /// The commit unit the handler built (with `inbox`, the key of the message it handled, if
     /// that came through a subscription), and the message it handled.
-    pub(crate) fn into_parts(mut self, inbox: Option<InboxKey>) -> (CommitUnit, Envelope) {
+    pub(crate) fn into_parts(mut self, inbox: Option<InboxKey>) -> Parts {
         self.unit.inbox = inbox;
         // What no component of this runtime took in this commit goes out as messages.
         self.unit.outbox.append(&mut self.in_commit);
-        (self.unit, self.incoming)
+        Parts { unit: self.unit, incoming: self.incoming, ended: self.ended }
     }
+}
+
+/// What a handled message became: its unit, the message (handed back uncloned), and the
+/// processes the unit ends.
+pub(crate) struct Parts {
+    pub(crate) unit: CommitUnit,
+    pub(crate) incoming: Envelope,
+    pub(crate) ended: Vec<String>,
 }
 
 impl std::fmt::Debug for Context {

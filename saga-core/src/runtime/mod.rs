@@ -6,6 +6,7 @@ mod committer;
 mod component;
 mod consumer;
 mod context;
+mod ends;
 mod relay;
 mod stats;
 mod storage;
@@ -16,6 +17,7 @@ pub use component::Component;
 pub(crate) use component::{Registration, sealed};
 pub(crate) use consumer::{Consumer, Handled, InCommit};
 pub use context::Context;
+pub(crate) use ends::ProcessWatch;
 pub use stats::Stats;
 
 use crate::clock::{Clock, SystemClock};
@@ -85,6 +87,8 @@ pub(crate) struct Shared {
     pub(crate) in_commit: std::collections::HashMap<String, (Arc<str>, Arc<dyn InCommit>)>,
     /// Where process status changes are announced, if anywhere.
     pub(crate) announce: Option<Arc<str>>,
+    /// Who waits for which process to end.
+    pub(crate) watchers: Arc<ends::Watchers>,
 }
 
 /// Builds and starts a runtime.
@@ -219,6 +223,7 @@ impl RuntimeBuilder {
             counters,
             in_commit,
             announce: self.announce,
+            watchers: Arc::default(),
         });
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();
@@ -316,6 +321,11 @@ impl RuntimeHandle {
         self.send_all(vec![envelope]).await
     }
 
+    /// What a handle on one of this runtime's processes reads and waits with.
+    pub(crate) fn process_watch(&self) -> ProcessWatch {
+        ProcessWatch::new(self.shared.store.store().clone(), self.shared.watchers.clone())
+    }
+
     /// The store the runtime commits to.
     pub fn store(&self) -> Arc<dyn Store> {
         self.shared.store.store().clone()
@@ -369,6 +379,7 @@ impl RuntimeHandle {
     /// timers, and flushes the committer. Unhandled messages stay durable in the outbox.
     pub async fn shutdown(mut self) -> Result<()> {
         self.stop.send_replace(true);
+        self.shared.watchers.close();
         let mut first_error = None;
         while let Some(done) = self.consumers.join_next().await {
             match done {
@@ -398,6 +409,7 @@ impl RuntimeHandle {
 impl Drop for RuntimeHandle {
     fn drop(&mut self) {
         self.stop.send_replace(true);
+        self.shared.watchers.close();
     }
 }
 

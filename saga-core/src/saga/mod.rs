@@ -33,21 +33,24 @@
 //!     .register(trip)
 //!     .start()
 //!     .await?;
-//! let id = runtime.start_saga("trip", "lisbon-1", &"Lisbon".to_string()).await?;
-//! runtime.wait_idle().await?;
-//! assert_eq!(runtime.status(&id)?.map(|s| s.as_str()), Some("compensated"));
+//! let lisbon = runtime.start_saga("trip", "lisbon-1", &"Lisbon".to_string()).await?;
+//! let outcome = lisbon.result().await?;
+//! assert_eq!(outcome.status().as_str(), "compensated");
+//! assert_eq!(outcome.failure(), Some(("book-hotel", "permanent: no rooms")));
 //! runtime.shutdown().await?;
 //! # Ok::<_, saga_core::Error>(())
 //! # }).unwrap();
 //! ```
 
 mod engine;
+mod handle;
 mod messages;
 mod start;
 mod state;
 mod step;
 mod view;
 
+pub use handle::{SagaHandle, SagaOutcome};
 pub use state::StepStatus;
 pub use step::{CompensationContext, Step, StepContext};
 pub use view::{SagaView, StepView};

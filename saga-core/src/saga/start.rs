@@ -1,19 +1,38 @@
 //! Starting a saga: from a client of the runtime, or from a handler, inside its commit.
 
-use crate::error::Result;
+use super::{SagaHandle, SagaView};
+use crate::error::{Error, Result};
 use crate::runtime::{Context, RuntimeHandle};
+use crate::store::PROCESS_SPACE;
 use serde::Serialize;
 
 impl RuntimeHandle {
-    /// Starts instance `key` of saga `saga` with `input`; returns its process id. Starting an
-    /// instance that exists changes nothing.
+    /// Starts instance `key` of saga `saga` with `input` and returns its handle.
     ///
     /// When the saga is registered with this runtime, the instance begins at once, in one
     /// commit with its first step (a local step's action runs, a remote step's command goes
-    /// out); otherwise a start message goes to the saga's topic.
-    pub async fn start_saga<I: Serialize>(&self, saga: &str, key: &str, input: &I) -> Result<String> {
-        self.send_here(super::start_message(saga, key, input)?).await?;
-        Ok(super::process_id(saga, key))
+    /// out); otherwise a start message goes to the saga's topic. Starting an instance that
+    /// exists with the same input changes nothing and returns its handle; with another input it
+    /// is refused with [`Error::AlreadyStarted`](crate::Error::AlreadyStarted).
+    pub async fn start_saga<I: Serialize>(&self, saga: &str, key: &str, input: &I) -> Result<SagaHandle> {
+        let envelope = super::start_message(saga, key, input)?;
+        let id = super::process_id(saga, key);
+        if let Some(record) = self.store().record(PROCESS_SPACE, &id)? {
+            let asked = serde_json::to_value(input)
+                .map_err(|e| Error::codec(format!("encoding the input of saga {saga}"), e))?;
+            if SagaView::decode(&id, &record.data)?.input_value() != &asked {
+                return Err(Error::AlreadyStarted { id });
+            }
+            return Ok(self.saga_handle(&id));
+        }
+        self.send_here(envelope).await?;
+        Ok(self.saga_handle(&id))
+    }
+
+    /// A handle on saga instance `id` (a process id, `{saga}/{key}`), started by anyone, also
+    /// before a restart; [`SagaHandle::result`] waits for its end.
+    pub fn saga_handle(&self, id: &str) -> SagaHandle {
+        SagaHandle::new(id.to_owned(), self.process_watch())
     }
 }
 

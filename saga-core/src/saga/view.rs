@@ -23,10 +23,10 @@ use serde_json::Value;
 ///     .start()
 ///     .await
 ///     .unwrap();
-/// let id = runtime.start_saga("greet", "1", &"Ada".to_string()).await.unwrap();
-/// runtime.wait_idle().await.unwrap();
+/// let greeting = runtime.start_saga("greet", "1", &"Ada".to_string()).await.unwrap();
+/// greeting.result().await.unwrap();
 ///
-/// let saga = SagaView::read(runtime.store().as_ref(), &id).unwrap().expect("it exists");
+/// let saga = SagaView::read(runtime.store().as_ref(), greeting.id()).unwrap().expect("it exists");
 /// assert_eq!(saga.input::<String>().unwrap(), "Ada");
 /// let hello = saga.step("hello").unwrap();
 /// assert_eq!(hello.status(), StepStatus::Succeeded);
@@ -59,6 +59,11 @@ impl SagaView {
     /// The instance's process id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The input as stored.
+    pub(crate) fn input_value(&self) -> &Value {
+        &self.state.input
     }
 
     /// The input the saga was started with, decoded as `I`.

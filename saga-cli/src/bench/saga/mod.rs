@@ -10,7 +10,6 @@ mod workload;
 
 pub(crate) use report::Report;
 
-use self::ends::{ANNOUNCEMENTS, Ends};
 use self::report::{Detail, Figures, round};
 use self::stores::Counted;
 use self::wire::Wire;
@@ -99,11 +98,8 @@ async fn one_run(options: &Options, sagas: u64, dir: &Path, n: u32) -> Result<Fi
     let wire = Wire::open(&options.transport).await?;
     let remote = wire.is_broker();
     let orders = Counted::open(&dir.join(format!("run-{n}.redb")), options.in_memory)?;
-    let ends = Ends::default();
     let runtime = Runtime::builder_shared(orders.store.clone(), wire.transport.clone())
-        .announce(ANNOUNCEMENTS)
         .register(workload::saga(remote))
-        .register(ends.watcher())
         .start()
         .await?;
     // Over a broker the circle answers `summon` from a runtime of its own, on its own database.
@@ -117,7 +113,7 @@ async fn one_run(options: &Options, sagas: u64, dir: &Path, n: u32) -> Result<Fi
     let tally = || orders.tally() + circle.as_ref().map(|(_, c)| c.tally()).unwrap_or_default();
     let before = tally();
     let started = Instant::now();
-    let (runtime, ended) = drive(runtime, &ends, sagas, options.mode.in_flight()).await?;
+    let (runtime, ended) = drive(runtime, sagas, options.mode.in_flight()).await?;
     let wall = started.elapsed();
     let mut stats = runtime.stats();
     runtime.shutdown().await?;
@@ -161,7 +157,6 @@ async fn one_run(options: &Options, sagas: u64, dir: &Path, n: u32) -> Result<Fi
 /// one's end: how each ended, and its latency.
 async fn drive(
     runtime: RuntimeHandle,
-    ends: &Ends,
     sagas: u64,
     in_flight: usize,
 ) -> Result<(RuntimeHandle, Vec<(Status, Duration)>)> {
@@ -174,8 +169,8 @@ async fn drive(
         {
             ended.push(done??);
         }
-        let (runtime, ends) = (runtime.clone(), ends.clone());
-        flying.spawn(async move { ends::start_and_await(&runtime, &ends, Order::new(number)).await });
+        let runtime = runtime.clone();
+        flying.spawn(async move { ends::start_and_await(&runtime, Order::new(number)).await });
     }
     while let Some(done) = flying.join_next().await {
         ended.push(done??);

@@ -1,0 +1,88 @@
+//! Waiting for a process to end without polling the store: the runtime wakes whoever waits
+//! once the commit that ended the process is durable.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+
+/// Who waits for which process to end.
+#[derive(Default)]
+pub(crate) struct Watchers {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    waiting: HashMap<String, Vec<oneshot::Sender<()>>>,
+    /// The runtime shut down: nothing will end here any more, and nobody waits in vain.
+    closed: bool,
+}
+
+impl Watchers {
+    /// Resolves once a commit of this runtime ended process `id` (gave it a terminal status);
+    /// fails once the runtime shut down. Register before reading the status, so that an end
+    /// committed in between is not missed.
+    pub(crate) fn until_ended(&self, id: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.lock();
+        if !state.closed {
+            let waiting = state.waiting.entry(id.to_owned()).or_default();
+            // Waiters that gave up are dropped here, so a process that never ends keeps none.
+            waiting.retain(|w| !w.is_closed());
+            waiting.push(tx);
+        }
+        rx
+    }
+
+    /// Wakes whoever waits for the processes a durable commit just ended.
+    pub(crate) fn ended(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        for id in ids {
+            for waiter in state.waiting.remove(id).unwrap_or_default() {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    /// Lets every waiter go: the runtime stopped.
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.waiting.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What a handle on one process needs of its runtime: the store to read the process from, and
+/// the watchers to wait with. Front-ends build their handles on it. It holds nothing else of
+/// the runtime, so a handle kept after a shutdown keeps no part of it running.
+#[derive(Clone)]
+pub(crate) struct ProcessWatch {
+    store: std::sync::Arc<dyn crate::store::Store>,
+    watchers: std::sync::Arc<Watchers>,
+}
+
+impl ProcessWatch {
+    pub(crate) fn new(
+        store: std::sync::Arc<dyn crate::store::Store>,
+        watchers: std::sync::Arc<Watchers>,
+    ) -> Self {
+        ProcessWatch { store, watchers }
+    }
+
+    /// The runtime's store.
+    pub(crate) fn store(&self) -> &dyn crate::store::Store {
+        self.store.as_ref()
+    }
+
+    /// See [`Watchers::until_ended`].
+    pub(crate) fn until_ended(&self, id: &str) -> oneshot::Receiver<()> {
+        self.watchers.until_ended(id)
+    }
+}

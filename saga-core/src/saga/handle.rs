@@ -1,0 +1,122 @@
+//! [`SagaHandle`]: one saga instance as its starter holds it, and [`SagaOutcome`], how it ended.
+
+use super::view::SagaView;
+use crate::error::{Error, Result};
+use crate::runtime::ProcessWatch;
+use crate::store::{PROCESS_SPACE, Status};
+use serde::de::DeserializeOwned;
+
+/// A saga instance of this runtime: its id, its status now, and its outcome once it ends.
+/// [`RuntimeHandle::start_saga`](crate::RuntimeHandle::start_saga) gives one, and
+/// [`RuntimeHandle::saga_handle`](crate::RuntimeHandle::saga_handle) one for any id, also after
+/// a restart.
+///
+/// ```
+/// use saga_core::saga::{Saga, Step, StepContext};
+/// use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime, Status};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let book = Saga::<String>::new("trip").step(Step::local("book-flight", |ctx: StepContext<String>| async move {
+///     Ok::<_, ActionError>(format!("seat 12A to {}", ctx.input))
+/// }));
+/// let runtime = Runtime::builder(RedbStore::in_memory()?, InProcessTransport::new())
+///     .register(book)
+///     .start()
+///     .await?;
+/// let trip = runtime.start_saga("trip", "lisbon-1", &"Lisbon".to_string()).await?;
+/// let outcome = trip.result().await?;
+/// assert_eq!(outcome.status(), Status::Completed);
+/// assert_eq!(outcome.log::<String>("book-flight")?, "seat 12A to Lisbon");
+/// // A handle for an existing instance reads the same outcome.
+/// let again = runtime.saga_handle(trip.id());
+/// assert_eq!(again.result().await?.status(), Status::Completed);
+/// # runtime.shutdown().await?;
+/// # Ok::<_, saga_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SagaHandle {
+    id: String,
+    runtime: ProcessWatch,
+}
+
+impl SagaHandle {
+    pub(crate) fn new(id: String, runtime: ProcessWatch) -> Self {
+        SagaHandle { id, runtime }
+    }
+
+    /// The instance's process id (`{saga}/{key}`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Where the instance stands, as last committed; `None` while this runtime's store has no
+    /// such instance (its start is still on its way, or it runs elsewhere).
+    pub fn status(&self) -> Result<Option<Status>> {
+        let record = self.runtime.store().record(PROCESS_SPACE, &self.id)?;
+        Ok(record.and_then(|r| r.process).map(|meta| meta.status))
+    }
+
+    /// Waits until the instance ends (completed, compensated, or failed and waiting for an
+    /// operator) and returns how. Resolves at once for an instance that ended before the call;
+    /// otherwise the commit that ends it wakes the caller, with no polling of the store. Fails
+    /// with [`Error::Shutdown`] if the runtime stops first.
+    pub async fn result(&self) -> Result<SagaOutcome> {
+        loop {
+            // Registered before reading, so an end committed in between is not missed.
+            let ended = self.runtime.until_ended(&self.id);
+            if let Some(record) = self.runtime.store().record(PROCESS_SPACE, &self.id)?
+                && let Some(status) = record.process.map(|meta| meta.status).filter(|s| s.is_terminal())
+            {
+                let saga = SagaView::decode(&self.id, &record.data)?;
+                return Ok(SagaOutcome { status, saga });
+            }
+            ended.await.map_err(|_| Error::Shutdown)?;
+        }
+    }
+}
+
+impl std::fmt::Debug for SagaHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaHandle").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// How a saga instance ended: its status, its steps' logs, and, if it failed, where and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SagaOutcome {
+    status: Status,
+    saga: SagaView,
+}
+
+impl SagaOutcome {
+    /// The instance's process id.
+    pub fn id(&self) -> &str {
+        self.saga.id()
+    }
+
+    /// How it ended: `Completed`, `Compensated`, `Failed` (stuck, for an operator) or, once an
+    /// operator acknowledged it, `Acknowledged`.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The log step `step` recorded, decoded as `L`. A step that did not succeed (or was
+    /// compensated since) still has the log its action recorded; one that never succeeded has
+    /// none.
+    pub fn log<L: DeserializeOwned>(&self, step: &str) -> Result<L> {
+        let no_log = |why| Error::NoLog { id: self.id().to_owned(), step: step.to_owned(), why };
+        let found = self.saga.step(step).ok_or_else(|| no_log("the saga has no such step"))?;
+        found.log::<L>()?.ok_or_else(|| no_log("the step did not succeed"))
+    }
+
+    /// The step and the error that sent the saga into compensation or failure, if any.
+    pub fn failure(&self) -> Option<(&str, &str)> {
+        self.saga.failure()
+    }
+
+    /// The whole instance as it ended.
+    pub fn saga(&self) -> &SagaView {
+        &self.saga
+    }
+}
