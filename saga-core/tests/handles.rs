@@ -28,7 +28,7 @@ fn order() -> Saga<String> {
                 Ok::<_, ActionError>(format!("paid for {}", ctx.input))
             })
             .compensate(|ctx: CompensationContext<String>| async move {
-                if ctx.log == "paid for stuck" {
+                if ctx.input::<String>()? == "stuck" {
                     return Err(ActionError::permanent("the card is frozen"));
                 }
                 Ok(())

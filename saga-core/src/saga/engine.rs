@@ -439,6 +439,7 @@ where
             log,
             idempotency_key: format!("{}/compensate", self.idempotency_key(j)),
             attempt,
+            input: self.state.input.clone(),
         };
         let result = match &self.engine.steps[j].compensation {
             Some(Compensation::Local(compensation)) => compensation(comp_ctx).await,

@@ -36,15 +36,40 @@ impl<I> StepContext<I> {
     }
 }
 
-/// What a compensation is given: the log its step's action recorded, and an idempotency key.
+/// What a compensation is given: the log its step's action recorded, the saga's input, and an
+/// idempotency key.
 #[derive(Clone, Debug)]
 pub struct CompensationContext<L> {
-    /// The log recorded by the step's action (not the saga's input).
+    /// The log recorded by the step's action.
     pub log: L,
     /// `{process id}/{step}/compensate`: the same on every attempt.
     pub idempotency_key: String,
     /// Which attempt this is (1 for the first).
     pub attempt: u32,
+    pub(crate) input: Value,
+}
+
+impl<L> CompensationContext<L> {
+    /// The saga's input, decoded as `I` (the saga's input type).
+    ///
+    /// ```
+    /// use saga_core::saga::{CompensationContext, Step, StepContext};
+    /// use saga_core::ActionError;
+    ///
+    /// let reserve = Step::local("reserve", |ctx: StepContext<u64>| async move {
+    ///     Ok::<_, ActionError>(format!("hold-{}", ctx.input))
+    /// })
+    /// .compensate(|ctx: CompensationContext<String>| async move {
+    ///     let amount: u64 = ctx.input()?;
+    ///     println!("releasing {} ({amount})", ctx.log);
+    ///     Ok(())
+    /// });
+    /// # let _ = reserve;
+    /// ```
+    pub fn input<I: DeserializeOwned>(&self) -> Result<I, ActionError> {
+        I::deserialize(&self.input)
+            .map_err(|e| ActionError::permanent(format!("decoding the saga input: {e}")))
+    }
 }
 
 type LocalAction<I> = Arc<dyn Fn(StepContext<I>) -> BoxFuture<Result<Value, ActionError>> + Send + Sync>;
@@ -188,6 +213,7 @@ where
                     log,
                     idempotency_key: ctx.idempotency_key,
                     attempt: ctx.attempt,
+                    input: ctx.input,
                 })
                 .await
             })
