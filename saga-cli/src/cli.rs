@@ -285,11 +285,7 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Err(e) => {
-            let rendered = e.render().to_string();
-            eprintln!(
-                "saga-cli: {}",
-                rendered.lines().next().unwrap_or("bad usage").trim_start_matches("error: ")
-            );
+            eprintln!("saga-cli: {}", usage_error(&e.render().to_string()));
             return ExitCode::from(2);
         }
     };
@@ -313,8 +309,57 @@ pub(crate) fn main() -> ExitCode {
     match runtime.block_on(crate::commands::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("saga-cli: {e:#}");
+            eprintln!("saga-cli: {}", one_line(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// clap's message for a usage error, on one line: its first paragraph (which names what is
+/// wrong, such as the arguments not provided on the line below it), without the usage and tips.
+fn usage_error(rendered: &str) -> String {
+    let paragraph: Vec<&str> = rendered.lines().map(str::trim).take_while(|line| !line.is_empty()).collect();
+    let line = paragraph.join(" ");
+    let line = line.trim_start_matches("error: ");
+    if line.is_empty() { "bad usage".to_owned() } else { line.to_owned() }
+}
+
+/// An error and its causes on one line, each said once: a cause whose text its error already
+/// carries (as saga-core's errors do) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{one_line, usage_error};
+
+    #[test]
+    fn a_missing_argument_is_named_on_the_line_that_says_it_is_missing() {
+        let rendered = "error: the following required arguments were not provided:\n  <ID>\n\nUsage: saga-cli retry <ID>\n\nFor more information, try '--help'.\n";
+        assert_eq!(usage_error(rendered), "the following required arguments were not provided: <ID>");
+        let unexpected = "error: unexpected argument '--x' found\n\n  tip: to pass '--x' as a value, use '-- --x'\n\nUsage: saga-cli list\n";
+        assert_eq!(usage_error(unexpected), "unexpected argument '--x' found");
+    }
+
+    #[test]
+    fn a_cause_the_error_already_says_is_not_said_again() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let error = saga_core::Error::Io { context: "x.redb: opening".into(), source: io };
+        let line = one_line(&anyhow::Error::new(error));
+        assert_eq!(line, "x.redb: opening: No such file or directory (os error 2)");
+        let chained = anyhow::anyhow!("the cause").context("reading the run");
+        assert_eq!(one_line(&chained), "reading the run: the cause");
     }
 }

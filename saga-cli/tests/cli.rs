@@ -372,7 +372,20 @@ fn bad_input_is_one_clear_line_and_changes_no_file() {
         1,
         "no process with id \"nope/1\"",
     );
+    let before = std::fs::read(db).unwrap();
     one_line(&saga_cli(&["acknowledge", "nope/1", "--db", db], dir.path()), 1, "no process with id");
+    one_line(&saga_cli(&["retry", "nope/1", "--db", db], dir.path()), 1, "no process with id");
+    assert!(std::fs::read(db).unwrap() == before, "a refused request left the file as it was");
+    one_line(&saga_cli(&["retry"], dir.path()), 2, "were not provided: <ID>");
+    let nowhere = ["run", "imp-summoning", "--db", "/nonexistent/dir/x.redb"];
+    let out = saga_cli(&nowhere, dir.path());
+    one_line(&out, 1, "No such file or directory");
+    assert_eq!(
+        stderr(&out).matches("No such file or directory").count(),
+        1,
+        "the cause once: {}",
+        stderr(&out)
+    );
     one_line(
         &saga_cli(&["run", "imp-summoning", "--db", db], dir.path()),
         1,

@@ -14,6 +14,12 @@ pub(crate) async fn act(db: &Path, id: &str, action: OperatorAction) -> Result<u
     if !db.exists() {
         return Err(Error::NoDatabase { path: db.to_owned() }.into());
     }
+    // A request that will be refused (no such process, or one not failed) is refused before the
+    // file is opened for writing, which would change it. A file a reader cannot open (one left
+    // by a crash) is checked by the writer instead.
+    if let Ok(reader) = RedbStore::open_read_only(db) {
+        operator::request(&reader, id, action)?;
+    }
     let store = Arc::new(RedbStore::open(db)?);
     operator::submit(store.as_ref(), id, action, saga_core::Timestamp::now())?;
     let (_, marker) = read_marker(store.as_ref())?.with_context(|| {
