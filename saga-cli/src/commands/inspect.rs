@@ -30,7 +30,7 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
     let timers: Vec<Value> = store
         .timers()?
         .into_iter()
-        .filter(|t| t.envelope.correlation_id() == id || t.key.contains(id))
+        .filter(|t| timer_of(&t.key, t.envelope.correlation_id(), id))
         .map(|t| json!({ "key": t.key, "due": t.due.to_string(), "kind": t.envelope.kind() }))
         .collect();
     let steps = steps_of(id, &meta, &record.data);
@@ -188,4 +188,30 @@ fn sequence_diagram(id: &str, meta: &ProcessMeta, history: &[HistoryEntry]) -> S
     }
     out.extend(lines);
     out.join("\n")
+}
+
+/// Whether the timer with `key` (its owner's name, then the owner's timer name) belongs to
+/// process `id`: it is correlated with it, or its name is `{id}/...`, as the timers sagas and
+/// process managers set are. A process whose id begins another's (`order-1`, `order-10`) owns
+/// only its own.
+fn timer_of(key: &str, correlation_id: &str, id: &str) -> bool {
+    correlation_id == id
+        || key
+            .split_once('/')
+            .is_some_and(|(_, name)| name.strip_prefix(id).is_some_and(|rest| rest.starts_with('/')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timer_of;
+
+    #[test]
+    fn a_process_owns_its_own_timers_and_not_those_of_an_id_it_begins() {
+        let id = "summoning/order-1";
+        assert!(timer_of("summoning/summoning/order-1/timeout", "", id));
+        assert!(timer_of("circle/wait", id, id), "correlated with it");
+        assert!(!timer_of("summoning/summoning/order-10/timeout", "summoning/order-10", id));
+        assert!(!timer_of("summoning/summoning/order-100/summon/retry", "", id));
+        assert!(!timer_of("summoning/order-1", "", id), "a service timer named like the process");
+    }
 }
