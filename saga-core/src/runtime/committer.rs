@@ -101,8 +101,10 @@ impl Committer {
 
 fn run(store: Storage, rx: jobs::Receiver<Job>, max_batch: usize, wakers: Wakers, counters: &Counters) {
     let mut replies = Vec::with_capacity(max_batch);
-    // Deletions of published rows waiting for a commit to ride on.
+    // Deletions of published rows waiting for a commit to ride on, and until when they wait:
+    // counted from the first of them, so a stream of deletions alone cannot hold them off.
     let mut lingering: Vec<u64> = Vec::new();
+    let mut until = std::time::Instant::now();
     loop {
         let first = if lingering.is_empty() {
             match rx.recv() {
@@ -110,7 +112,7 @@ fn run(store: Storage, rx: jobs::Receiver<Job>, max_batch: usize, wakers: Wakers
                 Err(_) => break,
             }
         } else {
-            match rx.recv_timeout(SENT_LINGER) {
+            match rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
                 Ok(job) => job,
                 Err(jobs::RecvTimeoutError::Timeout) => {
                     let batch = Batch { units: Vec::new(), sent: std::mem::take(&mut lingering) };
@@ -142,8 +144,12 @@ fn run(store: Storage, rx: jobs::Receiver<Job>, max_batch: usize, wakers: Wakers
                 next = rx.try_recv().ok();
             }
         }
-        if batch.units.is_empty() && firing.is_none() && !flush {
+        let overdue = !lingering.is_empty() && std::time::Instant::now() >= until;
+        if batch.units.is_empty() && firing.is_none() && !flush && !overdue {
             // Nothing durable to ride on yet: wait for it.
+            if lingering.is_empty() {
+                until = std::time::Instant::now() + SENT_LINGER;
+            }
             lingering.append(&mut batch.sent);
             continue;
         }
@@ -225,5 +231,50 @@ fn hand_over(fresh: Fresh, wrote_rows: bool, wakers: &Wakers) {
         let _ = wakers.fresh.send(fresh);
     } else if wrote_rows {
         wakers.relay.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Committer, SENT_LINGER, Wakers};
+    use crate::model::Envelope;
+    use crate::runtime::stats::Counters;
+    use crate::runtime::storage::Storage;
+    use crate::store::{CommitUnit, RedbStore, Store, UnitOutcome};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use tokio::sync::Notify;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Ping;
+    crate::message!(Ping = "ping");
+
+    /// A published row's deletion waits for a commit to ride on, but no longer than the
+    /// linger: more deletions arriving alone do not put it off.
+    #[tokio::test]
+    async fn deletions_arriving_alone_are_committed_within_the_linger() {
+        let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory().expect("opens"));
+        let (fresh, _rows) = tokio::sync::mpsc::unbounded_channel();
+        let wakers = Wakers { fresh, relay: Arc::new(Notify::new()), timers: Arc::new(Notify::new()) };
+        let (committer, thread) =
+            Committer::start(Storage::new(store.clone()), 16, wakers, Arc::new(Counters::default()))
+                .expect("starts");
+        let unit = CommitUnit::send(Envelope::new("pings", "k", &Ping).expect("encodes"));
+        assert!(matches!(committer.commit(unit).await.expect("commits"), UnitOutcome::Committed));
+        let seq = store.outbox_after(None, 10).expect("reads")[0].seq;
+        let started = Instant::now();
+        let mut deleted_after = None;
+        while started.elapsed() < SENT_LINGER * 8 {
+            // The relay confirms this row again and again (as rows of a long backlog come in).
+            committer.sent(vec![seq]);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if deleted_after.is_none() && store.outbox_after(None, 10).expect("reads").is_empty() {
+                deleted_after = Some(started.elapsed());
+            }
+        }
+        let deleted_after = deleted_after.expect("the deletion was never committed");
+        assert!(deleted_after < SENT_LINGER * 4, "committed after {deleted_after:?}");
+        drop(committer);
+        thread.join().expect("the committer thread ends");
     }
 }

@@ -81,6 +81,12 @@ impl ProcessWatch {
         self.store.as_ref()
     }
 
+    /// The status of process `id` as last committed; `None` if the store has no such process.
+    pub(crate) fn status(&self, id: &str) -> crate::Result<Option<crate::store::Status>> {
+        let record = self.store.record(crate::store::PROCESS_SPACE, id)?;
+        Ok(record.and_then(|r| r.process).map(|meta| meta.status))
+    }
+
     /// See [`Watchers::until_ended`].
     pub(crate) fn until_ended(&self, id: &str) -> oneshot::Receiver<()> {
         self.watchers.until_ended(id)

@@ -24,7 +24,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{Envelope, Message, MessageId};
 use crate::retry::RetryPolicy;
-use crate::store::{CommitUnit, PROCESS_SPACE, Status, Store};
+use crate::store::{CommitUnit, Status, Store};
 use crate::transport::Transport;
 use committer::{Committer, Wakers};
 use std::sync::Arc;
@@ -285,16 +285,7 @@ impl RuntimeHandle {
     /// ```
     pub async fn send_all(&self, envelopes: Vec<Envelope>) -> Result<()> {
         let now = self.shared.clock.now();
-        let outbox = envelopes
-            .into_iter()
-            .map(|mut e| {
-                if e.source.is_empty() {
-                    e.source = "client".into();
-                }
-                e.created_at = now;
-                e
-            })
-            .collect();
+        let outbox = envelopes.into_iter().map(|e| self.as_client(e)).collect();
         let unit = CommitUnit { at: now, outbox, ..CommitUnit::default() };
         match self.shared.committer.commit(unit).await? {
             crate::store::UnitOutcome::Conflict(e) => Err(e),
@@ -305,15 +296,21 @@ impl RuntimeHandle {
     /// Sends `envelope` from this client: a component of this runtime whose in-commit hook
     /// takes its topic handles it at once, in a commit of its own (no outbox row, no relay, no
     /// delivery); otherwise it is recorded for the relay like [`send_envelope`](Self::send_envelope).
-    pub(crate) async fn send_here(&self, mut envelope: Envelope) -> Result<()> {
-        if envelope.source.is_empty() {
-            envelope.source = "client".into();
-        }
-        envelope.created_at = self.shared.clock.now();
+    pub(crate) async fn send_here(&self, envelope: Envelope) -> Result<()> {
+        let envelope = self.as_client(envelope);
         if consumer::take_here(&self.shared, &envelope).await? {
             return Ok(());
         }
         self.send_envelope(envelope).await
+    }
+
+    /// `envelope` as this client sends it: made now, and from `client` unless it names a source.
+    fn as_client(&self, mut envelope: Envelope) -> Envelope {
+        if envelope.source.is_empty() {
+            envelope.source = "client".into();
+        }
+        envelope.created_at = self.shared.clock.now();
+        envelope
     }
 
     /// Durably records a ready-made envelope for the relay.
@@ -334,8 +331,7 @@ impl RuntimeHandle {
     /// The status of process `id` (a saga or process-manager instance) as last committed;
     /// `None` if there is no such process.
     pub fn status(&self, id: &str) -> Result<Option<Status>> {
-        let record = self.shared.store.record(PROCESS_SPACE, id)?;
-        Ok(record.and_then(|r| r.process).map(|meta| meta.status))
+        self.process_watch().status(id)
     }
 
     /// What the runtime has done since it started.

@@ -53,8 +53,7 @@ impl SagaHandle {
     /// Where the instance stands, as last committed; `None` while this runtime's store has no
     /// such instance (its start is still on its way, or it runs elsewhere).
     pub fn status(&self) -> Result<Option<Status>> {
-        let record = self.runtime.store().record(PROCESS_SPACE, &self.id)?;
-        Ok(record.and_then(|r| r.process).map(|meta| meta.status))
+        self.runtime.status(&self.id)
     }
 
     /// Waits until the instance ends (completed, compensated, or failed and waiting for an
