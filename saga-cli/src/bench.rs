@@ -237,11 +237,7 @@ pub(crate) async fn sagas(domain: &dyn Domain, orders: u64, seed: u64, runs: u32
     }
     let mut rates: Vec<f64> = measured.iter().map(|r| r.sagas_per_s).collect();
     rates.sort_by(f64::total_cmp);
-    let median = match rates.len() {
-        0 => 0.0,
-        len if len % 2 == 1 => rates[len / 2],
-        len => ((rates[len / 2 - 1] + rates[len / 2]) / 2.0).round(),
-    };
+    let median = median(rates.clone()).round();
     Ok(SagasReport {
         domain: domain.name(),
         orders,
@@ -287,6 +283,16 @@ pub(crate) fn table(report: &EngineReport) -> String {
         value: String,
     }
     tabled::Table::new(rows.into_iter().map(|(figure, value)| Figure { figure, value })).to_string()
+}
+
+/// The middle value; the mean of the two middle ones when there are two; 0 for none.
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        len if len % 2 == 1 => values[len / 2],
+        len => (values[len / 2 - 1] + values[len / 2]) / 2.0,
+    }
 }
 
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {

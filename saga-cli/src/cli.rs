@@ -330,7 +330,7 @@ fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if line.contains(&text) {
+        if line.ends_with(&text) {
             continue;
         }
         if !line.is_empty() {
@@ -361,5 +361,8 @@ mod tests {
         assert_eq!(line, "x.redb: opening: No such file or directory (os error 2)");
         let chained = anyhow::anyhow!("the cause").context("reading the run");
         assert_eq!(one_line(&chained), "reading the run: the cause");
+        // A short cause that happens to stand inside the message is still said.
+        let short = anyhow::anyhow!("2").context("expected 1 or 2 members");
+        assert_eq!(one_line(&short), "expected 1 or 2 members: 2");
     }
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 const BELOW: [&str; 4] = ["runtime", "store", "transport", "model"];
 /// The front-ends.
 const FRONT_ENDS: [&str; 3] = ["saga", "process", "operator"];
+/// What the crate root re-exports of the front-ends: naming `crate::Saga` names the saga module.
+const RE_EXPORTED: [&str; 3] = ["crate::Saga", "crate::Step", "crate::ProcessManager"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -19,7 +21,7 @@ fn rust_files(path: &Path) -> Vec<PathBuf> {
         return vec![path.to_owned()];
     }
     let mut files = Vec::new();
-    let Ok(entries) = std::fs::read_dir(path) else { return files };
+    let entries = std::fs::read_dir(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for entry in entries {
         let path = entry.unwrap().path();
         if path.is_dir() {
@@ -40,7 +42,7 @@ fn names(text: &str, name: &str) -> Vec<usize> {
             let before = text[..*at].chars().next_back();
             !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
         })
-        .map(|(at, _)| text[..at].lines().count().max(1))
+        .map(|(at, _)| text[..at].matches('\n').count() + 1)
         .collect()
 }
 
@@ -53,6 +55,15 @@ fn no_file_below_the_front_ends_names_one_in_code_doc_links_or_comments() {
             for front_end in FRONT_ENDS {
                 for line in names(&text, front_end) {
                     found.push(format!("{}:{line} names `{front_end}::`", file.display()));
+                }
+            }
+            for item in RE_EXPORTED {
+                for (at, _) in text.match_indices(item) {
+                    let after = text[at + item.len()..].chars().next();
+                    if !after.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                        let line = text[..at].matches('\n').count() + 1;
+                        found.push(format!("{}:{line} names `{item}`", file.display()));
+                    }
                 }
             }
         }
@@ -124,9 +135,4 @@ fn the_modules_of_saga_core_depend_on_each_other_without_a_cycle() {
         }
     }
     assert!(left.is_empty(), "these modules depend on each other in a cycle: {left:?}");
-    for front_end in FRONT_ENDS {
-        for layer in BELOW {
-            assert!(!graph[layer].contains(front_end), "{layer} uses {front_end}");
-        }
-    }
 }

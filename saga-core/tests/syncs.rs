@@ -42,14 +42,7 @@ fn three_steps() -> Saga<u64> {
         .step(Step::local("deliver", |ctx: StepContext<u64>| async move { Ok::<_, ActionError>(ctx.input) }))
 }
 
-/// Waits for saga `id` to end, as a caller awaiting its result would.
-async fn ended(runtime: &saga_core::RuntimeHandle, id: &str) {
-    while !runtime.status(id).unwrap().is_some_and(|s| s.is_terminal()) {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
-/// A three-step local saga run one at a time costs at most four durable syncs: it begins in the
+/// A three-step local saga run one at a time costs at most four durable syncs (3.2 here): it begins in the
 /// client's commit with its first step, each later step is one commit, and the deletions of
 /// published rows ride on those commits instead of syncing on their own. (The 10% that fail
 /// pay for their compensation.) A cost that regresses silently is a bug.
@@ -68,11 +61,14 @@ async fn a_three_step_saga_run_one_at_a_time_costs_at_most_four_syncs() {
     let before = syncs.load(Ordering::Relaxed);
     let sagas = 50;
     for n in 1..=sagas {
-        let id = runtime.start_saga("order", &n.to_string(), &n).await.unwrap().id().to_owned();
-        ended(&runtime, &id).await;
+        let saga = runtime.start_saga("order", &n.to_string(), &n).await.unwrap();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), saga.result()).await;
+        ended.expect("the saga ends").unwrap();
     }
     let per_saga = (syncs.load(Ordering::Relaxed) - before) as f64 / sagas as f64;
     runtime.shutdown().await.unwrap();
-    assert!(per_saga <= 4.0, "{per_saga} syncs per saga");
+    // 45 sagas of 3 commits and 5 that compensate in 5 make 3.2; a deletion that found no
+    // commit to ride on within its linger may add one now and then, never 15.
+    assert!(per_saga <= 3.5, "{per_saga} syncs per saga");
     assert!(per_saga >= 3.0, "{per_saga} syncs per saga: is anything durable at all?");
 }

@@ -4,8 +4,8 @@
 use super::consumer::{Consumer, InCommit};
 use std::sync::Arc;
 
-/// Something that can be registered with a runtime: a [`Service`](crate::Service), a
-/// [`Saga`](crate::Saga) or a [`ProcessManager`](crate::ProcessManager).
+/// Something that can be registered with a runtime: a [`Service`](crate::Service), or a
+/// front-end's definition (a saga, a process manager).
 pub trait Component: sealed::IntoRegistration + Send + 'static {}
 
 pub(crate) mod sealed {

@@ -264,8 +264,9 @@ pub struct CommitUnit {
     pub timers: Vec<TimerOp>,
     /// A message given up on.
     pub dead_letter: Option<DeadLetter>,
-    /// What the store encoded of this unit ahead of the commit (`RedbStore::prepare`); the
-    /// store checks it still matches the unit, so a unit changed afterwards is encoded again.
+    /// What the store encoded of this unit ahead of the commit (`RedbStore::prepare`). A unit
+    /// changed afterwards must be prepared again: only a change in how many rows it has is
+    /// noticed (and then it is encoded during the commit).
     pub(crate) prepared: Prepared,
 }
 

@@ -52,12 +52,9 @@ impl SagaMode {
         }
     }
 
-    fn name(self) -> &'static str {
-        match self {
-            SagaMode::Conc => "conc",
-            SagaMode::Seq => "seq",
-            SagaMode::Big => "big",
-        }
+    /// The mode's name, as `--mode` takes it.
+    fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self).map(|v| v.get_name().to_owned()).unwrap_or_default()
     }
 }
 

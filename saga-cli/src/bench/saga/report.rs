@@ -125,14 +125,9 @@ impl Report {
     }
 }
 
-/// The middle value; the mean of the two middle ones when there are two.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        len if len % 2 == 1 => values[len / 2],
-        len => round((values[len / 2 - 1] + values[len / 2]) / 2.0, 2),
-    }
+/// The median, to two places.
+fn median(values: Vec<f64>) -> f64 {
+    round(crate::bench::median(values), 2)
 }
 
 /// The middle count; the lower of the two middle ones when there are two.

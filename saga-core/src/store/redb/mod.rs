@@ -230,7 +230,8 @@ fn r<T, E: Into<redb::Error>>(result: std::result::Result<T, E>) -> std::result:
 /// The fast paths the runtime takes when its store is a `RedbStore`.
 impl RedbStore {
     /// Encodes what `unit` will write, on the caller's thread, so that the one thread that
-    /// commits spends its time writing; a unit changed afterwards is encoded again.
+    /// commits spends its time writing. A unit changed afterwards must be prepared again (only a
+    /// change in how many rows it has is noticed).
     pub(crate) fn prepare(&self, unit: &mut CommitUnit) {
         unit.prepared = super::Prepared::new(commit::Rows::encode(unit));
     }

@@ -14,7 +14,7 @@ mod units;
 
 use super::suite::Suite;
 use crate::error::{Error, Result};
-use crate::model::{Envelope, Message, MessageId, Timestamp};
+use crate::model::{Envelope, MessageId, Timestamp};
 use crate::store::{
     Batch, Class, CommitUnit, HistoryEntry, HistoryEvent, InboxKey, ProcessMeta, Record, Status, Store,
     UnitOutcome, Write,
@@ -131,9 +131,7 @@ fn at(seconds: u64) -> Timestamp {
 struct Note {
     n: u32,
 }
-impl Message for Note {
-    const KIND: &'static str = "store-conformance.note";
-}
+crate::message!(Note = "store-conformance.note");
 
 fn note(topic: &str, n: u32) -> Envelope {
     Envelope::new(topic, &format!("k{n}"), &Note { n }).expect("a note encodes")
