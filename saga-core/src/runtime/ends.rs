@@ -59,21 +59,36 @@ impl Watchers {
     }
 }
 
-/// What a handle on one process needs of its runtime: the store to read the process from, and
-/// the watchers to wait with. Front-ends build their handles on it. It holds nothing else of
-/// the runtime, so a handle kept after a shutdown keeps no part of it running.
+/// What a handle on one process needs of its runtime: the store to read the process from, the
+/// watchers to wait with, and a weak link to send requests through. Front-ends build their
+/// handles on it. A handle kept after a shutdown keeps no part of the runtime running.
 #[derive(Clone)]
 pub(crate) struct ProcessWatch {
     store: std::sync::Arc<dyn crate::store::Store>,
     watchers: std::sync::Arc<Watchers>,
+    runtime: std::sync::Weak<super::Shared>,
 }
 
 impl ProcessWatch {
     pub(crate) fn new(
         store: std::sync::Arc<dyn crate::store::Store>,
         watchers: std::sync::Arc<Watchers>,
+        runtime: std::sync::Weak<super::Shared>,
     ) -> Self {
-        ProcessWatch { store, watchers }
+        ProcessWatch { store, watchers, runtime }
+    }
+
+    /// Whether a component of the runtime takes messages for `topic` in its commits (hosts
+    /// the definitions that own it); `false` once the runtime stopped.
+    pub(crate) fn hosts(&self, topic: &str) -> bool {
+        self.runtime.upgrade().is_some_and(|shared| shared.in_commit.contains_key(topic))
+    }
+
+    /// Durably records `envelope` for the relay, as a client of the runtime; fails with
+    /// [`Error::Shutdown`](crate::Error::Shutdown) once the runtime stopped.
+    pub(crate) async fn send(&self, envelope: crate::model::Envelope) -> crate::Result<()> {
+        let shared = self.runtime.upgrade().ok_or(crate::Error::Shutdown)?;
+        super::send_all(&shared, vec![envelope]).await
     }
 
     /// The runtime's store.

@@ -14,7 +14,7 @@ mod timers;
 
 pub use announce::ProcessChanged;
 pub use component::Component;
-pub(crate) use component::{Registration, sealed};
+pub(crate) use component::{Join, Registration, sealed};
 pub(crate) use consumer::{Consumer, Handled, InCommit};
 pub use context::Context;
 pub(crate) use ends::ProcessWatch;
@@ -136,6 +136,7 @@ impl Runtime {
             clock: Arc::new(SystemClock),
             config: Config::default(),
             components: Vec::new(),
+            refused: Vec::new(),
             announce: None,
         }
     }
@@ -148,6 +149,8 @@ pub struct RuntimeBuilder {
     clock: Arc<dyn Clock>,
     config: Config,
     components: Vec<Registration>,
+    /// Why registrations could not be joined; `start` reports the first.
+    refused: Vec<String>,
     announce: Option<Arc<str>>,
 }
 
@@ -177,13 +180,27 @@ impl RuntimeBuilder {
     }
 
     /// Adds a service, saga or process manager.
+    ///
+    /// A saga registered again under the same name with another version joins the first: the
+    /// runtime then runs each instance on the version it began with.
     pub fn register(mut self, component: impl Component) -> Self {
-        self.components.push(sealed::IntoRegistration::into_registration(component));
+        let later = sealed::IntoRegistration::into_registration(component);
+        let same = self.components.iter().position(|c| c.consumer.name() == later.consumer.name());
+        match same.and_then(|i| Some((i, self.components[i].join.clone()?))) {
+            Some((i, join)) => match join.join(&later) {
+                Ok(joined) => self.components[i] = joined,
+                Err(why) => self.refused.push(why),
+            },
+            None => self.components.push(later),
+        }
         self
     }
 
     /// Subscribes every consumer, then starts the relay and the timer loop.
     pub async fn start(self) -> Result<RuntimeHandle> {
+        if let Some(why) = self.refused.first() {
+            return Err(Error::Config(why.clone()));
+        }
         let mut names = std::collections::HashSet::new();
         for component in &self.components {
             if !names.insert(component.consumer.name().to_owned()) {
@@ -284,13 +301,7 @@ impl RuntimeHandle {
     /// # });
     /// ```
     pub async fn send_all(&self, envelopes: Vec<Envelope>) -> Result<()> {
-        let now = self.shared.clock.now();
-        let outbox = envelopes.into_iter().map(|e| self.as_client(e)).collect();
-        let unit = CommitUnit { at: now, outbox, ..CommitUnit::default() };
-        match self.shared.committer.commit(unit).await? {
-            crate::store::UnitOutcome::Conflict(e) => Err(e),
-            _ => Ok(()),
-        }
+        send_all(&self.shared, envelopes).await
     }
 
     /// Sends `envelope` from this client: a component of this runtime whose in-commit hook
@@ -305,12 +316,8 @@ impl RuntimeHandle {
     }
 
     /// `envelope` as this client sends it: made now, and from `client` unless it names a source.
-    fn as_client(&self, mut envelope: Envelope) -> Envelope {
-        if envelope.source.is_empty() {
-            envelope.source = "client".into();
-        }
-        envelope.created_at = self.shared.clock.now();
-        envelope
+    fn as_client(&self, envelope: Envelope) -> Envelope {
+        as_client(&self.shared, envelope)
     }
 
     /// Durably records a ready-made envelope for the relay.
@@ -320,7 +327,11 @@ impl RuntimeHandle {
 
     /// What a handle on one of this runtime's processes reads and waits with.
     pub(crate) fn process_watch(&self) -> ProcessWatch {
-        ProcessWatch::new(self.shared.store.store().clone(), self.shared.watchers.clone())
+        ProcessWatch::new(
+            self.shared.store.store().clone(),
+            self.shared.watchers.clone(),
+            Arc::downgrade(&self.shared),
+        )
     }
 
     /// The store the runtime commits to.
@@ -412,4 +423,25 @@ impl Drop for RuntimeHandle {
 /// Resolves once the stop flag is raised (or its sender is gone).
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// `envelope` as a client of the runtime sends it: made now, and from `client` unless it names
+/// a source.
+fn as_client(shared: &Shared, mut envelope: Envelope) -> Envelope {
+    if envelope.source.is_empty() {
+        envelope.source = "client".into();
+    }
+    envelope.created_at = shared.clock.now();
+    envelope
+}
+
+/// Durably records `envelopes` for the relay in one commit, as a client of the runtime.
+pub(crate) async fn send_all(shared: &Shared, envelopes: Vec<Envelope>) -> Result<()> {
+    let now = shared.clock.now();
+    let outbox = envelopes.into_iter().map(|e| as_client(shared, e)).collect();
+    let unit = CommitUnit { at: now, outbox, ..CommitUnit::default() };
+    match shared.committer.commit(unit).await? {
+        crate::store::UnitOutcome::Conflict(e) => Err(e),
+        _ => Ok(()),
+    }
 }

@@ -1,23 +1,35 @@
-//! Runs saga instances: one message in, at most one step advanced, one commit out.
+//! Runs the instances of one version of a saga: one message in, the steps it makes due run or
+//! go out, one commit.
 
-use super::messages::{Continue, RetryDue, Start, TimedOut};
-use super::state::{FailureRecord, Phase, SagaState, StepRecord, StepStatus};
+use super::definition::Stages;
+use super::family::{Loaded, Version, change_status, write};
+use super::messages::{
+    ChildEnded, CompensateChild, Continue, DeadlinePassed, RetryDue, Signal, Start, Stop, StopAction, TimedOut,
+};
+use super::state::{FailureRecord, ParentLink, PendingSignal, Phase, SagaState, StepRecord, StepStatus, StopRecord};
 use super::step::{Action, Compensation, CompensationContext, Step, StepContext};
 use super::{IDEMPOTENCY_HEADER, STEP_HEADER};
 use crate::model::control::{OperatorAction, OperatorRequest};
 use crate::model::{ActionError, Envelope, Message, Timestamp};
-use crate::runtime::{Consumer, Context, Handled, InCommit};
-use crate::store::{Class, HistoryEvent, PROCESS_SPACE, ProcessMeta, Record, Status};
+use crate::runtime::{Context, Handled};
+use crate::store::{Class, HistoryEvent, PROCESS_SPACE, ProcessMeta, Status};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub(crate) struct SagaEngine<I> {
     pub(crate) name: String,
     pub(crate) topic: String,
+    pub(crate) version: u32,
+    pub(crate) fingerprint: String,
+    pub(crate) shape: String,
     pub(crate) steps: Vec<Step<I, ()>>,
+    pub(crate) stages: Stages,
+    pub(crate) deadline: Option<Duration>,
 }
 
 /// One instance, loaded for the handling of one message.
@@ -29,91 +41,37 @@ struct Run<'a, I> {
     input: I,
     state: SagaState,
     meta: ProcessMeta,
-    /// A remote step to start in this same commit: its action is only an outgoing command, so
-    /// it needs no round trip of its own.
+    /// The stage to start in this same commit: it has no local step, so starting it is only
+    /// sending (commands, a child's start) and needs no round trip of its own.
     chained: Option<usize>,
 }
 
 /// The name of a saga's one timeout timer.
 const TIMEOUT_TIMER: &str = "timeout";
+/// The name of a saga's deadline timer.
+const DEADLINE_TIMER: &str = "deadline";
 
 fn permanent(what: &str, e: impl std::fmt::Display) -> ActionError {
     ActionError::permanent(format!("{what}: {e}"))
 }
 
 #[async_trait]
-impl<I> Consumer for SagaEngine<I>
+impl<I> Version for SagaEngine<I>
 where
     I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    fn name(&self) -> &str {
-        &self.name
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
-    fn topics(&self) -> Vec<String> {
-        vec![self.topic.clone()]
+    fn shape(&self) -> &str {
+        &self.shape
     }
 
-    async fn handle(&self, ctx: &mut Context) -> Result<Handled, ActionError> {
-        let envelope = ctx.message().clone();
-        let pid = super::process_id(&self.name, &envelope.key);
-        if envelope.kind == Start::KIND {
-            self.begin(ctx, &envelope).await?;
-            return Ok(Handled::Commit);
-        }
-        let mut run = match ctx.read_record(PROCESS_SPACE, &pid)? {
-            // Nothing to record a message for an unknown instance on.
-            None => return Ok(Handled::Ignore),
-            Some(record) => {
-                let state: SagaState = serde_json::from_slice(&record.data)
-                    .map_err(|e| permanent(&format!("decoding saga state {pid}"), e))?;
-                let input =
-                    I::deserialize(&state.input).map_err(|e| permanent("decoding the saga input", e))?;
-                let meta = record
-                    .process
-                    .ok_or_else(|| ActionError::permanent(format!("{pid} is not a process")))?;
-                Run { engine: self, ctx, pid, key: envelope.key.clone(), input, state, meta, chained: None }
-            }
-        };
-        match envelope.kind.as_str() {
-            Continue::KIND => {
-                if run.state.phase == Phase::Done {
-                    return Ok(Handled::Ignore);
-                }
-                run.next().await?;
-            }
-            RetryDue::KIND => {
-                let due: RetryDue = envelope.decode()?;
-                run.retry_due(&envelope, due).await?;
-            }
-            TimedOut::KIND => run.timed_out(&envelope).await?,
-            OperatorRequest::KIND => {
-                let request: OperatorRequest = envelope.decode()?;
-                run.operator(&envelope, request.action)?;
-            }
-            _ => run.reply(&envelope)?,
-        }
-        run.finish().await?;
-        Ok(Handled::Commit)
+    fn step_names(&self) -> Vec<&str> {
+        self.steps.iter().map(|s| s.name.as_str()).collect()
     }
-}
 
-/// A saga started by a handler of the same runtime begins in that handler's commit (an eager
-/// start), with no start message in between.
-#[async_trait]
-impl<I> InCommit for SagaEngine<I>
-where
-    I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-{
-    async fn take(&self, ctx: &mut Context, start: &Envelope) -> Result<(), ActionError> {
-        self.begin(ctx, start).await
-    }
-}
-
-impl<I> SagaEngine<I>
-where
-    I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-{
     /// Begins the instance a start message names, whether it arrived on the saga's topic or
     /// comes from a handler of the same runtime (an eager start): writes its record and runs or
     /// sends its first step. A start for an instance that exists is only recorded.
@@ -133,6 +91,14 @@ where
             steps: self.steps.iter().map(|s| StepRecord::new(&s.name)).collect(),
             failure: None,
             timeout_timer: None,
+            version: self.version,
+            fingerprint: Some(self.fingerprint.clone()),
+            stop: None,
+            deadline_at: None,
+            signals: Vec::new(),
+            signal_ids: Vec::new(),
+            parent: start.parent,
+            halted: None,
         };
         let meta = ProcessMeta {
             class: Class::Saga,
@@ -147,8 +113,65 @@ where
         run.ctx.history(&run.pid, HistoryEvent::Started { kind: self.name.clone() });
         run.ctx.process_changed(&run.pid, &mut run.meta, None)?;
         run.message_in(envelope);
+        if let Some(deadline) = self.deadline {
+            let due = now + deadline;
+            run.state.deadline_at = Some(due);
+            run.set_timer(DEADLINE_TIMER.into(), due, &DeadlinePassed {})?;
+        }
         run.next().await?;
         run.finish().await
+    }
+
+    async fn handle(
+        &self,
+        ctx: &mut Context,
+        envelope: &Envelope,
+        loaded: Loaded,
+    ) -> Result<Handled, ActionError> {
+        let input = I::deserialize(&loaded.state.input).map_err(|e| permanent("decoding the saga input", e))?;
+        let mut run = Run {
+            engine: self,
+            ctx,
+            pid: loaded.pid,
+            key: envelope.key.clone(),
+            input,
+            state: loaded.state,
+            meta: loaded.meta,
+            chained: None,
+        };
+        match envelope.kind.as_str() {
+            Continue::KIND => {
+                if run.state.phase == Phase::Done {
+                    return Ok(Handled::Ignore);
+                }
+                run.next().await?;
+            }
+            RetryDue::KIND => {
+                let due: RetryDue = envelope.decode()?;
+                run.retry_due(envelope, due).await?;
+            }
+            TimedOut::KIND => run.timed_out(envelope).await?,
+            DeadlinePassed::KIND => run.deadline_passed(envelope).await?,
+            Stop::KIND => {
+                let stop: Stop = envelope.decode()?;
+                run.stop(envelope, stop).await?;
+            }
+            Signal::KIND => {
+                let signal: Signal = envelope.decode()?;
+                run.signal(envelope, signal)?;
+            }
+            CompensateChild::KIND => {
+                let request: CompensateChild = envelope.decode()?;
+                run.compensate_as_child(envelope, request)?;
+            }
+            OperatorRequest::KIND => {
+                let request: OperatorRequest = envelope.decode()?;
+                run.operator(envelope, request.action)?;
+            }
+            _ => run.reply(envelope)?,
+        }
+        run.finish().await?;
+        Ok(Handled::Commit)
     }
 }
 
@@ -176,14 +199,37 @@ where
         self.ctx.now()
     }
 
+    /// Gives the instance `status`; a child tells its parent when it ends.
     fn set_status(&mut self, status: Status) -> Result<(), ActionError> {
-        if self.meta.status != status {
-            let from = self.meta.status;
-            self.history(HistoryEvent::StatusChanged { from: from.to_string(), to: status.to_string() });
-            self.meta.status = status;
-            self.ctx.process_changed(&self.pid, &mut self.meta, Some(from))?;
+        let was_terminal = self.meta.status.is_terminal();
+        change_status(self.ctx, &self.pid, &mut self.meta, status)?;
+        if status.is_terminal()
+            && !was_terminal
+            && let Some(parent) = self.state.parent.clone()
+        {
+            self.tell_parent(&parent, status)?;
         }
         Ok(())
+    }
+
+    fn tell_parent(&mut self, parent: &ParentLink, status: Status) -> Result<(), ActionError> {
+        let failure = self.state.failure.as_ref().map(|f| format!("{}: {}", f.step, f.error));
+        let ended = ChildEnded { child: self.pid.clone(), status, failure };
+        let mut envelope = self.ctx.envelope(&parent.topic, &parent.key, &ended)?;
+        envelope.correlation_id = parent.id.clone();
+        envelope.headers.insert(STEP_HEADER.into(), parent.token.clone());
+        self.out(envelope);
+        Ok(())
+    }
+
+    /// Sends `envelope` in this commit, with its history entry.
+    fn out(&mut self, envelope: Envelope) {
+        self.history(HistoryEvent::MessageOut {
+            id: envelope.id,
+            kind: envelope.kind.clone(),
+            to: envelope.topic.clone(),
+        });
+        self.ctx.push_envelope(envelope);
     }
 
     fn idempotency_key(&self, step: usize) -> String {
@@ -232,21 +278,66 @@ where
         self.history(HistoryEvent::TimerCancelled { name });
     }
 
-    /// Runs the next thing to run: the step at the cursor, or the next compensation.
+    /// Whether step `i` is under way outside the saga: a remote step's command is out (or set
+    /// to go out again), a child saga runs. Its outcome is waited for before the steps below it
+    /// are compensated.
+    fn in_flight(&self, i: usize) -> bool {
+        let record = &self.state.steps[i];
+        match &self.engine.steps[i].action {
+            Action::Remote { .. } => {
+                record.status == StepStatus::Awaiting
+                    || (record.status == StepStatus::Retrying && record.awaiting.is_some())
+            }
+            Action::Child { .. } => record.status == StepStatus::Awaiting,
+            _ => false,
+        }
+    }
+
+    /// Runs the next thing to run: the stage at the cursor, or the next compensation.
     async fn next(&mut self) -> Result<(), ActionError> {
         match self.state.phase {
-            Phase::Forward if self.state.cursor >= self.engine.steps.len() => {
-                self.state.phase = Phase::Done;
-                self.meta.step = None;
-                self.set_status(Status::Completed)?;
-                Ok(())
-            }
-            Phase::Forward => self.run_action(self.state.cursor).await,
+            Phase::Forward if self.state.cursor >= self.engine.steps.len() => self.complete(),
+            Phase::Forward => self.start_stage(self.state.cursor).await,
             Phase::Compensating => self.compensate_next().await,
             Phase::Done => Ok(()),
         }
     }
 
+    fn complete(&mut self) -> Result<(), ActionError> {
+        self.state.phase = Phase::Done;
+        self.meta.step = None;
+        self.set_status(Status::Completed)
+    }
+
+    /// Starts every step of the stage at step `first` that has not started: local actions
+    /// run (a parallel group's concurrently), commands and child starts go out, signal steps
+    /// take a signal that came early or begin to wait.
+    async fn start_stage(&mut self, first: usize) -> Result<(), ActionError> {
+        let pending: Vec<usize> =
+            self.engine.stages.around(first).filter(|&i| self.state.steps[i].status == StepStatus::Pending).collect();
+        self.meta.step = Some(self.engine.steps[first].name.clone());
+        let mut local = Vec::new();
+        for i in pending {
+            match &self.engine.steps[i].action {
+                Action::Local(action) => {
+                    let step_ctx = self.begin_attempt(i);
+                    local.push((i, action(step_ctx)));
+                }
+                _ => self.run_action(i).await?,
+            }
+        }
+        let (steps, actions): (Vec<usize>, Vec<_>) = local.into_iter().unzip();
+        let results = futures_util::future::join_all(actions).await;
+        for (i, result) in steps.into_iter().zip(results) {
+            match result {
+                Ok(log) => self.step_succeeded(i, log)?,
+                Err(e) => self.step_failed(i, e)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Begins a new attempt of step `i`.
     async fn run_action(&mut self, i: usize) -> Result<(), ActionError> {
         let step_ctx = self.begin_attempt(i);
         match &self.engine.steps[i].action {
@@ -255,6 +346,27 @@ where
                 Err(e) => self.step_failed(i, e),
             },
             Action::Remote { .. } => self.send_command(i, &step_ctx, None),
+            Action::Signal { .. } => self.await_signal(i, step_ctx.attempt),
+            Action::Child { saga, start } => {
+                let (key, input) = start(&step_ctx)?;
+                let child = super::process_id(saga, &key);
+                let parent = ParentLink {
+                    id: self.pid.clone(),
+                    topic: self.engine.topic.clone(),
+                    key: self.key.clone(),
+                    token: format!("{i}:{}", step_ctx.attempt),
+                };
+                let mut envelope =
+                    self.ctx.envelope(&super::topic(saga), &key, &Start { input, parent: Some(parent) })?;
+                envelope.correlation_id = child.clone();
+                let record = &mut self.state.steps[i];
+                record.status = StepStatus::Awaiting;
+                record.child = Some(child.clone());
+                let step = record.name.clone();
+                self.history(HistoryEvent::ChildStarted { step, child });
+                self.ctx.send_in_commit(envelope);
+                Ok(())
+            }
         }
     }
 
@@ -264,9 +376,9 @@ where
         let record = &mut self.state.steps[i];
         record.attempts += 1;
         record.first_attempt_at.get_or_insert(now);
+        record.retry_at = None;
         let attempt = record.attempts;
         let name = record.name.clone();
-        self.meta.step = Some(name.clone());
         self.history(HistoryEvent::StepStarted { step: name, attempt });
         let logs: BTreeMap<_, _> =
             self.state.steps.iter().filter_map(|s| s.log.clone().map(|log| (s.name.clone(), log))).collect();
@@ -321,6 +433,45 @@ where
         Ok(())
     }
 
+    /// Signal step `i` takes the oldest signal of its name that came early, or begins to wait
+    /// (until its timeout, if it has one).
+    fn await_signal(&mut self, i: usize, attempt: u32) -> Result<(), ActionError> {
+        let step = &self.engine.steps[i];
+        let Action::Signal { signal, .. } = &step.action else {
+            return Err(ActionError::permanent(format!("step {} waits for no signal", step.name)));
+        };
+        self.state.steps[i].status = StepStatus::Awaiting;
+        if let Some(at) = self.state.signals.iter().position(|s| &s.name == signal) {
+            let early = self.state.signals.remove(at);
+            return self.take_signal(i, early.payload);
+        }
+        if let Some(timeout) = step.timeout {
+            let deadline = self.now() + timeout;
+            self.state.steps[i].deadline = Some(deadline);
+            self.arm_timeout(deadline, i, attempt)?;
+        }
+        Ok(())
+    }
+
+    /// Signal step `i`, waiting, takes `payload` as its log; a payload of the wrong shape is
+    /// recorded and the step goes on waiting.
+    fn take_signal(&mut self, i: usize, payload: Value) -> Result<(), ActionError> {
+        let Action::Signal { check, signal } = &self.engine.steps[i].action else {
+            return Ok(());
+        };
+        match check(&payload) {
+            Ok(log) => {
+                self.state.steps[i].deadline = None;
+                self.step_succeeded(i, log)
+            }
+            Err(e) => {
+                let reason = format!("step {} cannot take this {signal} signal: {e}", self.engine.steps[i].name);
+                self.history(HistoryEvent::Ignored { kind: Signal::KIND.into(), reason });
+                Ok(())
+            }
+        }
+    }
+
     /// Makes sure the saga's timeout timer fires by `deadline`: one due no later stays (it is
     /// set again when it fires early), a later one is replaced.
     fn arm_timeout(&mut self, deadline: Timestamp, step: usize, attempt: u32) -> Result<(), ActionError> {
@@ -336,8 +487,8 @@ where
         }
     }
 
-    /// Whether step `i`'s reply for `attempt` is the one awaited: its command is out (or, for
-    /// a retry, set to go out) and no reply for it has come.
+    /// Whether step `i`'s answer for `attempt` is the one awaited: its command is out (or, for
+    /// a retry, set to go out), its signal or its child is waited for, and no answer came.
     fn awaits(&self, i: usize, attempt: u32) -> bool {
         let record = &self.state.steps[i];
         let out = match record.status {
@@ -348,29 +499,36 @@ where
         out && record.attempts == attempt
     }
 
-    fn step_succeeded(&mut self, i: usize, log: serde_json::Value) -> Result<(), ActionError> {
+    fn step_succeeded(&mut self, i: usize, log: Value) -> Result<(), ActionError> {
         let record = &mut self.state.steps[i];
         record.status = StepStatus::Succeeded;
         record.log = Some(log);
         record.error = None;
         record.awaiting = None;
+        record.deadline = None;
         record.first_attempt_at = None;
         let (step, attempt) = (record.name.clone(), record.attempts);
         self.history(HistoryEvent::StepSucceeded { step, attempt });
-        self.state.cursor = i + 1;
+        if self.state.phase != Phase::Forward {
+            // Under way when the saga turned back: it is compensated in its turn.
+            return self.continue_later();
+        }
+        let stage = self.engine.stages.around(i);
+        if !stage.clone().all(|j| self.state.steps[j].status == StepStatus::Succeeded) {
+            // Other branches of the group are still under way.
+            return Ok(());
+        }
+        self.state.cursor = stage.end;
         if self.state.cursor == self.engine.steps.len() {
-            self.state.phase = Phase::Done;
-            self.meta.step = None;
-            self.set_status(Status::Completed)?;
-            Ok(())
+            return self.complete();
+        }
+        let next = self.engine.stages.around(stage.end);
+        self.meta.step = Some(self.engine.steps[stage.end].name.clone());
+        if next.clone().any(|j| matches!(self.engine.steps[j].action, Action::Local(_))) {
+            self.continue_later()
         } else {
-            self.meta.step = Some(self.engine.steps[i + 1].name.clone());
-            if matches!(self.engine.steps[i + 1].action, Action::Remote { .. }) {
-                self.chained = Some(i + 1);
-                Ok(())
-            } else {
-                self.continue_later()
-            }
+            self.chained = Some(stage.end);
+            Ok(())
         }
     }
 
@@ -380,10 +538,15 @@ where
         let record = &mut self.state.steps[i];
         record.error = Some(error.to_string());
         record.awaiting = None;
+        record.deadline = None;
         let elapsed = now.since(record.first_attempt_at.unwrap_or(now));
         let attempt = record.attempts;
         let step = record.name.clone();
-        let will_retry = error.is_transient() && policy.allows(attempt, elapsed);
+        let retries = matches!(self.engine.steps[i].action, Action::Local(_) | Action::Remote { .. });
+        // A step that was not under way when the saga turned back is not begun again.
+        let under_way = self.state.phase == Phase::Forward
+            || matches!(self.engine.steps[i].action, Action::Remote { .. });
+        let will_retry = retries && under_way && error.is_transient() && policy.allows(attempt, elapsed);
         self.history(HistoryEvent::StepFailed {
             step: step.clone(),
             attempt,
@@ -397,32 +560,99 @@ where
                 return self.send_command(i, &step_ctx, Some(due));
             }
             self.state.steps[i].status = StepStatus::Retrying;
+            self.state.steps[i].retry_at = Some(due);
             return self.set_timer(format!("{step}/retry"), due, &RetryDue { step: i, attempt });
         }
         self.state.steps[i].status = StepStatus::Failed;
+        if self.state.phase != Phase::Forward {
+            return self.continue_later();
+        }
         self.state.failure = Some(FailureRecord { step, error: error.to_string() });
+        let bound = self.engine.stages.around(i).end;
+        self.turn_back(bound)
+    }
+
+    /// Turns the saga back: the steps below `bound` that completed are compensated, in
+    /// reverse, a parallel group's once all of its branches under way have answered. Steps that
+    /// are only waiting (a signal, a local step's retry) stop waiting; a child saga under way is
+    /// cancelled.
+    fn turn_back(&mut self, bound: usize) -> Result<(), ActionError> {
         self.state.phase = Phase::Compensating;
-        self.state.cursor = i;
+        self.state.cursor = bound;
+        for i in 0..bound {
+            let status = self.state.steps[i].status;
+            match &self.engine.steps[i].action {
+                Action::Local(_) if status == StepStatus::Retrying => {
+                    let due = self.state.steps[i].retry_at.take();
+                    self.state.steps[i].status = StepStatus::Pending;
+                    let name = format!("{}/retry", self.state.steps[i].name);
+                    self.cancel_timer(name, due);
+                }
+                Action::Signal { .. } if status == StepStatus::Awaiting => {
+                    self.state.steps[i].status = StepStatus::Pending;
+                    self.state.steps[i].deadline = None;
+                }
+                Action::Child { saga, .. } if status == StepStatus::Awaiting => {
+                    let stop = Stop {
+                        action: StopAction::Cancel,
+                        reason: "its parent saga is compensating".into(),
+                        by: self.pid.clone(),
+                    };
+                    self.to_child(i, saga, &stop)?;
+                }
+                _ => {}
+            }
+        }
         self.set_status(Status::Compensating)?;
         self.continue_later()
     }
 
-    /// Compensates the highest completed step below the cursor, or ends as `Compensated`.
+    /// Sends `message` to the child saga of step `i`.
+    fn to_child<M: Message>(&mut self, i: usize, saga: &str, message: &M) -> Result<(), ActionError> {
+        let Some(child) = self.state.steps[i].child.clone() else {
+            return Ok(());
+        };
+        let key = child.strip_prefix(&format!("{saga}/")).unwrap_or(&child).to_owned();
+        let mut envelope = self.ctx.envelope(&super::topic(saga), &key, message)?;
+        envelope.correlation_id = child;
+        self.out(envelope);
+        Ok(())
+    }
+
+    /// Compensates the completed steps of the highest stage below the cursor, highest first,
+    /// one per commit; waits while a step of that stage is under way; ends once none is left.
     async fn compensate_next(&mut self) -> Result<(), ActionError> {
         loop {
-            let next =
-                self.state.steps[..self.state.cursor].iter().rposition(|s| s.status == StepStatus::Succeeded);
-            let Some(j) = next else {
+            if self.state.cursor == 0 {
                 self.state.phase = Phase::Done;
                 self.meta.step = None;
-                self.set_status(Status::Compensated)?;
-                return Ok(());
-            };
-            self.state.cursor = j;
-            if self.engine.steps[j].compensation.is_some() {
+                let cancelled = self.state.stop.as_ref().is_some_and(|s| s.action == "cancel");
+                return self.set_status(if cancelled { Status::Cancelled } else { Status::Compensated });
+            }
+            let stage = self.engine.stages.around(self.state.cursor - 1);
+            let below = stage.start..self.state.cursor.min(stage.end);
+            let undo = below.clone().rev().find(|&j| {
+                self.state.steps[j].status == StepStatus::Succeeded && self.compensable(j)
+            });
+            if let Some(j) = undo {
                 return self.compensate(j).await;
             }
+            let busy = below.clone().find(|&j| {
+                self.in_flight(j) || self.state.steps[j].status == StepStatus::CompensationRetrying
+            });
+            if let Some(j) = busy {
+                // Its answer (or its retry) continues the compensation.
+                self.meta.step = Some(format!("compensating: waiting for {}", self.engine.steps[j].name));
+                return Ok(());
+            }
+            self.state.cursor = stage.start;
         }
+    }
+
+    /// Whether step `j` has anything to undo once its action completed.
+    fn compensable(&self, j: usize) -> bool {
+        let step = &self.engine.steps[j];
+        step.compensation.is_some() || matches!(step.action, Action::Child { .. })
     }
 
     async fn compensate(&mut self, j: usize) -> Result<(), ActionError> {
@@ -430,11 +660,18 @@ where
         let record = &mut self.state.steps[j];
         record.compensation_attempts += 1;
         record.first_attempt_at.get_or_insert(now);
+        record.retry_at = None;
         let attempt = record.compensation_attempts;
         let step = record.name.clone();
-        let log = record.log.clone().unwrap_or(serde_json::Value::Null);
+        let log = record.log.clone().unwrap_or(Value::Null);
         self.meta.step = Some(format!("compensating {step}"));
         self.history(HistoryEvent::CompensationStarted { step: step.clone(), attempt });
+        if let Action::Child { saga, .. } = &self.engine.steps[j].action
+            && attempt == 1
+        {
+            // The child undoes what it did; its compensations run in its own commits.
+            self.to_child(j, saga, &CompensateChild { parent: self.pid.clone() })?;
+        }
         let comp_ctx = CompensationContext {
             log,
             idempotency_key: format!("{}/compensate", self.idempotency_key(j)),
@@ -449,12 +686,7 @@ where
                 envelope.kind = kind.to_owned();
                 envelope.payload = Bytes::from(payload);
                 envelope.headers.insert(IDEMPOTENCY_HEADER.into(), comp_ctx.idempotency_key.clone());
-                self.history(HistoryEvent::MessageOut {
-                    id: envelope.id,
-                    kind: envelope.kind.clone(),
-                    to: topic.clone(),
-                });
-                self.ctx.push_envelope(envelope);
+                self.out(envelope);
                 Ok(())
             }
             None => Ok(()),
@@ -483,6 +715,7 @@ where
                 });
                 if will_retry {
                     self.state.steps[j].status = StepStatus::CompensationRetrying;
+                    self.state.steps[j].retry_at = Some(due);
                     return self.set_timer(format!("{step}/retry"), due, &RetryDue { step: j, attempt });
                 }
                 self.state.steps[j].status = StepStatus::CompensationFailed;
@@ -501,7 +734,9 @@ where
         };
         self.history(HistoryEvent::TimerFired { name: format!("{}/retry", record.name) });
         match record.status {
-            StepStatus::Retrying if record.attempts == due.attempt => self.run_action(due.step).await,
+            StepStatus::Retrying if record.attempts == due.attempt && self.state.phase == Phase::Forward => {
+                self.run_action(due.step).await
+            }
             StepStatus::CompensationRetrying if record.compensation_attempts == due.attempt => {
                 self.compensate(due.step).await
             }
@@ -513,7 +748,7 @@ where
     }
 
     /// The saga's timeout timer fired (or, for an instance begun by an older version, one
-    /// step's own): the awaited reply, if any, is overdue or the timer is set again for it.
+    /// step's own): the awaited answer, if any, is overdue or the timer is set again for it.
     async fn timed_out(&mut self, envelope: &Envelope) -> Result<(), ActionError> {
         let now = self.now();
         self.history(HistoryEvent::TimerFired { name: TIMEOUT_TIMER.into() });
@@ -521,24 +756,180 @@ where
             // The timer that brought this is spent.
             self.state.timeout_timer = None;
         }
-        let awaited = (0..self.state.steps.len()).find_map(|i| {
-            let step = &self.state.steps[i];
-            let deadline = step.deadline.filter(|_| self.awaits(i, step.attempts))?;
-            Some((i, deadline, step.attempts))
-        });
-        let Some((i, deadline, attempt)) = awaited else {
-            self.history(ignored(envelope, "no reply is awaited"));
+        let awaited: Vec<(usize, Timestamp, u32)> = (0..self.state.steps.len())
+            .filter_map(|i| {
+                let step = &self.state.steps[i];
+                let deadline = step.deadline.filter(|_| self.awaits(i, step.attempts))?;
+                Some((i, deadline, step.attempts))
+            })
+            .collect();
+        if awaited.is_empty() {
+            self.history(ignored(envelope, "no answer is awaited"));
             return Ok(());
-        };
-        if deadline > now {
-            // Set for an earlier deadline whose reply came: now wait for this one's.
-            return self.arm_timeout(deadline, i, attempt);
         }
-        let step = self.state.steps[i].name.clone();
-        self.history(HistoryEvent::StepTimedOut { step, attempt });
-        self.state.steps[i].deadline = None;
-        let limit = self.engine.steps[i].timeout.unwrap_or_default();
-        self.step_failed(i, ActionError::transient(format!("no reply within {limit:?}")))
+        for &(i, deadline, attempt) in &awaited {
+            if deadline > now {
+                continue;
+            }
+            let step = self.state.steps[i].name.clone();
+            self.history(HistoryEvent::StepTimedOut { step, attempt });
+            self.state.steps[i].deadline = None;
+            let definition = &self.engine.steps[i];
+            let limit = definition.timeout.unwrap_or_default();
+            match &definition.action {
+                Action::Signal { signal, .. } => match definition.on_timeout.clone() {
+                    Some(log) => self.step_succeeded(i, log)?,
+                    None => {
+                        let error = ActionError::permanent(format!("no {signal} signal within {limit:?}"));
+                        self.step_failed(i, error)?;
+                    }
+                },
+                _ => self.step_failed(i, ActionError::transient(format!("no reply within {limit:?}")))?,
+            }
+        }
+        // Set for an earlier deadline whose answer came: now wait for the next one's.
+        if let Some(&(i, deadline, attempt)) =
+            awaited.iter().filter(|&&(i, _, _)| self.state.steps[i].deadline.is_some()).min_by_key(|a| a.1)
+        {
+            self.arm_timeout(deadline, i, attempt)?;
+        }
+        Ok(())
+    }
+
+    /// The saga's deadline passed: a saga still going forward is cancelled.
+    async fn deadline_passed(&mut self, envelope: &Envelope) -> Result<(), ActionError> {
+        self.history(HistoryEvent::TimerFired { name: DEADLINE_TIMER.into() });
+        self.state.deadline_at = None;
+        if self.state.phase != Phase::Forward {
+            self.history(ignored(envelope, "the saga is no longer going forward"));
+            return Ok(());
+        }
+        let limit = self.engine.deadline.unwrap_or_default();
+        let stop = Stop {
+            action: StopAction::Cancel,
+            reason: format!("its deadline of {limit:?} passed"),
+            by: "deadline".into(),
+        };
+        self.stop(envelope, stop).await
+    }
+
+    /// A request to cancel or terminate the saga.
+    async fn stop(&mut self, envelope: &Envelope, stop: Stop) -> Result<(), ActionError> {
+        if envelope.kind == Stop::KIND {
+            self.message_in(envelope);
+        }
+        let refused = match (stop.action, self.state.phase) {
+            (_, Phase::Done) => Some(format!("the saga has ended ({})", self.meta.status)),
+            (StopAction::Cancel, Phase::Compensating) => Some("the saga is already compensating".to_owned()),
+            _ => None,
+        };
+        if let Some(reason) = refused {
+            self.history(ignored(envelope, &format!("cannot {}: {reason}", stop.action.as_str())));
+            return Ok(());
+        }
+        self.history(HistoryEvent::StopRequested {
+            action: stop.action.as_str().into(),
+            reason: stop.reason.clone(),
+            by: stop.by.clone(),
+        });
+        self.state.stop = Some(StopRecord { action: stop.action.as_str().into(), reason: stop.reason, by: stop.by });
+        match stop.action {
+            StopAction::Cancel => {
+                let bound = match self.state.cursor {
+                    at if at < self.engine.steps.len() => self.engine.stages.around(at).end,
+                    at => at,
+                };
+                self.turn_back(bound)
+            }
+            StopAction::Terminate => {
+                for i in 0..self.state.steps.len() {
+                    if let Some(due) = self.state.steps[i].retry_at.take() {
+                        let name = format!("{}/retry", self.state.steps[i].name);
+                        self.cancel_timer(name, Some(due));
+                    }
+                    if let Action::Child { saga, .. } = &self.engine.steps[i].action
+                        && self.state.steps[i].status == StepStatus::Awaiting
+                    {
+                        let stop = Stop {
+                            action: StopAction::Terminate,
+                            reason: "its parent saga was terminated".into(),
+                            by: self.pid.clone(),
+                        };
+                        self.to_child(i, saga, &stop)?;
+                    }
+                }
+                self.state.phase = Phase::Done;
+                self.meta.step = None;
+                self.set_status(Status::Terminated)
+            }
+        }
+    }
+
+    /// A signal: a waiting step takes it; otherwise it is kept for a step still to come that
+    /// waits for it. A repeated signal id changes nothing.
+    fn signal(&mut self, envelope: &Envelope, signal: Signal) -> Result<(), ActionError> {
+        self.message_in(envelope);
+        if let Some(id) = &signal.id
+            && self.state.signal_ids.contains(id)
+        {
+            self.history(ignored(envelope, &format!("signal {id} was already taken")));
+            return Ok(());
+        }
+        if self.state.phase != Phase::Forward {
+            self.history(ignored(envelope, &format!("the saga is {}", self.meta.status)));
+            return Ok(());
+        }
+        let waits_for = |action: &Action<I>| matches!(action, Action::Signal { signal: s, .. } if *s == signal.name);
+        let waiting = (0..self.engine.steps.len()).find(|&i| {
+            waits_for(&self.engine.steps[i].action) && self.state.steps[i].status == StepStatus::Awaiting
+        });
+        let to_come = (0..self.engine.steps.len())
+            .filter(|&i| {
+                waits_for(&self.engine.steps[i].action) && self.state.steps[i].status == StepStatus::Pending
+            })
+            .count();
+        let kept = self.state.signals.iter().filter(|s| s.name == signal.name).count();
+        if waiting.is_none() && kept >= to_come {
+            let reason = format!("no step waits for signal {}", signal.name);
+            self.history(ignored(envelope, &reason));
+            return Ok(());
+        }
+        self.history(HistoryEvent::Signal { name: signal.name.clone(), id: signal.id.clone() });
+        if let Some(id) = signal.id {
+            self.state.signal_ids.push(id);
+        }
+        match waiting {
+            Some(i) => self.take_signal(i, signal.payload),
+            None => {
+                self.state.signals.push(PendingSignal { name: signal.name, payload: signal.payload });
+                Ok(())
+            }
+        }
+    }
+
+    /// The parent of this completed child saga compensates the step that ran it: the child
+    /// compensates every step it completed and ends `Compensated`.
+    fn compensate_as_child(&mut self, envelope: &Envelope, request: CompensateChild) -> Result<(), ActionError> {
+        self.message_in(envelope);
+        if self.meta.status != Status::Completed {
+            let reason = format!("only a completed saga is compensated; this one is {}", self.meta.status);
+            self.history(ignored(envelope, &reason));
+            return Ok(());
+        }
+        self.history(HistoryEvent::StopRequested {
+            action: "compensate".into(),
+            reason: "its parent saga is compensating".into(),
+            by: request.parent.clone(),
+        });
+        self.state.stop = Some(StopRecord {
+            action: "compensate".into(),
+            reason: "its parent saga is compensating".into(),
+            by: request.parent,
+        });
+        self.state.phase = Phase::Compensating;
+        self.state.cursor = self.engine.steps.len();
+        self.set_status(Status::Compensating)?;
+        self.continue_later()
     }
 
     fn reply(&mut self, envelope: &Envelope) -> Result<(), ActionError> {
@@ -555,12 +946,16 @@ where
             self.history(ignored(envelope, "no such step"));
             return Ok(());
         };
-        let Action::Remote { reply_kind, on_reply, .. } = &step.action else {
-            self.history(ignored(envelope, "the step is not remote"));
-            return Ok(());
+        let expected = match &step.action {
+            Action::Remote { reply_kind, .. } => *reply_kind,
+            Action::Child { .. } => ChildEnded::KIND,
+            _ => {
+                self.history(ignored(envelope, "the step awaits no reply"));
+                return Ok(());
+            }
         };
         let record = &self.state.steps[i];
-        if !self.awaits(i, attempt) || envelope.kind != *reply_kind {
+        if !self.awaits(i, attempt) || envelope.kind != expected {
             let reason = format!(
                 "late reply: step {} is {:?} (attempt {})",
                 record.name, record.status, record.attempts
@@ -570,7 +965,20 @@ where
         }
         // The saga's timeout timer stays for the next awaited reply, or goes when the saga ends.
         self.state.steps[i].deadline = None;
-        match on_reply(envelope) {
+        let outcome = match &step.action {
+            Action::Remote { on_reply, .. } => on_reply(envelope),
+            _ => {
+                let ended: ChildEnded = envelope.decode()?;
+                match ended.status {
+                    Status::Completed => Ok(Value::String(ended.child)),
+                    status => {
+                        let why = ended.failure.map(|f| format!(" ({f})")).unwrap_or_default();
+                        Err(ActionError::permanent(format!("child saga {} ended {status}{why}", ended.child)))
+                    }
+                }
+            }
+        };
+        match outcome {
             Ok(log) => self.step_succeeded(i, log),
             Err(e) => self.step_failed(i, e),
         }
@@ -594,7 +1002,7 @@ where
                     record.status = StepStatus::Succeeded;
                     record.compensation_attempts = 0;
                     record.first_attempt_at = None;
-                    self.state.cursor = j + 1;
+                    self.state.cursor = self.state.cursor.max(self.engine.stages.around(j).end);
                 }
                 self.state.phase = Phase::Compensating;
                 self.set_status(Status::Compensating)?;
@@ -604,24 +1012,23 @@ where
         Ok(())
     }
 
-    /// Starts the remote step chained to this commit, if any, removes the timeout timer of a
-    /// saga that ended, then writes the instance.
+    /// Starts the stage chained to this commit, if any, removes the timers of a saga that
+    /// ended, then writes the instance.
     async fn finish(mut self) -> Result<(), ActionError> {
-        if let Some(next) = self.chained.take() {
-            self.run_action(next).await?;
-        }
-        if self.state.phase == Phase::Done
-            && let Some(due) = self.state.timeout_timer.take()
+        if let Some(next) = self.chained.take()
+            && self.state.phase == Phase::Forward
         {
-            self.cancel_timer(TIMEOUT_TIMER.into(), Some(due));
+            self.start_stage(next).await?;
         }
-        self.save()
-    }
-
-    fn save(self) -> Result<(), ActionError> {
-        let data = serde_json::to_vec(&self.state).map_err(|e| permanent("encoding saga state", e))?;
-        let record = Record { version: 0, updated_at: self.ctx.now(), process: Some(self.meta), data };
-        self.ctx.write_record(PROCESS_SPACE, &self.pid, Some(record))?;
-        Ok(())
+        if self.state.phase == Phase::Done {
+            if let Some(due) = self.state.timeout_timer.take() {
+                self.cancel_timer(TIMEOUT_TIMER.into(), Some(due));
+            }
+            if let Some(due) = self.state.deadline_at.take() {
+                self.cancel_timer(DEADLINE_TIMER.into(), Some(due));
+            }
+        }
+        let loaded = Loaded { pid: self.pid, state: self.state, meta: self.meta };
+        write(self.ctx, loaded)
     }
 }

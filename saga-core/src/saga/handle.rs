@@ -36,8 +36,8 @@ use serde::de::DeserializeOwned;
 /// ```
 #[derive(Clone)]
 pub struct SagaHandle {
-    id: String,
-    runtime: ProcessWatch,
+    pub(super) id: String,
+    pub(super) runtime: ProcessWatch,
 }
 
 impl SagaHandle {
@@ -56,8 +56,8 @@ impl SagaHandle {
         self.runtime.status(&self.id)
     }
 
-    /// Waits until the instance ends (completed, compensated, or failed and waiting for an
-    /// operator) and returns how. Resolves at once for an instance that ended before the call;
+    /// Waits until the instance ends (completed, compensated, cancelled, terminated, or failed
+    /// and waiting for an operator) and returns how. Resolves at once for an instance that ended before the call;
     /// otherwise the commit that ends it wakes the caller, with no polling of the store. Fails
     /// with [`Error::Shutdown`] if the runtime stops first.
     pub async fn result(&self) -> Result<SagaOutcome> {
@@ -94,8 +94,8 @@ impl SagaOutcome {
         self.saga.id()
     }
 
-    /// How it ended: `Completed`, `Compensated`, `Failed` (stuck, for an operator) or, once an
-    /// operator acknowledged it, `Acknowledged`.
+    /// How it ended: `Completed`, `Compensated`, `Cancelled`, `Terminated`, `Failed` (stuck,
+    /// for an operator) or, once an operator acknowledged it, `Acknowledged`.
     pub fn status(&self) -> Status {
         self.status
     }

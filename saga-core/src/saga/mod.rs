@@ -42,7 +42,10 @@
 //! # }).unwrap();
 //! ```
 
+mod control;
+mod definition;
 mod engine;
+mod family;
 mod handle;
 mod messages;
 mod start;
@@ -50,7 +53,9 @@ mod state;
 mod step;
 mod view;
 
+pub use definition::Parallel;
 pub use handle::{SagaHandle, SagaOutcome};
+pub use messages::Signal;
 pub use state::StepStatus;
 pub use step::{CompensationContext, Step, StepContext};
 pub use view::{SagaView, StepView};
@@ -91,7 +96,10 @@ pub const IDEMPOTENCY_HEADER: &str = crate::model::headers::IDEMPOTENCY_KEY;
 /// ```
 pub struct Saga<I> {
     name: String,
+    version: u32,
     steps: Vec<Step<I, ()>>,
+    stages: definition::Stages,
+    deadline: Option<std::time::Duration>,
 }
 
 impl<I> Saga<I>
@@ -100,7 +108,13 @@ where
 {
     /// A saga with no steps yet.
     pub fn new(name: impl Into<String>) -> Self {
-        Saga { name: name.into(), steps: Vec::new() }
+        Saga {
+            name: name.into(),
+            version: 1,
+            steps: Vec::new(),
+            stages: definition::Stages::default(),
+            deadline: None,
+        }
     }
 
     /// Appends a step.
@@ -109,6 +123,34 @@ where
         L: Serialize + DeserializeOwned + Send + 'static,
     {
         self.steps.push(step.erase());
+        self.stages.push(1);
+        self
+    }
+
+    /// Appends a group of steps that run concurrently (see [`Parallel`]).
+    pub fn parallel(mut self, group: Parallel<I>) -> Self {
+        self.stages.push(group.branches.len());
+        self.steps.extend(group.branches);
+        self
+    }
+
+    /// The definition's version (1 unless set). Each instance records the version and the
+    /// shape of the steps it began with and runs on that definition to its end: register every
+    /// version whose instances may still run, and new instances take the newest.
+    ///
+    /// An instance whose version is not registered, or whose steps changed without a new
+    /// version, stops `Failed` with an error naming the saga, the version and what changed,
+    /// keeps the messages that reach it meanwhile, and goes on from where it stood once the
+    /// right version is registered and an operator retries it.
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// A deadline for every instance: one still running `deadline` after it began is
+    /// cancelled (its completed steps are compensated) and ends `Cancelled`.
+    pub fn deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
@@ -138,7 +180,7 @@ pub fn process_id(name: &str, key: &str) -> String {
 pub fn start_message<I: Serialize>(name: &str, key: &str, input: &I) -> Result<Envelope> {
     let input = serde_json::to_value(input)
         .map_err(|e| crate::Error::codec(format!("encoding the input of saga {name}"), e))?;
-    let mut envelope = Envelope::new(&topic(name), key, &messages::Start { input })?;
+    let mut envelope = Envelope::new(&topic(name), key, &messages::Start { input, parent: None })?;
     envelope.correlation_id = process_id(name, key);
     Ok(envelope)
 }
@@ -149,9 +191,18 @@ where
 {
     fn into_registration(self) -> Registration {
         let topic = self.topic();
-        let engine =
-            Arc::new(engine::SagaEngine { topic: topic.clone(), name: self.name, steps: self.steps });
-        Registration::new(engine.clone()).in_commit(topic, engine)
+        let version = self.version;
+        let engine = engine::SagaEngine {
+            topic: topic.clone(),
+            name: self.name.clone(),
+            version: self.version,
+            fingerprint: definition::fingerprint(&self.steps, &self.stages),
+            shape: definition::describe(&self.steps),
+            steps: self.steps,
+            stages: self.stages,
+            deadline: self.deadline,
+        };
+        family::SagaFamily::new(self.name, topic, (version, Arc::new(engine))).registration()
     }
 }
 
@@ -159,6 +210,10 @@ impl<I> Component for Saga<I> where I: Serialize + DeserializeOwned + Clone + Se
 
 impl<I> std::fmt::Debug for Saga<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Saga").field("name", &self.name).field("steps", &self.steps).finish()
+        f.debug_struct("Saga")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("steps", &self.steps)
+            .finish()
     }
 }

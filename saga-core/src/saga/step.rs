@@ -1,4 +1,4 @@
-//! [`Step`]: an action and its compensation, local or remote.
+//! [`Step`]: an action and its compensation: local, remote, a signal awaited, or a child saga.
 
 use crate::error::{Error, Result};
 use crate::model::{ActionError, Envelope, Message};
@@ -75,6 +75,8 @@ impl<L> CompensationContext<L> {
 type LocalAction<I> = Arc<dyn Fn(StepContext<I>) -> BoxFuture<Result<Value, ActionError>> + Send + Sync>;
 type CommandBuilder<C> = Arc<dyn Fn(&C) -> Result<(&'static str, Vec<u8>)> + Send + Sync>;
 type ReplyHandler = Arc<dyn Fn(&Envelope) -> Result<Value, ActionError> + Send + Sync>;
+type PayloadCheck = Arc<dyn Fn(&Value) -> Result<Value, ActionError> + Send + Sync>;
+type ChildStart<I> = Arc<dyn Fn(&StepContext<I>) -> Result<(String, Value)> + Send + Sync>;
 type LocalCompensation =
     Arc<dyn Fn(CompensationContext<Value>) -> BoxFuture<Result<(), ActionError>> + Send + Sync>;
 
@@ -86,6 +88,24 @@ pub(crate) enum Action<I> {
         reply_kind: &'static str,
         on_reply: ReplyHandler,
     },
+    /// Waits for the signal `signal`; its payload, checked by `check`, is the step's log.
+    Signal { signal: String, check: PayloadCheck },
+    /// Starts an instance of saga `saga` (its key and input built by `start`) and waits for it
+    /// to end.
+    Child { saga: String, start: ChildStart<I> },
+}
+
+impl<I> Action<I> {
+    /// The kind of step, as fingerprints and views name it.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Action::Local(_) => "local",
+            Action::Remote { .. } => "remote",
+            Action::Signal { .. } => "signal",
+            Action::Child { .. } => "child",
+        }
+    }
+
 }
 
 pub(crate) enum Compensation {
@@ -101,6 +121,8 @@ pub struct Step<I, L> {
     pub(crate) compensation: Option<Compensation>,
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Option<Duration>,
+    /// For a signal step: the log it takes when no signal comes in time.
+    pub(crate) on_timeout: Option<Value>,
     log: PhantomData<fn() -> L>,
 }
 
@@ -193,8 +215,46 @@ where
             compensation: None,
             retry: RetryPolicy::default(),
             timeout: None,
+            on_timeout: None,
             log: PhantomData,
         }
+    }
+
+    /// A step that waits for the [signal](super::Signal) named `signal` and records its
+    /// payload, decoded as `L`, as its log. A signal that came before the saga reached the
+    /// step is taken at once; one whose payload does not decode as `L` is recorded and
+    /// ignored. With [`timeout`](Self::timeout), a signal that does not come in time fails
+    /// the step for good (the saga compensates), or, with [`on_timeout`](Self::on_timeout),
+    /// the step succeeds with that log instead.
+    ///
+    /// ```
+    /// use saga_core::saga::Step;
+    /// use serde::{Deserialize, Serialize};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Approval { by: String }
+    ///
+    /// let approve = Step::<String, Approval>::signal("approval", "approved")
+    ///     .timeout(Duration::from_secs(48 * 3600))
+    ///     .on_timeout(Approval { by: "nobody: approved by default".into() });
+    /// # let _ = approve;
+    /// ```
+    pub fn signal(name: &str, signal: &str) -> Self {
+        let check: PayloadCheck = Arc::new(|payload| {
+            let typed = L::deserialize(payload)
+                .map_err(|e| ActionError::permanent(format!("decoding the signal's payload: {e}")))?;
+            serde_json::to_value(typed)
+                .map_err(|e| ActionError::permanent(format!("encoding the step log: {e}")))
+        });
+        Self::with_action(name, Action::Signal { signal: signal.to_owned(), check })
+    }
+
+    /// For a signal step: succeed with `log` when no signal comes within the
+    /// [`timeout`](Self::timeout), instead of failing.
+    pub fn on_timeout(mut self, log: L) -> Self {
+        self.on_timeout = serde_json::to_value(log).ok();
+        self
     }
 
     /// Undoes the step with an async function given the step's log.
@@ -247,7 +307,8 @@ where
 
     /// For remote steps: how long to wait for the reply. A timeout is a transient failure:
     /// the command is sent again (same idempotency key) while the retry policy allows, then
-    /// the saga compensates.
+    /// the saga compensates. For signal steps: how long to wait for the signal (see
+    /// [`signal`](Self::signal)).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -260,8 +321,44 @@ where
             compensation: self.compensation,
             retry: self.retry,
             timeout: self.timeout,
+            on_timeout: self.on_timeout,
             log: PhantomData,
         }
+    }
+}
+
+impl<I> Step<I, String>
+where
+    I: Clone + Send + Sync + 'static,
+{
+    /// A step that starts instance `key` of the registered saga `saga` with `input` (both
+    /// built by `start` from this saga's context) and waits for it to end. Its log is the
+    /// child's process id. The child's completion is the step's success; any other end fails
+    /// the step for good, and the parent compensates. Compensating the step after the child
+    /// completed compensates the child: its compensations run, each once. Cancelling or
+    /// terminating the parent while the child runs does the same to the child.
+    ///
+    /// ```
+    /// use saga_core::saga::{Step, StepContext};
+    ///
+    /// let pay = Step::<String, String>::child("pay", "payment", |ctx: &StepContext<String>| {
+    ///     (format!("{}-payment", ctx.input), 4_200u64)
+    /// });
+    /// # let _ = pay;
+    /// ```
+    pub fn child<C, B>(name: &str, saga: &str, start: B) -> Self
+    where
+        C: Serialize,
+        B: Fn(&StepContext<I>) -> (String, C) + Send + Sync + 'static,
+    {
+        let owner = saga.to_owned();
+        let start: ChildStart<I> = Arc::new(move |ctx| {
+            let (key, input) = start(ctx);
+            let input = serde_json::to_value(input)
+                .map_err(|e| Error::codec(format!("encoding the input of child saga {owner}"), e))?;
+            Ok((key, input))
+        });
+        Self::with_action(name, Action::Child { saga: saga.to_owned(), start })
     }
 }
 
@@ -269,7 +366,7 @@ impl<I, L> std::fmt::Debug for Step<I, L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Step")
             .field("name", &self.name)
-            .field("remote", &matches!(self.action, Action::Remote { .. }))
+            .field("kind", &self.action.kind())
             .field("compensated", &self.compensation.is_some())
             .finish()
     }

@@ -131,6 +131,36 @@ pub enum HistoryEvent {
         /// `retry` or `acknowledge`.
         action: String,
     },
+    /// Someone asked the process to stop: cancel (undo what was done) or terminate (end now).
+    StopRequested {
+        /// `cancel` or `terminate`.
+        action: String,
+        /// Why.
+        reason: String,
+        /// Who asked: an operator, the saga's deadline, a parent saga.
+        by: String,
+    },
+    /// A signal reached the process.
+    Signal {
+        /// Its name.
+        name: String,
+        /// The id the sender gave it, if any: a second signal with this id changes nothing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// A step started a child saga.
+    ChildStarted {
+        /// The parent's step.
+        step: String,
+        /// The child's process id.
+        child: String,
+    },
+    /// The process could not go on with the definitions this runtime has (a missing version,
+    /// changed steps); it is `Failed` until an operator retries it on the right definition.
+    Halted {
+        /// What is wrong, naming the definition and the version.
+        error: String,
+    },
     /// A free-form note from a process manager's reaction.
     Note {
         /// The text.

@@ -24,17 +24,23 @@ pub enum Status {
     Failed,
     /// Failed, and an operator acknowledged it.
     Acknowledged,
+    /// Cancelled (by a person, a deadline or a parent) and every completed step undone.
+    Cancelled,
+    /// Ended at once by an operator, with nothing undone.
+    Terminated,
 }
 
 impl Status {
     /// Every status, in the order they are listed.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 8] = [
         Status::Running,
         Status::Compensating,
         Status::Completed,
         Status::Compensated,
         Status::Failed,
         Status::Acknowledged,
+        Status::Cancelled,
+        Status::Terminated,
     ];
 
     /// Whether the instance has stopped moving by itself. `Failed` is terminal: it waits for an
@@ -52,6 +58,8 @@ impl Status {
             Status::Compensated => "compensated",
             Status::Failed => "failed",
             Status::Acknowledged => "acknowledged",
+            Status::Cancelled => "cancelled",
+            Status::Terminated => "terminated",
         }
     }
 
