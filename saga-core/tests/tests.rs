@@ -11,7 +11,11 @@ mod handles;
 mod layering;
 #[cfg(feature = "nats")]
 mod nats;
+mod parallel;
 mod processes;
 mod sagas;
+mod signals;
+mod stopping;
 mod syncs;
 mod upgrade;
+mod versions;

@@ -62,10 +62,17 @@ fn address(watch: &ProcessWatch, id: &str, action: &'static str) -> Result<(Stri
     let (saga, key) = id.split_once('/').ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
     match watch.store().record(PROCESS_SPACE, id)? {
         Some(record) => {
-            let status = record.process.map(|m| m.status).ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+            let status = record
+                .process
+                .map(|m| m.status)
+                .ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
             let refused = status.is_terminal() || (action == "cancel" && status == Status::Compensating);
             if refused {
-                return Err(Error::InvalidOperatorAction { id: id.to_owned(), action, status: status.to_string() });
+                return Err(Error::InvalidOperatorAction {
+                    id: id.to_owned(),
+                    action,
+                    status: status.to_string(),
+                });
             }
         }
         // A saga hosted elsewhere is known only to its owner, which answers for it.
@@ -75,7 +82,13 @@ fn address(watch: &ProcessWatch, id: &str, action: &'static str) -> Result<(Stri
     Ok((saga.to_owned(), key.to_owned()))
 }
 
-async fn stop(watch: &ProcessWatch, id: &str, action: StopAction, reason: &str, by: &str) -> Result<MessageId> {
+async fn stop(
+    watch: &ProcessWatch,
+    id: &str,
+    action: StopAction,
+    reason: &str,
+    by: &str,
+) -> Result<MessageId> {
     let (saga, key) = address(watch, id, action.as_str())?;
     let stop = Stop { action, reason: reason.to_owned(), by: by.to_owned() };
     send(watch, &saga, &key, &stop).await
@@ -86,7 +99,12 @@ async fn send_signal(watch: &ProcessWatch, id: &str, signal: Signal) -> Result<M
     send(watch, &saga, &key, &signal).await
 }
 
-async fn send<M: crate::Message>(watch: &ProcessWatch, saga: &str, key: &str, message: &M) -> Result<MessageId> {
+async fn send<M: crate::Message>(
+    watch: &ProcessWatch,
+    saga: &str,
+    key: &str,
+    message: &M,
+) -> Result<MessageId> {
     let mut envelope = Envelope::new(&topic(saga), key, message)?;
     envelope.correlation_id = process_id(saga, key);
     let id = envelope.id;

@@ -4,9 +4,12 @@
 use super::definition::Stages;
 use super::family::{Loaded, Version, change_status, write};
 use super::messages::{
-    ChildEnded, CompensateChild, Continue, DeadlinePassed, RetryDue, Signal, Start, Stop, StopAction, TimedOut,
+    ChildEnded, CompensateChild, Continue, DeadlinePassed, RetryDue, Signal, Start, Stop, StopAction,
+    TimedOut,
 };
-use super::state::{FailureRecord, ParentLink, PendingSignal, Phase, SagaState, StepRecord, StepStatus, StopRecord};
+use super::state::{
+    FailureRecord, ParentLink, PendingSignal, Phase, SagaState, StepRecord, StepStatus, StopRecord,
+};
 use super::step::{Action, Compensation, CompensationContext, Step, StepContext};
 use super::{IDEMPOTENCY_HEADER, STEP_HEADER};
 use crate::model::control::{OperatorAction, OperatorRequest};
@@ -128,7 +131,8 @@ where
         envelope: &Envelope,
         loaded: Loaded,
     ) -> Result<Handled, ActionError> {
-        let input = I::deserialize(&loaded.state.input).map_err(|e| permanent("decoding the saga input", e))?;
+        let input =
+            I::deserialize(&loaded.state.input).map_err(|e| permanent("decoding the saga input", e))?;
         let mut run = Run {
             engine: self,
             ctx,
@@ -313,8 +317,12 @@ where
     /// run (a parallel group's concurrently), commands and child starts go out, signal steps
     /// take a signal that came early or begin to wait.
     async fn start_stage(&mut self, first: usize) -> Result<(), ActionError> {
-        let pending: Vec<usize> =
-            self.engine.stages.around(first).filter(|&i| self.state.steps[i].status == StepStatus::Pending).collect();
+        let pending: Vec<usize> = self
+            .engine
+            .stages
+            .around(first)
+            .filter(|&i| self.state.steps[i].status == StepStatus::Pending)
+            .collect();
         self.meta.step = Some(self.engine.steps[first].name.clone());
         let mut local = Vec::new();
         for i in pending {
@@ -465,7 +473,8 @@ where
                 self.step_succeeded(i, log)
             }
             Err(e) => {
-                let reason = format!("step {} cannot take this {signal} signal: {e}", self.engine.steps[i].name);
+                let reason =
+                    format!("step {} cannot take this {signal} signal: {e}", self.engine.steps[i].name);
                 self.history(HistoryEvent::Ignored { kind: Signal::KIND.into(), reason });
                 Ok(())
             }
@@ -598,7 +607,7 @@ where
                         reason: "its parent saga is compensating".into(),
                         by: self.pid.clone(),
                     };
-                    self.to_child(i, saga, &stop)?;
+                    self.send_child(i, saga, &stop)?;
                 }
                 _ => {}
             }
@@ -608,7 +617,7 @@ where
     }
 
     /// Sends `message` to the child saga of step `i`.
-    fn to_child<M: Message>(&mut self, i: usize, saga: &str, message: &M) -> Result<(), ActionError> {
+    fn send_child<M: Message>(&mut self, i: usize, saga: &str, message: &M) -> Result<(), ActionError> {
         let Some(child) = self.state.steps[i].child.clone() else {
             return Ok(());
         };
@@ -631,14 +640,19 @@ where
             }
             let stage = self.engine.stages.around(self.state.cursor - 1);
             let below = stage.start..self.state.cursor.min(stage.end);
-            let undo = below.clone().rev().find(|&j| {
-                self.state.steps[j].status == StepStatus::Succeeded && self.compensable(j)
-            });
+            let undo = below
+                .clone()
+                .rev()
+                .find(|&j| self.state.steps[j].status == StepStatus::Succeeded && self.compensable(j));
             if let Some(j) = undo {
                 return self.compensate(j).await;
             }
             let busy = below.clone().find(|&j| {
-                self.in_flight(j) || self.state.steps[j].status == StepStatus::CompensationRetrying
+                self.in_flight(j)
+                    || matches!(
+                        self.state.steps[j].status,
+                        StepStatus::CompensationRetrying | StepStatus::Compensating
+                    )
             });
             if let Some(j) = busy {
                 // Its answer (or its retry) continues the compensation.
@@ -666,11 +680,12 @@ where
         let log = record.log.clone().unwrap_or(Value::Null);
         self.meta.step = Some(format!("compensating {step}"));
         self.history(HistoryEvent::CompensationStarted { step: step.clone(), attempt });
-        if let Action::Child { saga, .. } = &self.engine.steps[j].action
-            && attempt == 1
-        {
-            // The child undoes what it did; its compensations run in its own commits.
-            self.to_child(j, saga, &CompensateChild { parent: self.pid.clone() })?;
+        if let Action::Child { saga, .. } = &self.engine.steps[j].action {
+            // The child undoes what it did, in its own commits, and reports its end: the steps
+            // below wait for it.
+            self.send_child(j, saga, &CompensateChild { parent: self.pid.clone() })?;
+            self.state.steps[j].status = StepStatus::Compensating;
+            return Ok(());
         }
         let comp_ctx = CompensationContext {
             log,
@@ -832,7 +847,8 @@ where
             reason: stop.reason.clone(),
             by: stop.by.clone(),
         });
-        self.state.stop = Some(StopRecord { action: stop.action.as_str().into(), reason: stop.reason, by: stop.by });
+        self.state.stop =
+            Some(StopRecord { action: stop.action.as_str().into(), reason: stop.reason, by: stop.by });
         match stop.action {
             StopAction::Cancel => {
                 let bound = match self.state.cursor {
@@ -855,7 +871,7 @@ where
                             reason: "its parent saga was terminated".into(),
                             by: self.pid.clone(),
                         };
-                        self.to_child(i, saga, &stop)?;
+                        self.send_child(i, saga, &stop)?;
                     }
                 }
                 self.state.phase = Phase::Done;
@@ -879,7 +895,8 @@ where
             self.history(ignored(envelope, &format!("the saga is {}", self.meta.status)));
             return Ok(());
         }
-        let waits_for = |action: &Action<I>| matches!(action, Action::Signal { signal: s, .. } if *s == signal.name);
+        let waits_for =
+            |action: &Action<I>| matches!(action, Action::Signal { signal: s, .. } if *s == signal.name);
         let waiting = (0..self.engine.steps.len()).find(|&i| {
             waits_for(&self.engine.steps[i].action) && self.state.steps[i].status == StepStatus::Awaiting
         });
@@ -909,11 +926,21 @@ where
 
     /// The parent of this completed child saga compensates the step that ran it: the child
     /// compensates every step it completed and ends `Compensated`.
-    fn compensate_as_child(&mut self, envelope: &Envelope, request: CompensateChild) -> Result<(), ActionError> {
+    fn compensate_as_child(
+        &mut self,
+        envelope: &Envelope,
+        request: CompensateChild,
+    ) -> Result<(), ActionError> {
         self.message_in(envelope);
         if self.meta.status != Status::Completed {
             let reason = format!("only a completed saga is compensated; this one is {}", self.meta.status);
             self.history(ignored(envelope, &reason));
+            if let Some(parent) = self.state.parent.clone()
+                && self.meta.status.is_terminal()
+            {
+                // Undone before (a retry of the parent asks again): say so once more.
+                self.tell_parent(&parent, self.meta.status)?;
+            }
             return Ok(());
         }
         self.history(HistoryEvent::StopRequested {
@@ -955,6 +982,10 @@ where
             }
         };
         let record = &self.state.steps[i];
+        if record.status == StepStatus::Compensating && envelope.kind == ChildEnded::KIND {
+            let ended: ChildEnded = envelope.decode()?;
+            return self.child_compensated(i, ended);
+        }
         if !self.awaits(i, attempt) || envelope.kind != expected {
             let reason = format!(
                 "late reply: step {} is {:?} (attempt {})",
@@ -981,6 +1012,39 @@ where
         match outcome {
             Ok(log) => self.step_succeeded(i, log),
             Err(e) => self.step_failed(i, e),
+        }
+    }
+
+    /// The child saga of step `j`, asked to compensate, ended: compensated, the step is; its
+    /// compensation failed, the parent fails too (an operator retries the child, then the
+    /// parent).
+    fn child_compensated(&mut self, j: usize, ended: ChildEnded) -> Result<(), ActionError> {
+        let step = self.state.steps[j].name.clone();
+        match ended.status {
+            Status::Compensated | Status::Cancelled | Status::Terminated | Status::Acknowledged => {
+                let record = &mut self.state.steps[j];
+                record.status = StepStatus::Compensated;
+                record.error = None;
+                record.first_attempt_at = None;
+                self.history(HistoryEvent::CompensationSucceeded { step });
+                self.continue_later()
+            }
+            status => {
+                let why = ended.failure.map(|f| format!(" ({f})")).unwrap_or_default();
+                let error = format!("child saga {} ended {status}{why}", ended.child);
+                let attempt = self.state.steps[j].compensation_attempts;
+                self.history(HistoryEvent::CompensationFailed {
+                    step: step.clone(),
+                    attempt,
+                    error: error.clone(),
+                    will_retry: false,
+                });
+                self.state.steps[j].status = StepStatus::CompensationFailed;
+                self.state.steps[j].error = Some(error.clone());
+                self.state.failure = Some(FailureRecord { step, error });
+                self.state.phase = Phase::Done;
+                self.set_status(Status::Failed)
+            }
         }
     }
 

@@ -30,8 +30,12 @@ pub(crate) trait Version: Send + Sync {
     /// Begins the instance a start message names (see `SagaEngine::begin`).
     async fn begin(&self, ctx: &mut Context, start: &Envelope) -> Result<(), ActionError>;
     /// Handles a message for an instance begun on this version.
-    async fn handle(&self, ctx: &mut Context, envelope: &Envelope, loaded: Loaded)
-    -> Result<Handled, ActionError>;
+    async fn handle(
+        &self,
+        ctx: &mut Context,
+        envelope: &Envelope,
+        loaded: Loaded,
+    ) -> Result<Handled, ActionError>;
 }
 
 pub(crate) struct SagaFamily {
@@ -88,8 +92,13 @@ impl SagaFamily {
 
     /// Stops an instance this runtime cannot run: `Failed`, with the error in its history, the
     /// message that found it kept for later.
-    fn halt(&self, ctx: &mut Context, envelope: &Envelope, mut loaded: Loaded, error: String)
-    -> Result<(), ActionError> {
+    fn halt(
+        &self,
+        ctx: &mut Context,
+        envelope: &Envelope,
+        mut loaded: Loaded,
+        error: String,
+    ) -> Result<(), ActionError> {
         tracing::warn!(process = %loaded.pid, "{error}");
         message_in(ctx, &loaded.pid, envelope);
         ctx.history(&loaded.pid, HistoryEvent::Halted { error: error.clone() });
@@ -101,8 +110,12 @@ impl SagaFamily {
 
     /// A message for a halted instance: a retry resumes it if it can run now, an acknowledge
     /// or a terminate ends it, anything else is kept.
-    fn while_halted(&self, ctx: &mut Context, envelope: &Envelope, mut loaded: Loaded)
-    -> Result<(), ActionError> {
+    fn while_halted(
+        &self,
+        ctx: &mut Context,
+        envelope: &Envelope,
+        mut loaded: Loaded,
+    ) -> Result<(), ActionError> {
         message_in(ctx, &loaded.pid, envelope);
         let pid = loaded.pid.clone();
         let action = match envelope.kind.as_str() {
@@ -138,7 +151,10 @@ impl SagaFamily {
             }
             Some(_) => match runnable {
                 Err(error) => {
-                    ctx.history(&pid, HistoryEvent::Ignored { kind: envelope.kind.clone(), reason: error.clone() });
+                    ctx.history(
+                        &pid,
+                        HistoryEvent::Ignored { kind: envelope.kind.clone(), reason: error.clone() },
+                    );
                     halt.error = error;
                 }
                 Ok(_) => {
@@ -169,8 +185,9 @@ impl SagaFamily {
 }
 
 fn park(envelope: &Envelope) -> Parked {
-    let payload = serde_json::from_slice(&envelope.payload)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&envelope.payload).into_owned()));
+    let payload = serde_json::from_slice(&envelope.payload).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&envelope.payload).into_owned())
+    });
     Parked {
         kind: envelope.kind.clone(),
         source: envelope.source.clone(),
@@ -182,7 +199,11 @@ fn park(envelope: &Envelope) -> Parked {
 fn message_in(ctx: &mut Context, pid: &str, envelope: &Envelope) {
     ctx.history(
         pid,
-        HistoryEvent::MessageIn { id: envelope.id, kind: envelope.kind.clone(), from: envelope.source.clone() },
+        HistoryEvent::MessageIn {
+            id: envelope.id,
+            kind: envelope.kind.clone(),
+            from: envelope.source.clone(),
+        },
     );
 }
 
@@ -244,7 +265,8 @@ impl Consumer for SagaFamily {
             Ok(version) => version.clone().handle(ctx, &envelope, loaded).await,
             Err(error) => {
                 let status = loaded.meta.status;
-                if status.is_terminal() && status != Status::Failed && envelope.kind != CompensateChild::KIND {
+                if status.is_terminal() && status != Status::Failed && envelope.kind != CompensateChild::KIND
+                {
                     // An ended instance has nothing left to run: the message changes nothing.
                     message_in(ctx, &loaded.pid, &envelope);
                     let reason = format!("the saga has ended ({status}); {error}");

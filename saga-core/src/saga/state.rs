@@ -148,6 +148,8 @@ pub enum StepStatus {
     Failed,
     /// Its compensation failed transiently; a retry timer is set.
     CompensationRetrying,
+    /// Its compensation is under way elsewhere: a child saga undoes its steps.
+    Compensating,
     /// Its compensation ran.
     Compensated,
     /// Its compensation failed for good: the saga is `Failed`.

@@ -89,10 +89,16 @@ pub(crate) enum Action<I> {
         on_reply: ReplyHandler,
     },
     /// Waits for the signal `signal`; its payload, checked by `check`, is the step's log.
-    Signal { signal: String, check: PayloadCheck },
+    Signal {
+        signal: String,
+        check: PayloadCheck,
+    },
     /// Starts an instance of saga `saga` (its key and input built by `start`) and waits for it
     /// to end.
-    Child { saga: String, start: ChildStart<I> },
+    Child {
+        saga: String,
+        start: ChildStart<I>,
+    },
 }
 
 impl<I> Action<I> {
@@ -105,7 +111,6 @@ impl<I> Action<I> {
             Action::Child { .. } => "child",
         }
     }
-
 }
 
 pub(crate) enum Compensation {

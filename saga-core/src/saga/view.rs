@@ -91,6 +91,28 @@ impl SagaView {
     pub fn timeout_timer(&self) -> Option<Timestamp> {
         self.state.timeout_timer
     }
+
+    /// The version of the definition the instance began on.
+    pub fn version(&self) -> u32 {
+        self.state.version
+    }
+
+    /// The parent saga's process id, for a child saga.
+    pub fn parent(&self) -> Option<&str> {
+        self.state.parent.as_ref().map(|p| p.id.as_str())
+    }
+
+    /// Who asked the saga to stop (`cancel`, `terminate`, or `compensate` by a parent), why,
+    /// and who: `(action, reason, by)`.
+    pub fn stop(&self) -> Option<(&str, &str, &str)> {
+        self.state.stop.as_ref().map(|s| (s.action.as_str(), s.reason.as_str(), s.by.as_str()))
+    }
+
+    /// Why the runtime halted the instance (a version not registered, changed steps), while
+    /// it is halted.
+    pub fn halted(&self) -> Option<&str> {
+        self.state.halted.as_ref().map(|h| h.error.as_str())
+    }
 }
 
 /// One step of a [`SagaView`]. Serializes as the step's stored record (what
@@ -145,9 +167,14 @@ impl StepView<'_> {
         self.record.awaiting
     }
 
-    /// When the awaited reply times out.
+    /// When the awaited reply (or signal) times out.
     pub fn deadline(&self) -> Option<Timestamp> {
         self.record.deadline
+    }
+
+    /// A child step's child saga: its process id.
+    pub fn child(&self) -> Option<&str> {
+        self.record.child.as_deref()
     }
 }
 
