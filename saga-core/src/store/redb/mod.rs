@@ -128,7 +128,7 @@ impl RedbStore {
         // A reader leaves an older file as it is and reads it in its own layout.
         let history_v1 = match open::check_schema(&txn, path)? {
             Schema::Current => false,
-            Schema::Older(_) => true,
+            Schema::Older(found) => found == 1,
             Schema::Blank => {
                 return Err(Error::ForeignDatabase {
                     path: path.to_owned(),

@@ -95,7 +95,7 @@ pub(super) fn check_schema(txn: &ReadTransaction, path: &Path) -> Result<Schema>
         )?;
     match found {
         SCHEMA_VERSION => Ok(Schema::Current),
-        1 => Ok(Schema::Older(found)),
+        1 | 2 => Ok(Schema::Older(found)),
         _ => Err(Error::SchemaVersion { path: path.to_owned(), found, supported: SCHEMA_VERSION }),
     }
 }
@@ -126,27 +126,36 @@ pub(super) fn initialise(db: &Database, path: &Path) -> Result<()> {
     txn.commit().map_err(|e| Error::storage(context(), e))
 }
 
-/// Upgrades a database of schema `from` to this build's, in one transaction: schema 1 kept each
-/// process's history rows under `(process, sequence)`; they move, with their sequences, to the
-/// chained log.
+/// Upgrades a database of schema `from` to this build's, in one transaction.
+///
+/// - Schema 1 kept each process's history rows under `(process, sequence)`; they move, with
+///   their sequences, to the chained log.
+/// - Schema 2 has the tables of schema 3; schema 3 added values that older builds cannot read
+///   (the statuses `cancelled` and `terminated`, history events of cancels, signals, child sagas
+///   and halts), so only the marker changes: a build of schema 2 then refuses the file rather
+///   than misread it.
 pub(super) fn upgrade(db: &Database, path: &Path, from: u32) -> Result<()> {
     let upgraded = (|| -> std::result::Result<(), redb::Error> {
         let txn = db.begin_write()?;
-        {
-            let old = txn.open_table(HISTORY_V1)?;
-            let mut log = txn.open_table(HISTORY)?;
-            let mut heads = txn.open_table(HISTORY_HEADS)?;
-            // In key order: each process's rows come together, oldest first.
-            for entry in old.iter()? {
-                let (key, value) = entry?;
-                let (process, seq) = key.value();
-                let previous = heads.insert(process, seq)?.map_or(0, |v| v.value());
-                log.insert(seq, (process, previous, value.value()))?;
+        if from == 1 {
+            {
+                let old = txn.open_table(HISTORY_V1)?;
+                let mut log = txn.open_table(HISTORY)?;
+                let mut heads = txn.open_table(HISTORY_HEADS)?;
+                // In key order: each process's rows come together, oldest first.
+                for entry in old.iter()? {
+                    let (key, value) = entry?;
+                    let (process, seq) = key.value();
+                    let previous = heads.insert(process, seq)?.map_or(0, |v| v.value());
+                    log.insert(seq, (process, previous, value.value()))?;
+                }
             }
+            txn.delete_table(HISTORY_V1)?;
+        }
+        {
             let mut meta = txn.open_table(META)?;
             meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())?;
         }
-        txn.delete_table(HISTORY_V1)?;
         txn.commit()?;
         Ok(())
     })();

@@ -38,9 +38,9 @@ pub(super) const DEAD_LETTERS: TableDefinition<(u128, &str), &[u8]> = TableDefin
 pub(super) const NEXT_SEQ: &str = "next_seq";
 /// The value of `META["format"]`: what marks a redb file as a saga database.
 pub(super) const FORMAT: &[u8] = b"saga-core";
-/// The schema version this build reads and writes. Version 1 files are upgraded when opened
-/// for writing (their history moves to the chained layout of [`HISTORY`]).
-pub(super) const SCHEMA_VERSION: u32 = 2;
+/// The schema version this build reads and writes. Older files are upgraded when opened for
+/// writing (see `open::upgrade`) and read as they are when opened read-only.
+pub(super) const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct RecordHeader {
