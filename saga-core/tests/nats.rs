@@ -269,3 +269,71 @@ async fn a_transport_whose_broker_is_gone_still_closes() {
     let error = closed.expect("close returns without its broker").unwrap_err().to_string();
     assert!(error.contains("flushing"), "{error}");
 }
+
+/// A client runtime with no components, over the broker, drives sagas another runtime hosts:
+/// it starts one and awaits its result, signals one, and cancels another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_runtime_starts_signals_cancels_and_awaits_sagas_hosted_elsewhere() {
+    use saga_core::saga::{CompensationContext, Saga, Step, StepContext};
+    use saga_core::{ActionError, RedbStore, Runtime, Status};
+
+    let Some(server) = NatsServer::start() else { return };
+    let connect = || async {
+        let mut config = NatsConfig::default();
+        config.stream = "TRIPS".into();
+        config.subject_prefix = "trips".into();
+        NatsTransport::connect(&server.url(), config).await.unwrap()
+    };
+    let trip = Saga::<String>::new("trip")
+        .step(
+            Step::local("book", |ctx: StepContext<String>| async move {
+                Ok::<_, ActionError>(format!("booked {}", ctx.input))
+            })
+            .compensate(|_: CompensationContext<String>| async { Ok(()) }),
+        )
+        .step(Step::<String, String>::signal("confirm", "confirmed"));
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Runtime::builder(RedbStore::open(dir.path().join("owner.redb")).unwrap(), connect().await)
+        .register(trip)
+        .start()
+        .await
+        .unwrap();
+    let client = Runtime::builder(RedbStore::in_memory().unwrap(), connect().await)
+        .replies("client.web-1")
+        .start()
+        .await
+        .unwrap();
+
+    let lisbon = client.start_saga("trip", "lisbon", &"Lisbon".to_string()).await.unwrap();
+    let porto = client.start_saga("trip", "porto", &"Porto".to_string()).await.unwrap();
+    lisbon.signal("confirmed", &"by mail").await.unwrap();
+    let within = |what: &'static str| move |_| panic!("{what}: no answer in 20 s");
+    let outcome = tokio::time::timeout(Duration::from_secs(20), lisbon.result())
+        .await
+        .unwrap_or_else(within("lisbon"))
+        .unwrap();
+    assert_eq!(outcome.status(), Status::Completed);
+    assert_eq!(outcome.log::<String>("book").unwrap(), "booked Lisbon");
+    assert_eq!(outcome.log::<String>("confirm").unwrap(), "by mail");
+    assert_eq!(
+        client.store().record(saga_core::store::PROCESS_SPACE, "trip/lisbon").unwrap(),
+        None,
+        "the client stores no saga"
+    );
+
+    porto.cancel("no longer needed").await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), porto.result())
+        .await
+        .unwrap_or_else(within("porto"))
+        .unwrap();
+    assert_eq!(outcome.status(), Status::Cancelled);
+    assert_eq!(outcome.saga().stop(), Some(("cancel", "no longer needed", "client")));
+    // A handle taken by id, after the end, gets the same answer.
+    let again = tokio::time::timeout(Duration::from_secs(20), client.saga_handle("trip/porto").result())
+        .await
+        .unwrap_or_else(within("porto again"))
+        .unwrap();
+    assert_eq!(again.status(), Status::Cancelled);
+    client.shutdown().await.unwrap();
+    owner.shutdown().await.unwrap();
+}

@@ -84,6 +84,18 @@ impl ProcessWatch {
         self.runtime.upgrade().is_some_and(|shared| shared.in_commit.contains_key(topic))
     }
 
+    /// The topic this runtime takes answers on, and a receiver for the next answer correlated
+    /// to `correlation` (register before asking); `None` if the runtime takes no answers (see
+    /// [`RuntimeBuilder::replies`](crate::RuntimeBuilder::replies)) or stopped.
+    pub(crate) fn expect_reply(
+        &self,
+        correlation: &str,
+    ) -> Option<(String, oneshot::Receiver<crate::model::Envelope>)> {
+        let shared = self.runtime.upgrade()?;
+        let replies = shared.replies.as_ref()?;
+        Some((replies.topic.clone(), replies.expect(correlation)))
+    }
+
     /// Durably records `envelope` for the relay, as a client of the runtime; fails with
     /// [`Error::Shutdown`](crate::Error::Shutdown) once the runtime stopped.
     pub(crate) async fn send(&self, envelope: crate::model::Envelope) -> crate::Result<()> {

@@ -8,6 +8,7 @@ mod consumer;
 mod context;
 mod ends;
 mod relay;
+mod replies;
 mod stats;
 mod storage;
 mod timers;
@@ -89,6 +90,8 @@ pub(crate) struct Shared {
     pub(crate) announce: Option<Arc<str>>,
     /// Who waits for which process to end.
     pub(crate) watchers: Arc<ends::Watchers>,
+    /// Where answers to this runtime as a client come, if it takes any.
+    pub(crate) replies: Option<Arc<replies::Replies>>,
 }
 
 /// Builds and starts a runtime.
@@ -138,6 +141,7 @@ impl Runtime {
             components: Vec::new(),
             refused: Vec::new(),
             announce: None,
+            replies: None,
         }
     }
 }
@@ -152,6 +156,7 @@ pub struct RuntimeBuilder {
     /// Why registrations could not be joined; `start` reports the first.
     refused: Vec<String>,
     announce: Option<Arc<str>>,
+    replies: Option<String>,
 }
 
 impl RuntimeBuilder {
@@ -176,6 +181,17 @@ impl RuntimeBuilder {
     /// subscribes to in the outbox until someone does.
     pub fn announce(mut self, topic: impl Into<String>) -> Self {
         self.announce = Some(Arc::from(topic.into()));
+        self
+    }
+
+    /// Takes answers addressed to this runtime on `topic`: what a client of sagas that other
+    /// processes run needs, to await their results
+    /// ([`SagaHandle::result`](crate::saga::SagaHandle::result)). Give each client process a
+    /// topic of its own, the same across its restarts (a broker keeps a subscription per
+    /// topic). Answers are not stored: one that comes while nobody waits is dropped, and the
+    /// waiter asks again.
+    pub fn replies(mut self, topic: impl Into<String>) -> Self {
+        self.replies = Some(topic.into());
         self
     }
 
@@ -241,6 +257,7 @@ impl RuntimeBuilder {
             in_commit,
             announce: self.announce,
             watchers: Arc::default(),
+            replies: self.replies.map(|topic| Arc::new(replies::Replies::new(topic))),
         });
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();
@@ -259,6 +276,9 @@ impl RuntimeBuilder {
         let mut services = JoinSet::new();
         services.spawn(relay::run(shared.clone(), stopped.clone(), fresh_rows));
         services.spawn(timers::run(shared.clone(), stopped.clone()));
+        if let Some(replies) = shared.replies.clone() {
+            services.spawn(replies::run(shared.clone(), replies, stopped.clone()));
+        }
         shared.relay_wake.notify_one();
         Ok(RuntimeHandle { shared, stop, consumers, services, committer_thread: Some(committer_thread) })
     }

@@ -2,7 +2,7 @@
 //! go out, one commit.
 
 use super::definition::Stages;
-use super::family::{Loaded, Version, change_status, write};
+use super::family::{Loaded, Version, change_status, tell_watchers, write};
 use super::messages::{
     ChildEnded, CompensateChild, Continue, DeadlinePassed, RetryDue, Signal, Start, Stop, StopAction,
     TimedOut,
@@ -102,6 +102,7 @@ where
             signal_ids: Vec::new(),
             parent: start.parent,
             halted: None,
+            watchers: Vec::new(),
         };
         let meta = ProcessMeta {
             class: Class::Saga,
@@ -1092,7 +1093,8 @@ where
                 self.cancel_timer(DEADLINE_TIMER.into(), Some(due));
             }
         }
-        let loaded = Loaded { pid: self.pid, state: self.state, meta: self.meta };
+        let mut loaded = Loaded { pid: self.pid, state: self.state, meta: self.meta };
+        tell_watchers(self.ctx, &self.key, &mut loaded)?;
         write(self.ctx, loaded)
     }
 }

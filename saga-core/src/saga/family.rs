@@ -1,7 +1,7 @@
 //! Every registered version of one saga behind its one topic: each instance runs on the version
 //! it began with; an instance the runtime cannot run is halted, visibly, until it can.
 
-use super::messages::{CompensateChild, Start, Stop, StopAction};
+use super::messages::{CompensateChild, Ended, Start, Stop, StopAction, Watch};
 use super::state::{Halt, Parked, Phase, SagaState};
 use crate::model::control::{OperatorAction, OperatorRequest};
 use crate::model::{ActionError, Envelope, Message, MessageId};
@@ -105,6 +105,7 @@ impl SagaFamily {
         let parked = if envelope.kind == OperatorRequest::KIND { vec![] } else { vec![park(envelope)] };
         loaded.state.halted = Some(Halt { error, was: loaded.meta.status, parked });
         change_status(ctx, &loaded.pid, &mut loaded.meta, Status::Failed)?;
+        tell_watchers(ctx, &envelope.key, &mut loaded)?;
         write(ctx, loaded)
     }
 
@@ -133,6 +134,7 @@ impl SagaFamily {
                     loaded.state.halted = None;
                     loaded.state.phase = Phase::Done;
                     change_status(ctx, &pid, &mut loaded.meta, Status::Terminated)?;
+                    tell_watchers(ctx, &envelope.key, &mut loaded)?;
                     return write(ctx, loaded);
                 }
                 _ => None,
@@ -182,6 +184,54 @@ impl SagaFamily {
         envelope.payload = bytes::Bytes::from(serde_json::to_vec(&parked.payload).unwrap_or_default());
         envelope
     }
+}
+
+/// A watch: answered at once for an instance that ended, kept in its state otherwise.
+fn watch(ctx: &mut Context, envelope: &Envelope, loaded: &mut Loaded) -> Result<(), ActionError> {
+    let Some(reply_to) = envelope.reply_to.clone() else {
+        return Ok(());
+    };
+    if loaded.meta.status.is_terminal() {
+        let ended = ended(loaded)?;
+        return answer(ctx, envelope, &loaded.pid, ended);
+    }
+    if !loaded.state.watchers.contains(&reply_to) {
+        loaded.state.watchers.push(reply_to);
+        let kept = Loaded { pid: loaded.pid.clone(), state: loaded.state.clone(), meta: loaded.meta.clone() };
+        write(ctx, kept)?;
+    }
+    Ok(())
+}
+
+/// How instance `loaded` stands, for a watcher.
+fn ended(loaded: &Loaded) -> Result<Ended, ActionError> {
+    let state = serde_json::to_value(&loaded.state)
+        .map_err(|e| ActionError::permanent(format!("encoding saga state {}: {e}", loaded.pid)))?;
+    Ok(Ended { status: Some(loaded.meta.status), state: Some(state) })
+}
+
+/// Sends `ended` to the watcher that asked with `request`.
+fn answer(ctx: &mut Context, request: &Envelope, pid: &str, ended: Ended) -> Result<(), ActionError> {
+    let Some(reply_to) = request.reply_to.as_deref() else { return Ok(()) };
+    let mut envelope = ctx.envelope(reply_to, &request.key, &ended)?;
+    envelope.correlation_id = pid.to_owned();
+    ctx.push_envelope(envelope);
+    Ok(())
+}
+
+/// Tells every client waiting for instance `loaded` (keyed `key`) how it ended, once it has.
+pub(crate) fn tell_watchers(ctx: &mut Context, key: &str, loaded: &mut Loaded) -> Result<(), ActionError> {
+    if !loaded.meta.status.is_terminal() || loaded.state.watchers.is_empty() {
+        return Ok(());
+    }
+    let watchers = std::mem::take(&mut loaded.state.watchers);
+    let ended = ended(loaded)?;
+    for reply_to in watchers {
+        let mut envelope = ctx.envelope(&reply_to, key, &ended)?;
+        envelope.correlation_id = loaded.pid.clone();
+        ctx.push_envelope(envelope);
+    }
+    Ok(())
 }
 
 fn park(envelope: &Envelope) -> Parked {
@@ -250,13 +300,21 @@ impl Consumer for SagaFamily {
         }
         let pid = super::process_id(&self.name, &envelope.key);
         let Some(record) = ctx.read_record(PROCESS_SPACE, &pid)? else {
+            if envelope.kind == Watch::KIND {
+                answer(ctx, &envelope, &pid, Ended { status: None, state: None })?;
+                return Ok(Handled::Commit);
+            }
             // Nothing to record a message for an unknown instance on.
             return Ok(Handled::Ignore);
         };
         let state: SagaState = serde_json::from_slice(&record.data)
             .map_err(|e| ActionError::permanent(format!("decoding saga state {pid}: {e}")))?;
         let meta = record.process.ok_or_else(|| ActionError::permanent(format!("{pid} is not a process")))?;
-        let loaded = Loaded { pid, state, meta };
+        let mut loaded = Loaded { pid, state, meta };
+        if envelope.kind == Watch::KIND {
+            watch(ctx, &envelope, &mut loaded)?;
+            return Ok(Handled::Commit);
+        }
         if loaded.state.halted.is_some() {
             self.while_halted(ctx, &envelope, loaded)?;
             return Ok(Handled::Commit);

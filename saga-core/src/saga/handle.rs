@@ -1,5 +1,6 @@
 //! [`SagaHandle`]: one saga instance as its starter holds it, and [`SagaOutcome`], how it ended.
 
+use super::messages::{Ended, Watch};
 use super::view::SagaView;
 use crate::error::{Error, Result};
 use crate::runtime::ProcessWatch;
@@ -60,17 +61,55 @@ impl SagaHandle {
     /// and waiting for an operator) and returns how. Resolves at once for an instance that ended before the call;
     /// otherwise the commit that ends it wakes the caller, with no polling of the store. Fails
     /// with [`Error::Shutdown`] if the runtime stops first.
+    ///
+    /// A saga that another process runs (over a broker) is asked to say how it ended: the
+    /// runtime must take answers ([`RuntimeBuilder::replies`](crate::RuntimeBuilder::replies)).
     pub async fn result(&self) -> Result<SagaOutcome> {
         loop {
             // Registered before reading, so an end committed in between is not missed.
             let ended = self.runtime.until_ended(&self.id);
-            if let Some(record) = self.runtime.store().record(PROCESS_SPACE, &self.id)?
-                && let Some(status) = record.process.map(|meta| meta.status).filter(|s| s.is_terminal())
-            {
-                let saga = SagaView::decode(&self.id, &record.data)?;
-                return Ok(SagaOutcome { status, saga });
+            match self.runtime.store().record(PROCESS_SPACE, &self.id)? {
+                Some(record) => {
+                    if let Some(status) = record.process.map(|meta| meta.status).filter(|s| s.is_terminal()) {
+                        let saga = SagaView::decode(&self.id, &record.data)?;
+                        return Ok(SagaOutcome { status, saga });
+                    }
+                }
+                // Not here (yet): a saga of this runtime whose start is on its way ends here too.
+                None if !self.hosted_here() => return self.remote_result().await,
+                None => {}
             }
             ended.await.map_err(|_| Error::Shutdown)?;
+        }
+    }
+
+    fn hosted_here(&self) -> bool {
+        let saga = self.id.split_once('/').map_or(self.id.as_str(), |(saga, _)| saga);
+        self.runtime.hosts(&super::topic(saga))
+    }
+
+    /// Asks the process that runs the instance to say how it ended, and waits for the answer.
+    async fn remote_result(&self) -> Result<SagaOutcome> {
+        let (saga, key) =
+            self.id.split_once('/').ok_or_else(|| Error::UnknownProcess { id: self.id.clone() })?;
+        let (reply_to, answer) = self.runtime.expect_reply(&self.id).ok_or_else(|| {
+            Error::Config(format!(
+                "saga {} runs in another process; to await its result, build this runtime with \
+                 RuntimeBuilder::replies(topic)",
+                self.id
+            ))
+        })?;
+        let mut watch = crate::model::Envelope::new(&super::topic(saga), key, &Watch {})?;
+        watch.correlation_id = self.id.clone();
+        watch.reply_to = Some(reply_to);
+        self.runtime.send(watch).await?;
+        let answer = answer.await.map_err(|_| Error::Shutdown)?;
+        let ended: Ended = answer.decode()?;
+        match (ended.status, ended.state) {
+            (Some(status), Some(state)) => {
+                Ok(SagaOutcome { status, saga: SagaView::from_value(&self.id, state)? })
+            }
+            _ => Err(Error::UnknownProcess { id: self.id.clone() }),
         }
     }
 }

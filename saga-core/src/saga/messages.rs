@@ -132,3 +132,18 @@ impl Signal {
         self
     }
 }
+
+/// Asks a saga instance to tell the envelope's `reply_to` how it ended: at once if it has, or
+/// when it does. A client whose saga runs in another process sends it to await the result.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Watch {}
+crate::message!(Watch = "saga.watch");
+
+/// How a saga instance ended, for a watcher: its status and its state; both `None` if there is
+/// no such instance.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Ended {
+    pub(crate) status: Option<crate::store::Status>,
+    pub(crate) state: Option<Value>,
+}
+crate::message!(Ended = "saga.ended");

@@ -55,6 +55,9 @@ pub(crate) struct SagaState {
     /// and the messages that came meanwhile, handled again when an operator retries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) halted: Option<Halt>,
+    /// The reply topics of the clients waiting for the instance to end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) watchers: Vec<String>,
 }
 
 fn first_version() -> u32 {

@@ -56,6 +56,13 @@ impl SagaView {
         Ok(SagaView { id: id.to_owned(), state })
     }
 
+    /// An instance's state as a saga tells it to a watcher.
+    pub(crate) fn from_value(id: &str, state: Value) -> Result<SagaView> {
+        let state = serde_json::from_value(state)
+            .map_err(|e| Error::codec(format!("decoding the state of saga {id}"), e))?;
+        Ok(SagaView { id: id.to_owned(), state })
+    }
+
     /// The instance's process id.
     pub fn id(&self) -> &str {
         &self.id
