@@ -12,6 +12,7 @@ mod layering;
 #[cfg(feature = "nats")]
 mod nats;
 mod processes;
+mod redrive;
 mod sagas;
 mod syncs;
 mod upgrade;
