@@ -2,6 +2,7 @@
 
 use crate::domain_flags::{Chosen, ImpKnobs};
 use clap::{Args, Parser, Subcommand};
+use saga_core::operator::DeadLetterId;
 use saga_core::transport::Membership;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,12 +33,21 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Lists the messages given up on: which consumer, why, and when.
+    /// Lists the messages given up on (which consumer, why, and when), shows one, sends them
+    /// again to the consumer that gave up on them (redrive), or deletes them (purge).
     DeadLetters {
+        #[command(subcommand)]
+        what: Option<LettersWhat>,
+        /// The saga database.
+        #[arg(long, default_value = "saga.redb", global = true)]
+        db: PathBuf,
         #[command(flatten)]
-        db: DbArg,
-        /// Print a JSON array instead of a table.
-        #[arg(long)]
+        action: LettersAction,
+        /// Confirms --purge.
+        #[arg(long, requires = "purge")]
+        yes: bool,
+        /// Print JSON instead of tables and sentences.
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Shows one thing in detail.
@@ -157,6 +167,33 @@ pub(crate) enum SagaMode {
     Seq,
     /// 10,000 sagas, 1,000 in flight.
     Big,
+}
+
+/// What `saga-cli dead-letters` shows of one dead letter.
+#[derive(Subcommand, Debug)]
+pub(crate) enum LettersWhat {
+    /// One dead letter in full: the error, the message's routing and headers, and its payload.
+    Show {
+        /// The dead letter, as the list shows its id (MESSAGE-ID/CONSUMER where two consumers
+        /// gave up on one message).
+        id: DeadLetterId,
+    },
+}
+
+/// What `saga-cli dead-letters` does to dead letters, besides listing them: one action at most.
+#[derive(Args, Debug, Default)]
+#[group(multiple = false)]
+pub(crate) struct LettersAction {
+    /// Sends dead letter ID again, to the consumer that gave up on it alone, and runs the
+    /// domain recorded in the database until it is handled.
+    #[arg(long, value_name = "ID")]
+    pub(crate) redrive: Option<DeadLetterId>,
+    /// Sends every dead letter again, like --redrive.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Deletes every dead letter without sending it again (needs --yes).
+    #[arg(long, requires = "yes")]
+    pub(crate) purge: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -704,5 +704,138 @@ fn dead_letters_are_listed_with_consumer_kind_and_error() {
     assert_eq!(letter["attempts"], 20);
     assert_eq!(letter["error"], "transient: no chalk");
     let table = stdout(&saga_cli(&["dead-letters"], dir.path()));
-    assert!(table.contains("no chalk") && table.contains("1 dead letters"), "{table}");
+    assert!(table.contains("no chalk") && table.contains("1 dead letter\n"), "{table}");
+
+    // No run is recorded in this file: a redrive is queued for the service that owns it.
+    let id = letter["id"].as_str().unwrap();
+    let queued = json(&saga_cli(&["dead-letters", "--redrive", id, "--json"], dir.path()));
+    assert_eq!(queued["queued"], 1, "{queued}");
+    assert_eq!(queued["letters"][0]["outcome"], "queued", "{queued}");
+    let store = RedbStore::open_read_only(dir.path().join("saga.redb")).unwrap();
+    assert_eq!(store.dead_letters().unwrap(), []);
+    let rows = store.outbox_after(None, 10).unwrap();
+    assert_eq!(rows.len(), 1, "the copy waits in the outbox");
+    assert_eq!(rows[0].envelope.header("for-consumer"), Some("circle"));
+    assert_eq!(rows[0].envelope.header("redrive-of"), Some(id));
+}
+
+/// An imp-summoning run's database in `dir/saga.redb`, with two messages its reception gave up
+/// on (recorded in its inbox, as a handler that gives up records them): a reimbursement of
+/// order-1 that came before the order (it can handle it now), and one whose payload it cannot
+/// read. Returns their ids.
+fn run_with_dead_letters(dir: &Path) -> (String, String) {
+    use saga_core::store::{Batch, CommitUnit, DeadLetter, InboxKey};
+    use saga_core::{Envelope, RedbStore, Store, Timestamp};
+    use saga_examples::imp_summoning::Reimburse;
+    let out = saga_cli(&["run", "imp-summoning", "--orders", "3", "--json"], dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let store = RedbStore::open(dir.join("saga.redb")).unwrap();
+    let reimburse = |order: &str| Reimburse { order: order.into(), amount: 5 };
+    let good = Envelope::new("reception", "order-1", &reimburse("order-1")).unwrap();
+    let bad = Envelope::new("reception", "order-2", &reimburse("order-2"))
+        .unwrap()
+        .with_payload(bytes_of("{\"order\": 2"));
+    let units = [(&good, "permanent: no order order-1"), (&bad, "permanent: cannot read it")].map(
+        |(envelope, error)| {
+            let key = InboxKey { consumer: "reception".into(), message: envelope.id() };
+            let letter = DeadLetter::new("reception", error, Timestamp::now(), envelope.clone());
+            CommitUnit::new(Timestamp::now()).with_inbox(key).with_dead_letter(letter)
+        },
+    );
+    let outcomes = store.commit(&Batch::from(units)).unwrap();
+    assert!(outcomes.iter().all(|o| o.is_committed()), "{outcomes:?}");
+    (good.id().to_string(), bad.id().to_string())
+}
+
+fn bytes_of(text: &str) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(text.as_bytes())
+}
+
+#[test]
+fn dead_letters_show_one_with_its_message_payload_and_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = run_with_dead_letters(dir.path());
+    let shown = saga_cli(&["dead-letters", "show", &good], dir.path());
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    for part in ["consumer:    reception", "permanent: no order order-1", "reception.reimburse"] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+    assert!(text.contains(r#"payload:     {"amount":5,"order":"order-1"}"#), "{text}");
+
+    let letter = json(&saga_cli(&["dead-letters", "show", &bad, "--json"], dir.path()));
+    assert_eq!(letter["id"], format!("{bad}/reception"));
+    assert_eq!(letter["error"], "permanent: cannot read it");
+    assert_eq!(letter["message"]["key"], "order-2");
+    assert_eq!(letter["message"]["payload"], "{\"order\": 2", "a payload that is not JSON, as text");
+    assert!(letter["at"].as_str().unwrap().ends_with('Z'), "{letter}");
+
+    let unknown = saga_cli(&["dead-letters", "show", "0190b4c4-6c1e-7d2a-8000-000000000001"], dir.path());
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(stderr(&unknown).lines().count(), 1, "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("not kept"), "{}", stderr(&unknown));
+    let malformed = saga_cli(&["dead-letters", "show", "order-1"], dir.path());
+    assert_eq!(malformed.status.code(), Some(2), "{}", stderr(&malformed));
+    assert_eq!(stderr(&malformed).lines().count(), 1, "{}", stderr(&malformed));
+}
+
+#[test]
+fn a_dead_letter_redriven_twice_from_the_cli_is_handled_once() {
+    use saga_core::{RedbStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = run_with_dead_letters(dir.path());
+    let db = dir.path().join("saga.redb");
+    let status = || {
+        let store = RedbStore::open_read_only(&db).unwrap();
+        let record = store.record("reception", "order-1").unwrap().unwrap();
+        serde_json::from_slice::<Value>(&record.data).unwrap()["status"].clone()
+    };
+    assert_ne!(status(), "Reimbursed");
+
+    let first = saga_cli(&["dead-letters", "--redrive", &good], dir.path());
+    assert_eq!(first.status.code(), Some(0), "{}{}", stdout(&first), stderr(&first));
+    assert!(stdout(&first).contains("redriven to reception: handled"), "{}", stdout(&first));
+    assert!(stdout(&first).contains("redriven 1 dead letter: 1 handled"), "{}", stdout(&first));
+    assert_eq!(status(), "Reimbursed", "reception's handler ran");
+
+    let before = std::fs::read(&db).unwrap();
+    let second = saga_cli(&["dead-letters", "--redrive", &good], dir.path());
+    assert_eq!(second.status.code(), Some(1), "{}", stdout(&second));
+    assert_eq!(stderr(&second).lines().count(), 1, "{}", stderr(&second));
+    assert!(stderr(&second).contains("not kept"), "{}", stderr(&second));
+    assert!(std::fs::read(&db).unwrap() == before, "a refused redrive leaves the file alone");
+
+    // A message its handler still cannot read is given up on again, under the copy's id.
+    let again = json(&saga_cli(&["dead-letters", "--redrive", &bad, "--json"], dir.path()));
+    assert_eq!(again["redriven"], 1, "{again}");
+    assert_eq!(again["given_up_again"], 1, "{again}");
+    let copy = again["letters"][0]["message"].as_str().unwrap().to_owned();
+    let letters = json(&saga_cli(&["dead-letters", "--json"], dir.path()));
+    let ids: Vec<&str> = letters.as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [copy.as_str()], "only the copy's dead letter is kept");
+
+    let all = saga_cli(&["dead-letters", "--all"], dir.path());
+    assert_eq!(all.status.code(), Some(1), "{}", stderr(&all));
+    assert!(stdout(&all).contains("redriven 1 dead letter: 1 given up on again"), "{}", stdout(&all));
+
+    let unconfirmed = saga_cli(&["dead-letters", "--purge"], dir.path());
+    assert_eq!(unconfirmed.status.code(), Some(2));
+    assert_eq!(stderr(&unconfirmed).lines().count(), 1, "{}", stderr(&unconfirmed));
+    assert_eq!(json(&saga_cli(&["dead-letters", "--json"], dir.path())).as_array().unwrap().len(), 1);
+    let purged = saga_cli(&["dead-letters", "--purge", "--yes"], dir.path());
+    assert_eq!(purged.status.code(), Some(0), "{}", stderr(&purged));
+    assert_eq!(stdout(&purged).trim(), "purged 1 dead letter");
+    assert_eq!(stdout(&saga_cli(&["dead-letters"], dir.path())).trim(), "no dead letters");
+    assert_eq!(status(), "Reimbursed");
+
+    for bad_flags in [
+        &["dead-letters", "--redrive", &good, "--all"][..],
+        &["dead-letters", "--all", "--purge", "--yes"],
+        &["dead-letters", "--yes"],
+        &["dead-letters", "--redrive", &good, "show", &good],
+    ] {
+        let out = saga_cli(bad_flags, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{bad_flags:?}");
+        assert_eq!(stderr(&out).lines().count(), 1, "{bad_flags:?}: {}", stderr(&out));
+    }
 }

@@ -49,38 +49,3 @@ pub(crate) fn list(db: &Path, status: Option<Status>, json: bool) -> Result<u8> 
     }
     Ok(0)
 }
-
-#[derive(Tabled, Serialize)]
-struct LetterRow {
-    at: String,
-    consumer: String,
-    kind: String,
-    id: String,
-    attempts: u32,
-    error: String,
-}
-
-pub(crate) fn dead_letters(db: &Path, json: bool) -> Result<u8> {
-    let store = super::open_existing(db)?;
-    let rows: Vec<LetterRow> = saga_core::Store::dead_letters(&store)?
-        .into_iter()
-        .map(|l| LetterRow {
-            at: l.at.to_string(),
-            consumer: l.consumer,
-            kind: l.envelope.kind().to_owned(),
-            id: l.envelope.id().to_string(),
-            attempts: l.envelope.attempt(),
-            error: l.error,
-        })
-        .collect();
-    if json {
-        crate::output::emit(&serde_json::to_string(&rows)?)?;
-    } else if rows.is_empty() {
-        crate::output::emit("no dead letters")?;
-    } else {
-        let count = rows.len();
-        crate::output::emit(&Table::new(rows).to_string())?;
-        crate::output::emit(&format!("{count} dead letters"))?;
-    }
-    Ok(0)
-}

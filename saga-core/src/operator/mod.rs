@@ -10,7 +10,7 @@ mod handle;
 mod redrive;
 
 pub use crate::model::OperatorAction;
-pub use redrive::{DeadLetterId, REDRIVE_OF, Redriven, dead_letter, purge, redrive, redrive_all};
+pub use redrive::{DeadLetterId, REDRIVE_OF, Redriven, dead_letter, purge, redrivable, redrive, redrive_all};
 
 use crate::error::{Error, Result};
 use crate::model::control::OperatorRequest;

@@ -134,16 +134,29 @@ pub fn dead_letter(store: &dyn Store, id: &DeadLetterId) -> Result<DeadLetter> {
     }
 }
 
-/// The unit that takes `letter` away and sends a copy of its message to its consumer alone,
-/// and what it redrives.
-fn redrive_unit(letter: &DeadLetter, now: Timestamp) -> Result<(CommitUnit, Redriven)> {
-    let id = DeadLetterId::of(letter);
+/// The dead letter `id` names, if it can be redriven: as [`dead_letter`], and refused if its
+/// message's bytes did not decode as a message at all (sending them again cannot help).
+pub fn redrivable(store: &dyn Store, id: &DeadLetterId) -> Result<DeadLetter> {
+    let letter = dead_letter(store, id)?;
+    check_redrivable(&letter)?;
+    Ok(letter)
+}
+
+fn check_redrivable(letter: &DeadLetter) -> Result<()> {
     if letter.envelope.kind() == crate::transport::UNDECODABLE_KIND {
         return Err(Error::DeadLetter {
-            id: id.to_string(),
+            id: DeadLetterId::of(letter).to_string(),
             problem: "its bytes are not a message, so sending them again cannot help".into(),
         });
     }
+    Ok(())
+}
+
+/// The unit that takes `letter` away and sends a copy of its message to its consumer alone,
+/// and what it redrives.
+fn redrive_unit(letter: &DeadLetter, now: Timestamp) -> Result<(CommitUnit, Redriven)> {
+    check_redrivable(letter)?;
+    let id = DeadLetterId::of(letter);
     let original = &letter.envelope;
     let mut copy: Envelope = original.clone().with_id(MessageId::new()).with_attempt(0);
     copy.created_at = now;
