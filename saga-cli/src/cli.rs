@@ -33,6 +33,17 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Counts processes: in all, or per status or per kind.
+    Count {
+        #[command(flatten)]
+        db: DbArg,
+        /// Count per status or per kind.
+        #[arg(long, value_enum)]
+        by: Option<CountBy>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lists the messages given up on (which consumer, why, and when), shows one, sends them
     /// again to the consumer that gave up on them (redrive), or deletes them (purge).
     DeadLetters {
@@ -167,6 +178,15 @@ pub(crate) enum SagaMode {
     Seq,
     /// 10,000 sagas, 1,000 in flight.
     Big,
+}
+
+/// What `saga-cli count` counts per.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CountBy {
+    /// Running, compensating, completed, compensated, failed, acknowledged.
+    Status,
+    /// The saga's or process manager's name.
+    Kind,
 }
 
 /// What `saga-cli dead-letters` shows of one dead letter.

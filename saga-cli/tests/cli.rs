@@ -839,3 +839,41 @@ fn a_dead_letter_redriven_twice_from_the_cli_is_handled_once() {
         assert_eq!(stderr(&out).lines().count(), 1, "{bad_flags:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn count_counts_processes_in_all_per_status_and_per_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    voiding_run(dir.path());
+    let db = ["--db", "voiding.redb"];
+    let listed = json(&saga_cli(&[&["list", "--json"][..], &db].concat(), dir.path()));
+    let rows = listed.as_array().unwrap();
+    let total = json(&saga_cli(&[&["count", "--json"][..], &db].concat(), dir.path()));
+    assert_eq!(total, serde_json::json!({ "total": rows.len() }));
+    let text = saga_cli(&[&["count"][..], &db].concat(), dir.path());
+    assert_eq!(stdout(&text).trim(), format!("{} processes", rows.len()));
+
+    let by_status = json(&saga_cli(&[&["count", "--by", "status", "--json"][..], &db].concat(), dir.path()));
+    assert_eq!(by_status["by"], "status");
+    assert_eq!(by_status["total"], rows.len());
+    for status in ["running", "compensating", "completed", "compensated", "failed", "acknowledged"] {
+        let listed = rows.iter().filter(|r| r["status"] == status).count();
+        assert_eq!(by_status["counts"][status], listed, "{status}: {by_status}");
+    }
+    assert!(by_status["counts"]["failed"].as_u64().unwrap() > 0, "the run leaves some failed: {by_status}");
+
+    let by_kind = json(&saga_cli(&[&["count", "--by", "kind", "--json"][..], &db].concat(), dir.path()));
+    let kinds = by_kind["counts"].as_object().unwrap();
+    assert!(!kinds.is_empty(), "{by_kind}");
+    for (kind, n) in kinds {
+        assert_eq!(*n, rows.iter().filter(|r| r["kind"] == kind.as_str()).count(), "{kind}");
+    }
+    let table = stdout(&saga_cli(&[&["count", "--by", "status"][..], &db].concat(), dir.path()));
+    assert!(table.contains("failed") && table.contains("total"), "{table}");
+
+    let bad = saga_cli(&[&["count", "--by", "colour"][..], &db].concat(), dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(stderr(&bad).lines().count(), 1, "{}", stderr(&bad));
+    let missing = saga_cli(&["count", "--db", "nowhere.redb"], dir.path());
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("nowhere.redb"), "{}", stderr(&missing));
+}

@@ -23,6 +23,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Run { domain } => run::run(domain).await,
         Command::List { db, status, json } => list::list(&db.db, status, json),
+        Command::Count { db, by, json } => list::count(&db.db, by, json),
         Command::DeadLetters { what, db, action, yes: _, json } => {
             letters::dead_letters(&db, what, action, json).await
         }
