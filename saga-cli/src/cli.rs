@@ -96,6 +96,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Prints a shell completion script: `saga-cli completions bash > ~/.local/share/bash-completion/completions/saga-cli`.
+    Completions {
+        /// The shell: bash, zsh or fish (elvish and powershell work too).
+        shell: clap_complete::Shell,
+    },
 }
 
 /// What `saga-cli bench` measures.

@@ -877,3 +877,32 @@ fn count_counts_processes_in_all_per_status_and_per_kind() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("nowhere.redb"), "{}", stderr(&missing));
 }
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in
+        [("bash", "complete -F"), ("zsh", "#compdef saga-cli"), ("fish", "complete -c saga-cli")]
+    {
+        let out = saga_cli(&["completions", shell], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        assert!(script.contains(marker), "{shell}: {marker:?} missing");
+        for word in ["dead-letters", "count", "inspect", "--redrive"] {
+            assert!(script.contains(word), "{shell}: {word} missing");
+        }
+    }
+    // bash loads the script and completes saga-cli with it.
+    let script = dir.path().join("saga-cli.bash");
+    std::fs::write(&script, saga_cli(&["completions", "bash"], dir.path()).stdout).unwrap();
+    let loaded = Command::new("bash")
+        .args(["--norc", "-c", &format!("source {} && complete -p saga-cli", script.display())])
+        .output()
+        .unwrap();
+    assert_eq!(loaded.status.code(), Some(0), "{}", stderr(&loaded));
+    assert!(stdout(&loaded).contains("saga-cli"), "{}", stdout(&loaded));
+
+    let bad = saga_cli(&["completions", "tcsh"], dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(stderr(&bad).lines().count(), 1, "{}", stderr(&bad));
+}

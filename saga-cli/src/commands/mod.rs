@@ -39,7 +39,17 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Service { domain } => service::serve(domain).await,
         Command::Drive { domain } => service::drive(domain).await,
         Command::Bench { what } => bench(what).await,
+        Command::Completions { shell } => completions(shell),
     }
+}
+
+/// Prints the completion script of `shell` for every subcommand and flag, as clap describes
+/// them.
+fn completions(shell: clap_complete::Shell) -> Result<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "saga-cli", &mut script);
+    crate::output::emit(String::from_utf8_lossy(&script).trim_end())?;
+    Ok(0)
 }
 
 async fn bench(what: BenchWhat) -> Result<u8> {
