@@ -462,7 +462,7 @@ fn a_run_recorded_by_an_earlier_saga_cli_resumes_with_its_own_options() {
     assert!(report["invariants"].as_array().unwrap().iter().all(|i| i["holds"] == true), "{report}");
     let out = saga_cli(&["run", "bakery", "--db", "earlier.redb"], dir.path());
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("holds a imp-summoning run; pass another --db to run bakery"));
+    assert!(stderr(&out).contains("holds an imp-summoning run; pass another --db to run bakery"));
 }
 
 #[test]
@@ -905,4 +905,98 @@ fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
     let bad = saga_cli(&["completions", "tcsh"], dir.path());
     assert_eq!(bad.status.code(), Some(2));
     assert_eq!(stderr(&bad).lines().count(), 1, "{}", stderr(&bad));
+}
+
+/// A run's summary counts acknowledged processes apart from failed ones, gives no saga latency
+/// for a domain without sagas, and says "an imp-summoning" and "1 process".
+#[test]
+fn run_summaries_count_what_they_name_and_say_it_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["run", "document-voiding", "--db", "voiding.redb", "--seed", "3"];
+    let first = saga_cli(&[&args[..], &["--json"]].concat(), dir.path());
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let report = json(&first);
+    assert!(report["saga_latency_ms"].is_null(), "no sagas, no saga latency: {report}");
+    let failed = report["processes"]["failed"].as_u64().unwrap();
+    assert!(failed > 0, "{report}");
+    assert_eq!(report["processes"]["acknowledged"], 0, "{report}");
+
+    let listed =
+        json(&saga_cli(&["list", "--db", "voiding.redb", "--status", "failed", "--json"], dir.path()));
+    let id = listed[0]["id"].as_str().unwrap();
+    let acknowledged = saga_cli(&["acknowledge", id, "--db", "voiding.redb"], dir.path());
+    assert_eq!(acknowledged.status.code(), Some(0), "{}", stderr(&acknowledged));
+    let again = json(&saga_cli(&[&args[..], &["--json"]].concat(), dir.path()));
+    assert_eq!(again["processes"]["acknowledged"], 1, "{again}");
+    let still_failed =
+        json(&saga_cli(&["list", "--db", "voiding.redb", "--status", "failed", "--json"], dir.path()));
+    assert_eq!(again["processes"]["failed"], still_failed.as_array().unwrap().len(), "{again}");
+    let text = saga_cli(&args, dir.path());
+    assert_eq!(text.status.code(), Some(0), "{}", stderr(&text));
+    assert!(!stdout(&text).contains("saga latency"), "{}", stdout(&text));
+    assert!(stdout(&text).contains("| acknowledged | 1 "), "{}", stdout(&text));
+
+    let one = saga_cli(&["run", "imp-summoning", "--orders", "1", "--db", "imp.redb"], dir.path());
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert!(stdout(&one).contains("saga latency: p50"), "{}", stdout(&one));
+    let list = stdout(&saga_cli(&["list", "--db", "imp.redb"], dir.path()));
+    assert_eq!(list.lines().last(), Some("1 process"), "{list}");
+    let other = saga_cli(&["run", "bakery", "--db", "imp.redb"], dir.path());
+    assert_eq!(other.status.code(), Some(1));
+    assert!(stderr(&other).contains("imp.redb holds an imp-summoning run"), "{}", stderr(&other));
+    let other = saga_cli(&["run", "imp-summoning", "--db", "voiding.redb"], dir.path());
+    assert!(stderr(&other).contains("voiding.redb holds a document-voiding run"), "{}", stderr(&other));
+}
+
+/// An interrupted run has checked nothing: it says so instead of printing invariants as broken
+/// and a latency of 0 ms, in a table and in JSON.
+#[test]
+fn an_interrupted_run_says_its_invariants_were_not_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("saga.redb");
+    let ended = || {
+        let count = saga_cli(&["count", "--by", "status", "--json"], dir.path());
+        let c = if db.exists() && count.status.success() { json(&count) } else { return 0 };
+        c["counts"]["completed"].as_u64().unwrap() + c["counts"]["compensated"].as_u64().unwrap()
+    };
+    let mut ended_before = 0;
+    for json_output in [false, true] {
+        let mut args = vec!["run", "online-shop", "--orders", "3000"];
+        if json_output {
+            args.push("--json");
+        }
+        let child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+            .args(&args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Interrupt it once the run is under way: more orders ended than before it started.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(std::time::Instant::now() < deadline, "the run never got going");
+            std::thread::sleep(Duration::from_millis(100));
+            let now = ended();
+            if now > ended_before {
+                ended_before = now;
+                break;
+            }
+        }
+        let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let out = finish_within(child, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+        if json_output {
+            let report = json(&out);
+            assert_eq!(report["interrupted"], true, "{report}");
+            assert!(report["invariants"].is_null(), "{report}");
+            assert!(report["saga_latency_ms"].is_null(), "{report}");
+        } else {
+            let text = stdout(&out);
+            assert!(text.contains("invariants: not checked (interrupted)"), "{text}");
+            assert!(text.contains("saga latency: not measured (interrupted)"), "{text}");
+            assert!(!text.contains("| NO "), "{text}");
+        }
+    }
 }

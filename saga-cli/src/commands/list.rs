@@ -44,9 +44,9 @@ pub(crate) fn list(db: &Path, status: Option<Status>, json: bool) -> Result<u8> 
     } else if rows.is_empty() {
         crate::output::emit("no processes")?;
     } else {
-        let count = rows.len();
+        let count = rows.len() as u64;
         crate::output::emit(&Table::new(rows).to_string())?;
-        crate::output::emit(&format!("{count} processes"))?;
+        crate::output::emit(&super::count_of(count, "process", "processes"))?;
     }
     Ok(0)
 }
