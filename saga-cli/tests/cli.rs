@@ -1000,3 +1000,47 @@ fn an_interrupted_run_says_its_invariants_were_not_checked() {
         }
     }
 }
+
+/// Whether `value` is a time as saga-cli prints them: RFC 3339 in UTC, to the millisecond.
+fn is_rfc3339(value: &Value) -> bool {
+    value.as_str().is_some_and(|t| {
+        let b = t.as_bytes();
+        t.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && t.ends_with('Z')
+    })
+}
+
+#[test]
+fn list_and_inspect_give_times_in_rfc3339_named_created_at_and_updated_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        saga_cli(&["run", "imp-summoning", "--orders", "4", "--failure-rate", "0.5", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list = json(&saga_cli(&["list", "--json"], dir.path()));
+    let table = stdout(&saga_cli(&["list"], dir.path()));
+    assert!(table.contains("created_at") && table.contains("updated_at"), "{table}");
+    for row in list.as_array().unwrap() {
+        assert!(row.get("updated").is_none(), "{row}");
+        assert!(is_rfc3339(&row["created_at"]) && is_rfc3339(&row["updated_at"]), "{row}");
+        let id = row["id"].as_str().unwrap();
+        let detail = json(&saga_cli(&["inspect", "process", id, "--json"], dir.path()));
+        assert_eq!(detail["created_at"], row["created_at"], "{id}");
+        assert_eq!(detail["updated_at"], row["updated_at"], "{id}");
+        let history = detail["history"].as_array().unwrap();
+        assert!(!history.is_empty(), "{id}");
+        for entry in history {
+            assert!(is_rfc3339(&entry["at"]), "{id}: {entry}");
+            if let Some(due) = entry["event"].get("due") {
+                assert!(is_rfc3339(due), "{id}: {entry}");
+            }
+        }
+        for step in detail["steps"].as_array().unwrap() {
+            for name in ["first_attempt_at", "deadline"] {
+                if let Some(time) = step.get(name) {
+                    assert!(is_rfc3339(time), "{id}: {step}");
+                }
+            }
+        }
+        let human = stdout(&saga_cli(&["inspect", "process", id], dir.path()));
+        assert!(human.contains("created_at ") && human.contains("updated_at "), "{human}");
+    }
+}

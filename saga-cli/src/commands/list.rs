@@ -16,7 +16,8 @@ struct Row {
     status: String,
     #[tabled(display = "display_step")]
     step: Option<String>,
-    updated: String,
+    created_at: String,
+    updated_at: String,
 }
 
 fn display_step(step: &Option<String>) -> String {
@@ -35,7 +36,8 @@ pub(crate) fn list(db: &Path, status: Option<Status>, json: bool) -> Result<u8> 
                 class: format!("{:?}", meta.class).to_lowercase(),
                 status: meta.status.to_string(),
                 step: meta.step,
-                updated: p.record.updated_at.to_string(),
+                created_at: meta.created_at.to_string(),
+                updated_at: p.record.updated_at.to_string(),
             })
         })
         .collect();
