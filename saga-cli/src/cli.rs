@@ -4,6 +4,7 @@ use crate::domain_flags::{Chosen, ImpKnobs};
 use clap::{Args, Parser, Subcommand};
 use saga_core::operator::DeadLetterId;
 use saga_core::transport::Membership;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -355,7 +356,10 @@ pub(crate) fn main() -> ExitCode {
     // RUST_LOG (for example `RUST_LOG=saga_core=debug`) shows more.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: a log piped or written to a file stays plain text. NO_COLOR
+    // (https://no-color.org) turns them off there too.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
     // Every handled message waits for the one committer thread: leave it a core of its own
     // rather than have it compete with a worker thread per core.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

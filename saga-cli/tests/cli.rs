@@ -1044,3 +1044,22 @@ fn list_and_inspect_give_times_in_rfc3339_named_created_at_and_updated_at() {
         assert!(human.contains("created_at ") && human.contains("updated_at "), "{human}");
     }
 }
+
+/// Logs written to a pipe or a file carry no ANSI colour codes.
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bad) = run_with_dead_letters(dir.path());
+    // The handler gives up on the copy again, which the runtime logs as a warning.
+    let out = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+        .args(["dead-letters", "--redrive", &bad])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("handler gave up"), "the warning is logged: {log}");
+    assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");
+}
