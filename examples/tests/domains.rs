@@ -53,6 +53,25 @@ fn assert_all_hold(invariants: &[saga_examples::Invariant]) {
     }
 }
 
+/// A bakery day reports its progress in orders: every update counts out of the day's orders,
+/// and the last says all of them ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bakery_day_reports_progress_in_orders() {
+    let bakery = Bakery { day_length_secs: 1.0, orders: 30, poor_customers: 0.3, opens_at: None };
+    let domain: &dyn Domain = &bakery;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(dir.path().join("bakery.redb")).unwrap());
+    let (mut ctx, _stop) = context(store, Arc::new(InProcessTransport::new()), domain.clock(), 1);
+    let updates = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = updates.clone();
+    ctx.progress = Arc::new(move |done: u64, total: u64| seen.lock().unwrap().push((done, total)));
+    let (outcome, _) = domain.run(ctx).await.unwrap();
+    assert_eq!(outcome, Outcome::Finished);
+    let updates = updates.lock().unwrap();
+    assert!(updates.iter().all(|(done, total)| *total == 30 && done <= total), "{updates:?}");
+    assert_eq!(updates.last(), Some(&(30, 30)), "{updates:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imp_summoning_with_failures_and_few_summoners_keeps_the_money_straight() {
     let domain = ImpSummoning {

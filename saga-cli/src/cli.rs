@@ -2,7 +2,9 @@
 
 use crate::domain_flags::{Chosen, ImpKnobs};
 use clap::{Args, Parser, Subcommand};
+use saga_core::operator::DeadLetterId;
 use saga_core::transport::Membership;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,12 +34,32 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Lists the messages given up on: which consumer, why, and when.
-    DeadLetters {
+    /// Counts processes: in all, or per status or per kind.
+    Count {
         #[command(flatten)]
         db: DbArg,
-        /// Print a JSON array instead of a table.
+        /// Count per status or per kind.
+        #[arg(long, value_enum)]
+        by: Option<CountBy>,
+        /// Print one JSON object instead of a table.
         #[arg(long)]
+        json: bool,
+    },
+    /// Lists the messages given up on (which consumer, why, and when), shows one, sends them
+    /// again to the consumer that gave up on them (redrive), or deletes them (purge).
+    DeadLetters {
+        #[command(subcommand)]
+        what: Option<LettersWhat>,
+        /// The saga database.
+        #[arg(long, default_value = "saga.redb", global = true)]
+        db: PathBuf,
+        #[command(flatten)]
+        action: LettersAction,
+        /// Confirms --purge.
+        #[arg(long, requires = "purge")]
+        yes: bool,
+        /// Print JSON instead of tables and sentences.
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Shows one thing in detail.
@@ -74,6 +96,11 @@ pub(crate) enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+    /// Prints a shell completion script: `saga-cli completions bash > ~/.local/share/bash-completion/completions/saga-cli`.
+    Completions {
+        /// The shell: bash, zsh or fish (elvish and powershell work too).
+        shell: clap_complete::Shell,
     },
 }
 
@@ -157,6 +184,42 @@ pub(crate) enum SagaMode {
     Seq,
     /// 10,000 sagas, 1,000 in flight.
     Big,
+}
+
+/// What `saga-cli count` counts per.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CountBy {
+    /// Running, compensating, completed, compensated, failed, acknowledged.
+    Status,
+    /// The saga's or process manager's name.
+    Kind,
+}
+
+/// What `saga-cli dead-letters` shows of one dead letter.
+#[derive(Subcommand, Debug)]
+pub(crate) enum LettersWhat {
+    /// One dead letter in full: the error, the message's routing and headers, and its payload.
+    Show {
+        /// The dead letter, as the list shows its id (MESSAGE-ID/CONSUMER where two consumers
+        /// gave up on one message).
+        id: DeadLetterId,
+    },
+}
+
+/// What `saga-cli dead-letters` does to dead letters, besides listing them: one action at most.
+#[derive(Args, Debug, Default)]
+#[group(multiple = false)]
+pub(crate) struct LettersAction {
+    /// Sends dead letter ID again, to the consumer that gave up on it alone, and runs the
+    /// domain recorded in the database until it is handled.
+    #[arg(long, value_name = "ID")]
+    pub(crate) redrive: Option<DeadLetterId>,
+    /// Sends every dead letter again, like --redrive.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Deletes every dead letter without sending it again (needs --yes).
+    #[arg(long, requires = "yes")]
+    pub(crate) purge: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -293,7 +356,10 @@ pub(crate) fn main() -> ExitCode {
     // RUST_LOG (for example `RUST_LOG=saga_core=debug`) shows more.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: a log piped or written to a file stays plain text. NO_COLOR
+    // (https://no-color.org) turns them off there too.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
     // Every handled message waits for the one committer thread: leave it a core of its own
     // rather than have it compete with a worker thread per core.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -462,7 +462,7 @@ fn a_run_recorded_by_an_earlier_saga_cli_resumes_with_its_own_options() {
     assert!(report["invariants"].as_array().unwrap().iter().all(|i| i["holds"] == true), "{report}");
     let out = saga_cli(&["run", "bakery", "--db", "earlier.redb"], dir.path());
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("holds a imp-summoning run; pass another --db to run bakery"));
+    assert!(stderr(&out).contains("holds an imp-summoning run; pass another --db to run bakery"));
 }
 
 #[test]
@@ -704,5 +704,362 @@ fn dead_letters_are_listed_with_consumer_kind_and_error() {
     assert_eq!(letter["attempts"], 20);
     assert_eq!(letter["error"], "transient: no chalk");
     let table = stdout(&saga_cli(&["dead-letters"], dir.path()));
-    assert!(table.contains("no chalk") && table.contains("1 dead letters"), "{table}");
+    assert!(table.contains("no chalk") && table.contains("1 dead letter\n"), "{table}");
+
+    // No run is recorded in this file: a redrive is queued for the service that owns it.
+    let id = letter["id"].as_str().unwrap();
+    let queued = json(&saga_cli(&["dead-letters", "--redrive", id, "--json"], dir.path()));
+    assert_eq!(queued["queued"], 1, "{queued}");
+    assert_eq!(queued["letters"][0]["outcome"], "queued", "{queued}");
+    let store = RedbStore::open_read_only(dir.path().join("saga.redb")).unwrap();
+    assert_eq!(store.dead_letters().unwrap(), []);
+    let rows = store.outbox_after(None, 10).unwrap();
+    assert_eq!(rows.len(), 1, "the copy waits in the outbox");
+    assert_eq!(rows[0].envelope.header("for-consumer"), Some("circle"));
+    assert_eq!(rows[0].envelope.header("redrive-of"), Some(id));
+}
+
+/// An imp-summoning run's database in `dir/saga.redb`, with two messages its reception gave up
+/// on (recorded in its inbox, as a handler that gives up records them): a reimbursement of
+/// order-1 that came before the order (it can handle it now), and one whose payload it cannot
+/// read. Returns their ids.
+fn run_with_dead_letters(dir: &Path) -> (String, String) {
+    use saga_core::store::{Batch, CommitUnit, DeadLetter, InboxKey};
+    use saga_core::{Envelope, RedbStore, Store, Timestamp};
+    use saga_examples::imp_summoning::Reimburse;
+    let out = saga_cli(&["run", "imp-summoning", "--orders", "3", "--json"], dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let store = RedbStore::open(dir.join("saga.redb")).unwrap();
+    let reimburse = |order: &str| Reimburse { order: order.into(), amount: 5 };
+    let good = Envelope::new("reception", "order-1", &reimburse("order-1")).unwrap();
+    let bad = Envelope::new("reception", "order-2", &reimburse("order-2"))
+        .unwrap()
+        .with_payload(bytes_of("{\"order\": 2"));
+    let units = [(&good, "permanent: no order order-1"), (&bad, "permanent: cannot read it")].map(
+        |(envelope, error)| {
+            let key = InboxKey { consumer: "reception".into(), message: envelope.id() };
+            let letter = DeadLetter::new("reception", error, Timestamp::now(), envelope.clone());
+            CommitUnit::new(Timestamp::now()).with_inbox(key).with_dead_letter(letter)
+        },
+    );
+    let outcomes = store.commit(&Batch::from(units)).unwrap();
+    assert!(outcomes.iter().all(|o| o.is_committed()), "{outcomes:?}");
+    (good.id().to_string(), bad.id().to_string())
+}
+
+fn bytes_of(text: &str) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(text.as_bytes())
+}
+
+#[test]
+fn dead_letters_show_one_with_its_message_payload_and_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = run_with_dead_letters(dir.path());
+    let shown = saga_cli(&["dead-letters", "show", &good], dir.path());
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    for part in ["consumer:    reception", "permanent: no order order-1", "reception.reimburse"] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+    assert!(text.contains(r#"payload:     {"amount":5,"order":"order-1"}"#), "{text}");
+
+    let letter = json(&saga_cli(&["dead-letters", "show", &bad, "--json"], dir.path()));
+    assert_eq!(letter["id"], format!("{bad}/reception"));
+    assert_eq!(letter["error"], "permanent: cannot read it");
+    assert_eq!(letter["message"]["key"], "order-2");
+    assert_eq!(letter["message"]["payload"], "{\"order\": 2", "a payload that is not JSON, as text");
+    assert!(letter["at"].as_str().unwrap().ends_with('Z'), "{letter}");
+
+    let unknown = saga_cli(&["dead-letters", "show", "0190b4c4-6c1e-7d2a-8000-000000000001"], dir.path());
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(stderr(&unknown).lines().count(), 1, "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("not kept"), "{}", stderr(&unknown));
+    let malformed = saga_cli(&["dead-letters", "show", "order-1"], dir.path());
+    assert_eq!(malformed.status.code(), Some(2), "{}", stderr(&malformed));
+    assert_eq!(stderr(&malformed).lines().count(), 1, "{}", stderr(&malformed));
+}
+
+#[test]
+fn a_dead_letter_redriven_twice_from_the_cli_is_handled_once() {
+    use saga_core::{RedbStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = run_with_dead_letters(dir.path());
+    let db = dir.path().join("saga.redb");
+    let status = || {
+        let store = RedbStore::open_read_only(&db).unwrap();
+        let record = store.record("reception", "order-1").unwrap().unwrap();
+        serde_json::from_slice::<Value>(&record.data).unwrap()["status"].clone()
+    };
+    assert_ne!(status(), "Reimbursed");
+
+    let first = saga_cli(&["dead-letters", "--redrive", &good], dir.path());
+    assert_eq!(first.status.code(), Some(0), "{}{}", stdout(&first), stderr(&first));
+    assert!(stdout(&first).contains("redriven to reception: handled"), "{}", stdout(&first));
+    assert!(stdout(&first).contains("redriven 1 dead letter: 1 handled"), "{}", stdout(&first));
+    assert_eq!(status(), "Reimbursed", "reception's handler ran");
+
+    let before = std::fs::read(&db).unwrap();
+    let second = saga_cli(&["dead-letters", "--redrive", &good], dir.path());
+    assert_eq!(second.status.code(), Some(1), "{}", stdout(&second));
+    assert_eq!(stderr(&second).lines().count(), 1, "{}", stderr(&second));
+    assert!(stderr(&second).contains("not kept"), "{}", stderr(&second));
+    assert!(std::fs::read(&db).unwrap() == before, "a refused redrive leaves the file alone");
+
+    // A message its handler still cannot read is given up on again, under the copy's id.
+    let again = json(&saga_cli(&["dead-letters", "--redrive", &bad, "--json"], dir.path()));
+    assert_eq!(again["redriven"], 1, "{again}");
+    assert_eq!(again["given_up_again"], 1, "{again}");
+    let copy = again["letters"][0]["message"].as_str().unwrap().to_owned();
+    let letters = json(&saga_cli(&["dead-letters", "--json"], dir.path()));
+    let ids: Vec<&str> = letters.as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [copy.as_str()], "only the copy's dead letter is kept");
+
+    let all = saga_cli(&["dead-letters", "--all"], dir.path());
+    assert_eq!(all.status.code(), Some(1), "{}", stderr(&all));
+    assert!(stdout(&all).contains("redriven 1 dead letter: 1 given up on again"), "{}", stdout(&all));
+
+    let unconfirmed = saga_cli(&["dead-letters", "--purge"], dir.path());
+    assert_eq!(unconfirmed.status.code(), Some(2));
+    assert_eq!(stderr(&unconfirmed).lines().count(), 1, "{}", stderr(&unconfirmed));
+    assert_eq!(json(&saga_cli(&["dead-letters", "--json"], dir.path())).as_array().unwrap().len(), 1);
+    let purged = saga_cli(&["dead-letters", "--purge", "--yes"], dir.path());
+    assert_eq!(purged.status.code(), Some(0), "{}", stderr(&purged));
+    assert_eq!(stdout(&purged).trim(), "purged 1 dead letter");
+    assert_eq!(stdout(&saga_cli(&["dead-letters"], dir.path())).trim(), "no dead letters");
+    assert_eq!(status(), "Reimbursed");
+
+    for bad_flags in [
+        &["dead-letters", "--redrive", &good, "--all"][..],
+        &["dead-letters", "--all", "--purge", "--yes"],
+        &["dead-letters", "--yes"],
+        &["dead-letters", "--redrive", &good, "show", &good],
+    ] {
+        let out = saga_cli(bad_flags, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{bad_flags:?}");
+        assert_eq!(stderr(&out).lines().count(), 1, "{bad_flags:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn count_counts_processes_in_all_per_status_and_per_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    voiding_run(dir.path());
+    let db = ["--db", "voiding.redb"];
+    let listed = json(&saga_cli(&[&["list", "--json"][..], &db].concat(), dir.path()));
+    let rows = listed.as_array().unwrap();
+    let total = json(&saga_cli(&[&["count", "--json"][..], &db].concat(), dir.path()));
+    assert_eq!(total, serde_json::json!({ "total": rows.len() }));
+    let text = saga_cli(&[&["count"][..], &db].concat(), dir.path());
+    assert_eq!(stdout(&text).trim(), format!("{} processes", rows.len()));
+
+    let by_status = json(&saga_cli(&[&["count", "--by", "status", "--json"][..], &db].concat(), dir.path()));
+    assert_eq!(by_status["by"], "status");
+    assert_eq!(by_status["total"], rows.len());
+    for status in ["running", "compensating", "completed", "compensated", "failed", "acknowledged"] {
+        let listed = rows.iter().filter(|r| r["status"] == status).count();
+        assert_eq!(by_status["counts"][status], listed, "{status}: {by_status}");
+    }
+    assert!(by_status["counts"]["failed"].as_u64().unwrap() > 0, "the run leaves some failed: {by_status}");
+
+    let by_kind = json(&saga_cli(&[&["count", "--by", "kind", "--json"][..], &db].concat(), dir.path()));
+    let kinds = by_kind["counts"].as_object().unwrap();
+    assert!(!kinds.is_empty(), "{by_kind}");
+    for (kind, n) in kinds {
+        assert_eq!(*n, rows.iter().filter(|r| r["kind"] == kind.as_str()).count(), "{kind}");
+    }
+    let table = stdout(&saga_cli(&[&["count", "--by", "status"][..], &db].concat(), dir.path()));
+    assert!(table.contains("failed") && table.contains("total"), "{table}");
+
+    let bad = saga_cli(&[&["count", "--by", "colour"][..], &db].concat(), dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(stderr(&bad).lines().count(), 1, "{}", stderr(&bad));
+    let missing = saga_cli(&["count", "--db", "nowhere.redb"], dir.path());
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("nowhere.redb"), "{}", stderr(&missing));
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in
+        [("bash", "complete -F"), ("zsh", "#compdef saga-cli"), ("fish", "complete -c saga-cli")]
+    {
+        let out = saga_cli(&["completions", shell], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        assert!(script.contains(marker), "{shell}: {marker:?} missing");
+        for word in ["dead-letters", "count", "inspect", "--redrive"] {
+            assert!(script.contains(word), "{shell}: {word} missing");
+        }
+    }
+    // bash loads the script and completes saga-cli with it.
+    let script = dir.path().join("saga-cli.bash");
+    std::fs::write(&script, saga_cli(&["completions", "bash"], dir.path()).stdout).unwrap();
+    let loaded = Command::new("bash")
+        .args(["--norc", "-c", &format!("source {} && complete -p saga-cli", script.display())])
+        .output()
+        .unwrap();
+    assert_eq!(loaded.status.code(), Some(0), "{}", stderr(&loaded));
+    assert!(stdout(&loaded).contains("saga-cli"), "{}", stdout(&loaded));
+
+    let bad = saga_cli(&["completions", "tcsh"], dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(stderr(&bad).lines().count(), 1, "{}", stderr(&bad));
+}
+
+/// A run's summary counts acknowledged processes apart from failed ones, gives no saga latency
+/// for a domain without sagas, and says "an imp-summoning" and "1 process".
+#[test]
+fn run_summaries_count_what_they_name_and_say_it_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["run", "document-voiding", "--db", "voiding.redb", "--seed", "3"];
+    let first = saga_cli(&[&args[..], &["--json"]].concat(), dir.path());
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let report = json(&first);
+    assert!(report["saga_latency_ms"].is_null(), "no sagas, no saga latency: {report}");
+    let failed = report["processes"]["failed"].as_u64().unwrap();
+    assert!(failed > 0, "{report}");
+    assert_eq!(report["processes"]["acknowledged"], 0, "{report}");
+
+    let listed =
+        json(&saga_cli(&["list", "--db", "voiding.redb", "--status", "failed", "--json"], dir.path()));
+    let id = listed[0]["id"].as_str().unwrap();
+    let acknowledged = saga_cli(&["acknowledge", id, "--db", "voiding.redb"], dir.path());
+    assert_eq!(acknowledged.status.code(), Some(0), "{}", stderr(&acknowledged));
+    let again = json(&saga_cli(&[&args[..], &["--json"]].concat(), dir.path()));
+    assert_eq!(again["processes"]["acknowledged"], 1, "{again}");
+    let still_failed =
+        json(&saga_cli(&["list", "--db", "voiding.redb", "--status", "failed", "--json"], dir.path()));
+    assert_eq!(again["processes"]["failed"], still_failed.as_array().unwrap().len(), "{again}");
+    let text = saga_cli(&args, dir.path());
+    assert_eq!(text.status.code(), Some(0), "{}", stderr(&text));
+    assert!(!stdout(&text).contains("saga latency"), "{}", stdout(&text));
+    assert!(stdout(&text).contains("| acknowledged | 1 "), "{}", stdout(&text));
+
+    let one = saga_cli(&["run", "imp-summoning", "--orders", "1", "--db", "imp.redb"], dir.path());
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert!(stdout(&one).contains("saga latency: p50"), "{}", stdout(&one));
+    let list = stdout(&saga_cli(&["list", "--db", "imp.redb"], dir.path()));
+    assert_eq!(list.lines().last(), Some("1 process"), "{list}");
+    let other = saga_cli(&["run", "bakery", "--db", "imp.redb"], dir.path());
+    assert_eq!(other.status.code(), Some(1));
+    assert!(stderr(&other).contains("imp.redb holds an imp-summoning run"), "{}", stderr(&other));
+    let other = saga_cli(&["run", "imp-summoning", "--db", "voiding.redb"], dir.path());
+    assert!(stderr(&other).contains("voiding.redb holds a document-voiding run"), "{}", stderr(&other));
+}
+
+/// An interrupted run has checked nothing: it says so instead of printing invariants as broken
+/// and a latency of 0 ms, in a table and in JSON.
+#[test]
+fn an_interrupted_run_says_its_invariants_were_not_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("saga.redb");
+    let ended = || {
+        let count = saga_cli(&["count", "--by", "status", "--json"], dir.path());
+        let c = if db.exists() && count.status.success() { json(&count) } else { return 0 };
+        c["counts"]["completed"].as_u64().unwrap() + c["counts"]["compensated"].as_u64().unwrap()
+    };
+    let mut ended_before = 0;
+    for json_output in [false, true] {
+        let mut args = vec!["run", "online-shop", "--orders", "3000"];
+        if json_output {
+            args.push("--json");
+        }
+        let child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+            .args(&args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Interrupt it once the run is under way: more orders ended than before it started.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(std::time::Instant::now() < deadline, "the run never got going");
+            std::thread::sleep(Duration::from_millis(100));
+            let now = ended();
+            if now > ended_before {
+                ended_before = now;
+                break;
+            }
+        }
+        let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let out = finish_within(child, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+        if json_output {
+            let report = json(&out);
+            assert_eq!(report["interrupted"], true, "{report}");
+            assert!(report["invariants"].is_null(), "{report}");
+            assert!(report["saga_latency_ms"].is_null(), "{report}");
+        } else {
+            let text = stdout(&out);
+            assert!(text.contains("invariants: not checked (interrupted)"), "{text}");
+            assert!(text.contains("saga latency: not measured (interrupted)"), "{text}");
+            assert!(!text.contains("| NO "), "{text}");
+        }
+    }
+}
+
+/// Whether `value` is a time as saga-cli prints them: RFC 3339 in UTC, to the millisecond.
+fn is_rfc3339(value: &Value) -> bool {
+    value.as_str().is_some_and(|t| {
+        let b = t.as_bytes();
+        t.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && t.ends_with('Z')
+    })
+}
+
+#[test]
+fn list_and_inspect_give_times_in_rfc3339_named_created_at_and_updated_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        saga_cli(&["run", "imp-summoning", "--orders", "4", "--failure-rate", "0.5", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list = json(&saga_cli(&["list", "--json"], dir.path()));
+    let table = stdout(&saga_cli(&["list"], dir.path()));
+    assert!(table.contains("created_at") && table.contains("updated_at"), "{table}");
+    for row in list.as_array().unwrap() {
+        assert!(row.get("updated").is_none(), "{row}");
+        assert!(is_rfc3339(&row["created_at"]) && is_rfc3339(&row["updated_at"]), "{row}");
+        let id = row["id"].as_str().unwrap();
+        let detail = json(&saga_cli(&["inspect", "process", id, "--json"], dir.path()));
+        assert_eq!(detail["created_at"], row["created_at"], "{id}");
+        assert_eq!(detail["updated_at"], row["updated_at"], "{id}");
+        let history = detail["history"].as_array().unwrap();
+        assert!(!history.is_empty(), "{id}");
+        for entry in history {
+            assert!(is_rfc3339(&entry["at"]), "{id}: {entry}");
+            if let Some(due) = entry["event"].get("due") {
+                assert!(is_rfc3339(due), "{id}: {entry}");
+            }
+        }
+        for step in detail["steps"].as_array().unwrap() {
+            for name in ["first_attempt_at", "deadline"] {
+                if let Some(time) = step.get(name) {
+                    assert!(is_rfc3339(time), "{id}: {step}");
+                }
+            }
+        }
+        let human = stdout(&saga_cli(&["inspect", "process", id], dir.path()));
+        assert!(human.contains("created_at ") && human.contains("updated_at "), "{human}");
+    }
+}
+
+/// Logs written to a pipe or a file carry no ANSI colour codes.
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bad) = run_with_dead_letters(dir.path());
+    // The handler gives up on the copy again, which the runtime logs as a warning.
+    let out = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+        .args(["dead-letters", "--redrive", &bad])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("handler gave up"), "the warning is logged: {log}");
+    assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");
 }

@@ -96,6 +96,14 @@ pub enum Error {
         /// Its status now.
         status: String,
     },
+    /// A dead letter cannot be found, or cannot be acted on as asked.
+    #[error("dead letter {id}: {problem}")]
+    DeadLetter {
+        /// The dead letter as it was named: its message id, and the consumer that gave up on it.
+        id: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A record or message could not be encoded or decoded.
     #[error("{what}: {source}")]
     Codec {

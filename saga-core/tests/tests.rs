@@ -13,6 +13,7 @@ mod layering;
 mod nats;
 mod parallel;
 mod processes;
+mod redrive;
 mod sagas;
 mod signals;
 mod stopping;

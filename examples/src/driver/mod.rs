@@ -100,8 +100,8 @@ impl Driver {
             "processes: every process ended (as its service announced)",
             ended >= expected && summary.running == 0,
             format!(
-                "{ended} of {expected} ended: {} completed, {} compensated, {} failed; {} running",
-                summary.completed, summary.compensated, summary.failed, summary.running
+                "{ended} of {expected} ended: {} completed, {} compensated, {} failed, {} acknowledged; {} running",
+                summary.completed, summary.compensated, summary.failed, summary.acknowledged, summary.running
             ),
         );
         Ok((outcome, vec![verdict]))

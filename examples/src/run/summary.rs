@@ -13,8 +13,10 @@ pub struct Summary {
     pub completed: u64,
     /// Compensated.
     pub compensated: u64,
-    /// Failed (acknowledged ones included).
+    /// Failed, waiting for an operator.
     pub failed: u64,
+    /// Failed, and acknowledged by an operator.
+    pub acknowledged: u64,
     /// Running or compensating.
     pub running: u64,
 }
@@ -26,7 +28,8 @@ impl Summary {
         match status {
             Status::Completed => self.completed += 1,
             Status::Compensated => self.compensated += 1,
-            Status::Failed | Status::Acknowledged => self.failed += 1,
+            Status::Failed => self.failed += 1,
+            Status::Acknowledged => self.acknowledged += 1,
             Status::Running | Status::Compensating => self.running += 1,
             // A status of a newer saga-core: ended or not, as it says.
             other if other.is_terminal() => self.failed += 1,
@@ -47,8 +50,8 @@ pub fn process_counts(store: &dyn Store) -> saga_core::Result<Summary> {
 }
 
 /// The 50th and 99th percentile of start-to-end time of terminal sagas, in milliseconds of
-/// the run's clock.
-pub fn saga_latency(store: &dyn Store) -> saga_core::Result<(u64, u64)> {
+/// the run's clock; `None` when no saga has ended (a domain of process managers only).
+pub fn saga_latency(store: &dyn Store) -> saga_core::Result<Option<(u64, u64)>> {
     let mut latencies: Vec<u64> = store
         .processes(None)?
         .iter()
@@ -58,12 +61,10 @@ pub fn saga_latency(store: &dyn Store) -> saga_core::Result<(u64, u64)> {
                 .then(|| p.record.updated_at.as_millis().saturating_sub(meta.created_at.as_millis()))
         })
         .collect();
+    if latencies.is_empty() {
+        return Ok(None);
+    }
     latencies.sort_unstable();
-    let at = |q: f64| -> u64 {
-        if latencies.is_empty() {
-            return 0;
-        }
-        latencies[((latencies.len() - 1) as f64 * q).round() as usize]
-    };
-    Ok((at(0.5), at(0.99)))
+    let at = |q: f64| -> u64 { latencies[((latencies.len() - 1) as f64 * q).round() as usize] };
+    Ok(Some((at(0.5), at(0.99))))
 }

@@ -23,6 +23,22 @@ pub(crate) async fn drive(
     }
 }
 
+/// Waits, without reporting progress, until `done()` holds, or until the run is stopped.
+pub(crate) async fn settle(
+    ctx: &mut RunContext,
+    mut done: impl FnMut(&dyn Store) -> saga_core::Result<bool>,
+) -> saga_core::Result<Outcome> {
+    loop {
+        if done(ctx.store.as_ref())? {
+            return Ok(Outcome::Finished);
+        }
+        tokio::select! {
+            _ = ctx.stop.wait_for(|s| *s) => return Ok(Outcome::Interrupted),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+}
+
 /// Sagas that have ended, completed or compensated.
 pub(crate) fn finished_sagas(store: &dyn Store) -> saga_core::Result<u64> {
     Ok(store.count_processes(Status::Completed)? + store.count_processes(Status::Compensated)?)

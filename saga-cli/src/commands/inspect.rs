@@ -46,7 +46,7 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
             "updated_at": record.updated_at.to_string(),
             "state": state,
             "steps": steps,
-            "history": history,
+            "history": history_json(&history),
             "outbox": outbox,
             "timers": timers,
         });
@@ -54,7 +54,7 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
         return Ok(0);
     }
     emit(&format!(
-        "{id}  {} {}  status: {}{}\ncreated {}  updated {}",
+        "{id}  {} {}  status: {}{}\ncreated_at {}  updated_at {}",
         format!("{:?}", meta.class).to_lowercase(),
         meta.kind,
         meta.status,
@@ -92,14 +92,48 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
     Ok(0)
 }
 
+/// `history` as JSON, its times in RFC 3339 like every other time `list` and `inspect` give
+/// (the stored entries keep milliseconds).
+fn history_json(history: &[HistoryEntry]) -> Vec<Value> {
+    history
+        .iter()
+        .map(|h| {
+            let mut entry = serde_json::to_value(h).unwrap_or(Value::Null);
+            if let Value::Object(fields) = &mut entry {
+                fields.insert("at".into(), h.at.to_string().into());
+                if let (HistoryEvent::TimerSet { due, .. }, Some(Value::Object(event))) =
+                    (&h.event, fields.get_mut("event"))
+                {
+                    event.insert("due".into(), due.to_string().into());
+                }
+            }
+            entry
+        })
+        .collect()
+}
+
 fn steps_of(id: &str, meta: &ProcessMeta, data: &[u8]) -> Vec<Value> {
     if meta.class != Class::Saga {
         return Vec::new();
     }
     match SagaView::decode(id, data) {
-        Ok(saga) => saga.steps().iter().filter_map(|s| serde_json::to_value(s).ok()).collect(),
+        Ok(saga) => {
+            saga.steps().iter().filter_map(|s| serde_json::to_value(s).ok()).map(times_as_text).collect()
+        }
         Err(_) => Vec::new(),
     }
+}
+
+/// A step with its times (stored as milliseconds) in RFC 3339.
+fn times_as_text(mut step: Value) -> Value {
+    if let Value::Object(fields) = &mut step {
+        for name in ["first_attempt_at", "deadline"] {
+            if let Some(ms) = fields.get(name).and_then(Value::as_u64) {
+                fields.insert(name.into(), saga_core::Timestamp::from_millis(ms).to_string().into());
+            }
+        }
+    }
+    step
 }
 
 #[derive(Tabled)]

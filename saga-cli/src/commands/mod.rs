@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod inspect;
+mod letters;
 mod list;
 mod operator;
 mod run;
@@ -11,17 +12,21 @@ pub(crate) use run::execute;
 use crate::cli::{BenchWhat, Cli, Command, InspectWhat};
 use anyhow::{Context as _, Result};
 use saga_core::store::{Batch, CommitUnit, Record, Write};
-use saga_core::{RedbStore, Store};
+use saga_core::{InProcessTransport, RedbStore, Runtime, RuntimeHandle, Store};
 use saga_examples::{Domain, imp_summoning};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Runs the parsed command; returns the process exit code.
 pub(crate) async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Run { domain } => run::run(domain).await,
         Command::List { db, status, json } => list::list(&db.db, status, json),
-        Command::DeadLetters { db, json } => list::dead_letters(&db.db, json),
+        Command::Count { db, by, json } => list::count(&db.db, by, json),
+        Command::DeadLetters { what, db, action, yes: _, json } => {
+            letters::dead_letters(&db, what, action, json).await
+        }
         Command::Inspect { what: InspectWhat::Process { id, db, json, mermaid } } => {
             inspect::process(&db.db, &id, json, mermaid)
         }
@@ -34,7 +39,17 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Service { domain } => service::serve(domain).await,
         Command::Drive { domain } => service::drive(domain).await,
         Command::Bench { what } => bench(what).await,
+        Command::Completions { shell } => completions(shell),
     }
+}
+
+/// Prints the completion script of `shell` for every subcommand and flag, as clap describes
+/// them.
+fn completions(shell: clap_complete::Shell) -> Result<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "saga-cli", &mut script);
+    crate::output::emit(String::from_utf8_lossy(&script).trim_end())?;
+    Ok(0)
 }
 
 async fn bench(what: BenchWhat) -> Result<u8> {
@@ -101,6 +116,20 @@ pub(crate) fn write_marker(store: &dyn Store, version: u64, marker: &RunMarker) 
         saga_core::store::UnitOutcome::Committed => Ok(()),
         other => anyhow::bail!("recording the run: {other:?}"),
     }
+}
+
+/// Starts the domain whose run `store` records, as that run started it, over an in-process
+/// transport; `None` if no run is recorded (the file of a service run apart).
+pub(crate) async fn start_recorded(store: &Arc<RedbStore>) -> Result<Option<RuntimeHandle>> {
+    let Some((_, marker)) = read_marker(store.as_ref())? else { return Ok(None) };
+    let builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()));
+    let runtime = marker.domain.register(builder, marker.seed).clock(marker.domain.clock()).start().await?;
+    Ok(Some(runtime))
+}
+
+/// `n` and `thing`, in the plural unless `n` is 1: "1 process", "2 processes".
+pub(crate) fn count_of(n: u64, thing: &str, things: &str) -> String {
+    if n == 1 { format!("1 {thing}") } else { format!("{n} {things}") }
 }
 
 /// Opens an existing database for reading, alongside a run that may be writing it.

@@ -1,11 +1,10 @@
 //! `saga-cli retry` and `saga-cli acknowledge`: record the request, then run the domain until
 //! the process has acted on it.
 
-use super::read_marker;
 use anyhow::{Context as _, Result};
 use saga_core::operator::{self, OperatorAction};
 use saga_core::store::PROCESS_SPACE;
-use saga_core::{Error, InProcessTransport, RedbStore, Runtime, Status, Store};
+use saga_core::{Error, RedbStore, Status, Store};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,15 +21,9 @@ pub(crate) async fn act(db: &Path, id: &str, action: OperatorAction) -> Result<u
     }
     let store = Arc::new(RedbStore::open(db)?);
     operator::submit(store.as_ref(), id, action, saga_core::Timestamp::now())?;
-    let (_, marker) = read_marker(store.as_ref())?.with_context(|| {
+    let runtime = super::start_recorded(&store).await?.with_context(|| {
         format!("{}: no run is recorded here, so no domain can act on the request", db.display())
     })?;
-    let runtime = marker
-        .domain
-        .register(Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new())), marker.seed)
-        .clock(marker.domain.clock())
-        .start()
-        .await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         let status = current_status(store.as_ref(), id)?;

@@ -51,9 +51,9 @@ pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
             (marker.domain, marker.seed)
         }
         Some((_, marker)) => anyhow::bail!(
-            "{} holds a {} run; pass another --db to run {}",
+            "{} holds {} run; pass another --db to run {}",
             path.display(),
-            marker.domain.name(),
+            a_or_an(marker.domain.name()),
             requested.name()
         ),
         None => {
@@ -77,27 +77,30 @@ pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
     let closed = transport.close().await;
     let measured = measured?;
     closed?;
-    let (p50, p99) = measured.latency_ms;
+    let interrupted = measured.outcome == Outcome::Interrupted;
     if common.json {
+        // An interrupted run checks no invariant and measures no latency: both are null.
+        let latency =
+            measured.latency_ms.filter(|_| !interrupted).map(|(p50, p99)| json!({ "p50": p50, "p99": p99 }));
         let report = json!({
             "domain": domain.name(),
             "db": path.display().to_string(),
             "processes": measured.counts,
-            "invariants": measured.invariants,
+            "invariants": (!interrupted).then_some(&measured.invariants),
             "elapsed_ms": measured.elapsed.as_millis() as u64,
-            "saga_latency_ms": { "p50": p50, "p99": p99 },
+            "saga_latency_ms": latency,
             "throughput_per_s": measured.throughput().round(),
-            "interrupted": measured.outcome == Outcome::Interrupted,
+            "interrupted": interrupted,
             "engine": measured.stats,
         });
         emit(&report.to_string())?;
     } else {
         print_summary(domain.as_ref(), &path, &measured)?;
     }
-    if measured.outcome == Outcome::Interrupted {
+    if interrupted {
         eprintln!(
-            "stopped with {} processes running; everything so far is in {}: run the same command again to resume",
-            measured.counts.running,
+            "stopped with {} running; everything so far is in {}: run the same command again to resume",
+            super::count_of(measured.counts.running, "process", "processes"),
             path.display()
         );
         return Ok(130);
@@ -112,8 +115,8 @@ pub(crate) struct Measured {
     pub(crate) counts: Summary,
     /// From the first order to the last check.
     pub(crate) elapsed: Duration,
-    /// Saga latency p50 and p99, in real milliseconds.
-    pub(crate) latency_ms: (u64, u64),
+    /// Saga latency p50 and p99, in real milliseconds; `None` if no saga ended.
+    pub(crate) latency_ms: Option<(u64, u64)>,
     /// What the run's runtimes did.
     pub(crate) stats: saga_core::Stats,
 }
@@ -155,8 +158,8 @@ pub(crate) async fn execute(
     let elapsed = started.elapsed();
     let counts = saga_examples::process_counts(store.as_ref())?;
     // Latency in real milliseconds, whatever the domain's clock speed.
-    let (p50, p99) = saga_examples::saga_latency(store.as_ref())?;
-    let latency_ms = ((p50 as f64 / domain.speed()) as u64, (p99 as f64 / domain.speed()) as u64);
+    let real = |ms: u64| (ms as f64 / domain.speed()) as u64;
+    let latency_ms = saga_examples::saga_latency(store.as_ref())?.map(|(p50, p99)| (real(p50), real(p99)));
     let stats = *stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     Ok(Measured { outcome, invariants, counts, elapsed, latency_ms, stats })
 }
@@ -169,7 +172,7 @@ struct InvariantRow {
 }
 
 fn print_summary(domain: &dyn Domain, path: &std::path::Path, measured: &Measured) -> Result<()> {
-    let (counts, (p50, p99)) = (&measured.counts, measured.latency_ms);
+    let counts = &measured.counts;
     let elapsed = measured.elapsed.as_secs_f64();
     emit(&format!("{} run in {} ({elapsed:.2} s)", domain.name(), path.display()))?;
     let statuses = vec![
@@ -177,17 +180,33 @@ fn print_summary(domain: &dyn Domain, path: &std::path::Path, measured: &Measure
         ("completed", counts.completed),
         ("compensated", counts.compensated),
         ("failed", counts.failed),
+        ("acknowledged", counts.acknowledged),
         ("running", counts.running),
     ];
     emit(&Table::new(statuses.into_iter().map(|(s, n)| StatusRow { status: s, processes: n })).to_string())?;
+    if measured.outcome == Outcome::Interrupted {
+        // What an interrupted run left is unfinished, not broken; the run resumes.
+        emit("invariants: not checked (interrupted)")?;
+        emit("saga latency: not measured (interrupted)")?;
+        return Ok(());
+    }
     let rows = measured.invariants.iter().map(|i| InvariantRow {
         invariant: i.name.clone(),
         holds: if i.holds { "yes" } else { "NO" },
         detail: i.detail.clone(),
     });
     emit(&Table::new(rows).to_string())?;
-    emit(&format!("saga latency: p50 {p50} ms, p99 {p99} ms"))?;
+    // A domain of process managers alone has no saga latency to give.
+    if let Some((p50, p99)) = measured.latency_ms {
+        emit(&format!("saga latency: p50 {p50} ms, p99 {p99} ms"))?;
+    }
     Ok(())
+}
+
+/// `name` with its indefinite article, as it is said: "a bakery", "an imp-summoning".
+fn a_or_an(name: &str) -> String {
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {name}")
 }
 
 #[derive(Tabled)]

@@ -11,3 +11,9 @@ pub const REPLY_TOKEN: &str = "saga-step";
 /// [`Context::idempotency_key`](crate::Context::idempotency_key) and
 /// [`AppliedKeys`](crate::AppliedKeys)).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Addresses a message to one consumer of its topic: only the consumer of that name handles
+/// it, and every other consumer of the topic acknowledges it unread (records nothing, not even
+/// an inbox key). A message sent again to the one consumer that gave up on it carries it, so
+/// the consumers that had handled it are not asked again.
+pub const FOR_CONSUMER: &str = "for-consumer";

@@ -1,4 +1,5 @@
-//! Operator actions: retry or acknowledge a failed saga or process instance.
+//! Operator actions: retry or acknowledge a failed saga or process instance, and redrive or
+//! purge dead letters.
 //!
 //! An action is a message to the instance's owner (its saga or process manager), so it is
 //! applied in order with everything else that instance handles. It can be sent through a
@@ -6,8 +7,10 @@
 //! runtime runs, for the next runtime on that store to deliver.
 
 mod handle;
+mod redrive;
 
 pub use crate::model::OperatorAction;
+pub use redrive::{DeadLetterId, REDRIVE_OF, Redriven, dead_letter, purge, redrivable, redrive, redrive_all};
 
 use crate::error::{Error, Result};
 use crate::model::control::OperatorRequest;

@@ -4,7 +4,7 @@
 use super::Shared;
 use super::context::Context;
 use super::stats::Counters;
-use crate::model::{ActionError, Envelope};
+use crate::model::{ActionError, Envelope, headers};
 use crate::store::{CommitUnit, DeadLetter, InboxKey, UnitOutcome};
 use crate::transport::{Acknowledge, Delivery, Subscribe};
 use async_trait::async_trait;
@@ -257,6 +257,9 @@ fn spawn_handling(
 async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Delivery) {
     // The envelope goes to the handler's context and comes back with its unit, uncloned.
     let (mut envelope, acker) = delivery.into_parts();
+    if envelope.header(headers::FOR_CONSUMER).is_some_and(|only| only != consumer.name()) {
+        return settle(acker.ack().await);
+    }
     let attempt = envelope.attempt;
     let inbox = InboxKey { consumer: consumer.name().to_owned(), message: envelope.id };
     let config = &shared.config;

@@ -324,6 +324,13 @@ impl RuntimeHandle {
         send_all(&self.shared, envelopes).await
     }
 
+    /// Commits `unit` through the runtime's committer, so the relay publishes its outbox rows
+    /// as it does every commit's; says what became of it.
+    pub(crate) async fn commit_unit(&self, mut unit: CommitUnit) -> Result<crate::store::UnitOutcome> {
+        unit.at = self.shared.clock.now();
+        self.shared.committer.commit(unit).await
+    }
+
     /// Sends `envelope` from this client: a component of this runtime whose in-commit hook
     /// takes its topic handles it at once, in a commit of its own (no outbox row, no relay, no
     /// delivery); otherwise it is recorded for the relay like [`send_envelope`](Self::send_envelope).

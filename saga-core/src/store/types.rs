@@ -272,6 +272,11 @@ pub struct CommitUnit {
     pub timers: Vec<TimerOp>,
     /// A message given up on.
     pub dead_letter: Option<DeadLetter>,
+    /// A kept dead letter this unit takes away (to send its message again, or to purge it),
+    /// named by its message and the consumer that gave up on it. The unit is refused, as a
+    /// conflict, if the store no longer keeps that letter: of two units that take one letter,
+    /// one applies.
+    pub removes_dead_letter: Option<InboxKey>,
     /// What the store encoded of this unit ahead of the commit (`RedbStore::prepare`). A unit
     /// changed afterwards must be prepared again: only a change in how many rows it has is
     /// noticed (and then it is encoded during the commit).
@@ -350,6 +355,13 @@ impl CommitUnit {
     /// Gives up on the message this unit handles: keeps it as a dead letter.
     pub fn with_dead_letter(mut self, letter: DeadLetter) -> Self {
         self.dead_letter = Some(letter);
+        self
+    }
+
+    /// Takes the kept dead letter of `key`'s message and consumer away; see
+    /// [`removes_dead_letter`](Self::removes_dead_letter).
+    pub fn removing_dead_letter(mut self, key: InboxKey) -> Self {
+        self.removes_dead_letter = Some(key);
         self
     }
 }

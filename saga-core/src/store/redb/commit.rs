@@ -73,6 +73,14 @@ fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Status>>, Uni
     {
         return Ok(Err(UnitOutcome::Duplicate));
     }
+    if let Some(key) = &unit.removes_dead_letter
+        && t.dead_letters.get((key.message.as_u128(), key.consumer.as_str()))?.is_none()
+    {
+        return Ok(Err(UnitOutcome::Conflict(Error::DeadLetter {
+            id: format!("{}/{}", key.message, key.consumer),
+            problem: "not kept here (redriven or purged already, or never kept)".into(),
+        })));
+    }
     let mut statuses = Vec::with_capacity(unit.writes.len());
     for write in &unit.writes {
         let (found, status) = match t.records.get((write.space.as_str(), write.id.as_str()))? {
@@ -225,6 +233,9 @@ fn apply_unit(
     if let Some(letter) = &unit.dead_letter {
         let json = serde_json::to_vec(letter).unwrap_or_default();
         t.dead_letters.insert((letter.envelope.id.as_u128(), letter.consumer.as_str()), json.as_slice())?;
+    }
+    if let Some(key) = &unit.removes_dead_letter {
+        t.dead_letters.remove((key.message.as_u128(), key.consumer.as_str()))?;
     }
     Ok(())
 }

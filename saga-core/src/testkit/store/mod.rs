@@ -74,6 +74,7 @@ where
         Fresh timers::timers_fire_in_due_order,
         Fresh outbox::the_outbox_is_read_in_order_and_sent_rows_go,
         Fresh outbox::dead_letters_are_kept_oldest_first,
+        Fresh outbox::a_dead_letter_is_taken_away_once,
         Fresh processes::histories_and_statuses_follow_each_process,
         Reopening timers::timers_are_still_pending_after_a_reopen,
         Reopening reopen::committed_units_survive_a_reopen,

@@ -117,3 +117,29 @@ pub(super) fn dead_letters_are_kept_oldest_first(store: &dyn Store) {
     assert_eq!(kept.len(), 4, "each consumer's dead letter is kept");
     assert_eq!(kept[3], elsewhere, "the newest last");
 }
+
+/// A unit that takes a dead letter away applies once: with the letter gone, a second such unit
+/// (in the same batch or a later one) is refused as a conflict and leaves nothing, not even its
+/// outbox rows; another consumer's letter of the same message stays.
+pub(super) fn a_dead_letter_is_taken_away_once(store: &dyn Store) {
+    let payments = letter("payments", 1, 10);
+    let fraud = DeadLetter { consumer: "fraud-check".into(), at: at(20), ..payments.clone() };
+    for letter in [&payments, &fraud] {
+        assert_committed(&commit_one(store, giving_up(letter)), "a unit giving up on a message");
+    }
+    let key = inbox("payments", payments.envelope.id);
+    let taking = |n| sending(vec![note("payments", n)]).removing_dead_letter(key.clone());
+    let outcomes = commit(store, vec![taking(7), taking(8)]);
+    assert_committed(&outcomes[0], "the first unit taking the letter");
+    assert!(
+        matches!(&outcomes[1], UnitOutcome::Conflict(Error::DeadLetter { .. })),
+        "the second, in the same batch, is refused: {:?}",
+        outcomes[1]
+    );
+    assert_eq!(store.dead_letters().expect("reading dead letters"), [fraud], "only that one goes");
+    assert_eq!(notes(&rows(store, None, 100)), [7], "only the first unit's message is sent");
+    let later = commit_one(store, taking(9));
+    assert!(matches!(later, UnitOutcome::Conflict(_)), "and so is a later one: {later:?}");
+    assert_eq!(notes(&rows(store, None, 100)), [7], "which sends nothing");
+    assert!(store.is_handled(&key).expect("reading the inbox"), "the inbox key of the message stays");
+}
