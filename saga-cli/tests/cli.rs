@@ -1063,3 +1063,52 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
     assert!(log.contains("handler gave up"), "the warning is logged: {log}");
     assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");
 }
+
+/// `inspect` links a parent saga and its child both ways, and the mermaid diagram marks the
+/// failure that turned the parent back.
+#[test]
+fn inspect_links_a_parent_and_its_child_and_the_diagram_marks_the_failure() {
+    use saga_core::saga::{Saga, Step, StepContext};
+    use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime, Status};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orders.redb");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let payment = Saga::<u64>::new("payment").step(
+            Step::local("charge", |ctx: StepContext<u64>| async move { Ok::<_, ActionError>(ctx.input) })
+                .compensate(|_: saga_core::saga::CompensationContext<u64>| async { Ok(()) }),
+        );
+        let order = Saga::<String>::new("order")
+            .step(Step::<String, String>::child("pay", "payment", |ctx: &StepContext<String>| {
+                (ctx.input.clone(), 42u64)
+            }))
+            .step(Step::local("ship", |_: StepContext<String>| async {
+                Err::<(), _>(ActionError::permanent("the truck broke down"))
+            }));
+        let runtime = Runtime::builder(RedbStore::open(&db).unwrap(), InProcessTransport::new())
+            .register(order)
+            .register(payment)
+            .start()
+            .await
+            .unwrap();
+        let order = runtime.start_saga("order", "o-1", &"o-1".to_string()).await.unwrap();
+        assert_eq!(order.result().await.unwrap().status(), Status::Compensated);
+        runtime.wait_idle().await.unwrap();
+        runtime.shutdown().await.unwrap();
+    });
+    let db = db.to_str().unwrap();
+    let parent = stdout(&saga_cli(&["inspect", "process", "order/o-1", "--db", db], dir.path()));
+    assert!(parent.contains("children: payment/o-1"), "{parent}");
+    assert!(parent.contains("step pay: started child saga payment/o-1"), "{parent}");
+    let child = stdout(&saga_cli(&["inspect", "process", "payment/o-1", "--db", db], dir.path()));
+    assert!(child.contains("parent: order/o-1"), "{child}");
+    assert!(child.contains("compensate asked by order/o-1"), "{child}");
+    let detail = json(&saga_cli(&["inspect", "process", "payment/o-1", "--db", db, "--json"], dir.path()));
+    assert_eq!(detail["parent"], "order/o-1");
+    assert_eq!(detail["status"], "compensated");
+    let mermaid =
+        stdout(&saga_cli(&["inspect", "process", "order/o-1", "--db", db, "--mermaid"], dir.path()));
+    assert!(mermaid.contains("✗ ship failed (for good): permanent: the truck broke down"), "{mermaid}");
+    assert!(mermaid.contains("P0-)P2: start child payment/o-1"), "{mermaid}");
+    assert!(mermaid.contains("P2--)P0: saga.child-ended"), "{mermaid}");
+}

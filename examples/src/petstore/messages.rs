@@ -143,21 +143,16 @@ pub struct PetReleased {
 }
 saga_core::message!(PetReleased = "pet.released");
 
-/// The store owner is asked to approve an order.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct ApproveOrder {
-    /// The order.
-    pub order: String,
-}
-saga_core::message!(ApproveOrder = "owner.approve");
-
-/// The owner's answer.
+/// The store owner's decision on an order: the payload of the [`DECISION`] signal the owner
+/// sends the order's saga.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct OrderDecision {
     /// Approved or not.
     pub approved: bool,
 }
-saga_core::message!(OrderDecision = "owner.decision");
+
+/// The name of the signal that carries the owner's [`OrderDecision`].
+pub const DECISION: &str = "owner-decision";
 
 /// The pet goes to its buyer.
 #[derive(Serialize, Deserialize, Clone, Debug)]

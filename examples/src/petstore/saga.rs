@@ -1,7 +1,8 @@
-//! The saga per order: reserve the pet, have the owner approve, sell; a refusal ends it
-//! compensated with nothing to undo, a rejection releases the pet.
+//! The saga per order: reserve the pet, wait for the owner's decision (a signal), sell; a
+//! refusal ends it compensated with nothing to undo, a rejection (or no decision in time)
+//! releases the pet.
 
-use super::messages::{ApproveOrder, OrderDecision, PetSold, ReleasePet, Reservation, ReservePet, SellPet};
+use super::messages::{DECISION, OrderDecision, PetSold, ReleasePet, Reservation, ReservePet, SellPet};
 use saga_core::ActionError;
 use saga_core::saga::{Saga, Step, StepContext};
 use serde::{Deserialize, Serialize};
@@ -20,8 +21,10 @@ pub struct Adoption {
 
 pub(super) const SAGA: &str = "adoption";
 
-/// The saga per order: reserve the pet, have the owner approve, sell; a refusal ends it
-/// compensated with nothing to undo, a rejection releases the pet.
+/// The saga per order: reserve the pet, wait for the owner's decision, sell; a refusal ends it
+/// compensated with nothing to undo, a rejection (or no decision within a minute) releases the
+/// pet. The owner learns of the reservation from the pets' events and signals the saga, maybe
+/// before the saga has the reservation's reply: the signal is kept until the step takes it.
 pub fn saga() -> Saga<Adoption> {
     Saga::new(SAGA)
         .step(
@@ -44,21 +47,13 @@ pub fn saga() -> Saga<Adoption> {
                 order: order.clone(),
             }),
         )
-        .step(
-            Step::remote(
-                "approve",
-                "owner",
-                |ctx: &StepContext<Adoption>| ApproveOrder { order: ctx.input.order.clone() },
-                |d: OrderDecision| {
-                    if d.approved {
-                        Ok(())
-                    } else {
-                        Err(ActionError::permanent("the store owner turned the order down"))
-                    }
-                },
-            )
-            .timeout(Duration::from_secs(30)),
-        )
+        .step(Step::<Adoption, OrderDecision>::signal("approve", DECISION).timeout(Duration::from_secs(60)))
+        .step(Step::local("decide", |ctx: StepContext<Adoption>| async move {
+            match ctx.log::<OrderDecision>("approve") {
+                Some(decision) if decision.approved => Ok(()),
+                _ => Err(ActionError::permanent("the store owner turned the order down")),
+            }
+        }))
         .step(
             Step::remote(
                 "sell",

@@ -1,12 +1,13 @@
 //! The users, photos, orders, inventory and owner services: the petstore's smaller services.
 
 use super::messages::{
-    ApproveOrder, CreateUser, OrderDecision, PetCreated, PetDeleted, PetRefused, PetReleased, PetReserved,
+    CreateUser, DECISION, OrderDecision, PetCreated, PetDeleted, PetRefused, PetReleased, PetReserved,
     PetSold, PlaceOrder, StorePhoto,
 };
 use super::saga::{Adoption, SAGA};
 use crate::driver::receipt;
 use crate::run::chance;
+use saga_core::saga::Signal;
 use saga_core::{ActionError, Service};
 use serde::{Deserialize, Serialize};
 
@@ -85,11 +86,15 @@ pub(super) fn inventory() -> Service {
         .on("pet.events", move |ctx, e: PetDeleted| set(ctx, &e.pet, "deleted"))
 }
 
-/// The store owner, who turns a share (`rejected`) of orders down.
+/// The store owner, who hears of every reservation, decides on its order and tells the order's
+/// saga with a signal; a share (`rejected`) of orders is turned down. The signal's id is the
+/// order's, so a redelivered event decides nothing twice.
 pub(super) fn owner(seed: u64, rejected: f64) -> Service {
-    Service::new("owner").on("owner", move |ctx, a: ApproveOrder| {
-        let n = a.order.trim_start_matches("order-").parse().unwrap_or(0);
-        ctx.reply(&OrderDecision { approved: chance(seed, "approve", n) >= rejected })?;
+    Service::new("owner").on("pet.events", move |ctx, r: PetReserved| {
+        let n = r.order.trim_start_matches("order-").parse().unwrap_or(0);
+        let decision = OrderDecision { approved: chance(seed, "approve", n) >= rejected };
+        let signal = Signal::new(DECISION, &decision)?.with_id(format!("owner/{}", r.order));
+        ctx.send_keyed(&saga_core::saga::topic(SAGA), &r.order, &signal)?;
         Ok(())
     })
 }

@@ -34,6 +34,7 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
         .map(|t| json!({ "key": t.key, "due": t.due.to_string(), "kind": t.envelope.kind() }))
         .collect();
     let steps = steps_of(id, &meta, &record.data);
+    let links = family_of(&state, &steps);
     if as_json {
         let report = json!({
             "id": id,
@@ -45,6 +46,8 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
             "created_at": meta.created_at.to_string(),
             "updated_at": record.updated_at.to_string(),
             "state": state,
+            "parent": links.0,
+            "children": links.1,
             "steps": steps,
             "history": history_json(&history),
             "outbox": outbox,
@@ -62,6 +65,12 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
         meta.created_at,
         record.updated_at
     ))?;
+    if let Some(parent) = &links.0 {
+        emit(&format!("parent: {parent}"))?;
+    }
+    if !links.1.is_empty() {
+        emit(&format!("children: {}", links.1.join(", ")))?;
+    }
     if meta.class == Class::Saga {
         let rows: Vec<StepRow> = steps
             .iter()
@@ -90,6 +99,14 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
         emit(&format!("  {} at {}", timer["key"], timer["due"]))?;
     }
     Ok(0)
+}
+
+/// A saga's parent (from its state) and children (from its child steps), as process ids.
+fn family_of(state: &Value, steps: &[Value]) -> (Option<String>, Vec<String>) {
+    let parent = state.pointer("/parent/id").and_then(Value::as_str).map(str::to_owned);
+    let children =
+        steps.iter().filter_map(|s| s.get("child").and_then(Value::as_str).map(str::to_owned)).collect();
+    (parent, children)
 }
 
 /// `history` as JSON, its times in RFC 3339 like every other time `list` and `inspect` give
@@ -183,6 +200,11 @@ fn describe(event: &HistoryEvent) -> String {
         HistoryEvent::Ignored { kind, reason } => format!("ignored {kind}: {reason}"),
         HistoryEvent::Operator { action } => format!("operator: {action}"),
         HistoryEvent::Note { text } => text.clone(),
+        HistoryEvent::StopRequested { action, reason, by } => format!("{action} asked by {by}: {reason}"),
+        HistoryEvent::Signal { name, id: Some(id) } => format!("signal {name} taken (id {id})"),
+        HistoryEvent::Signal { name, id: None } => format!("signal {name} taken"),
+        HistoryEvent::ChildStarted { step, child } => format!("step {step}: started child saga {child}"),
+        HistoryEvent::Halted { error } => format!("halted: {error}"),
         other => format!("{other:?}"),
     }
 }
@@ -213,6 +235,26 @@ fn sequence_diagram(id: &str, meta: &ProcessMeta, history: &[HistoryEntry]) -> S
             }
             HistoryEvent::TimerFired { name } => lines.push(format!("    Note over P0: timer {name}")),
             HistoryEvent::StatusChanged { to, .. } => lines.push(format!("    Note over P0: {to}")),
+            HistoryEvent::StepFailed { step, error, will_retry, .. } => {
+                let then = if *will_retry { "will retry" } else { "for good" };
+                lines.push(format!("    Note over P0: ✗ {step} failed ({then}): {}", mermaid_text(error)));
+            }
+            HistoryEvent::CompensationFailed { step, error, .. } => {
+                lines.push(format!("    Note over P0: ✗ undoing {step} failed: {}", mermaid_text(error)));
+            }
+            HistoryEvent::Ignored { kind, reason } if reason.starts_with("late reply") => {
+                lines.push(format!("    Note over P0: ignored late {kind}"));
+            }
+            HistoryEvent::StopRequested { action, by, .. } => {
+                lines.push(format!("    Note over P0: {action} asked by {}", mermaid_text(by)));
+            }
+            HistoryEvent::Signal { name, .. } => lines.push(format!("    Note over P0: signal {name}")),
+            HistoryEvent::ChildStarted { child, .. } => {
+                let saga = child.split('/').next().unwrap_or(child);
+                let to = seen(saga, &mut participants);
+                lines.push(format!("    P0-)P{to}: start child {child}"));
+            }
+            HistoryEvent::Halted { .. } => lines.push("    Note over P0: ✗ halted".to_owned()),
             _ => {}
         }
     }
@@ -222,6 +264,12 @@ fn sequence_diagram(id: &str, meta: &ProcessMeta, history: &[HistoryEntry]) -> S
     }
     out.extend(lines);
     out.join("\n")
+}
+
+/// `text` as a mermaid note or message may hold it: no line breaks, no `;` or `#` (which end a
+/// statement or start an entity).
+fn mermaid_text(text: &str) -> String {
+    text.replace(['\n', '\r'], " ").replace(';', ",").replace('#', "no. ")
 }
 
 /// Whether the timer with `key` (its owner's name, then the owner's timer name) belongs to

@@ -184,10 +184,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Takes answers addressed to this runtime on `topic`: what a client of sagas that other
-    /// processes run needs, to await their results
-    /// ([`SagaHandle::result`](crate::saga::SagaHandle::result)). Give each client process a
-    /// topic of its own, the same across its restarts (a broker keeps a subscription per
+    /// Takes answers addressed to this runtime on `topic`: what a client of processes that other
+    /// runtimes run needs, to await how they end. Give each client process a topic of its own, the same across its restarts (a broker keeps a subscription per
     /// topic). Answers are not stored: one that comes while nobody waits is dropped, and the
     /// waiter asks again.
     pub fn replies(mut self, topic: impl Into<String>) -> Self {
@@ -197,8 +195,9 @@ impl RuntimeBuilder {
 
     /// Adds a service, saga or process manager.
     ///
-    /// A saga registered again under the same name with another version joins the first: the
-    /// runtime then runs each instance on the version it began with.
+    /// A definition registered again under the same name joins the first if its kind allows it
+    /// (another version of one definition); otherwise two components of one name are refused
+    /// when the runtime starts.
     pub fn register(mut self, component: impl Component) -> Self {
         let later = sealed::IntoRegistration::into_registration(component);
         let same = self.components.iter().position(|c| c.consumer.name() == later.consumer.name());
