@@ -24,7 +24,9 @@ pub mod transport;
 
 pub use clock::{Clock, ManualClock, ScaledClock, SystemClock};
 pub use error::{Error, Result};
-pub use model::{ActionError, Envelope, FailureKind, Message, MessageId, OperatorAction, Timestamp};
+pub use model::{
+    ActionError, Envelope, FailureKind, Message, MessageId, OperatorAction, OperatorAnswer, Timestamp,
+};
 pub use process::ProcessManager;
 pub use retry::RetryPolicy;
 pub use runtime::{

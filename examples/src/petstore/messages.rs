@@ -143,6 +143,15 @@ pub struct PetReleased {
 }
 saga_core::message!(PetReleased = "pet.released");
 
+/// The store owner is asked to approve an order (the order service asks when the order is
+/// placed); the owner answers the order's saga with the [`DECISION`] signal.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ApproveOrder {
+    /// The order.
+    pub order: String,
+}
+saga_core::message!(ApproveOrder = "owner.approve");
+
 /// The store owner's decision on an order: the payload of the [`DECISION`] signal the owner
 /// sends the order's saga.
 #[derive(Serialize, Deserialize, Clone, Debug)]

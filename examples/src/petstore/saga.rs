@@ -23,8 +23,8 @@ pub(super) const SAGA: &str = "adoption";
 
 /// The saga per order: reserve the pet, wait for the owner's decision, sell; a refusal ends it
 /// compensated with nothing to undo, a rejection (or no decision within a minute) releases the
-/// pet. The owner learns of the reservation from the pets' events and signals the saga, maybe
-/// before the saga has the reservation's reply: the signal is kept until the step takes it.
+/// pet. The owner is asked when the order is placed and signals the saga, often before the saga
+/// has the reservation's reply: the signal is kept until the step takes it.
 pub fn saga() -> Saga<Adoption> {
     Saga::new(SAGA)
         .step(

@@ -1,8 +1,8 @@
 //! The users, photos, orders, inventory and owner services: the petstore's smaller services.
 
 use super::messages::{
-    CreateUser, DECISION, OrderDecision, PetCreated, PetDeleted, PetRefused, PetReleased, PetReserved,
-    PetSold, PlaceOrder, StorePhoto,
+    ApproveOrder, CreateUser, DECISION, OrderDecision, PetCreated, PetDeleted, PetRefused, PetReleased,
+    PetReserved, PetSold, PlaceOrder, StorePhoto,
 };
 use super::saga::{Adoption, SAGA};
 use crate::driver::receipt;
@@ -67,6 +67,7 @@ pub(super) fn orders() -> Service {
                     &p.order,
                     &Adoption { order: p.order.clone(), pet: p.pet, user: p.user },
                 )?;
+                ctx.send_keyed("owner", &p.order, &ApproveOrder { order: p.order.clone() })?;
             }
             Ok(())
         })
@@ -86,15 +87,15 @@ pub(super) fn inventory() -> Service {
         .on("pet.events", move |ctx, e: PetDeleted| set(ctx, &e.pet, "deleted"))
 }
 
-/// The store owner, who hears of every reservation, decides on its order and tells the order's
-/// saga with a signal; a share (`rejected`) of orders is turned down. The signal's id is the
-/// order's, so a redelivered event decides nothing twice.
+/// The store owner, who is asked about every order as it is placed, decides, and tells the
+/// order's saga with a signal; a share (`rejected`) of orders is turned down. The signal's id is
+/// the order's, so a request asked twice decides nothing twice.
 pub(super) fn owner(seed: u64, rejected: f64) -> Service {
-    Service::new("owner").on("pet.events", move |ctx, r: PetReserved| {
-        let n = r.order.trim_start_matches("order-").parse().unwrap_or(0);
+    Service::new("owner").on("owner", move |ctx, a: ApproveOrder| {
+        let n = a.order.trim_start_matches("order-").parse().unwrap_or(0);
         let decision = OrderDecision { approved: chance(seed, "approve", n) >= rejected };
-        let signal = Signal::new(DECISION, &decision)?.with_id(format!("owner/{}", r.order));
-        ctx.send_keyed(&saga_core::saga::topic(SAGA), &r.order, &signal)?;
+        let signal = Signal::new(DECISION, &decision)?.with_id(format!("owner/{}", a.order));
+        ctx.send_keyed(&saga_core::saga::topic(SAGA), &a.order, &signal)?;
         Ok(())
     })
 }

@@ -36,3 +36,30 @@ pub(crate) struct OperatorRequest {
     pub(crate) action: OperatorAction,
 }
 crate::message!(OperatorRequest = "operator.request");
+
+/// An owner's answer to a request that named a `reply_to` topic: whether it was applied (or
+/// will be, as a kept signal will), and what happened or why not. `saga-cli` waits for it to
+/// say what became of an action sent through a broker.
+///
+/// ```
+/// use saga_core::{Message, OperatorAnswer};
+/// let answer: OperatorAnswer = serde_json::from_str(
+///     r#"{"process":"trip/lisbon","request":"cancel","applied":false,"detail":"the saga has ended (completed)"}"#,
+/// )
+/// .unwrap();
+/// assert!(!answer.applied);
+/// assert_eq!(OperatorAnswer::KIND, "operator.answer");
+/// ```
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OperatorAnswer {
+    /// The process the request was about.
+    pub process: String,
+    /// What was asked: `retry`, `acknowledge`, `cancel`, `terminate`, `signal`, `start`.
+    pub request: String,
+    /// Whether it was applied (or is kept to apply later).
+    pub applied: bool,
+    /// What happened, or why not.
+    pub detail: String,
+}
+crate::message!(OperatorAnswer = "operator.answer");

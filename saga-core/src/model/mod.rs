@@ -8,7 +8,7 @@ pub mod headers;
 mod id;
 mod message;
 
-pub use control::OperatorAction;
+pub use control::{OperatorAction, OperatorAnswer};
 pub use envelope::Envelope;
 pub use id::{MessageId, Timestamp};
 pub use message::{ActionError, FailureKind, Message};

@@ -258,7 +258,8 @@ where
         ctx.history(pid, message_in(envelope));
         if meta.status != Status::Failed {
             let reason = format!("cannot {} a process that is {}", action.as_str(), meta.status);
-            ctx.history(pid, HistoryEvent::Ignored { kind: envelope.kind.clone(), reason });
+            ctx.history(pid, HistoryEvent::Ignored { kind: envelope.kind.clone(), reason: reason.clone() });
+            ctx.answer_request(pid, action.as_str(), false, reason)?;
             return Ok(Handled::Commit);
         }
         ctx.history(pid, HistoryEvent::Operator { action: action.as_str().into() });
@@ -278,6 +279,7 @@ where
             }
         };
         self.save_instance(ctx, pid, &instance, &mut meta, status)?;
+        ctx.answer_request(pid, action.as_str(), true, status.as_str())?;
         Ok(Handled::Commit)
     }
 }

@@ -139,6 +139,29 @@ impl Context {
         Ok(id)
     }
 
+    /// Answers a request that names a `reply_to` topic (an operator's, a client's) with an
+    /// [`OperatorAnswer`](crate::model::control::OperatorAnswer), in this commit; a request
+    /// that names none asked for no answer.
+    pub(crate) fn answer_request(
+        &mut self,
+        process: &str,
+        request: &str,
+        applied: bool,
+        detail: impl Into<String>,
+    ) -> Result<()> {
+        if self.incoming.reply_to.is_none() {
+            return Ok(());
+        }
+        let answer = crate::model::control::OperatorAnswer {
+            process: process.to_owned(),
+            request: request.to_owned(),
+            applied,
+            detail: detail.into(),
+        };
+        self.reply(&answer)?;
+        Ok(())
+    }
+
     /// Schedules `message` to be sent to `topic` at `due`, under `name` (unique within this
     /// service; scheduling the same name again replaces the timer). The timer is stored in the
     /// same commit as everything else this handler does.

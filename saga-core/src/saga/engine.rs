@@ -80,8 +80,13 @@ where
     /// sends its first step. A start for an instance that exists is only recorded.
     async fn begin(&self, ctx: &mut Context, envelope: &Envelope) -> Result<(), ActionError> {
         let pid = super::process_id(&self.name, &envelope.key);
+        // Only a start that came as a message of its own may have asked for an answer.
+        let asked = ctx.message().id == envelope.id;
         if ctx.read_record(PROCESS_SPACE, &pid)?.is_some() {
             ctx.history(&pid, ignored(envelope, "the saga was already started"));
+            if asked {
+                ctx.answer_request(&pid, "start", true, "already started")?;
+            }
             return Ok(());
         }
         let start: Start = envelope.decode()?;
@@ -121,6 +126,14 @@ where
             let due = now + deadline;
             run.state.deadline_at = Some(due);
             run.set_timer(DEADLINE_TIMER.into(), due, &DeadlinePassed {})?;
+        }
+        if asked {
+            run.ctx.answer_request(
+                &run.pid,
+                "start",
+                true,
+                format!("started on version {}", self.version),
+            )?;
         }
         run.next().await?;
         run.finish().await
@@ -841,8 +854,14 @@ where
         };
         if let Some(reason) = refused {
             self.history(ignored(envelope, &format!("cannot {}: {reason}", stop.action.as_str())));
+            self.ctx.answer_request(&self.pid, stop.action.as_str(), false, reason)?;
             return Ok(());
         }
+        let done = match stop.action {
+            StopAction::Cancel => "cancelling: the steps that completed are undone",
+            StopAction::Terminate => "terminated",
+        };
+        self.ctx.answer_request(&self.pid, stop.action.as_str(), true, done)?;
         self.history(HistoryEvent::StopRequested {
             action: stop.action.as_str().into(),
             reason: stop.reason.clone(),
@@ -889,11 +908,15 @@ where
         if let Some(id) = &signal.id
             && self.state.signal_ids.contains(id)
         {
-            self.history(ignored(envelope, &format!("signal {id} was already taken")));
+            let detail = format!("signal {id} was already taken");
+            self.history(ignored(envelope, &detail));
+            self.ctx.answer_request(&self.pid, "signal", true, detail)?;
             return Ok(());
         }
         if self.state.phase != Phase::Forward {
-            self.history(ignored(envelope, &format!("the saga is {}", self.meta.status)));
+            let detail = format!("the saga is {}", self.meta.status);
+            self.history(ignored(envelope, &detail));
+            self.ctx.answer_request(&self.pid, "signal", false, detail)?;
             return Ok(());
         }
         let waits_for =
@@ -910,8 +933,14 @@ where
         if waiting.is_none() && kept >= to_come {
             let reason = format!("no step waits for signal {}", signal.name);
             self.history(ignored(envelope, &reason));
+            self.ctx.answer_request(&self.pid, "signal", false, reason)?;
             return Ok(());
         }
+        let detail = match waiting {
+            Some(i) => format!("taken by step {}", self.engine.steps[i].name),
+            None => "kept until the step that waits for it is reached".to_owned(),
+        };
+        self.ctx.answer_request(&self.pid, "signal", true, detail)?;
         self.history(HistoryEvent::Signal { name: signal.name.clone(), id: signal.id.clone() });
         if let Some(id) = signal.id {
             self.state.signal_ids.push(id);
@@ -1054,9 +1083,15 @@ where
         if self.meta.status != Status::Failed {
             let reason = format!("cannot {} a saga that is {}", action.as_str(), self.meta.status);
             self.history(ignored(envelope, &reason));
+            self.ctx.answer_request(&self.pid, action.as_str(), false, reason)?;
             return Ok(());
         }
         self.history(HistoryEvent::Operator { action: action.as_str().into() });
+        let done = match action {
+            OperatorAction::Acknowledge => "acknowledged",
+            OperatorAction::Retry => "retrying: compensating again from the step that failed",
+        };
+        self.ctx.answer_request(&self.pid, action.as_str(), true, done)?;
         match action {
             OperatorAction::Acknowledge => self.set_status(Status::Acknowledged)?,
             OperatorAction::Retry => {

@@ -102,7 +102,13 @@ impl SagaFamily {
         tracing::warn!(process = %loaded.pid, "{error}");
         message_in(ctx, &loaded.pid, envelope);
         ctx.history(&loaded.pid, HistoryEvent::Halted { error: error.clone() });
-        let parked = if envelope.kind == OperatorRequest::KIND { vec![] } else { vec![park(envelope)] };
+        let parked = if envelope.kind == OperatorRequest::KIND {
+            ctx.answer_request(&loaded.pid, "retry", false, error.clone())?;
+            vec![]
+        } else {
+            ctx.answer_request(&loaded.pid, request_name(envelope), true, format!("kept: {error}"))?;
+            vec![park(envelope)]
+        };
         loaded.state.halted = Some(Halt { error, was: loaded.meta.status, parked });
         change_status(ctx, &loaded.pid, &mut loaded.meta, Status::Failed)?;
         tell_watchers(ctx, &envelope.key, &mut loaded)?;
@@ -135,6 +141,7 @@ impl SagaFamily {
                     loaded.state.phase = Phase::Done;
                     change_status(ctx, &pid, &mut loaded.meta, Status::Terminated)?;
                     tell_watchers(ctx, &envelope.key, &mut loaded)?;
+                    ctx.answer_request(&pid, "terminate", true, "terminated")?;
                     return write(ctx, loaded);
                 }
                 _ => None,
@@ -144,12 +151,17 @@ impl SagaFamily {
         let runnable = self.version_of(&loaded.state);
         let halt = loaded.state.halted.as_mut().expect("the instance is halted");
         match action {
-            None => halt.parked.push(park(envelope)),
+            None => {
+                let detail = format!("kept until the saga can run: {}", halt.error);
+                halt.parked.push(park(envelope));
+                ctx.answer_request(&pid, request_name(envelope), true, detail)?;
+            }
             Some(OperatorAction::Acknowledge) => {
                 ctx.history(&pid, HistoryEvent::Operator { action: "acknowledge".into() });
                 loaded.state.halted = None;
                 loaded.state.phase = Phase::Done;
                 change_status(ctx, &pid, &mut loaded.meta, Status::Acknowledged)?;
+                ctx.answer_request(&pid, "acknowledge", true, "acknowledged")?;
             }
             Some(_) => match runnable {
                 Err(error) => {
@@ -157,6 +169,7 @@ impl SagaFamily {
                         &pid,
                         HistoryEvent::Ignored { kind: envelope.kind.clone(), reason: error.clone() },
                     );
+                    ctx.answer_request(&pid, "retry", false, error.clone())?;
                     halt.error = error;
                 }
                 Ok(_) => {
@@ -166,6 +179,7 @@ impl SagaFamily {
                         ctx.push_envelope(self.redeliver(envelope, parked));
                     }
                     change_status(ctx, &pid, &mut loaded.meta, halt.was)?;
+                    ctx.answer_request(&pid, "retry", true, format!("resumed as {}", halt.was))?;
                 }
             },
         }
@@ -232,6 +246,18 @@ pub(crate) fn tell_watchers(ctx: &mut Context, key: &str, loaded: &mut Loaded) -
         ctx.push_envelope(envelope);
     }
     Ok(())
+}
+
+/// What a message asks, as an answer names it.
+fn request_name(envelope: &Envelope) -> &'static str {
+    match envelope.kind.as_str() {
+        Stop::KIND => match envelope.decode::<Stop>().map(|s| s.action) {
+            Ok(StopAction::Terminate) => "terminate",
+            _ => "cancel",
+        },
+        super::Signal::KIND => "signal",
+        _ => "message",
+    }
 }
 
 fn park(envelope: &Envelope) -> Parked {
