@@ -67,19 +67,68 @@ pub(crate) enum Command {
         #[command(subcommand)]
         what: InspectWhat,
     },
-    /// Resumes a failed saga (or process), and runs its domain until it ends again.
+    /// Resumes a failed saga (or process), and says what its owner answered; on a file, runs
+    /// its domain until it ends again.
     Retry {
         /// The process id, as `list` shows it.
         id: String,
         #[command(flatten)]
-        db: DbArg,
+        target: Target,
     },
     /// Accepts a failed saga or process as it is, freeing what it held.
     Acknowledge {
         /// The process id, as `list` shows it.
         id: String,
         #[command(flatten)]
-        db: DbArg,
+        target: Target,
+    },
+    /// Cancels a running saga: it takes no further step and undoes, in reverse, every step that
+    /// completed; it ends cancelled.
+    Cancel {
+        /// The saga's process id, as `list` shows it.
+        id: String,
+        /// Why, for its history.
+        #[arg(long, default_value = "cancelled by an operator")]
+        reason: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Ends a running saga at once, undoing nothing (the last resort).
+    Terminate {
+        /// The saga's process id, as `list` shows it.
+        id: String,
+        /// Why, for its history.
+        #[arg(long, default_value = "terminated by an operator")]
+        reason: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Sends a signal to a saga: the step waiting for it (or the next that will) takes it.
+    Signal {
+        /// The saga's process id, as `list` shows it.
+        id: String,
+        /// The signal's name.
+        name: String,
+        /// What it carries, as JSON.
+        #[arg(long, default_value = "null", value_parser = parse_json)]
+        payload: serde_json::Value,
+        /// An id for the signal: sending it again with the same id has no second effect.
+        #[arg(long)]
+        signal_id: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Starts an instance of a saga; on a file, runs its domain until the instance ends.
+    Start {
+        /// The saga's name.
+        saga: String,
+        /// The instance's key: its process id is `SAGA/KEY`.
+        key: String,
+        /// The saga's input, as JSON.
+        #[arg(long, value_parser = parse_json)]
+        input: serde_json::Value,
+        #[command(flatten)]
+        target: Target,
     },
     /// Runs one service of a domain as a process of its own, until SIGINT or SIGTERM.
     Service {
@@ -270,6 +319,40 @@ pub(crate) enum TransportArg {
     InProcess,
     /// A NATS JetStream broker.
     Nats(String),
+}
+
+/// Where an operator's request goes: an all-in-one database, or a deployment's broker.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Target {
+    /// The all-in-one database to act on; its domain runs until the owner answered (the file
+    /// must not be held by a running process: act through its broker then).
+    #[arg(long, default_value = "saga.redb")]
+    pub(crate) db: PathBuf,
+    /// Act through this broker (nats://HOST:PORT) on a deployment whose services run apart;
+    /// no file is opened.
+    #[arg(long, value_parser = parse_transport, requires = "domain", conflicts_with = "db")]
+    pub(crate) transport: Option<TransportArg>,
+    /// The deployment's domain (its broker stream), with --transport.
+    #[arg(long)]
+    pub(crate) domain: Option<String>,
+    /// How long to wait for the owner's answer, in seconds; with no answer by then the request
+    /// stays queued and may still take effect (exit 3).
+    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    pub(crate) timeout: std::time::Duration,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn parse_json(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
+}
+
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(std::time::Duration::from_secs_f64(secs)),
+        _ => Err(format!("{s:?} is not a number of seconds above 0")),
+    }
 }
 
 fn parse_transport(s: &str) -> Result<TransportArg, String> {

@@ -284,25 +284,68 @@ fn acknowledge_frees_a_failed_process_and_retry_refuses_what_did_not_fail() {
 
     let out = saga_cli(&["acknowledge", &id, "--db", db], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), format!("{id}: acknowledged"));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("{id}: acknowledge applied on the file: acknowledged (now acknowledged)")
+    );
     let detail = json(&saga_cli(&["inspect", "process", &id, "--db", db, "--json"], dir.path()));
     assert_eq!(detail["status"], "acknowledged");
 
     let out = saga_cli(&["retry", &id, "--db", db], dir.path());
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot retry while it is acknowledged"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("retry refused"), "{}", stdout(&out));
 }
 
+/// A failed process manager has nothing to send again: a retry would leave it `running` and
+/// stuck for good, so it is refused up front, the file unchanged, and acknowledge still frees it.
 #[test]
-fn retry_resumes_a_failed_process() {
+fn a_retry_of_a_failed_process_manager_is_refused_up_front() {
     let dir = tempfile::tempdir().unwrap();
     let db = voiding_run(dir.path());
+    let before = std::fs::read(&db).unwrap();
     let db = db.to_str().unwrap();
     let failed = json(&saga_cli(&["list", "--db", db, "--status", "failed", "--json"], dir.path()));
     let id = failed.as_array().unwrap()[0]["id"].as_str().unwrap().to_owned();
     let out = saga_cli(&["retry", &id, "--db", db], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("retry refused") && stdout(&out).contains("acknowledge it"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(std::fs::read(db).unwrap() == before, "a refused retry left the file as it was");
+    let out = saga_cli(&["acknowledge", &id, "--db", db], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), format!("{id}: running"));
+}
+
+/// On a stopped service's database (no run recorded), a request is refused before anything is
+/// queued: nothing takes effect later behind the operator's back.
+#[test]
+fn a_request_on_a_file_with_no_run_recorded_queues_nothing() {
+    use saga_core::{RedbStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let db = voiding_run(dir.path());
+    let failed =
+        json(&saga_cli(&["list", "--db", db.to_str().unwrap(), "--status", "failed", "--json"], dir.path()));
+    let id = failed.as_array().unwrap()[0]["id"].as_str().unwrap().to_owned();
+    // A service's own file has processes but no run marker.
+    {
+        let store = RedbStore::open(&db).unwrap();
+        let marker = store.record("saga-cli", "run").unwrap();
+        assert!(marker.is_some(), "the run recorded itself");
+        let write = saga_core::store::Write::delete("saga-cli", "run", marker.unwrap().version);
+        let unit = saga_core::store::CommitUnit::default().with_write(write);
+        store.commit(&saga_core::store::Batch { units: vec![unit], sent: vec![] }).unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    let out = saga_cli(&["acknowledge", &id, "--db", db.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no run is recorded here") && stderr(&out).contains("nothing was queued"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::read(&db).unwrap() == before, "nothing was queued");
 }
 
 #[test]
@@ -1111,4 +1154,112 @@ fn inspect_links_a_parent_and_its_child_and_the_diagram_marks_the_failure() {
     assert!(mermaid.contains("✗ ship failed (for good): permanent: the truck broke down"), "{mermaid}");
     assert!(mermaid.contains("P0-)P2: start child payment/o-1"), "{mermaid}");
     assert!(mermaid.contains("P2--)P0: saga.child-ended"), "{mermaid}");
+}
+
+/// Operator actions through the broker reach the owner while every service keeps running, and
+/// the exit code says what the owner answered: a failed document-voiding process acknowledged
+/// (and a retry of it refused), an imp-summoning saga started and then cancelled while its
+/// summon is out, undone once the circle answers.
+#[test]
+fn operator_actions_through_the_broker_take_effect_while_the_services_keep_running() {
+    let Some(broker) = saga_core::testkit::NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let _logs = ShowLogsOnFailure(dir.path(), broker.monitor_url());
+    let url = broker.url();
+    let service = |domain: &str, name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+            .args(["service", domain, name, "--transport", &url, "--db", &format!("{name}.redb")])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(service_log(dir.path(), name))
+            .spawn()
+            .unwrap()
+    };
+    let through = |args: &[&str], domain: &str| {
+        saga_cli(&[args, &["--transport", &url, "--domain", domain, "--timeout", "20"]].concat(), dir.path())
+    };
+    let mut services =
+        Children(["billing", "reports", "voiding"].iter().map(|n| service("document-voiding", n)).collect());
+
+    // Document voiding, driven to its end: some voidings fail and wait for an operator.
+    let driver = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+        .args(["drive", "document-voiding", "--documents", "20", "--transport", &url, "--db", "driver.redb"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish_within(driver, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let failed =
+        json(&saga_cli(&["list", "--db", "voiding.redb", "--status", "failed", "--json"], dir.path()));
+    let id = failed.as_array().unwrap().first().expect("a voiding failed")["id"].as_str().unwrap().to_owned();
+
+    let retry = through(&["retry", &id], "document-voiding");
+    assert_eq!(retry.status.code(), Some(1), "{}{}", stdout(&retry), stderr(&retry));
+    assert!(stdout(&retry).contains("retry refused"), "{}", stdout(&retry));
+    let ack = through(&["acknowledge", &id], "document-voiding");
+    assert_eq!(ack.status.code(), Some(0), "{}{}", stdout(&ack), stderr(&ack));
+    assert!(stdout(&ack).contains("acknowledge applied through the broker"), "{}", stdout(&ack));
+    let detail = json(&saga_cli(&["inspect", "process", &id, "--db", "voiding.redb", "--json"], dir.path()));
+    assert_eq!(detail["status"], "acknowledged", "the voiding service, still running, acknowledged it");
+    let again = through(&["acknowledge", &id], "document-voiding");
+    assert_eq!(again.status.code(), Some(1), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("acknowledge refused: cannot acknowledge a process that is acknowledged"),
+        "{}",
+        stdout(&again)
+    );
+
+    // Imp summoning without its circle: a saga started through the broker waits at its summon.
+    services.0.push(service("imp-summoning", "reception"));
+    services.0.push(service("imp-summoning", "treasury"));
+    let start =
+        through(&["start", "summoning", "x-1", "--input", r#"{"order":"x-1","fee":10}"#], "imp-summoning");
+    assert_eq!(start.status.code(), Some(0), "{}{}", stdout(&start), stderr(&start));
+    assert!(
+        stdout(&start).contains("start applied through the broker: started on version 1"),
+        "{}",
+        stdout(&start)
+    );
+    let summon = || {
+        let detail = json(&saga_cli(
+            &["inspect", "process", "summoning/x-1", "--db", "reception.redb", "--json"],
+            dir.path(),
+        ));
+        detail["steps"][1]["status"].as_str().unwrap_or_default().to_owned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while summon() != "awaiting" {
+        assert!(std::time::Instant::now() < deadline, "the summon never went out: {}", summon());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cancel = through(&["cancel", "summoning/x-1", "--reason", "the customer left"], "imp-summoning");
+    assert_eq!(cancel.status.code(), Some(0), "{}{}", stdout(&cancel), stderr(&cancel));
+    assert!(stdout(&cancel).contains("cancel applied through the broker"), "{}", stdout(&cancel));
+    // The summon is under way: the saga waits for its answer before it undoes the fee.
+    services.0.push(service("imp-summoning", "circle"));
+    let status = || {
+        json(&saga_cli(
+            &["inspect", "process", "summoning/x-1", "--db", "reception.redb", "--json"],
+            dir.path(),
+        ))["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while status() != "cancelled" {
+        assert!(std::time::Instant::now() < deadline, "the saga did not end cancelled: {}", status());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let late = through(&["cancel", "summoning/x-1"], "imp-summoning");
+    assert_eq!(late.status.code(), Some(1), "{}", stdout(&late));
+    assert!(stdout(&late).contains("cancel refused: the saga has ended (cancelled)"), "{}", stdout(&late));
+    for child in &mut services.0 {
+        assert!(child.try_wait().unwrap().is_none(), "every service kept running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().unwrap();
+    }
 }

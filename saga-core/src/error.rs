@@ -96,6 +96,16 @@ pub enum Error {
         /// Its status now.
         status: String,
     },
+    /// An operator action that this kind of process does not take.
+    #[error("process {id}: cannot {action}: {why}")]
+    NotApplicable {
+        /// The process.
+        id: String,
+        /// The requested action.
+        action: &'static str,
+        /// Why not, and what to do instead.
+        why: String,
+    },
     /// A dead letter cannot be found, or cannot be acted on as asked.
     #[error("dead letter {id}: {problem}")]
     DeadLetter {

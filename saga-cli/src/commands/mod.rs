@@ -3,10 +3,11 @@
 mod inspect;
 mod letters;
 mod list;
-mod operator;
+mod request;
 mod run;
 mod service;
 
+use request::Ask;
 pub(crate) use run::execute;
 
 use crate::cli::{BenchWhat, Cli, Command, InspectWhat};
@@ -30,11 +31,16 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Inspect { what: InspectWhat::Process { id, db, json, mermaid } } => {
             inspect::process(&db.db, &id, json, mermaid)
         }
-        Command::Retry { id, db } => {
-            operator::act(&db.db, &id, saga_core::operator::OperatorAction::Retry).await
+        Command::Retry { id, target } => request::ask(&target, &id, Ask::Retry).await,
+        Command::Acknowledge { id, target } => request::ask(&target, &id, Ask::Acknowledge).await,
+        Command::Cancel { id, reason, target } => request::ask(&target, &id, Ask::Cancel(reason)).await,
+        Command::Terminate { id, reason, target } => request::ask(&target, &id, Ask::Terminate(reason)).await,
+        Command::Signal { id, name, payload, signal_id, target } => {
+            request::ask(&target, &id, Ask::Signal { name, payload, signal_id }).await
         }
-        Command::Acknowledge { id, db } => {
-            operator::act(&db.db, &id, saga_core::operator::OperatorAction::Acknowledge).await
+        Command::Start { saga, key, input, target } => {
+            let id = saga_core::saga::process_id(&saga, &key);
+            request::ask(&target, &id, Ask::Start { saga, key, input }).await
         }
         Command::Service { domain } => service::serve(domain).await,
         Command::Drive { domain } => service::drive(domain).await,
@@ -121,8 +127,19 @@ pub(crate) fn write_marker(store: &dyn Store, version: u64, marker: &RunMarker) 
 /// Starts the domain whose run `store` records, as that run started it, over an in-process
 /// transport; `None` if no run is recorded (the file of a service run apart).
 pub(crate) async fn start_recorded(store: &Arc<RedbStore>) -> Result<Option<RuntimeHandle>> {
+    start_recorded_answering(store, None).await
+}
+
+/// [`start_recorded`], taking answers on `replies` if given.
+pub(crate) async fn start_recorded_answering(
+    store: &Arc<RedbStore>,
+    replies: Option<&str>,
+) -> Result<Option<RuntimeHandle>> {
     let Some((_, marker)) = read_marker(store.as_ref())? else { return Ok(None) };
-    let builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()));
+    let mut builder = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()));
+    if let Some(topic) = replies {
+        builder = builder.replies(topic);
+    }
     let runtime = marker.domain.register(builder, marker.seed).clock(marker.domain.clock()).start().await?;
     Ok(Some(runtime))
 }

@@ -63,3 +63,15 @@ pub struct OperatorAnswer {
     pub detail: String,
 }
 crate::message!(OperatorAnswer = "operator.answer");
+
+impl OperatorAnswer {
+    /// A refusal of `request` about `process`, and why.
+    pub fn refused(process: &str, request: &str, detail: impl Into<String>) -> Self {
+        OperatorAnswer {
+            process: process.to_owned(),
+            request: request.to_owned(),
+            applied: false,
+            detail: detail.into(),
+        }
+    }
+}

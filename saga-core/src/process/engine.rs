@@ -253,31 +253,33 @@ where
         };
         let mut meta =
             record.process.ok_or_else(|| ActionError::permanent(format!("{pid} is not a process")))?;
-        let mut instance: Instance<S> =
+        let instance: Instance<S> =
             serde_json::from_slice(&record.data).map_err(|e| permanent(&format!("decoding {pid}"), e))?;
         ctx.history(pid, message_in(envelope));
+        if action == OperatorAction::Retry {
+            // A failure is the manager's own decision: there is nothing to send again, and a
+            // retried instance would wait for an event that never comes.
+            let reason = "a process manager fails by its own decision, with nothing left to send again; \
+                          acknowledge it once its cause is dealt with";
+            ctx.history(pid, HistoryEvent::Ignored { kind: envelope.kind.clone(), reason: reason.into() });
+            ctx.answer_request(pid, action.as_str(), false, reason)?;
+            return Ok(Handled::Commit);
+        }
         if meta.status != Status::Failed {
             let reason = format!("cannot {} a process that is {}", action.as_str(), meta.status);
             ctx.history(pid, HistoryEvent::Ignored { kind: envelope.kind.clone(), reason: reason.clone() });
             ctx.answer_request(pid, action.as_str(), false, reason)?;
             return Ok(Handled::Commit);
         }
+        // Acknowledged (the only action left): the instance frees its correlation id.
         ctx.history(pid, HistoryEvent::Operator { action: action.as_str().into() });
-        let status = match action {
-            OperatorAction::Acknowledge => {
-                let correlation = instance.correlation_id.clone();
-                let mut slot = self.load_slot(ctx, &correlation)?;
-                if slot.live.as_deref() == Some(pid) {
-                    slot.live = None;
-                    self.save_slot(ctx, &correlation, &slot)?;
-                }
-                Status::Acknowledged
-            }
-            OperatorAction::Retry => {
-                instance.failure = None;
-                Status::Running
-            }
-        };
+        let correlation = instance.correlation_id.clone();
+        let mut slot = self.load_slot(ctx, &correlation)?;
+        if slot.live.as_deref() == Some(pid) {
+            slot.live = None;
+            self.save_slot(ctx, &correlation, &slot)?;
+        }
+        let status = Status::Acknowledged;
         self.save_instance(ctx, pid, &instance, &mut meta, status)?;
         ctx.answer_request(pid, action.as_str(), true, status.as_str())?;
         Ok(Handled::Commit)

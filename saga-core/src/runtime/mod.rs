@@ -351,6 +351,37 @@ impl RuntimeHandle {
         self.send_all(vec![envelope]).await
     }
 
+    /// Sends `requests` (one request, or the same request to each owner it may have) with this
+    /// runtime's reply topic as their `reply_to`, and returns the first answer correlated to the
+    /// first request's correlation id; `None` if none came within `timeout`. The runtime must
+    /// take answers ([`RuntimeBuilder::replies`]).
+    pub async fn ask(
+        &self,
+        requests: Vec<Envelope>,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Envelope>> {
+        let replies = self.shared.replies.clone().ok_or_else(|| {
+            Error::Config(
+                "this runtime takes no answers; build it with RuntimeBuilder::replies(topic)".into(),
+            )
+        })?;
+        let Some(first) = requests.first() else { return Ok(None) };
+        let answer = replies.expect(&first.correlation_id);
+        let requests = requests
+            .into_iter()
+            .map(|mut request| {
+                request.reply_to = Some(replies.topic.clone());
+                request
+            })
+            .collect();
+        self.send_all(requests).await?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(answer)) => Ok(Some(answer)),
+            Ok(Err(_)) => Err(Error::Shutdown),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// What a handle on one of this runtime's processes reads and waits with.
     pub(crate) fn process_watch(&self) -> ProcessWatch {
         ProcessWatch::new(

@@ -50,7 +50,7 @@ impl Replies {
 pub(crate) async fn run(shared: Arc<Shared>, replies: Arc<Replies>, mut stopped: watch::Receiver<bool>) {
     let topic = replies.topic.clone();
     let mut subscription =
-        match shared.transport.subscribe(Subscribe::new(topic.clone(), topic.clone())).await {
+        match shared.transport.subscribe(Subscribe::new(topic.clone(), topic.clone()).transient()).await {
             Ok(subscription) => subscription,
             Err(e) => {
                 tracing::warn!(topic, error = %e, "cannot take answers on the reply topic");
@@ -74,7 +74,11 @@ pub(crate) async fn run(shared: Arc<Shared>, replies: Arc<Replies>, mut stopped:
             Err(e) => {
                 tracing::warn!(topic, error = %e, "the reply topic's subscription failed; subscribing again");
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                match shared.transport.subscribe(Subscribe::new(topic.clone(), topic.clone())).await {
+                match shared
+                    .transport
+                    .subscribe(Subscribe::new(topic.clone(), topic.clone()).transient())
+                    .await
+                {
                     Ok(again) => subscription = again,
                     Err(e) => tracing::debug!(topic, error = %e, "subscribing again failed"),
                 }

@@ -56,6 +56,33 @@ impl SagaHandle {
     }
 }
 
+/// The message that cancels saga instance `id` (see [`RuntimeHandle::cancel`]), for a client
+/// that sends it itself; `by` names who asks.
+pub fn cancel_message(id: &str, reason: &str, by: &str) -> Result<Envelope> {
+    stop_message(id, StopAction::Cancel, reason, by)
+}
+
+/// The message that terminates saga instance `id` (see [`RuntimeHandle::terminate`]).
+pub fn terminate_message(id: &str, reason: &str, by: &str) -> Result<Envelope> {
+    stop_message(id, StopAction::Terminate, reason, by)
+}
+
+/// The message that sends `signal` to saga instance `id`.
+pub fn signal_message(id: &str, signal: &Signal) -> Result<Envelope> {
+    let (saga, key) = id.split_once('/').ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    let mut envelope = Envelope::new(&topic(saga), key, signal)?;
+    envelope.correlation_id = id.to_owned();
+    Ok(envelope)
+}
+
+fn stop_message(id: &str, action: StopAction, reason: &str, by: &str) -> Result<Envelope> {
+    let (saga, key) = id.split_once('/').ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+    let stop = Stop { action, reason: reason.to_owned(), by: by.to_owned() };
+    let mut envelope = Envelope::new(&topic(saga), key, &stop)?;
+    envelope.correlation_id = id.to_owned();
+    Ok(envelope)
+}
+
 /// The saga name and key of instance `id`, and whether the request `action` is refused by what
 /// the local store shows (an instance this runtime hosts that does not exist, or has ended).
 fn address(watch: &ProcessWatch, id: &str, action: &'static str) -> Result<(String, String)> {

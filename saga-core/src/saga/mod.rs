@@ -53,6 +53,7 @@ mod state;
 mod step;
 mod view;
 
+pub use control::{cancel_message, signal_message, terminate_message};
 pub use definition::Parallel;
 pub use handle::{SagaHandle, SagaOutcome};
 pub use messages::Signal;

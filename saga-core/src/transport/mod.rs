@@ -59,12 +59,21 @@ pub struct Subscribe {
     pub topic: String,
     /// The consumer group: members share the topic's messages between them.
     pub group: String,
+    /// Whether the broker may forget the group once nobody has received for a while (a
+    /// one-off client's answers), rather than keep it for good.
+    pub transient: bool,
 }
 
 impl Subscribe {
     /// Subscribes `group` to `topic`.
     pub fn new(topic: impl Into<String>, group: impl Into<String>) -> Self {
-        Subscribe { topic: topic.into(), group: group.into() }
+        Subscribe { topic: topic.into(), group: group.into(), transient: false }
+    }
+
+    /// Lets the broker forget the group once nobody has received for a while.
+    pub fn transient(mut self) -> Self {
+        self.transient = true;
+        self
     }
 }
 

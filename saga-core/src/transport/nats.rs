@@ -258,6 +258,9 @@ impl NatsTransport {
             ack_wait: self.config.ack_wait,
             max_deliver: self.config.max_deliver,
             deliver_policy: consumer::DeliverPolicy::All,
+            // A transient group (a one-off client's answers) is removed by the broker once
+            // nobody pulled from it for five minutes; others stay until deleted.
+            inactive_threshold: if spec.transient { Duration::from_secs(300) } else { Duration::ZERO },
             ..Default::default()
         };
         let consumer: consumer::PullConsumer = patiently(
