@@ -9,8 +9,10 @@
 
 mod context;
 mod engine;
+mod view;
 
 pub use context::ProcessContext;
+pub use view::ProcessView;
 
 use crate::model::{ActionError, Envelope, Message};
 use crate::runtime::Component;

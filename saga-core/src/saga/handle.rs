@@ -57,6 +57,13 @@ impl SagaHandle {
         self.runtime.status(&self.id)
     }
 
+    /// The instance as last committed in this runtime's store (its input, each step's status
+    /// and log, typed through [`SagaView`]), also while it runs; `None` while the store has
+    /// no such instance.
+    pub fn view(&self) -> Result<Option<SagaView>> {
+        SagaView::read(self.runtime.store(), &self.id)
+    }
+
     /// Waits until the instance ends (completed, compensated, cancelled, terminated, or failed
     /// and waiting for an operator) and returns how. Resolves at once for an instance that ended before the call;
     /// otherwise the commit that ends it wakes the caller, with no polling of the store. Fails
