@@ -119,6 +119,45 @@ async fn result_resolves_across_a_restart_of_the_runtime_on_the_same_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_resolves_for_a_saga_cancelled_before_a_restart_and_undone_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.redb");
+    let id = {
+        // No circle here: the saga waits for its summon when it is cancelled.
+        let store = RedbStore::open(&path).unwrap();
+        let runtime =
+            Runtime::builder(store, InProcessTransport::new()).register(order()).start().await.unwrap();
+        let saga = runtime.start_saga("order", "ok", &"ok".to_string()).await.unwrap();
+        saga.cancel("the customer left").await.unwrap();
+        crate::common::eventually("the cancel", || saga.status().unwrap() == Some(Status::Compensating))
+            .await;
+        runtime.shutdown().await.unwrap();
+        saga.id().to_owned()
+    };
+    let store = RedbStore::open(&path).unwrap();
+    let runtime = Runtime::builder(store, InProcessTransport::new())
+        .register(order())
+        .register(circle())
+        .start()
+        .await
+        .unwrap();
+    // The summon under way when it was cancelled completes after the restart: undone first.
+    let outcome = within("after the restart", runtime.saga_handle(&id).result()).await.unwrap();
+    assert_eq!(outcome.status(), Status::Cancelled);
+    let steps: Vec<_> = outcome.saga().steps().iter().map(|s| (s.name().to_owned(), s.status())).collect();
+    assert_eq!(
+        steps,
+        [
+            ("pay".to_owned(), saga_core::saga::StepStatus::Compensated),
+            ("summon".to_owned(), saga_core::saga::StepStatus::Succeeded),
+            ("deliver".to_owned(), saga_core::saga::StepStatus::Pending),
+        ],
+        "the summon has nothing to undo; the payment is refunded; delivery never ran"
+    );
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_adds_no_write_and_ends_with_an_error_when_the_runtime_stops_first() {
     let (_store, builder) = in_memory();
     // No circle: this saga never ends.
