@@ -1,0 +1,134 @@
+//! What comes back to a saga: replies (a remote step's, a child's end), retry timers and
+//! the timeout timer.
+
+use super::*;
+
+impl<I> Run<'_, I>
+where
+    I: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    pub(super) async fn retry_due(&mut self, envelope: &Envelope, due: RetryDue) -> Result<(), ActionError> {
+        let Some(record) = self.state.steps.get(due.step).cloned() else {
+            self.history(ignored(envelope, "no such step"));
+            return Ok(());
+        };
+        self.history(HistoryEvent::TimerFired { name: format!("{}/retry", record.name) });
+        match record.status {
+            StepStatus::Retrying if record.attempts == due.attempt && self.state.phase == Phase::Forward => {
+                self.run_action(due.step).await
+            }
+            StepStatus::CompensationRetrying if record.compensation_attempts == due.attempt => {
+                self.compensate(due.step).await
+            }
+            _ => {
+                self.history(ignored(envelope, "the retry is no longer due"));
+                Ok(())
+            }
+        }
+    }
+
+    /// The saga's timeout timer fired (or, for an instance begun by an older version, one
+    /// step's own): the awaited answer, if any, is overdue or the timer is set again for it.
+    pub(super) async fn timed_out(&mut self, envelope: &Envelope) -> Result<(), ActionError> {
+        let now = self.now();
+        self.history(HistoryEvent::TimerFired { name: TIMEOUT_TIMER.into() });
+        if self.state.timeout_timer.is_some_and(|due| due <= now) {
+            // The timer that brought this is spent.
+            self.state.timeout_timer = None;
+        }
+        let awaited: Vec<(usize, Timestamp, u32)> = (0..self.state.steps.len())
+            .filter_map(|i| {
+                let step = &self.state.steps[i];
+                let deadline = step.deadline.filter(|_| self.awaits(i, step.attempts))?;
+                Some((i, deadline, step.attempts))
+            })
+            .collect();
+        if awaited.is_empty() {
+            self.history(ignored(envelope, "no answer is awaited"));
+            return Ok(());
+        }
+        for &(i, deadline, attempt) in &awaited {
+            if deadline > now {
+                continue;
+            }
+            let step = self.state.steps[i].name.clone();
+            self.history(HistoryEvent::StepTimedOut { step, attempt });
+            self.state.steps[i].deadline = None;
+            let definition = &self.engine.steps[i];
+            let limit = definition.timeout.unwrap_or_default();
+            match &definition.action {
+                Action::Signal { signal, .. } => match definition.on_timeout.clone() {
+                    Some(log) => self.step_succeeded(i, log)?,
+                    None => {
+                        let error = ActionError::permanent(format!("no {signal} signal within {limit:?}"));
+                        self.step_failed(i, error)?;
+                    }
+                },
+                _ => self.step_failed(i, ActionError::transient(format!("no reply within {limit:?}")))?,
+            }
+        }
+        // Set for an earlier deadline whose answer came: now wait for the next one's.
+        if let Some(&(i, deadline, attempt)) =
+            awaited.iter().filter(|&&(i, _, _)| self.state.steps[i].deadline.is_some()).min_by_key(|a| a.1)
+        {
+            self.arm_timeout(deadline, i, attempt)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn reply(&mut self, envelope: &Envelope) -> Result<(), ActionError> {
+        self.message_in(envelope);
+        let target =
+            envelope.headers.get(STEP_HEADER).and_then(|h| h.split_once(':')).and_then(|(step, attempt)| {
+                Some((step.parse::<usize>().ok()?, attempt.parse::<u32>().ok()?))
+            });
+        let Some((i, attempt)) = target else {
+            self.history(ignored(envelope, "not a reply to any step"));
+            return Ok(());
+        };
+        let Some(step) = self.engine.steps.get(i) else {
+            self.history(ignored(envelope, "no such step"));
+            return Ok(());
+        };
+        let expected = match &step.action {
+            Action::Remote { reply_kind, .. } => *reply_kind,
+            Action::Child { .. } => ChildEnded::KIND,
+            _ => {
+                self.history(ignored(envelope, "the step awaits no reply"));
+                return Ok(());
+            }
+        };
+        let record = &self.state.steps[i];
+        if record.status == StepStatus::Compensating && envelope.kind == ChildEnded::KIND {
+            let ended: ChildEnded = envelope.decode()?;
+            return self.child_compensated(i, ended);
+        }
+        if !self.awaits(i, attempt) || envelope.kind != expected {
+            let reason = format!(
+                "late reply: step {} is {:?} (attempt {})",
+                record.name, record.status, record.attempts
+            );
+            self.history(ignored(envelope, &reason));
+            return Ok(());
+        }
+        // The saga's timeout timer stays for the next awaited reply, or goes when the saga ends.
+        self.state.steps[i].deadline = None;
+        let outcome = match &step.action {
+            Action::Remote { on_reply, .. } => on_reply(envelope),
+            _ => {
+                let ended: ChildEnded = envelope.decode()?;
+                match ended.status {
+                    Status::Completed => Ok(Value::String(ended.child)),
+                    status => {
+                        let why = ended.failure.map(|f| format!(" ({f})")).unwrap_or_default();
+                        Err(ActionError::permanent(format!("child saga {} ended {status}{why}", ended.child)))
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(log) => self.step_succeeded(i, log),
+            Err(e) => self.step_failed(i, e),
+        }
+    }
+}
