@@ -58,6 +58,52 @@ async fn settle(backend: &FaultyBackend, runtime: saga_core::RuntimeHandle) {
     let _ = runtime.shutdown().await;
 }
 
+/// The world outside the store that a saga crash workload records its effects in: every action
+/// and compensation that ran, by idempotency key, with how often. It survives the crash, as a
+/// real service would.
+type Effects = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u32>>>;
+
+/// A saga workload under a crash: run it on a backend until it ends or crashes (saying whether
+/// the database was created), then recover an image of the backend and check it.
+trait CrashWorkload {
+    async fn run(&self, backend: FaultyBackend, world: &Effects) -> bool;
+    async fn recover_and_finish(&self, image: FaultyBackend, world: &Effects, point: &str);
+}
+
+/// Crashes `workload` at about `points` of its writes and syncs spread evenly (every one with
+/// SAGA_LONG_TESTS=1, the one named by SAGA_CRASH_AT=N alone), recovering both the durable
+/// and the live image of each, and returns (writes and syncs, step, points crashed at).
+async fn at_crash_points(workload: &impl CrashWorkload, points: u64) -> (u64, u64, u64) {
+    let probe = FaultyBackend::new();
+    workload.run(probe.clone(), &Effects::default()).await;
+    let total = probe.operations();
+    assert!(total > 30, "the workload performs {total} writes and syncs");
+    let step = if std::env::var_os("SAGA_LONG_TESTS").is_some() { 1 } else { (total / points).max(1) };
+    let only: Option<u64> = std::env::var("SAGA_CRASH_AT").ok().and_then(|n| n.parse().ok());
+    let chosen: Vec<u64> = match only {
+        Some(n) => vec![n],
+        None => (1..=total + 1).step_by(step as usize).collect(),
+    };
+    for &n in &chosen {
+        let backend = FaultyBackend::failing_at(n);
+        let world = Effects::default();
+        if workload.run(backend.clone(), &world).await {
+            for (image, which) in [(backend.durable_image(), "durable"), (backend.live_image(), "live")] {
+                let world = Arc::new(std::sync::Mutex::new(world.lock().unwrap().clone()));
+                let point = format!("op {n}, {which} (SAGA_CRASH_AT={n})");
+                workload.recover_and_finish(image, &world, &point).await;
+            }
+        } else {
+            workload
+                .recover_and_finish(FaultyBackend::new(), &world, &format!("op {n}, never created"))
+                .await;
+        }
+    }
+    let crashed = chosen.len() as u64;
+    assert!(crashed >= 30 || only.is_some(), "crashed at {crashed} points");
+    (total, step, crashed)
+}
+
 /// What the recovered store holds must be made of whole units.
 fn assert_whole(store: &RedbStore, point: &str) {
     let applied = applied(store);
@@ -139,15 +185,12 @@ mod sagas {
     use saga_core::saga::{CompensationContext, Saga, SagaView, Step, StepContext, StepStatus};
     use saga_core::testkit::FaultyBackend;
     use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime, Status, Store};
-    use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
     const SAGAS: u64 = 6;
 
-    /// The world outside the store: every action and compensation that ran, by idempotency
-    /// key, with how often. It survives the crash, as a real service would.
-    type World = Arc<Mutex<BTreeMap<String, u32>>>;
+    use super::Effects as World;
 
     fn record(world: &World, key: String) {
         *world.lock().unwrap().entry(key).or_default() += 1;
@@ -280,35 +323,22 @@ mod sagas {
         keys
     }
 
+    struct Orders;
+
+    impl super::CrashWorkload for Orders {
+        async fn run(&self, backend: FaultyBackend, world: &World) -> bool {
+            workload(backend, world).await
+        }
+
+        async fn recover_and_finish(&self, image: FaultyBackend, world: &World, point: &str) {
+            recover_and_finish(image, world, point).await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_crash_at_any_write_or_sync_of_sagas_begun_by_clients_loses_nothing_and_reruns_nothing_committed()
      {
-        let probe = FaultyBackend::new();
-        workload(probe.clone(), &World::default()).await;
-        let total = probe.operations();
-        assert!(total > 30, "the workload performs {total} writes and syncs");
-        let step = (total / 60).max(1);
-        let mut points = 0;
-        // SAGA_CRASH_AT=N replays the one crash point N.
-        let only: Option<u64> = std::env::var("SAGA_CRASH_AT").ok().and_then(|n| n.parse().ok());
-        let points_to_run: Vec<u64> = match only {
-            Some(n) => vec![n],
-            None => (1..=total + 1).step_by(step as usize).collect(),
-        };
-        for n in points_to_run {
-            let backend = FaultyBackend::failing_at(n);
-            let world = World::default();
-            if workload(backend.clone(), &world).await {
-                for (image, which) in [(backend.durable_image(), "durable"), (backend.live_image(), "live")] {
-                    let world = Arc::new(Mutex::new(world.lock().unwrap().clone()));
-                    recover_and_finish(image, &world, &format!("op {n}, {which} (SAGA_CRASH_AT={n})")).await;
-                }
-            } else {
-                recover_and_finish(FaultyBackend::new(), &world, &format!("op {n}, never created")).await;
-            }
-            points += 1;
-        }
-        assert!(points >= 30 || only.is_some(), "crashed at {points} points");
+        let (total, step, points) = super::at_crash_points(&Orders, 60).await;
         eprintln!("sagas: {total} writes and syncs; crashed at every one in {step}: {points} crash points");
     }
 }
@@ -323,12 +353,10 @@ mod programming {
     };
     use saga_core::testkit::FaultyBackend;
     use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime, RuntimeHandle, Status, Store};
-    use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
-    /// Every action and compensation that ran, by idempotency key, with how often.
-    type World = Arc<Mutex<BTreeMap<String, u32>>>;
+    use super::Effects as World;
 
     fn record(world: &World, key: &str) {
         *world.lock().unwrap().entry(key.to_owned()).or_default() += 1;
@@ -499,36 +527,21 @@ mod programming {
         runtime.shutdown().await.unwrap();
     }
 
+    struct Trips;
+
+    impl super::CrashWorkload for Trips {
+        async fn run(&self, backend: FaultyBackend, world: &World) -> bool {
+            workload(backend, world).await
+        }
+
+        async fn recover_and_finish(&self, image: FaultyBackend, world: &World, point: &str) {
+            recover_and_finish(image, world, point).await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_crash_at_any_write_or_sync_of_cancels_signals_groups_and_children_keeps_compensation_exact() {
-        let probe = FaultyBackend::new();
-        let world = World::default();
-        workload(probe.clone(), &world).await;
-        let total = probe.operations();
-        assert!(total > 30, "the workload performs {total} writes and syncs");
-        // Every write and sync with SAGA_LONG_TESTS=1; about 40 of them spread evenly otherwise.
-        let step = if std::env::var_os("SAGA_LONG_TESTS").is_some() { 1 } else { (total / 40).max(1) };
-        let mut points = 0;
-        // SAGA_CRASH_AT=N replays the one crash point N.
-        let only: Option<u64> = std::env::var("SAGA_CRASH_AT").ok().and_then(|n| n.parse().ok());
-        let points_to_run: Vec<u64> = match only {
-            Some(n) => vec![n],
-            None => (1..=total + 1).step_by(step as usize).collect(),
-        };
-        for n in points_to_run {
-            let backend = FaultyBackend::failing_at(n);
-            let world = World::default();
-            if workload(backend.clone(), &world).await {
-                for (image, which) in [(backend.durable_image(), "durable"), (backend.live_image(), "live")] {
-                    let world = Arc::new(Mutex::new(world.lock().unwrap().clone()));
-                    recover_and_finish(image, &world, &format!("op {n}, {which} (SAGA_CRASH_AT={n})")).await;
-                }
-            } else {
-                recover_and_finish(FaultyBackend::new(), &world, &format!("op {n}, never created")).await;
-            }
-            points += 1;
-        }
-        assert!(points >= 30 || only.is_some(), "crashed at {points} points");
+        let (total, step, points) = super::at_crash_points(&Trips, 40).await;
         eprintln!(
             "programming: {total} writes and syncs; crashed at every one in {step}: {points} crash points"
         );
