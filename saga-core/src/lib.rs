@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc`) mark each item of a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc = include_str!("../../docs/guide.md")]
 pub mod guide {}

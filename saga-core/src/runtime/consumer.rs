@@ -303,6 +303,13 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
         let (unit, dead) = if envelope.kind == crate::transport::UNDECODABLE_KIND {
             let reason =
                 envelope.headers.get(crate::transport::DECODE_ERROR_HEADER).cloned().unwrap_or_default();
+            tracing::warn!(
+                consumer = %name,
+                topic = %envelope.topic,
+                message = %envelope.id,
+                reason,
+                "not a readable message; it goes to dead letters"
+            );
             (dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now), true)
         } else {
             let mut ctx = Context::new(snapshot, name.clone(), envelope, now, shared.announce.clone());
