@@ -4,6 +4,7 @@
 mod commit;
 #[cfg(test)]
 mod fast_path_tests;
+mod listing;
 mod open;
 mod snapshot;
 mod tables;
@@ -14,7 +15,8 @@ use self::snapshot::SnapshotCache;
 use self::tables::*;
 use super::{
     Batch, CommitReport, CommitUnit, DeadLetter, FireReport, HistoryEntry, InboxKey, OutboxRow,
-    PROCESS_SPACE, ProcessSummary, Record, Snapshot, Status, Store, Timer, UnitOutcome,
+    PROCESS_SPACE, ProcessPage, ProcessQuery, ProcessSummary, Record, Snapshot, Status, Store, Timer,
+    UnitOutcome,
 };
 use crate::error::{Error, Result};
 use crate::model::{Envelope, MessageId, Timestamp};
@@ -127,7 +129,7 @@ impl RedbStore {
         let txn = ro.begin_read().map_err(|e| read_error(path, e))?;
         // A reader leaves an older file as it is and reads it in its own layout.
         let history_v1 = match open::check_schema(&txn, path)? {
-            Schema::Current => false,
+            Schema::Current | Schema::CurrentWithoutIndex => false,
             Schema::Older(found) => found == 1,
             Schema::Blank => {
                 return Err(Error::ForeignDatabase {
@@ -167,6 +169,7 @@ impl RedbStore {
             Schema::Current => {}
             Schema::Blank => open::initialise(&db, &path)?,
             Schema::Older(found) => open::upgrade(&db, &path, found)?,
+            Schema::CurrentWithoutIndex => open::upgrade(&db, &path, SCHEMA_VERSION)?,
         }
         let txn = db.begin_read().map_err(|e| read_error(&path, e))?;
         let next = open::next_seq(&txn, &path)?;
@@ -354,6 +357,10 @@ impl Store for RedbStore {
             }
         }
         Ok(out)
+    }
+
+    fn processes_page(&self, query: &ProcessQuery) -> Result<ProcessPage> {
+        self.page(query)
     }
 
     fn count_processes(&self, status: Status) -> Result<u64> {
