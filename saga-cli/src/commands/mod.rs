@@ -6,6 +6,7 @@ mod list;
 mod operator;
 mod run;
 mod service;
+mod watch;
 
 pub(crate) use run::execute;
 
@@ -22,13 +23,18 @@ use std::sync::Arc;
 pub(crate) async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Run { domain } => run::run(domain).await,
-        Command::List { db, status, json } => list::list(&db.db, status, json),
+        Command::List(args) => list::list(&args),
+        Command::Watch { id, db, json } => watch::follow(&db.db, &id, json).await,
         Command::Count { db, by, json } => list::count(&db.db, by, json),
         Command::DeadLetters { what, db, action, yes: _, json } => {
             letters::dead_letters(&db, what, action, json).await
         }
-        Command::Inspect { what: InspectWhat::Process { id, db, json, mermaid } } => {
-            inspect::process(&db.db, &id, json, mermaid)
+        Command::Inspect { what: InspectWhat::Process { id, db, json, mermaid, follow } } => {
+            if follow {
+                watch::follow(&db.db, &id, json).await
+            } else {
+                inspect::process(&db.db, &id, json, mermaid)
+            }
         }
         Command::Retry { id, db } => {
             operator::act(&db.db, &id, saga_core::operator::OperatorAction::Retry).await
