@@ -177,6 +177,33 @@ pub(crate) enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// How fast `list` prints its first page, and how long and how much memory a whole
+    /// `list --json` takes, on a store of many finished sagas.
+    ///
+    /// The store is written straight through the store's commits, many sagas to a commit (or
+    /// `--db` names one to reuse). Each measurement runs this binary as a child process:
+    /// first page: `list --limit N`, spawn to exit; list --json: the whole array read to the
+    /// end. Peak RSS is the child's VmHWM, read from /proc while it runs. The figures are the
+    /// medians of the runs (and the largest peak of the stream's). Targets: the first page
+    /// under 100 ms, the whole stream under 100 MB.
+    List {
+        /// Finished sagas in the store it builds.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+        processes: u64,
+        /// Keep the store in this file: built there if there is none, used as it is if there is
+        /// (a scratch file, deleted afterwards, without it).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Rows on the first page.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
+        /// Runs of each measurement.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// How `bench saga` drives its sagas.

@@ -1334,3 +1334,24 @@ fn watch_and_inspect_follow_print_the_history_as_it_grows_and_end_with_the_proce
     assert_eq!(end["status"], status);
     assert_eq!(entries, &history[..], "every entry once, as inspect --json gives it");
 }
+
+#[test]
+fn bench_list_builds_a_store_measures_both_listings_and_reuses_a_kept_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["bench", "list", "--processes", "3000", "--runs", "1", "--db", "kept.redb", "--json"];
+    let out = saga_cli(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["processes"], 3000, "{report}");
+    assert!(report["built_in_s"].as_f64().is_some(), "{report}");
+    for figure in ["first_page_ms", "first_page_rss_mb", "first_page_query_ms", "stream_s", "stream_rss_mb"] {
+        assert!(report[figure].as_f64().is_some_and(|x| x > 0.0), "{figure}: {report}");
+    }
+    let (newest, next) = list_page(&["--db", "kept.redb", "--limit", "2"], dir.path());
+    assert_eq!(newest, ["order/2999", "order/2998"], "finished sagas, four created a millisecond");
+    assert!(next.is_some());
+
+    let again = json(&saga_cli(&args, dir.path()));
+    assert_eq!(again["processes"], 3000);
+    assert!(again.get("built_in_s").is_none(), "a kept store is reused: {again}");
+}

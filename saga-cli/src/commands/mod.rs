@@ -80,6 +80,16 @@ async fn bench(what: BenchWhat) -> Result<u8> {
             }
             Ok(if report.runs.iter().all(|r| r.ended_well) { 0 } else { 1 })
         }
+        BenchWhat::List { processes, db, limit, runs, json } => {
+            let options = crate::bench::list::Options { processes, db, limit, runs };
+            let report = tokio::task::spawn_blocking(move || crate::bench::list::run(options)).await??;
+            if json {
+                crate::output::emit(&serde_json::to_string(&report)?)?;
+            } else {
+                crate::output::emit(&report.table())?;
+            }
+            Ok(0)
+        }
         BenchWhat::Saga { mode, sagas, in_memory, transport, runs, json } => {
             let options = crate::bench::saga::Options { mode, sagas, in_memory, transport, runs };
             let report = crate::bench::saga::run(options).await?;

@@ -118,7 +118,9 @@ impl RedbStore {
             }
             FileState::Redb => {}
         }
-        let ro = file_builder().open_read_only(path).map_err(|e| match e {
+        let mut builder = file_builder();
+        builder.set_cache_size(READ_ONLY_CACHE);
+        let ro = builder.open_read_only(path).map_err(|e| match e {
             redb::DatabaseError::RepairAborted => Error::Config(format!(
                 "{}: the database was not closed cleanly; open it for writing once (for \
                  example with `saga-cli retry`) to recover it",
@@ -210,6 +212,11 @@ impl RedbStore {
         move |e| Error::storage(context.clone(), e)
     }
 }
+
+/// The page cache of a store opened read-only. A reader lists, inspects or follows: it reads each
+/// page about once, so a cache of redb's default size (1 GiB) would only hold, in memory, what
+/// a listing of a large file has passed.
+const READ_ONLY_CACHE: usize = 16 * 1024 * 1024;
 
 fn file_builder() -> Builder {
     let mut builder = Builder::new();
