@@ -1,6 +1,7 @@
 //! `saga-cli bench`: throughput and latency of the engine, measured against redb's ceiling, and
 //! of a whole domain's sagas.
 
+pub(crate) mod list;
 pub(crate) mod saga;
 
 use anyhow::{Context as _, Result};

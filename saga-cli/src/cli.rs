@@ -23,14 +23,18 @@ pub(crate) enum Command {
         #[command(subcommand)]
         domain: Chosen<CommonRun>,
     },
-    /// Lists processes: one row per saga or process instance.
-    List {
+    /// Lists processes: one row per saga or process instance, newest first (by creation time,
+    /// then id).
+    List(ListArgs),
+    /// Prints a process's history as it grows, until the process ends (the same as `inspect
+    /// process ID --follow`).
+    Watch {
+        /// The process id, as `list` shows it.
+        id: String,
         #[command(flatten)]
         db: DbArg,
-        /// Only processes with this status.
-        #[arg(long, value_parser = parse_status)]
-        status: Option<saga_core::Status>,
-        /// Print a JSON array instead of a table.
+        /// Print each history entry as a JSON object on a line of its own, and the end as one
+        /// more.
         #[arg(long)]
         json: bool,
     },
@@ -222,6 +226,33 @@ pub(crate) enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// How fast `list` prints its first page, and how long and how much memory a whole
+    /// `list --json` takes, on a store of many finished sagas.
+    ///
+    /// The store is written straight through the store's commits, many sagas to a commit (or
+    /// `--db` names one to reuse). Each measurement runs this binary as a child process:
+    /// first page: `list --limit N`, spawn to exit; list --json: the whole array read to the
+    /// end. Peak RSS is the child's VmHWM, read from /proc while it runs. The figures are the
+    /// medians of the runs (and the largest peak of the stream's). Targets: the first page
+    /// under 100 ms, the whole stream under 100 MB.
+    List {
+        /// Finished sagas in the store it builds.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+        processes: u64,
+        /// Keep the store in this file: built there if there is none, used as it is if there is
+        /// (a scratch file, deleted afterwards, without it).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Rows on the first page.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
+        /// Runs of each measurement.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// How `bench saga` drives its sagas.
@@ -285,7 +316,46 @@ pub(crate) enum InspectWhat {
         /// Print a mermaid sequence diagram of the messages it exchanged.
         #[arg(long)]
         mermaid: bool,
+        /// Print its history as it grows, until it ends (like `watch`).
+        #[arg(long, conflicts_with = "mermaid")]
+        follow: bool,
     },
+}
+
+/// What `saga-cli list` lists, in which order, and how much of it.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArg,
+    /// Only processes with this status.
+    #[arg(long, value_parser = parse_status)]
+    pub(crate) status: Option<saga_core::Status>,
+    /// Only processes of this kind (the saga's or process manager's name).
+    #[arg(long)]
+    pub(crate) kind: Option<String>,
+    /// Only processes whose id begins with this.
+    #[arg(long)]
+    pub(crate) prefix: Option<String>,
+    /// Only processes created at or after this RFC 3339 time (2026-01-31T09:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub(crate) since: Option<saga_core::Timestamp>,
+    /// Only processes created before this RFC 3339 time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub(crate) until: Option<saga_core::Timestamp>,
+    /// At most N processes; if there are more, the next page's flag goes to stderr as
+    /// `next: --after CURSOR`.
+    #[arg(long, value_name = "N", value_parser = parse_limit)]
+    pub(crate) limit: Option<usize>,
+    /// Lists the page after the one that printed CURSOR (with the same flags otherwise): the
+    /// pages of one listing hold, once each, the processes there were at its first page.
+    #[arg(long, value_name = "CURSOR", value_parser = parse_cursor)]
+    pub(crate) after: Option<saga_core::store::PageCursor>,
+    /// Oldest first.
+    #[arg(long)]
+    pub(crate) oldest_first: bool,
+    /// Print one JSON array instead of a table, written a row at a time.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -414,6 +484,29 @@ fn parse_member(s: &str) -> Result<Membership, String> {
 
 fn parse_status(s: &str) -> Result<saga_core::Status, String> {
     s.parse()
+}
+
+fn parse_limit(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of 1 or more")),
+    }
+}
+
+fn parse_time(s: &str) -> Result<saga_core::Timestamp, String> {
+    s.parse().map_err(what_is_wrong)
+}
+
+fn parse_cursor(s: &str) -> Result<saga_core::store::PageCursor, String> {
+    s.parse().map_err(what_is_wrong)
+}
+
+/// The message of a value saga-core refused to read, without its "configuration:" label.
+fn what_is_wrong(e: saga_core::Error) -> String {
+    match e {
+        saga_core::Error::Config(message) => message,
+        other => other.to_string(),
+    }
 }
 
 /// Parses, runs, prints the error if any, and exits: 0 success, 1 failure, 2 usage, 130

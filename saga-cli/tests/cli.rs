@@ -1262,4 +1262,296 @@ fn operator_actions_through_the_broker_take_effect_while_the_services_keep_runni
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         child.wait().unwrap();
     }
+
+/// The ids of a `list --json` of `args` in `dir`, and the `--after` cursor it printed on
+/// stderr, if any.
+fn list_page(args: &[&str], dir: &Path) -> (Vec<String>, Option<String>) {
+    let out = saga_cli(&[&["list", "--json"][..], args].concat(), dir);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    let rows = json(&out);
+    let ids = rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    let next = stderr(&out).lines().find_map(|l| l.strip_prefix("next: --after ").map(str::to_owned));
+    (ids, next)
+}
+
+/// Every page of a listing, `limit` at a time, following the cursor each page prints.
+fn list_pages(args: &[&str], limit: usize, dir: &Path) -> Vec<Vec<String>> {
+    let limit = limit.to_string();
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut page_args = vec!["--limit", limit.as_str()];
+        if let Some(cursor) = &after {
+            page_args.extend(["--after", cursor.as_str()]);
+        }
+        let (ids, next) = list_page(&[args, &page_args].concat(), dir);
+        pages.push(ids);
+        match next {
+            Some(next) => after = Some(next),
+            None => return pages,
+        }
+        assert!(pages.len() < 10_000, "a listing that never ends");
+    }
+}
+
+/// Rows of a `list --json`: (created_at, id), in the order listed.
+fn created_and_ids(rows: &Value) -> Vec<(String, String)> {
+    let rows = rows.as_array().unwrap();
+    rows.iter()
+        .map(|r| (r["created_at"].as_str().unwrap().to_owned(), r["id"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn list_pages_cover_every_process_once_by_creation_time_newest_or_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = saga_cli(&["run", "imp-summoning", "--orders", "25", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let oldest = created_and_ids(&json(&saga_cli(&["list", "--json", "--oldest-first"], dir.path())));
+    assert_eq!(oldest.len(), 25);
+    let mut sorted = oldest.clone();
+    sorted.sort();
+    assert_eq!(oldest, sorted, "by creation time, then id as text (RFC 3339 times sort as text)");
+    let oldest: Vec<String> = oldest.into_iter().map(|(_, id)| id).collect();
+    let newest: Vec<String> = oldest.iter().rev().cloned().collect();
+    let listed = json(&saga_cli(&["list", "--json"], dir.path()));
+    assert_eq!(
+        created_and_ids(&listed).into_iter().map(|(_, id)| id).collect::<Vec<_>>(),
+        newest,
+        "newest first"
+    );
+
+    let pages = list_pages(&["--oldest-first"], 7, dir.path());
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [7, 7, 7, 4], "{pages:?}");
+    assert_eq!(pages.concat(), oldest, "oldest first, a page at a time");
+    assert_eq!(list_pages(&[], 7, dir.path()).concat(), newest, "newest first, a page at a time");
+    assert_eq!(list_pages(&[], 25, dir.path()).len(), 1, "a page that holds the rest prints no cursor");
+
+    let table = saga_cli(&["list", "--limit", "3"], dir.path());
+    assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+    assert!(
+        stdout(&table).contains(&newest[0]) && stdout(&table).contains("3 processes"),
+        "{}",
+        stdout(&table)
+    );
+    assert!(!stdout(&table).contains(&newest[3]), "{}", stdout(&table));
+    let next = stderr(&table);
+    assert!(next.starts_with("next: --after ") && next.lines().count() == 1, "{next}");
+}
+
+#[test]
+fn list_pages_read_while_a_run_writes_list_each_process_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+        // One summoner, who rests after each of the ~300 failures: the run lasts about a minute.
+        .args(["run", "imp-summoning", "--orders", "3000", "--summoners", "1", "--db", "busy.redb", "--json"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut run = Children(vec![run]);
+    let db = ["--db", "busy.redb"];
+    let started = std::time::Instant::now();
+    // Until there are several pages of processes.
+    let total = |dir: &Path| {
+        let out = saga_cli(&[&["count", "--json"][..], &db].concat(), dir);
+        if out.status.code() == Some(0) { json(&out)["total"].as_u64().unwrap() } else { 0 }
+    };
+    while !dir.path().join("busy.redb").exists() || total(dir.path()) < 500 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the run never created its database");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for order in [&[][..], &["--oldest-first"][..]] {
+        let (before, _) = list_page(&[&db[..], order].concat(), dir.path());
+        let pages = list_pages(&[&db[..], order].concat(), 100, dir.path());
+        let (after, _) = list_page(&[&db[..], order].concat(), dir.path());
+        assert!(pages.len() > 5, "{order:?}: several pages");
+        let listed = pages.concat();
+        let unique: std::collections::BTreeSet<&String> = listed.iter().collect();
+        assert_eq!(unique.len(), listed.len(), "{order:?}: each process once");
+        let before: std::collections::BTreeSet<&String> = before.iter().collect();
+        let after_set: std::collections::BTreeSet<&String> = after.iter().collect();
+        assert!(before.is_subset(&unique), "{order:?}: every process there was before the first page");
+        assert!(unique.is_subset(&after_set), "{order:?}: none that was not there after the last");
+        // The pages are in the listing's order: the same order as a listing read after them.
+        let positions: Vec<usize> =
+            listed.iter().map(|id| after.iter().position(|a| a == id).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{order:?}: in order");
+    }
+    let still_running = run.0[0].try_wait().unwrap().is_none();
+    assert!(still_running, "the run ended before the pages were read; make it longer");
+}
+
+#[test]
+fn list_filters_by_kind_status_prefix_and_creation_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        saga_cli(&["run", "imp-summoning", "--orders", "30", "--failure-rate", "0.5", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let all = json(&saga_cli(&["list", "--json", "--oldest-first"], dir.path()));
+    let all = all.as_array().unwrap();
+    let ids = |args: &[&str]| list_page(&[args, &["--oldest-first"]].concat(), dir.path()).0;
+    let expect = |keep: &dyn Fn(&Value) -> bool| -> Vec<String> {
+        all.iter().filter(|r| keep(r)).map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    };
+
+    assert_eq!(ids(&["--kind", "summoning"]).len(), 30);
+    assert!(ids(&["--kind", "nothing-of-the-kind"]).is_empty());
+    let compensated = ids(&["--status", "compensated"]);
+    assert!(!compensated.is_empty() && compensated.len() < 30, "{compensated:?}");
+    assert_eq!(compensated, expect(&|r| r["status"] == "compensated"));
+    assert_eq!(
+        ids(&["--prefix", "summoning/order-1"]),
+        expect(&|r| r["id"].as_str().unwrap().starts_with("summoning/order-1"))
+    );
+    let middle = all[all.len() / 2]["created_at"].as_str().unwrap();
+    let last = all[all.len() - 1]["created_at"].as_str().unwrap();
+    assert_eq!(ids(&["--since", middle]), expect(&|r| r["created_at"].as_str().unwrap() >= middle));
+    assert_eq!(ids(&["--until", middle]), expect(&|r| r["created_at"].as_str().unwrap() < middle));
+    assert_eq!(
+        ids(&["--since", middle, "--until", last, "--status", "completed", "--prefix", "summoning/order-2"]),
+        expect(&|r| {
+            let created = r["created_at"].as_str().unwrap();
+            created >= middle
+                && created < last
+                && r["status"] == "completed"
+                && r["id"].as_str().unwrap().starts_with("summoning/order-2")
+        })
+    );
+    // An offset names the same moment in another zone.
+    assert_eq!(ids(&["--since", "2000-01-01T01:00:00+01:00"]).len(), 30);
+    assert!(ids(&["--until", "2000-01-01T00:00:00Z"]).is_empty());
+    let empty = saga_cli(&["list", "--kind", "nothing", "--json"], dir.path());
+    assert_eq!(stdout(&empty).trim(), "[]");
+}
+
+#[test]
+fn list_refuses_bad_flags_on_one_line_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = saga_cli(&["run", "imp-summoning", "--orders", "5", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (_, next) = list_page(&["--limit", "2"], dir.path());
+    let newest_cursor = next.unwrap();
+    for (args, needle) in [
+        (vec!["list", "--limit", "0"], "not a whole number of 1 or more"),
+        (vec!["list", "--limit", "many"], "--limit"),
+        (vec!["list", "--since", "yesterday"], "not an RFC 3339 time"),
+        (vec!["list", "--until", "2026-02-30T00:00:00Z"], "not an RFC 3339 time"),
+        (vec!["list", "--after", "page-2"], "not a cursor that a listing printed"),
+        (vec!["list", "--status", "sleeping"], "unknown status"),
+        (vec!["list", "--after", newest_cursor.as_str(), "--oldest-first"], "drop --oldest-first"),
+        (vec!["watch"], "<ID>"),
+        (vec!["inspect", "process", "x", "--follow", "--mermaid"], "--mermaid"),
+    ] {
+        let out = saga_cli(&args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+    let out = saga_cli(&["watch", "nope/1"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no process with id \"nope/1\""), "{}", stderr(&out));
+}
+
+#[test]
+fn watch_and_inspect_follow_print_the_history_as_it_grows_and_end_with_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    // One summoner who often reads the wrong scroll and then rests: sagas wait seconds for it.
+    let args = [
+        "run",
+        "imp-summoning",
+        "--orders",
+        "12",
+        "--summoners",
+        "1",
+        "--failure-rate",
+        "0.6",
+        "--recovery-ms",
+        "1500",
+        "--db",
+        "slow.redb",
+        "--json",
+    ];
+    let run = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+        .args(args)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _run = Children(vec![run]);
+    let db = ["--db", "slow.redb"];
+    let started = std::time::Instant::now();
+    let id = loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "no process is running");
+        if dir.path().join("slow.redb").exists() {
+            let (running, _) = list_page(&[&db[..], &["--status", "running"]].concat(), dir.path());
+            // The newest waits longest for the summoner.
+            if let Some(id) = running.first() {
+                break id.clone();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let watch = spawn(&["watch", &id, "--db", "slow.redb"]);
+    let follow = spawn(&["inspect", "process", &id, "--follow", "--json", "--db", "slow.redb"]);
+    let watched = finish_within(watch, Duration::from_secs(90));
+    let followed = finish_within(follow, Duration::from_secs(90));
+    assert_eq!(watched.status.code(), Some(0), "{}", stderr(&watched));
+    assert_eq!(followed.status.code(), Some(0), "{}", stderr(&followed));
+
+    let detail = json(&saga_cli(&["inspect", "process", &id, "--json", "--db", "slow.redb"], dir.path()));
+    let status = detail["status"].as_str().unwrap();
+    assert!(["completed", "compensated", "failed"].contains(&status), "{detail}");
+    let text = stdout(&watched);
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines[0].strip_prefix(&format!("{id}  saga summoning  status: "));
+    assert!(matches!(header, Some("running" | "compensating")), "it began while the process ran: {text}");
+    assert_eq!(
+        *lines.last().unwrap(),
+        format!("{id} ended: {status} at {}", detail["updated_at"].as_str().unwrap())
+    );
+    let history = detail["history"].as_array().unwrap();
+    assert_eq!(lines.len(), history.len() + 2, "the header, every entry once, the end: {text}");
+    assert!(text.contains("status running -> "), "it saw the process move on: {text}");
+
+    let entries: Vec<Value> = stdout(&followed).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (end, entries) = entries.split_last().unwrap();
+    assert_eq!(end["ended"], true);
+    assert_eq!(end["status"], status);
+    assert_eq!(entries, &history[..], "every entry once, as inspect --json gives it");
+}
+
+#[test]
+fn bench_list_builds_a_store_measures_both_listings_and_reuses_a_kept_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["bench", "list", "--processes", "3000", "--runs", "1", "--db", "kept.redb", "--json"];
+    let out = saga_cli(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["processes"], 3000, "{report}");
+    assert!(report["built_in_s"].as_f64().is_some(), "{report}");
+    for figure in ["first_page_ms", "first_page_rss_mb", "first_page_query_ms", "stream_s", "stream_rss_mb"] {
+        assert!(report[figure].as_f64().is_some_and(|x| x > 0.0), "{figure}: {report}");
+    }
+    let (newest, next) = list_page(&["--db", "kept.redb", "--limit", "2"], dir.path());
+    assert_eq!(newest, ["order/2999", "order/2998"], "finished sagas, four created a millisecond");
+    assert!(next.is_some());
+
+    let again = json(&saga_cli(&args, dir.path()));
+    assert_eq!(again["processes"], 3000);
+    assert!(again.get("built_in_s").is_none(), "a kept store is reused: {again}");
 }

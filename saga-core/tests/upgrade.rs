@@ -9,7 +9,7 @@
 use crate::common::{eventually, status};
 use saga_core::process::ProcessManager;
 use saga_core::saga::{CompensationContext, Saga, Step, StepContext};
-use saga_core::store::HistoryEvent;
+use saga_core::store::{HistoryEvent, Order, ProcessQuery};
 use saga_core::{
     ActionError, Envelope, InProcessTransport, ManualClock, MessageId, RedbStore, RetryPolicy, Runtime,
     RuntimeBuilder, Service, Status, Store, Timestamp,
@@ -428,4 +428,44 @@ async fn a_database_written_before_the_layering_opens_and_runs_on() {
     let booking = store.record("hotels", "booking/ada").unwrap().unwrap();
     assert_eq!(booking.version, 1, "ada's booking, unchanged by the repeat");
     runtime.shutdown().await.unwrap();
+}
+
+/// The ids of `store`'s processes by creation time then id, oldest first, asked two at a time.
+fn listed_in_pages(store: &dyn Store) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut query = ProcessQuery::new().order(Order::OldestFirst).limit(2);
+    loop {
+        let page = store.processes_page(&query).unwrap();
+        ids.extend(page.rows.into_iter().map(|p| p.id));
+        match page.next {
+            Some(next) => query = query.after(next),
+            None => return ids,
+        }
+    }
+}
+
+/// A schema-2 file has no index by creation time: read-only, it is listed by reading every
+/// process; opened for writing, the upgrade builds the index from its records, in the same
+/// transaction as the rest, and the listing is the same.
+#[test]
+fn a_database_of_schema_2_lists_by_creation_time_before_and_after_its_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agency.redb");
+    std::fs::copy(fixture(), &path).expect("the fixture is in the repository");
+    let mut expected: Vec<(Timestamp, String)> = {
+        let store = RedbStore::open_read_only(&path).unwrap();
+        let all = store.processes(None).unwrap();
+        all.into_iter().map(|p| (p.meta().unwrap().created_at, p.id)).collect()
+    };
+    expected.sort();
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(expected.len(), as_written().len());
+
+    let before = listed_in_pages(&RedbStore::open_read_only(&path).unwrap());
+    assert_eq!(before, expected, "read-only, without the index");
+    drop(RedbStore::open(&path).expect("the upgrade"));
+    let reader = RedbStore::open_read_only(&path).unwrap();
+    assert_eq!(listed_in_pages(&reader), expected, "from the index the upgrade built");
+    let newest = reader.processes_page(&ProcessQuery::new().limit(1)).unwrap();
+    assert_eq!(newest.rows[0].id, expected[expected.len() - 1], "newest first by default");
 }

@@ -111,7 +111,7 @@ fn family_of(state: &Value, steps: &[Value]) -> (Option<String>, Vec<String>) {
 
 /// `history` as JSON, its times in RFC 3339 like every other time `list` and `inspect` give
 /// (the stored entries keep milliseconds).
-fn history_json(history: &[HistoryEntry]) -> Vec<Value> {
+pub(crate) fn history_json(history: &[HistoryEntry]) -> Vec<Value> {
     history
         .iter()
         .map(|h| {
@@ -169,7 +169,7 @@ struct HistoryRow {
     event: String,
 }
 
-fn describe(event: &HistoryEvent) -> String {
+pub(crate) fn describe(event: &HistoryEvent) -> String {
     match event {
         HistoryEvent::Started { kind } => format!("started ({kind})"),
         HistoryEvent::MessageIn { kind, from, .. } => format!("received {kind} from {from}"),

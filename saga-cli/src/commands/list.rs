@@ -1,9 +1,11 @@
 //! `saga-cli list` and `saga-cli count`.
 
-use crate::cli::CountBy;
+use crate::cli::{CountBy, ListArgs};
 use anyhow::Result;
 use saga_core::Status;
+use saga_core::store::{Order, ProcessQuery, ProcessSummary};
 use serde::Serialize;
+use std::io::Write;
 use std::path::Path;
 use tabled::{Table, Tabled};
 
@@ -24,33 +26,147 @@ fn display_step(step: &Option<String>) -> String {
     step.clone().unwrap_or_default()
 }
 
-pub(crate) fn list(db: &Path, status: Option<Status>, json: bool) -> Result<u8> {
-    let store = super::open_existing(db)?;
-    let rows: Vec<Row> = saga_core::Store::processes(&store, status)?
-        .into_iter()
-        .filter_map(|p| {
-            let meta = p.meta()?.clone();
-            Some(Row {
-                id: p.id,
-                kind: meta.kind,
-                class: format!("{:?}", meta.class).to_lowercase(),
-                status: meta.status.to_string(),
-                step: meta.step,
-                created_at: meta.created_at.to_string(),
-                updated_at: p.record.updated_at.to_string(),
-            })
-        })
-        .collect();
-    if json {
-        crate::output::emit(&serde_json::to_string(&rows)?)?;
-    } else if rows.is_empty() {
-        crate::output::emit("no processes")?;
-    } else {
-        let count = rows.len() as u64;
-        crate::output::emit(&Table::new(rows).to_string())?;
-        crate::output::emit(&super::count_of(count, "process", "processes"))?;
+/// Rows asked of the store at a time: what a listing holds in memory, whatever its length.
+const PAGE: usize = 1000;
+
+/// Lists the processes `args` selects: a table, or one JSON array written a row at a time; with
+/// `--limit`, the next page's flag on stderr.
+pub(crate) fn list(args: &ListArgs) -> Result<u8> {
+    let order = if args.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
+    if let Some(after) = &args.after
+        && after.order() != order
+    {
+        let flag = if after.order() == Order::OldestFirst { "add" } else { "drop" };
+        eprintln!("saga-cli: --after continues a listing in the other order; {flag} --oldest-first");
+        return Ok(2);
+    }
+    let store = super::open_existing(&args.db.db)?;
+    let mut query = ProcessQuery::new().order(order);
+    query.kind = args.kind.clone();
+    query.status = args.status;
+    query.prefix = args.prefix.clone();
+    query.since = args.since;
+    query.until = args.until;
+    query.after = args.after.clone();
+    let mut sink = if args.json { Sink::Json(JsonArray::new()) } else { Sink::Table(Vec::new()) };
+    let mut remaining = args.limit;
+    let next = loop {
+        query.limit = Some(remaining.map_or(PAGE, |n| n.min(PAGE)));
+        let page = saga_core::Store::processes_page(&store, &query)?;
+        if let Some(n) = &mut remaining {
+            *n = n.saturating_sub(page.rows.len());
+        }
+        for summary in page.rows {
+            if let Some(row) = Row::of(summary) {
+                sink.push(row)?;
+            }
+        }
+        match page.next {
+            Some(next) if remaining == Some(0) => break Some(next),
+            Some(next) => query.after = Some(next),
+            None => break None,
+        }
+    };
+    sink.finish()?;
+    if let Some(next) = next {
+        eprintln!("next: --after {next}");
     }
     Ok(0)
+}
+
+impl Row {
+    fn of(summary: ProcessSummary) -> Option<Row> {
+        let meta = summary.meta()?.clone();
+        Some(Row {
+            id: summary.id,
+            kind: meta.kind,
+            class: format!("{:?}", meta.class).to_lowercase(),
+            status: meta.status.to_string(),
+            step: meta.step,
+            created_at: meta.created_at.to_string(),
+            updated_at: summary.record.updated_at.to_string(),
+        })
+    }
+}
+
+/// Where listed rows go: a table printed once they are all in, or a JSON array printed as they
+/// come.
+enum Sink {
+    Table(Vec<Row>),
+    Json(JsonArray),
+}
+
+impl Sink {
+    fn push(&mut self, row: Row) -> Result<()> {
+        match self {
+            Sink::Table(rows) => rows.push(row),
+            Sink::Json(array) => array.push(&row)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        match self {
+            Sink::Json(array) => array.finish(),
+            Sink::Table(rows) if rows.is_empty() => crate::output::emit("no processes"),
+            Sink::Table(rows) => {
+                let count = rows.len() as u64;
+                crate::output::emit(&Table::new(rows).to_string())?;
+                crate::output::emit(&super::count_of(count, "process", "processes"))
+            }
+        }
+    }
+}
+
+/// A JSON array written to stdout an element at a time, one a line. A reader that goes away (a
+/// closed pipe) ends the writing quietly.
+struct JsonArray {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    first: bool,
+    closed: bool,
+}
+
+impl JsonArray {
+    fn new() -> Self {
+        JsonArray { out: std::io::BufWriter::new(std::io::stdout().lock()), first: true, closed: false }
+    }
+
+    fn push(&mut self, row: &impl Serialize) -> Result<()> {
+        let separator: &[u8] = if self.first { b"[\n" } else { b",\n" };
+        self.first = false;
+        let written = self
+            .out
+            .write_all(separator)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| serde_json::to_writer(&mut self.out, row).map_err(anyhow::Error::from));
+        self.tolerate_closed_pipe(written)
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let end: &[u8] = if self.first { b"[]\n" } else { b"\n]\n" };
+        let written = self.out.write_all(end).and_then(|()| self.out.flush()).map_err(anyhow::Error::from);
+        self.tolerate_closed_pipe(written)
+    }
+
+    fn tolerate_closed_pipe(&mut self, written: Result<()>) -> Result<()> {
+        match written {
+            Ok(()) => Ok(()),
+            Err(_) if self.closed => Ok(()),
+            Err(e) if is_broken_pipe(&e) => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(e) => Err(e.context("writing the listing to stdout")),
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Prints how many processes `db` holds: in all, or per status (every status, from the status

@@ -6,6 +6,7 @@ mod list;
 mod request;
 mod run;
 mod service;
+mod watch;
 
 use request::Ask;
 pub(crate) use run::execute;
@@ -23,13 +24,18 @@ use std::sync::Arc;
 pub(crate) async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Run { domain } => run::run(domain).await,
-        Command::List { db, status, json } => list::list(&db.db, status, json),
+        Command::List(args) => list::list(&args),
+        Command::Watch { id, db, json } => watch::follow(&db.db, &id, json).await,
         Command::Count { db, by, json } => list::count(&db.db, by, json),
         Command::DeadLetters { what, db, action, yes: _, json } => {
             letters::dead_letters(&db, what, action, json).await
         }
-        Command::Inspect { what: InspectWhat::Process { id, db, json, mermaid } } => {
-            inspect::process(&db.db, &id, json, mermaid)
+        Command::Inspect { what: InspectWhat::Process { id, db, json, mermaid, follow } } => {
+            if follow {
+                watch::follow(&db.db, &id, json).await
+            } else {
+                inspect::process(&db.db, &id, json, mermaid)
+            }
         }
         Command::Retry { id, target } => request::ask(&target, &id, Ask::Retry).await,
         Command::Acknowledge { id, target } => request::ask(&target, &id, Ask::Acknowledge).await,
@@ -79,6 +85,16 @@ async fn bench(what: BenchWhat) -> Result<u8> {
                 crate::output::emit(&crate::bench::sagas_table(&report))?;
             }
             Ok(if report.runs.iter().all(|r| r.ended_well) { 0 } else { 1 })
+        }
+        BenchWhat::List { processes, db, limit, runs, json } => {
+            let options = crate::bench::list::Options { processes, db, limit, runs };
+            let report = tokio::task::spawn_blocking(move || crate::bench::list::run(options)).await??;
+            if json {
+                crate::output::emit(&serde_json::to_string(&report)?)?;
+            } else {
+                crate::output::emit(&report.table())?;
+            }
+            Ok(0)
         }
         BenchWhat::Saga { mode, sagas, in_memory, transport, runs, json } => {
             let options = crate::bench::saga::Options { mode, sagas, in_memory, transport, runs };

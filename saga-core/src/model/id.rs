@@ -156,6 +156,92 @@ impl fmt::Display for Timestamp {
     }
 }
 
+impl FromStr for Timestamp {
+    type Err = crate::Error;
+
+    /// Reads an RFC 3339 time, as [`Display`](fmt::Display) writes it or with any offset and
+    /// fraction of a second (kept to the millisecond; times before 1970 are refused).
+    ///
+    /// ```
+    /// use saga_core::Timestamp;
+    /// let t: Timestamp = "2026-11-22T16:34:56.789Z".parse().unwrap();
+    /// assert_eq!(t, Timestamp::from_millis(1_795_365_296_789));
+    /// assert_eq!("2026-11-22T18:34:56.789+02:00".parse::<Timestamp>().unwrap(), t);
+    /// assert!("2026-11-22".parse::<Timestamp>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_rfc3339(s).ok_or_else(|| {
+            crate::Error::Config(format!(
+                "{s:?} is not an RFC 3339 time such as 2026-01-31T09:00:00Z or 2026-01-31T10:00:00+01:00"
+            ))
+        })
+    }
+}
+
+/// Milliseconds since the epoch of an RFC 3339 date-time, if it is one (and not before 1970).
+fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(range)?;
+        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let leap_year = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [31, if leap_year { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days_in_month = *month_days.get(usize::try_from(month).ok()?.checked_sub(1)?)?;
+    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let len = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if len == 0 {
+            return None;
+        }
+        let kept = &fraction[..len.min(3)];
+        millis = kept.parse::<i64>().ok()? * 10_i64.pow(3 - kept.len() as u32);
+        rest = &fraction[len..];
+    }
+    let offset_minutes = match rest.as_bytes() {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let hours = i64::from(h1.checked_sub(b'0').filter(|d| *d < 10)?) * 10
+                + i64::from(h2.checked_sub(b'0').filter(|d| *d < 10)?);
+            let minutes = i64::from(m1.checked_sub(b'0').filter(|d| *d < 6)?) * 10
+                + i64::from(m2.checked_sub(b'0').filter(|d| *d < 10)?);
+            if hours > 23 {
+                return None;
+            }
+            let offset = hours * 60 + minutes;
+            if *sign == b'-' { -offset } else { offset }
+        }
+        _ => return None,
+    };
+    let seconds =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    u64::try_from(seconds * 1000 + millis).ok().map(Timestamp)
+}
+
+/// Days since 1970-01-01 of a date in the proleptic Gregorian calendar (Howard Hinnant's
+/// `days_from_civil`, the inverse of [`civil_from_days`]).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -180,6 +266,31 @@ mod tests {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
         assert_eq!(Timestamp(1_795_365_296_789).to_string(), "2026-11-22T16:34:56.789Z");
         assert_eq!(Timestamp(951_782_400_000).to_string(), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn rfc3339_times_read_back_as_they_are_written() {
+        for ms in [0, 951_782_400_000, 1_795_365_296_789, 4_102_444_799_999] {
+            let t = Timestamp(ms);
+            assert_eq!(t.to_string().parse::<Timestamp>().ok(), Some(t), "{t}");
+        }
+        let parse = |s: &str| s.parse::<Timestamp>().ok().map(|t| t.0);
+        assert_eq!(parse("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse("1970-01-01T01:00:00.5+01:00"), Some(500));
+        assert_eq!(parse("1970-01-01t00:00:01.123456-00:00"), Some(1123));
+        assert_eq!(parse("1969-12-31T23:00:00-01:30"), Some(1_800_000));
+        for bad in [
+            "",
+            "2026-02-30T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:00:00",
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01T00:00:00+1:00",
+            "1969-12-31T23:59:59Z",
+            "yesterday",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

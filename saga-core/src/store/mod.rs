@@ -6,11 +6,13 @@
 //! each unit is applied whole or not at all.
 
 mod history;
+mod query;
 mod redb;
 mod types;
 
 pub use self::redb::RedbStore;
 pub use history::{HistoryEntry, HistoryEvent};
+pub use query::{Order, PageCursor, ProcessPage, ProcessQuery};
 pub use types::{
     Batch, Class, CommitUnit, DeadLetter, InboxKey, OutboxRow, ProcessMeta, ProcessSummary, Record, Status,
     Timer, TimerOp, UnitOutcome, Write,
@@ -56,6 +58,19 @@ pub trait Store: std::any::Any + Send + Sync {
 
     /// Saga and process instances, optionally only those with `status`, ordered by id.
     fn processes(&self, status: Option<Status>) -> Result<Vec<ProcessSummary>>;
+
+    /// One page of the processes `query` selects, sorted by creation time then id, and the
+    /// cursor of the next page if there are more.
+    ///
+    /// The pages of one listing (each asked for with the `next` cursor of the page before) list,
+    /// exactly once, every process there was when the first page was read and is still there,
+    /// and none created since, whatever its creation time. The default reads every process and
+    /// sorts them: it cannot tell a process created since from one that was there, so its later
+    /// pages may take in new ones. A store should answer from an index by creation time that
+    /// tells them apart, reading little more than the page.
+    fn processes_page(&self, query: &ProcessQuery) -> Result<ProcessPage> {
+        query::page_by_scan(self.processes(None)?, query)
+    }
 
     /// How many processes have `status` (without reading them).
     fn count_processes(&self, status: Status) -> Result<u64>;

@@ -115,6 +115,15 @@ pub struct ProcessMeta {
     pub changes: u64,
 }
 
+impl ProcessMeta {
+    /// A process of `class` and `kind` with `status`, created at `created_at`, at no step yet
+    /// and with no status announced: what a tool that fills a store (a benchmark, an import)
+    /// writes; the front-ends keep their own.
+    pub fn new(class: Class, kind: impl Into<String>, status: Status, created_at: Timestamp) -> Self {
+        ProcessMeta { class, kind: kind.into(), status, step: None, created_at, changes: 0 }
+    }
+}
+
 /// A versioned value in a keyspace: a service's entity, or a process instance.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]

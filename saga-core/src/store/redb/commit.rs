@@ -3,8 +3,8 @@
 use super::tables::*;
 use crate::model::{Envelope, MessageId};
 use crate::store::{
-    Batch, CommitReport, CommitUnit, FireReport, HistoryEntry, OutboxRow, PROCESS_SPACE, Sequences, Status,
-    TimerOp, UnitOutcome,
+    Batch, CommitReport, CommitUnit, FireReport, HistoryEntry, OutboxRow, PROCESS_SPACE, Sequences, TimerOp,
+    UnitOutcome,
 };
 use crate::{Error, Timestamp};
 use redb::{Database, Durability, ReadableTable, Table};
@@ -15,6 +15,7 @@ type R<T> = std::result::Result<T, redb::Error>;
 struct Tables<'t> {
     records: Table<'t, (&'static str, &'static str), &'static [u8]>,
     status: Table<'t, (u8, &'static str), ()>,
+    created: Table<'t, (u64, &'static str), u64>,
     history: Table<'t, u64, (&'static str, u64, &'static [u8])>,
     history_heads: Table<'t, &'static str, u64>,
     outbox: Table<'t, u64, &'static [u8]>,
@@ -35,6 +36,7 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<Com
         let mut t = Tables {
             records: txn.open_table(RECORDS)?,
             status: txn.open_table(STATUS_INDEX)?,
+            created: txn.open_table(CREATED_INDEX)?,
             history: txn.open_table(HISTORY)?,
             history_heads: txn.open_table(HISTORY_HEADS)?,
             outbox: txn.open_table(OUTBOX)?,
@@ -49,8 +51,8 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<Com
         for unit in &batch.units {
             outbox.push(next_seq.load(Ordering::Relaxed));
             match check(&t, unit)? {
-                Ok(old_statuses) => {
-                    apply_unit(&mut t, unit, next_seq, &old_statuses)?;
+                Ok(old) => {
+                    apply_unit(&mut t, unit, next_seq, &old)?;
                     outcomes.push(UnitOutcome::Committed);
                 }
                 Err(outcome) => outcomes.push(outcome),
@@ -65,9 +67,9 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<Com
     Ok(CommitReport { outcomes, sequences: Some(Sequences { range, outbox }) })
 }
 
-/// Decides, without writing, whether a unit may be applied; if so, returns the status each
-/// write's record had (to update the status index without reading it again).
-fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Status>>, UnitOutcome>> {
+/// Decides, without writing, whether a unit may be applied; if so, returns what the process
+/// indexes hold of each write's record (to update them without reading it again).
+fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Indexed>>, UnitOutcome>> {
     if let Some(key) = &unit.inbox
         && t.inbox.get((key.message.as_u128(), key.consumer.as_str()))?.is_some()
     {
@@ -164,12 +166,7 @@ fn history_runs(
     })
 }
 
-fn apply_unit(
-    t: &mut Tables<'_>,
-    unit: &CommitUnit,
-    next_seq: &AtomicU64,
-    old_statuses: &[Option<Status>],
-) -> R<()> {
+fn apply_unit(t: &mut Tables<'_>, unit: &CommitUnit, next_seq: &AtomicU64, old: &[Option<Indexed>]) -> R<()> {
     let encoded;
     let rows = match unit.prepared.get::<Rows>() {
         Some(rows) if rows.fits(unit) => rows,
@@ -181,11 +178,12 @@ fn apply_unit(
     if let Some(key) = &unit.inbox {
         t.inbox.insert((key.message.as_u128(), key.consumer.as_str()), unit.at.0)?;
     }
-    for ((write, old_status), record) in unit.writes.iter().zip(old_statuses).zip(&rows.records) {
+    for ((write, old), record) in unit.writes.iter().zip(old).zip(&rows.records) {
         let key = (write.space.as_str(), write.id.as_str());
         let new_status = write.value.as_ref().and_then(|r| r.process.as_ref()).map(|p| p.status);
+        let old_status = old.map(|o| o.status);
         let indexed = write.space == PROCESS_SPACE;
-        if indexed && *old_status != new_status {
+        if indexed && old_status != new_status {
             if let Some(status) = old_status {
                 t.status.remove((status.code(), write.id.as_str()))?;
             }
@@ -206,6 +204,8 @@ fn apply_unit(
         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
         t.outbox.insert(seq, bytes.as_slice())?;
     }
+    // After the outbox rows, which take consecutive numbers from where the unit began.
+    index_creations(t, unit, next_seq, old)?;
     // One row per process per unit: the entries this commit adds to its history, in order,
     // appended under the next sequence and chained to the process's previous row.
     for ((process, _), json) in history_runs(&unit.history).zip(&rows.history) {
@@ -236,6 +236,35 @@ fn apply_unit(
     }
     if let Some(key) = &unit.removes_dead_letter {
         t.dead_letters.remove((key.message.as_u128(), key.consumer.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Keeps the creation-time index in step with the unit's process writes: a process created (or
+/// given another creation time) gets its key under a sequence number of its own, so a listing
+/// that began before this commit can leave it out; a deleted one loses its key.
+fn index_creations(
+    t: &mut Tables<'_>,
+    unit: &CommitUnit,
+    next_seq: &AtomicU64,
+    old: &[Option<Indexed>],
+) -> R<()> {
+    for (write, old) in unit.writes.iter().zip(old) {
+        if write.space != PROCESS_SPACE {
+            continue;
+        }
+        let new = write.value.as_ref().and_then(|r| r.process.as_ref()).map(|p| p.created_at.as_millis());
+        let old = old.map(|o| o.created_at.as_millis());
+        if old == new {
+            continue;
+        }
+        if let Some(created) = old {
+            t.created.remove((created, write.id.as_str()))?;
+        }
+        if let Some(created) = new {
+            let seq = next_seq.fetch_add(1, Ordering::Relaxed);
+            t.created.insert((created, write.id.as_str()), seq)?;
+        }
     }
     Ok(())
 }

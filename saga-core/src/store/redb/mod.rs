@@ -4,6 +4,7 @@
 mod commit;
 #[cfg(test)]
 mod fast_path_tests;
+mod listing;
 mod open;
 mod snapshot;
 mod tables;
@@ -14,7 +15,8 @@ use self::snapshot::SnapshotCache;
 use self::tables::*;
 use super::{
     Batch, CommitReport, CommitUnit, DeadLetter, FireReport, HistoryEntry, InboxKey, OutboxRow,
-    PROCESS_SPACE, ProcessSummary, Record, Snapshot, Status, Store, Timer, UnitOutcome,
+    PROCESS_SPACE, ProcessPage, ProcessQuery, ProcessSummary, Record, Snapshot, Status, Store, Timer,
+    UnitOutcome,
 };
 use crate::error::{Error, Result};
 use crate::model::{Envelope, MessageId, Timestamp};
@@ -116,7 +118,9 @@ impl RedbStore {
             }
             FileState::Redb => {}
         }
-        let ro = file_builder().open_read_only(path).map_err(|e| match e {
+        let mut builder = file_builder();
+        builder.set_cache_size(READ_ONLY_CACHE);
+        let ro = builder.open_read_only(path).map_err(|e| match e {
             redb::DatabaseError::RepairAborted => Error::Config(format!(
                 "{}: the database was not closed cleanly; open it for writing once (for \
                  example with `saga-cli retry`) to recover it",
@@ -127,7 +131,7 @@ impl RedbStore {
         let txn = ro.begin_read().map_err(|e| read_error(path, e))?;
         // A reader leaves an older file as it is and reads it in its own layout.
         let history_v1 = match open::check_schema(&txn, path)? {
-            Schema::Current => false,
+            Schema::Current | Schema::CurrentWithoutIndex => false,
             Schema::Older(found) => found == 1,
             Schema::Blank => {
                 return Err(Error::ForeignDatabase {
@@ -167,6 +171,7 @@ impl RedbStore {
             Schema::Current => {}
             Schema::Blank => open::initialise(&db, &path)?,
             Schema::Older(found) => open::upgrade(&db, &path, found)?,
+            Schema::CurrentWithoutIndex => open::upgrade(&db, &path, SCHEMA_VERSION)?,
         }
         let txn = db.begin_read().map_err(|e| read_error(&path, e))?;
         let next = open::next_seq(&txn, &path)?;
@@ -207,6 +212,11 @@ impl RedbStore {
         move |e| Error::storage(context.clone(), e)
     }
 }
+
+/// The page cache of a store opened read-only. A reader lists, inspects or follows: it reads each
+/// page about once, so a cache of redb's default size (1 GiB) would only hold, in memory, what
+/// a listing of a large file has passed.
+const READ_ONLY_CACHE: usize = 16 * 1024 * 1024;
 
 fn file_builder() -> Builder {
     let mut builder = Builder::new();
@@ -354,6 +364,10 @@ impl Store for RedbStore {
             }
         }
         Ok(out)
+    }
+
+    fn processes_page(&self, query: &ProcessQuery) -> Result<ProcessPage> {
+        self.page(query)
     }
 
     fn count_processes(&self, status: Status) -> Result<u64> {

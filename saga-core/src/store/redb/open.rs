@@ -1,11 +1,14 @@
 //! Opening a saga database: refuse what is not ours before anything is written.
 
 use super::tables::{
-    DEAD_LETTERS, FORMAT, HISTORY, HISTORY_HEADS, HISTORY_V1, INBOX, META, NEXT_SEQ, OUTBOX, RECORDS,
-    SCHEMA_VERSION, STATUS_INDEX, TIMER_KEYS, TIMERS,
+    CREATED_INDEX, DEAD_LETTERS, FORMAT, HISTORY, HISTORY_HEADS, HISTORY_V1, INBOX, META, NEXT_SEQ, OUTBOX,
+    RECORDS, SCHEMA_VERSION, STATUS_INDEX, TIMER_KEYS, TIMERS, decode_version,
 };
 use crate::error::{Error, Result};
-use redb::{Database, DatabaseError, ReadTransaction, ReadableTable, TableError, TableHandle};
+use crate::store::PROCESS_SPACE;
+use redb::{
+    Database, DatabaseError, ReadTransaction, ReadableTable, TableError, TableHandle, WriteTransaction,
+};
 use std::io::Read;
 use std::path::Path;
 
@@ -52,6 +55,9 @@ pub(super) fn inspect_file(path: &Path) -> Result<FileState> {
 pub(super) enum Schema {
     /// Ours, at the current version.
     Current,
+    /// Ours, at the current version, but written before the creation-time index was part of
+    /// it: an open for writing builds the index, a reader lists by scanning.
+    CurrentWithoutIndex,
     /// Ours, at an older version: an open for writing upgrades it, a reader reads it as it is.
     Older(u32),
     /// A redb database with no tables at all: ours to initialise.
@@ -94,7 +100,11 @@ pub(super) fn check_schema(txn: &ReadTransaction, path: &Path) -> Result<Schema>
             },
         )?;
     match found {
-        SCHEMA_VERSION => Ok(Schema::Current),
+        SCHEMA_VERSION => match txn.open_table(CREATED_INDEX) {
+            Ok(_) => Ok(Schema::Current),
+            Err(TableError::TableDoesNotExist(_)) => Ok(Schema::CurrentWithoutIndex),
+            Err(e) => Err(Error::storage(format!("{}: opening process_created", path.display()), e)),
+        },
         1 | 2 => Ok(Schema::Older(found)),
         _ => Err(Error::SchemaVersion { path: path.to_owned(), found, supported: SCHEMA_VERSION }),
     }
@@ -112,6 +122,7 @@ pub(super) fn initialise(db: &Database, path: &Path) -> Result<()> {
         let created = (|| -> std::result::Result<(), TableError> {
             txn.open_table(RECORDS)?;
             txn.open_table(STATUS_INDEX)?;
+            txn.open_table(CREATED_INDEX)?;
             txn.open_table(HISTORY)?;
             txn.open_table(HISTORY_HEADS)?;
             txn.open_table(OUTBOX)?;
@@ -130,13 +141,15 @@ pub(super) fn initialise(db: &Database, path: &Path) -> Result<()> {
 ///
 /// - Schema 1 kept each process's history rows under `(process, sequence)`; they move, with
 ///   their sequences, to the chained log.
-/// - Schema 2 has the tables of schema 3; schema 3 added values that older builds cannot read
-///   (the statuses `cancelled` and `terminated`, history events of cancels, signals, child sagas
-///   and halts), so only the marker changes: a build of schema 2 then refuses the file rather
-///   than misread it.
+/// - Schema 3 added values that older builds cannot read (the statuses `cancelled` and
+///   `terminated`, history events of cancels, signals, child sagas and halts), so the marker
+///   changes: a build of schema 2 then refuses the file rather than misread it.
+/// - Schema 3 added the creation-time index `process_created`, built here from the process
+///   records (a file of schema 3 written before the index existed gets it the same way).
 pub(super) fn upgrade(db: &Database, path: &Path, from: u32) -> Result<()> {
     let upgraded = (|| -> std::result::Result<(), redb::Error> {
         let txn = db.begin_write()?;
+        build_created_index(&txn)?;
         if from == 1 {
             {
                 let old = txn.open_table(HISTORY_V1)?;
@@ -160,6 +173,26 @@ pub(super) fn upgrade(db: &Database, path: &Path, from: u32) -> Result<()> {
         Ok(())
     })();
     upgraded.map_err(|e| Error::storage(format!("{}: upgrading from schema {from}", path.display()), e))
+}
+
+/// Fills `process_created` from the process records, if the file has no such table yet. Every
+/// process found is older than any listing, so each gets the sequence number 0.
+fn build_created_index(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
+    if txn.list_tables()?.any(|t| t.name() == CREATED_INDEX.name()) {
+        return Ok(());
+    }
+    let records = txn.open_table(RECORDS)?;
+    let mut index = txn.open_table(CREATED_INDEX)?;
+    let end = format!("{PROCESS_SPACE}\0");
+    for entry in records.range((PROCESS_SPACE, "")..(end.as_str(), ""))? {
+        let (key, value) = entry?;
+        // A record whose header cannot be read is left out of the index, as a commit leaves
+        // it out of the status index; listing it by creation time needs that time anyway.
+        if let Ok((_, Some(process))) = decode_version(value.value()) {
+            index.insert((process.created_at.as_millis(), key.value().1), 0)?;
+        }
+    }
+    Ok(())
 }
 
 /// Turns redb's open errors into ones that name the file and say what to do.

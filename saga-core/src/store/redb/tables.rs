@@ -14,6 +14,11 @@ pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("saga
 pub(super) const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// `(status code, process id)` → `()`, for listing processes by status.
 pub(super) const STATUS_INDEX: TableDefinition<(u8, &str), ()> = TableDefinition::new("process_status");
+/// `(created at ms, process id)` → the sequence number the commit that created the process (or
+/// gave it this creation time) took for it, or 0 for a process created before the table
+/// existed. Lists processes by creation time a page at a time; a listing that keeps the
+/// sequence of its first read leaves out the processes created after it.
+pub(super) const CREATED_INDEX: TableDefinition<(u64, &str), u64> = TableDefinition::new("process_created");
 /// sequence → `(process id, the sequence of that process's previous row or 0, JSON array of the
 /// [`HistoryEntry`](crate::store::HistoryEntry)s one commit added)`. The sequence is shared with
 /// the outbox, so rows only append: a commit's history lands on the last pages of the table
@@ -58,25 +63,30 @@ pub(super) fn encode_record(record: &Record, version: u64) -> Vec<u8> {
     frame(&header, &record.data)
 }
 
-/// The part of a record's header a commit checks: its version and, for a process, its status.
+/// The part of a record's header a commit checks: its version and, for a process, what the
+/// indexes hold of it.
 #[derive(Deserialize)]
 struct VersionHeader {
     version: u64,
     #[serde(default)]
-    process: Option<StatusOnly>,
+    process: Option<Indexed>,
 }
 
-#[derive(Deserialize)]
-struct StatusOnly {
-    status: Status,
+/// What the process indexes hold of a process record: its status and its creation time.
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Indexed {
+    pub(super) status: Status,
+    #[serde(default)]
+    pub(super) created_at: Timestamp,
 }
 
-/// A stored record's version and process status, without copying its data.
-pub(super) fn decode_version(bytes: &[u8]) -> Result<(u64, Option<Status>)> {
+/// A stored record's version and, for a process, its status and creation time, without
+/// copying its data.
+pub(super) fn decode_version(bytes: &[u8]) -> Result<(u64, Option<Indexed>)> {
     let (header, _) = unframe(bytes, "records")?;
     let header: VersionHeader =
         serde_json::from_slice(header).map_err(|e| Error::codec("decoding a record header", e))?;
-    Ok((header.version, header.process.map(|p| p.status)))
+    Ok((header.version, header.process))
 }
 
 pub(super) fn decode_record(bytes: &[u8]) -> Result<Record> {

@@ -1,11 +1,13 @@
 //! The conformance suite every [`Store`] must pass before it counts as supported: the atomic
 //! unit, version checks, snapshots, the inbox, timers, the outbox, dead letters, histories and
-//! the status index, and that all of it is still there after the store is opened again.
+//! the status index, listing processes a page at a time, and that all of it is still there after
+//! the store is opened again.
 //!
 //! [`run_all`] runs every check on a store of its own from a factory and fails, naming each
 //! broken promise, if the store breaks any. A store that cannot be opened again (one in memory)
 //! says so in [`Features`]; the checks that reopen a store are then skipped, by name.
 
+mod listing;
 mod outbox;
 mod processes;
 mod reopen;
@@ -37,6 +39,11 @@ pub struct Features {
     /// make a new, empty one (redb's in-memory backend). The checks that drop a store and open
     /// it again are skipped.
     pub cannot_reopen: bool,
+    /// The store lists processes with the default
+    /// [`Store::processes_page`](crate::store::Store::processes_page), which cannot tell a
+    /// process created after a listing's first page from one that was there: the check that
+    /// later pages leave such processes out is skipped.
+    pub new_processes_join_a_listing: bool,
 }
 
 /// `[(name, Check)]` for checks written `Fresh module::check` or `Reopening module::check`.
@@ -76,6 +83,8 @@ where
         Fresh outbox::dead_letters_are_kept_oldest_first,
         Fresh outbox::a_dead_letter_is_taken_away_once,
         Fresh processes::histories_and_statuses_follow_each_process,
+        Fresh listing::processes_are_listed_a_page_at_a_time_by_creation_time,
+        Paging listing::later_pages_leave_out_processes_created_after_the_first,
         Reopening timers::timers_are_still_pending_after_a_reopen,
         Reopening reopen::committed_units_survive_a_reopen,
     ];
@@ -85,10 +94,14 @@ where
             suite.skipped(name, "the store declares Features::cannot_reopen");
             continue;
         }
+        if features.new_processes_join_a_listing && matches!(check, Check::Paging(_)) {
+            suite.skipped(name, "the store declares Features::new_processes_join_a_listing");
+            continue;
+        }
         let stores = Stores { open: &open, name };
         let started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| match check {
-            Check::Fresh(check) => check(stores.open().as_ref()),
+            Check::Fresh(check) | Check::Paging(check) => check(stores.open().as_ref()),
             Check::Reopening(check) => check(&stores),
         }));
         suite.ran(name, started.elapsed(), outcome);
@@ -99,6 +112,9 @@ where
 /// A check on one fresh store, or one that drops its store and opens it again.
 enum Check {
     Fresh(fn(&dyn Store)),
+    /// On one fresh store: that later pages of a listing leave out processes created since its
+    /// first page.
+    Paging(fn(&dyn Store)),
     Reopening(fn(&Stores<'_>)),
 }
 
