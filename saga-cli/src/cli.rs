@@ -356,6 +356,13 @@ pub(crate) struct ListArgs {
     /// Print one JSON array instead of a table, written a row at a time.
     #[arg(long)]
     pub(crate) json: bool,
+    /// List a deployment whose services run apart, from the status changes they announce on
+    /// this broker (nats://HOST:PORT); no file is opened.
+    #[arg(long, value_parser = parse_transport, requires = "domain", conflicts_with_all = ["db", "after"])]
+    pub(crate) transport: Option<TransportArg>,
+    /// The deployment's domain (its broker stream), with --transport.
+    #[arg(long)]
+    pub(crate) domain: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -1179,6 +1179,11 @@ fn operator_actions_through_the_broker_take_effect_while_the_services_keep_runni
     let through = |args: &[&str], domain: &str| {
         saga_cli(&[args, &["--transport", &url, "--domain", domain, "--timeout", "20"]].concat(), dir.path())
     };
+    let through_list = |args: &[&str], domain: &str| {
+        let out = saga_cli(&[args, &["--transport", &url, "--domain", domain]].concat(), dir.path());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        json(&out)
+    };
     let mut services =
         Children(["billing", "reports", "voiding"].iter().map(|n| service("document-voiding", n)).collect());
 
@@ -1254,6 +1259,16 @@ fn operator_actions_through_the_broker_take_effect_while_the_services_keep_runni
         assert!(std::time::Instant::now() < deadline, "the saga did not end cancelled: {}", status());
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The deployment listed from what its services announced, with no file opened.
+    let listed = through_list(&["list", "--json", "--kind", "summoning"], "imp-summoning");
+    let rows = listed.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(
+        (rows[0]["id"].as_str(), rows[0]["status"].as_str()),
+        (Some("summoning/x-1"), Some("cancelled"))
+    );
+    let voidings = through_list(&["list", "--json", "--status", "acknowledged"], "document-voiding");
+    assert!(voidings.as_array().unwrap().iter().any(|r| r["id"] == id.as_str()), "{voidings}");
     let late = through(&["cancel", "summoning/x-1"], "imp-summoning");
     assert_eq!(late.status.code(), Some(1), "{}", stdout(&late));
     assert!(stdout(&late).contains("cancel refused: the saga has ended (cancelled)"), "{}", stdout(&late));

@@ -31,7 +31,90 @@ const PAGE: usize = 1000;
 
 /// Lists the processes `args` selects: a table, or one JSON array written a row at a time; with
 /// `--limit`, the next page's flag on stderr.
-pub(crate) fn list(args: &ListArgs) -> Result<u8> {
+pub(crate) async fn list(args: &ListArgs) -> Result<u8> {
+    if let Some(transport) = &args.transport {
+        return list_announced(args, transport).await;
+    }
+    list_file(args)
+}
+
+/// How long the first announcement may take to come (the broker sets up a consumer first), and
+/// how long a listing waits for more once they stop coming.
+const FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Lists a deployment from what its services announced: every announcement still on the
+/// broker is read (by a transient group of this listing's own), each process's latest kept,
+/// the filters applied, and the rows sorted by when the process began.
+async fn list_announced(args: &ListArgs, transport: &crate::cli::TransportArg) -> Result<u8> {
+    use saga_core::transport::Subscribe;
+    use saga_core::{Message, ProcessChanged};
+    let domain = args.domain.as_deref().unwrap_or_default();
+    let transport = super::run::connect(transport, domain).await?;
+    let group = format!("saga-cli.list.{}", saga_core::MessageId::new());
+    let mut subscription =
+        transport.subscribe(Subscribe::new(saga_examples::ANNOUNCEMENTS, group).transient()).await?;
+    // Per process: its latest announcement, and when it began and last changed.
+    let mut latest: std::collections::BTreeMap<
+        String,
+        (ProcessChanged, saga_core::Timestamp, saga_core::Timestamp),
+    > = std::collections::BTreeMap::new();
+    let mut wait = FIRST_WAIT;
+    while let Ok(next) = tokio::time::timeout(wait, subscription.next()).await {
+        let Some(delivery) = next? else { break };
+        wait = IDLE_WAIT;
+        let at = delivery.envelope.created_at();
+        if delivery.envelope.kind() == ProcessChanged::KIND
+            && let Ok(change) = delivery.envelope.decode::<ProcessChanged>()
+        {
+            let entry = latest.entry(change.process.clone()).or_insert_with(|| (change.clone(), at, at));
+            if change.change == 1 || at < entry.1 {
+                entry.1 = entry.1.min(at);
+            }
+            if change.change >= entry.0.change {
+                entry.2 = at;
+                entry.0 = change;
+            }
+        }
+        delivery.ack().await?;
+    }
+    drop(subscription);
+    transport.close().await?;
+    let mut rows: Vec<(saga_core::Timestamp, Row)> = latest
+        .into_iter()
+        .filter(|(id, (change, began, _))| {
+            args.kind.as_ref().is_none_or(|k| *k == change.kind)
+                && args.status.is_none_or(|s| s == change.to)
+                && args.prefix.as_ref().is_none_or(|p| id.starts_with(p.as_str()))
+                && args.since.is_none_or(|t| *began >= t)
+                && args.until.is_none_or(|t| *began < t)
+        })
+        .map(|(id, (change, began, changed))| {
+            let row = Row {
+                id,
+                kind: change.kind,
+                class: format!("{:?}", change.class).to_lowercase(),
+                status: change.to.to_string(),
+                step: None,
+                created_at: began.to_string(),
+                updated_at: changed.to_string(),
+            };
+            (began, row)
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+    if !args.oldest_first {
+        rows.reverse();
+    }
+    let mut sink = if args.json { Sink::Json(JsonArray::new()) } else { Sink::Table(Vec::new()) };
+    for (_, row) in rows.into_iter().take(args.limit.unwrap_or(usize::MAX)) {
+        sink.push(row)?;
+    }
+    sink.finish()?;
+    Ok(0)
+}
+
+fn list_file(args: &ListArgs) -> Result<u8> {
     let order = if args.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
     if let Some(after) = &args.after
         && after.order() != order

@@ -24,7 +24,7 @@ use std::sync::Arc;
 pub(crate) async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Run { domain } => run::run(domain).await,
-        Command::List(args) => list::list(&args),
+        Command::List(args) => list::list(&args).await,
         Command::Watch { id, db, json } => watch::follow(&db.db, &id, json).await,
         Command::Count { db, by, json } => list::count(&db.db, by, json),
         Command::DeadLetters { what, db, action, yes: _, json } => {
