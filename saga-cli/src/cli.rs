@@ -75,14 +75,20 @@ pub(crate) enum Command {
     /// its domain until it ends again.
     Retry {
         /// The process id, as `list` shows it.
-        id: String,
+        #[arg(required_unless_present = "all_failed", conflicts_with = "all_failed")]
+        id: Option<String>,
+        #[command(flatten)]
+        all: AllFailed,
         #[command(flatten)]
         target: Target,
     },
     /// Accepts a failed saga or process as it is, freeing what it held.
     Acknowledge {
         /// The process id, as `list` shows it.
-        id: String,
+        #[arg(required_unless_present = "all_failed", conflicts_with = "all_failed")]
+        id: Option<String>,
+        #[command(flatten)]
+        all: AllFailed,
         #[command(flatten)]
         target: Target,
     },
@@ -396,6 +402,20 @@ pub(crate) enum TransportArg {
     InProcess,
     /// A NATS JetStream broker.
     Nats(String),
+}
+
+/// Acting on every failed process at once.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct AllFailed {
+    /// Every failed process (of --kind, if given) instead of one id.
+    #[arg(long)]
+    pub(crate) all_failed: bool,
+    /// With --all-failed: only processes of this kind (the saga's or process manager's name).
+    #[arg(long, requires = "all_failed")]
+    pub(crate) kind: Option<String>,
+    /// With --all-failed: go on when more than one process is concerned.
+    #[arg(long, requires = "all_failed")]
+    pub(crate) yes: bool,
 }
 
 /// Where an operator's request goes: an all-in-one database, or a deployment's broker.

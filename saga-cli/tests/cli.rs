@@ -1571,3 +1571,35 @@ fn bench_list_builds_a_store_measures_both_listings_and_reuses_a_kept_one() {
     assert_eq!(again["processes"], 3000);
     assert!(again.get("built_in_s").is_none(), "a kept store is reused: {again}");
 }
+
+/// `--all-failed` acts on every failed process (of `--kind`), needs `--yes` for more than one,
+/// and ends with a count.
+#[test]
+fn acknowledge_all_failed_needs_yes_and_counts_what_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ["run", "document-voiding", "--db", "voiding.redb", "--seed", "1", "--json"];
+    assert_eq!(saga_cli(&run, dir.path()).status.code(), Some(0));
+    let db = "voiding.redb";
+    let failed = json(&saga_cli(&["list", "--db", db, "--status", "failed", "--json"], dir.path()));
+    let n = failed.as_array().unwrap().len();
+    assert!(n > 1, "the run leaves several failed voidings: {n}");
+    let before = std::fs::read(dir.path().join(db)).unwrap();
+    let out = saga_cli(&["acknowledge", "--all-failed", "--db", db], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains(&format!("{n} failed processes would be asked to acknowledge; add --yes")));
+    assert!(std::fs::read(dir.path().join(db)).unwrap() == before, "nothing was asked without --yes");
+    let out = saga_cli(
+        &["acknowledge", "--all-failed", "--kind", "document-voiding", "--yes", "--db", db],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("acknowledge: {n} of {n} failed processes applied, 0 refused")),
+        "{}",
+        stdout(&out)
+    );
+    let left = json(&saga_cli(&["list", "--db", db, "--status", "failed", "--json"], dir.path()));
+    assert!(left.as_array().unwrap().is_empty(), "{left}");
+    let out = saga_cli(&["retry", "--all-failed", "--yes", "--db", db], dir.path());
+    assert_eq!((out.status.code(), stdout(&out).trim()), (Some(0), "no failed processes"));
+}

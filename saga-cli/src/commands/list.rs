@@ -47,39 +47,8 @@ const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// broker is read (by a transient group of this listing's own), each process's latest kept,
 /// the filters applied, and the rows sorted by when the process began.
 async fn list_announced(args: &ListArgs, transport: &crate::cli::TransportArg) -> Result<u8> {
-    use saga_core::transport::Subscribe;
-    use saga_core::{Message, ProcessChanged};
     let domain = args.domain.as_deref().unwrap_or_default();
-    let transport = super::run::connect(transport, domain).await?;
-    let group = format!("saga-cli.list.{}", saga_core::MessageId::new());
-    let mut subscription =
-        transport.subscribe(Subscribe::new(saga_examples::ANNOUNCEMENTS, group).transient()).await?;
-    // Per process: its latest announcement, and when it began and last changed.
-    let mut latest: std::collections::BTreeMap<
-        String,
-        (ProcessChanged, saga_core::Timestamp, saga_core::Timestamp),
-    > = std::collections::BTreeMap::new();
-    let mut wait = FIRST_WAIT;
-    while let Ok(next) = tokio::time::timeout(wait, subscription.next()).await {
-        let Some(delivery) = next? else { break };
-        wait = IDLE_WAIT;
-        let at = delivery.envelope.created_at();
-        if delivery.envelope.kind() == ProcessChanged::KIND
-            && let Ok(change) = delivery.envelope.decode::<ProcessChanged>()
-        {
-            let entry = latest.entry(change.process.clone()).or_insert_with(|| (change.clone(), at, at));
-            if change.change == 1 || at < entry.1 {
-                entry.1 = entry.1.min(at);
-            }
-            if change.change >= entry.0.change {
-                entry.2 = at;
-                entry.0 = change;
-            }
-        }
-        delivery.ack().await?;
-    }
-    drop(subscription);
-    transport.close().await?;
+    let latest = read_announcements(transport, domain).await?;
     let mut rows: Vec<(saga_core::Timestamp, Row)> = latest
         .into_iter()
         .filter(|(id, (change, began, _))| {
@@ -112,6 +81,55 @@ async fn list_announced(args: &ListArgs, transport: &crate::cli::TransportArg) -
     }
     sink.finish()?;
     Ok(0)
+}
+
+/// Each process a deployment announced: its id, kind and latest status.
+pub(crate) async fn announced(
+    transport: &crate::cli::TransportArg,
+    domain: &str,
+) -> Result<Vec<(String, String, saga_core::Status)>> {
+    let latest = read_announcements(transport, domain).await?;
+    Ok(latest.into_iter().map(|(id, (change, _, _))| (id, change.kind, change.to)).collect())
+}
+
+/// Per process: its latest announcement, and when it began and last changed.
+type Announced = std::collections::BTreeMap<
+    String,
+    (saga_core::ProcessChanged, saga_core::Timestamp, saga_core::Timestamp),
+>;
+
+/// Reads every announcement the broker keeps for `domain`, by a transient group of its own,
+/// until none has come for a moment.
+async fn read_announcements(transport: &crate::cli::TransportArg, domain: &str) -> Result<Announced> {
+    use saga_core::transport::Subscribe;
+    use saga_core::{Message, ProcessChanged};
+    let transport = super::run::connect(transport, domain).await?;
+    let group = format!("saga-cli.list.{}", saga_core::MessageId::new());
+    let mut subscription =
+        transport.subscribe(Subscribe::new(saga_examples::ANNOUNCEMENTS, group).transient()).await?;
+    let mut latest = Announced::new();
+    let mut wait = FIRST_WAIT;
+    while let Ok(next) = tokio::time::timeout(wait, subscription.next()).await {
+        let Some(delivery) = next? else { break };
+        wait = IDLE_WAIT;
+        let at = delivery.envelope.created_at();
+        if delivery.envelope.kind() == ProcessChanged::KIND
+            && let Ok(change) = delivery.envelope.decode::<ProcessChanged>()
+        {
+            let entry = latest.entry(change.process.clone()).or_insert_with(|| (change.clone(), at, at));
+            if change.change == 1 || at < entry.1 {
+                entry.1 = entry.1.min(at);
+            }
+            if change.change >= entry.0.change {
+                entry.2 = at;
+                entry.0 = change;
+            }
+        }
+        delivery.ack().await?;
+    }
+    drop(subscription);
+    transport.close().await?;
+    Ok(latest)
 }
 
 fn list_file(args: &ListArgs) -> Result<u8> {

@@ -37,8 +37,16 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
                 inspect::process(&db.db, &id, json, mermaid)
             }
         }
-        Command::Retry { id, target } => request::ask(&target, &id, Ask::Retry).await,
-        Command::Acknowledge { id, target } => request::ask(&target, &id, Ask::Acknowledge).await,
+        Command::Retry { id: Some(id), target, .. } => request::ask(&target, &id, Ask::Retry).await,
+        Command::Acknowledge { id: Some(id), target, .. } => {
+            request::ask(&target, &id, Ask::Acknowledge).await
+        }
+        Command::Retry { id: None, all, target } => {
+            request::ask_failed(&target, all.kind.as_deref(), all.yes, || Ask::Retry).await
+        }
+        Command::Acknowledge { id: None, all, target } => {
+            request::ask_failed(&target, all.kind.as_deref(), all.yes, || Ask::Acknowledge).await
+        }
         Command::Cancel { id, reason, target } => request::ask(&target, &id, Ask::Cancel(reason)).await,
         Command::Terminate { id, reason, target } => request::ask(&target, &id, Ask::Terminate(reason)).await,
         Command::Signal { id, name, payload, signal_id, target } => {

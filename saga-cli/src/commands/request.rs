@@ -102,6 +102,74 @@ impl Ask {
     }
 }
 
+/// Sends `ask` (a retry or an acknowledge) to every failed process, of `kind` if given, that
+/// the file or the deployment's announcements show; more than one needs `yes`. Each answer is
+/// printed, then a count; the exit code is 0 if all were applied, 1 if any was refused, 3 if
+/// some were not answered in time and none refused.
+pub(crate) async fn ask_failed(
+    target: &Target,
+    kind: Option<&str>,
+    yes: bool,
+    ask: fn() -> Ask,
+) -> Result<u8> {
+    let failed = match &target.transport {
+        Some(transport) => {
+            let domain = target.domain.as_deref().context("--transport needs --domain")?;
+            super::list::announced(transport, domain).await?
+        }
+        None => {
+            if !target.db.exists() {
+                return Err(Error::NoDatabase { path: target.db.to_owned() }.into());
+            }
+            let reader = RedbStore::open_read_only(&target.db).map_err(|e| match e {
+                e @ Error::Locked { .. } => held(&target.db, e),
+                e => e.into(),
+            })?;
+            let failed = reader.processes(Some(Status::Failed))?;
+            failed
+                .into_iter()
+                .filter_map(|p| {
+                    let kind = p.meta()?.kind.clone();
+                    Some((p.id, kind, Status::Failed))
+                })
+                .collect()
+        }
+    };
+    let ids: Vec<String> = failed
+        .into_iter()
+        .filter(|(_, k, status)| *status == Status::Failed && kind.is_none_or(|kind| kind == k))
+        .map(|(id, _, _)| id)
+        .collect();
+    let name = ask().name();
+    if ids.is_empty() {
+        crate::output::emit("no failed processes")?;
+        return Ok(0);
+    }
+    if ids.len() > 1 && !yes {
+        eprintln!("saga-cli: {} failed processes would be asked to {name}; add --yes to go on", ids.len());
+        return Ok(2);
+    }
+    let (mut applied, mut refused, mut unanswered) = (0, 0, 0);
+    for id in &ids {
+        match self::ask(target, id, ask()).await? {
+            0 => applied += 1,
+            3 => unanswered += 1,
+            _ => refused += 1,
+        }
+    }
+    let of = super::count_of(ids.len() as u64, "failed process", "failed processes");
+    crate::output::emit(&format!(
+        "{name}: {applied} of {of} applied, {refused} refused, {unanswered} not answered in time"
+    ))?;
+    Ok(if refused > 0 {
+        1
+    } else if unanswered > 0 {
+        3
+    } else {
+        0
+    })
+}
+
 /// Sends `ask` about process `id` to its owner where `target` says, and reports the answer.
 pub(crate) async fn ask(target: &Target, id: &str, ask: Ask) -> Result<u8> {
     match &target.transport {
