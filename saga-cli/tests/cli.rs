@@ -434,6 +434,16 @@ fn bad_input_is_one_clear_line_and_changes_no_file() {
         1,
         "holds a document-voiding run; pass another --db",
     );
+    // A truncated copy: the error says the file is damaged, once, and the file stays as it is.
+    let whole = std::fs::read(db).unwrap();
+    let cut = dir.path().join("cut.redb");
+    std::fs::write(&cut, &whole[..whole.len().min(100_000)]).unwrap();
+    for args in [vec!["list", "--db", "cut.redb"], vec!["inspect", "process", "x", "--db", "cut.redb"]] {
+        let out = saga_cli(&args, dir.path());
+        one_line(&out, 1, "it is damaged or truncated");
+        assert_eq!(stderr(&out).matches("failed to fill whole buffer").count(), 1, "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read(&cut).unwrap(), &whole[..whole.len().min(100_000)], "left as it is");
 }
 
 #[test]

@@ -172,10 +172,30 @@ impl Error {
         context: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error::Storage { context: context.into(), source: Box::new(source) }
+        let mut context = context.into();
+        if ends_early(&source) {
+            context
+                .push_str("; the file ends before its data does: it is damaged or truncated (left as it is)");
+        }
+        Error::Storage { context, source: Box::new(source) }
     }
 
     pub(crate) fn codec(what: impl Into<String>, source: serde_json::Error) -> Self {
         Error::Codec { what: what.into(), source }
     }
+}
+
+/// Whether `error` comes from reading past the end of a file (an I/O "unexpected end of file"
+/// anywhere in its chain): the mark of a truncated or damaged database file.
+fn ends_early(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    // redb keeps the I/O error inside its own, and says so only in its text.
+    error.to_string().contains("failed to fill whole buffer")
 }
