@@ -1613,3 +1613,27 @@ fn acknowledge_all_failed_needs_yes_and_counts_what_it_did() {
     let out = saga_cli(&["retry", "--all-failed", "--yes", "--db", db], dir.path());
     assert_eq!((out.status.code(), stdout(&out).trim()), (Some(0), "no failed processes"));
 }
+
+/// A service whose broker cannot be reached says why at once (naming the address and the
+/// refusal), creates no database, and stops on SIGTERM while it waits.
+#[test]
+fn a_service_with_no_broker_says_why_creates_nothing_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+        .args(["service", "imp-summoning", "reception", "--transport", &url, "--db", "reception.redb"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let out = finish_within(child, Duration::from_secs(3));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains(&format!("cannot reach the broker at 127.0.0.1:{port}")), "{log}");
+    assert!(log.to_lowercase().contains("connection refused"), "{log}");
+    assert!(!dir.path().join("reception.redb").exists(), "no database for a service that never served");
+}

@@ -37,16 +37,25 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
         eprintln!("saga-cli: {unknown}");
         return Ok(2);
     }
+    // A signal stops the service also while it waits for its broker; the database is created
+    // only once the broker answered.
+    let mut stopped = stop_on_signal()?;
+    let broker = TransportArg::Nats(apart.broker.transport.clone());
+    let connecting = connect_as(&broker, name, apart.member);
+    let transport = tokio::select! {
+        transport = connecting => transport?,
+        _ = stopped.wait_for(|s| *s) => {
+            eprintln!("{name} {service}: stopped while waiting for the broker");
+            return Ok(0);
+        }
+    };
     let store = Arc::new(RedbStore::open(&apart.broker.db.db)?);
-    let transport =
-        connect_as(&TransportArg::Nats(apart.broker.transport.clone()), name, apart.member).await?;
     let builder = saga_core::Runtime::builder_shared(store, transport.clone())
         .clock(domain.clock())
         .announce(ANNOUNCEMENTS);
     let Some(builder) = domain.register_service(builder, service, apart.broker.seed) else {
         anyhow::bail!("{name} has no service {service:?}");
     };
-    let mut stopped = stop_on_signal()?;
     let runtime = builder.start().await?;
     eprintln!(
         "{name} {service}: serving over {} as member {}/{}, records in {}",

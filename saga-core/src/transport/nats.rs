@@ -77,6 +77,7 @@ fn nats_error(doing: &str, e: impl std::fmt::Display) -> Error {
 impl NatsTransport {
     /// Connects to `url` (`nats://host:port`) and makes sure the stream exists.
     pub async fn connect(url: &str, config: NatsConfig) -> Result<NatsTransport> {
+        reachable(url).await?;
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
@@ -174,6 +175,40 @@ async fn patiently<T, E: std::fmt::Display, F: Future<Output = std::result::Resu
             }
             Err(e) => return Err(nats_error(doing, e)),
         }
+    }
+}
+
+/// Waits until something listens at `url`'s address, for up to [`SETUP_PATIENCE`], saying
+/// why not as it waits (a refused connection, an unknown host): a client library that retries
+/// on its own would only report, much later, that a request timed out.
+async fn reachable(url: &str) -> Result<()> {
+    let address = url.strip_prefix("nats://").unwrap_or(url).trim_end_matches('/');
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    let mut warned = false;
+    loop {
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(address)).await;
+        let why = match attempt {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within 5 s".to_owned(),
+        };
+        if started.elapsed() >= SETUP_PATIENCE {
+            return Err(Error::Transport(format!(
+                "no nats broker at {address}: {why} (tried for {} s)",
+                SETUP_PATIENCE.as_secs()
+            )));
+        }
+        if !warned {
+            tracing::warn!(
+                "nats: cannot reach the broker at {address}: {why}; trying again for up to {} s",
+                SETUP_PATIENCE.as_secs()
+            );
+            warned = true;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
 
