@@ -628,6 +628,13 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         child.wait().unwrap();
     }
+    // The broker's outage is summarised in each service's log, not warned about once per
+    // message that had to wait (thousands of lines before).
+    for log in ["reception", "treasury", "treasury-0", "treasury-1", "circle"] {
+        let text = std::fs::read_to_string(dir.path().join(format!("{log}.redb.log"))).unwrap_or_default();
+        let failures = text.lines().filter(|l| l.contains("publish")).count();
+        assert!(failures <= 20, "{log}: {failures} lines about publishing");
+    }
     let open = |name: &str| -> (String, Arc<dyn Store>) {
         (
             name.to_owned(),

@@ -42,6 +42,66 @@ struct Relay {
     /// is down must not hold up the key on the others.)
     tails: HashMap<Lane, (u64, oneshot::Receiver<()>)>,
     sent: Vec<u64>,
+    /// Publishes failing now: summarised in the log, not one line per row.
+    outage: std::sync::Arc<Outage>,
+}
+
+/// How often, at most, the relay says that publishing still fails.
+const OUTAGE_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Rows whose publish failed and is being retried: a broker that is down for seconds makes
+/// every row fail, and the log says so once every few seconds, with how many wait, and once
+/// when publishing works again.
+#[derive(Default)]
+struct Outage {
+    state: std::sync::Mutex<OutageState>,
+}
+
+#[derive(Default)]
+struct OutageState {
+    /// Rows failing now.
+    waiting: u64,
+    /// Rows that failed at least once and went out since the outage began.
+    late: u64,
+    since: Option<std::time::Instant>,
+    reported: Option<std::time::Instant>,
+}
+
+impl Outage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutageState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A publish failed; `first` for a row's first failure.
+    fn failed(&self, first: bool, error: &crate::Error) {
+        let now = std::time::Instant::now();
+        let mut state = self.lock();
+        if first {
+            state.waiting += 1;
+        }
+        let since = *state.since.get_or_insert(now);
+        if state.reported.is_none_or(|at| now.duration_since(at) >= OUTAGE_REPORT_EVERY) {
+            state.reported = Some(now);
+            tracing::warn!(
+                waiting = state.waiting,
+                for_ms = now.duration_since(since).as_millis() as u64,
+                error = %error,
+                "publishing fails; the messages wait in the outbox and are retried"
+            );
+        }
+    }
+
+    /// A row that had failed went out.
+    fn recovered(&self) {
+        let mut state = self.lock();
+        state.waiting = state.waiting.saturating_sub(1);
+        state.late += 1;
+        if state.waiting == 0 {
+            let lasted = state.since.map(|s| s.elapsed().as_millis() as u64).unwrap_or_default();
+            tracing::warn!(late = state.late, outage_ms = lasted, "publishing works again");
+            *state = OutageState::default();
+        }
+    }
 }
 
 impl Relay {
@@ -51,6 +111,7 @@ impl Relay {
         let previous = self.tails.insert(lane.clone(), (seq, finished)).map(|(_, rx)| rx);
         let transport = self.shared.transport.clone();
         let backoff = self.backoff.clone();
+        let outage = self.outage.clone();
         self.publishing.spawn(async move {
             if let Some(previous) = previous {
                 // Resolves when the previous publish in this lane has been taken (or aborted).
@@ -59,9 +120,13 @@ impl Relay {
             let mut attempt = 1;
             while let Err(e) = transport.publish(envelope.clone()).await {
                 let wait = backoff.backoff(attempt);
-                tracing::warn!(seq, error = %e, retry_in_ms = wait.as_millis() as u64, "publish failed");
+                tracing::debug!(seq, error = %e, retry_in_ms = wait.as_millis() as u64, "publish failed");
+                outage.failed(attempt == 1, &e);
                 tokio::time::sleep(wait).await;
                 attempt += 1;
+            }
+            if attempt > 1 {
+                outage.recovered();
             }
             drop(done);
             (seq, lane)
@@ -92,6 +157,7 @@ pub(crate) async fn run(
         publishing: JoinSet::new(),
         tails: HashMap::new(),
         sent: Vec::new(),
+        outage: std::sync::Arc::default(),
     };
     // The last row handed to a publish; rows after it have not been read yet.
     let mut cursor: Option<u64> = None;
