@@ -1286,6 +1286,33 @@ fn operator_actions_through_the_broker_take_effect_while_the_services_keep_runni
     );
     let voidings = through_list(&["list", "--json", "--status", "acknowledged"], "document-voiding");
     assert!(voidings.as_array().unwrap().iter().any(|r| r["id"] == id.as_str()), "{voidings}");
+    // A client runtime of this test (no components, its own process) starts a saga that the
+    // reception process hosts, cancels it and awaits its result, and reads x-1's.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut config = saga_core::transport::NatsConfig::default();
+        config.stream = "IMP_SUMMONING".into();
+        config.subject_prefix = "imp-summoning".into();
+        let transport = saga_core::transport::NatsTransport::connect(&url, config).await.unwrap();
+        let client = saga_core::Runtime::builder(saga_core::RedbStore::in_memory().unwrap(), transport)
+            .replies("test.client")
+            .start()
+            .await
+            .unwrap();
+        // Started and cancelled from here: its steps' answers come back, then it is undone.
+        let order = serde_json::json!({"order": "x-2", "fee": 10});
+        let x2 = client.start_saga("summoning", "x-2", &order).await.unwrap();
+        x2.cancel("changed plans").await.unwrap();
+        let ended =
+            tokio::time::timeout(Duration::from_secs(60), x2.result()).await.expect("x-2 ends").unwrap();
+        assert_eq!(ended.status(), saga_core::Status::Cancelled);
+        assert_eq!(ended.saga().stop(), Some(("cancel", "changed plans", "client")));
+        let x1 = client.saga_handle("summoning/x-1");
+        let cancelled =
+            tokio::time::timeout(Duration::from_secs(20), x1.result()).await.expect("an answer").unwrap();
+        assert_eq!(cancelled.status(), saga_core::Status::Cancelled);
+        assert_eq!(cancelled.saga().stop(), Some(("cancel", "the customer left", "operator")));
+        client.shutdown().await.unwrap();
+    });
     let late = through(&["cancel", "summoning/x-1"], "imp-summoning");
     assert_eq!(late.status.code(), Some(1), "{}", stdout(&late));
     assert!(stdout(&late).contains("cancel refused: the saga has ended (cancelled)"), "{}", stdout(&late));
