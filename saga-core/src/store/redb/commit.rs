@@ -231,8 +231,8 @@ fn apply_unit(t: &mut Tables<'_>, unit: &CommitUnit, next_seq: &AtomicU64, old: 
         }
     }
     if let Some(letter) = &unit.dead_letter {
-        let json = serde_json::to_vec(letter).unwrap_or_default();
-        t.dead_letters.insert((letter.envelope.id.as_u128(), letter.consumer.as_str()), json.as_slice())?;
+        let stored = super::letters::encode(letter);
+        t.dead_letters.insert((letter.envelope.id.as_u128(), letter.consumer.as_str()), stored.as_slice())?;
     }
     if let Some(key) = &unit.removes_dead_letter {
         t.dead_letters.remove((key.message.as_u128(), key.consumer.as_str()))?;

@@ -4,6 +4,7 @@
 mod commit;
 #[cfg(test)]
 mod fast_path_tests;
+mod letters;
 mod listing;
 mod open;
 mod snapshot;
@@ -458,10 +459,7 @@ impl Store for RedbStore {
         let mut letters: Vec<DeadLetter> = Vec::new();
         for entry in r(table.iter()).map_err(&err)? {
             let (_, value) = r(entry).map_err(&err)?;
-            letters.push(
-                serde_json::from_slice(value.value())
-                    .map_err(|e| Error::codec("decoding a dead letter", e))?,
-            );
+            letters.push(letters::decode(value.value())?);
         }
         letters.sort_by_key(|l| l.at);
         Ok(letters)
