@@ -476,7 +476,22 @@ mod programming {
                     let history = store.history(trip.id()).unwrap();
                     let lines: Vec<String> = history.iter().map(|h| format!("{:?}", h.event)).collect();
                     let view = SagaView::read(store.as_ref(), trip.id()).unwrap();
-                    panic!("{point}: trip/{n} still running: {view:?}\n{}", lines.join("\n"))
+                    let letters: Vec<String> = store
+                        .dead_letters()
+                        .unwrap()
+                        .iter()
+                        .map(|l| format!("{} {} {}: {}", l.consumer, l.envelope.kind(), l.envelope.key(), l.error))
+                        .collect();
+                    let outbox: Vec<String> = store
+                        .outbox_after(None, 100)
+                        .unwrap()
+                        .iter()
+                        .map(|r| format!("{} {} {}", r.seq, r.envelope.kind(), r.envelope.key()))
+                        .collect();
+                    panic!(
+                        "{point}: trip/{n} still running: {view:?}\n{}\ndead letters: {letters:?}\noutbox: {outbox:?}",
+                        lines.join("\n")
+                    )
                 })
                 .unwrap();
             assert_eq!(outcome.status(), expected(n), "{point}: trip/{n}");
