@@ -43,7 +43,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The approval mail's id makes the second click harmless.
     let approval = Signal::new("approved", &Approval { by: "the owner".into() })?.with_id("mail-4711");
     rex.send_signal(approval.clone()).await?;
-    rex.send_signal(approval).await?;
+    match rex.send_signal(approval).await {
+        Ok(_) => println!("the second click changes nothing"),
+        Err(e) => println!("the second click is refused: {e}"),
+    }
 
     for saga in [rex, bella] {
         let outcome = saga.result().await?;

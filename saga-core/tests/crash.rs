@@ -465,6 +465,18 @@ mod programming {
         let store = Arc::new(
             RedbStore::with_backend(image).unwrap_or_else(|e| panic!("{point}: reopening failed: {e}")),
         );
+        // A unit's outgoing messages never outlive its writes: a message of an instance is in
+        // the outbox only with the instance it belongs to.
+        for row in store.outbox_after(None, 10_000).unwrap() {
+            let of = row.envelope.correlation_id();
+            if row.envelope.kind() == "saga.continue" {
+                assert!(
+                    store.record(saga_core::store::PROCESS_SPACE, of).unwrap().is_some(),
+                    "{point}: the outbox holds {} for {of}, which the store does not hold",
+                    row.envelope.kind()
+                );
+            }
+        }
         let committed = committed(store.as_ref());
         let before = world.lock().unwrap().clone();
         let runtime = client(store.clone(), world).await.unwrap_or_else(|| panic!("{point}: no runtime"));

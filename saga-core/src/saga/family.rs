@@ -330,8 +330,10 @@ impl Consumer for SagaFamily {
                 answer(ctx, &envelope, &pid, Ended { status: None, state: None })?;
                 return Ok(Handled::Commit);
             }
-            // Nothing to record a message for an unknown instance on.
-            return Ok(Handled::Ignore);
+            // Every message of an instance comes after the commit that began it. One that finds
+            // no instance is not dropped: it is tried again, and dead-lettered (visibly) if the
+            // instance never appears.
+            return Err(ActionError::transient(format!("no saga instance {pid}")));
         };
         let state: SagaState = serde_json::from_slice(&record.data)
             .map_err(|e| ActionError::permanent(format!("decoding saga state {pid}: {e}")))?;
