@@ -1262,6 +1262,7 @@ fn operator_actions_through_the_broker_take_effect_while_the_services_keep_runni
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         child.wait().unwrap();
     }
+}
 
 /// The ids of a `list --json` of `args` in `dir`, and the `--after` cursor it printed on
 /// stderr, if any.
