@@ -508,6 +508,52 @@ fn a_run_recorded_by_an_earlier_saga_cli_resumes_with_its_own_options() {
     assert!(stderr(&out).contains("holds an imp-summoning run; pass another --db to run bakery"));
 }
 
+/// A run on a database that holds one resumes it when the flags given are the ones it was
+/// started with (or none are), refuses flags that differ (exit 2, one line naming each flag
+/// with its recorded and its given value, the file left as it was), and starts over with
+/// `--fresh`.
+#[test]
+fn a_run_with_other_flags_is_refused_unless_fresh_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let args = [&["run", "imp-summoning", "--db", "run.redb", "--json"][..], extra].concat();
+        saga_cli(&args, dir.path())
+    };
+    let total = |out: &Output| {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        json(out)["processes"]["total"].as_u64().unwrap()
+    };
+    let first = ["--orders", "10", "--failure-rate", "0.3"];
+    assert_eq!(total(&run(&first)), 10);
+
+    let before = std::fs::read(dir.path().join("run.redb")).unwrap();
+    let changed = run(&["--orders", "12", "--failure-rate", "0.5", "--summoners", "3"]);
+    assert_eq!(changed.status.code(), Some(2), "{}", stderr(&changed));
+    let err = stderr(&changed);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("--orders: recorded 10, given 12"), "{err}");
+    assert!(err.contains("--failure-rate: recorded 0.3, given 0.5"), "{err}");
+    assert!(!err.contains("--summoners"), "the same value is no difference: {err}");
+    assert!(err.contains("--fresh"), "{err}");
+    assert!(stdout(&changed).is_empty());
+    let seed = run(&["--seed", "2"]);
+    assert_eq!(seed.status.code(), Some(2));
+    assert!(stderr(&seed).contains("--seed: recorded 1, given 2"), "{}", stderr(&seed));
+    assert!(std::fs::read(dir.path().join("run.redb")).unwrap() == before, "the file is as it was");
+
+    let same = run(&first);
+    assert_eq!(total(&same), 10);
+    assert!(stderr(&same).contains("resuming the imp-summoning run"), "{}", stderr(&same));
+    assert_eq!(total(&run(&[])), 10, "no flags resume the run as it was started");
+
+    let fresh = run(&["--orders", "12", "--fresh"]);
+    assert_eq!(total(&fresh), 12, "a new run");
+    assert!(stderr(&fresh).contains("starting over"), "{}", stderr(&fresh));
+    assert_eq!(total(&run(&["--orders", "12"])), 12);
+    let list = json(&saga_cli(&["list", "--db", "run.redb", "--json"], dir.path()));
+    assert_eq!(list.as_array().unwrap().len(), 12, "nothing of the first run is left");
+}
+
 #[test]
 fn a_domain_runs_all_in_one_over_a_nats_broker() {
     let Some(server) = saga_core::testkit::NatsServer::start() else { return };

@@ -29,7 +29,7 @@ fn stop_on_signal() -> Result<watch::Receiver<bool>> {
 
 /// Runs one service until SIGINT or SIGTERM, announcing its processes' changes for drivers.
 pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
-    let Chosen { args: apart, domain } = args;
+    let Chosen { args: apart, domain, .. } = args;
     let name = domain.name();
     let service = apart.service.as_str();
     // An unknown service is a usage error, refused before the database file is created.
@@ -64,7 +64,7 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
 
 /// Drives the domain's scenario against its services and reports what it was told.
 pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
-    let Chosen { args: driver, domain } = args;
+    let Chosen { args: driver, domain, .. } = args;
     let name = domain.name();
     let store = Arc::new(RedbStore::open(&driver.broker.db.db)?);
     let transport = connect(&TransportArg::Nats(driver.broker.transport.clone()), name).await?;
