@@ -91,7 +91,13 @@ async fn imp_summoning_with_failures_and_few_summoners_keeps_the_money_straight(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_shop_with_failing_workers_and_declined_payments_delivers_or_cancels_every_order() {
-    let domain = OnlineShop { orders: 80, worker_failure_rate: 0.5, declined_share: 0.2, workers: 3 };
+    let domain = OnlineShop {
+        orders: 80,
+        worker_failure_rate: 0.5,
+        declined_share: 0.2,
+        workers: 3,
+        ..Default::default()
+    };
     let (store, invariants) = run(&domain, 11).await;
     assert_all_hold(&invariants);
     let counts = process_counts(store.as_ref()).unwrap();
@@ -193,7 +199,13 @@ async fn assert_apart(domain: &dyn Domain, late: Option<(&str, &[&str])>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_shop_runs_with_its_services_apart() {
-    let domain = OnlineShop { orders: 40, worker_failure_rate: 0.4, declined_share: 0.2, workers: 3 };
+    let domain = OnlineShop {
+        orders: 40,
+        worker_failure_rate: 0.4,
+        declined_share: 0.2,
+        workers: 3,
+        ..Default::default()
+    };
     assert_apart(&domain, None).await;
 }
 

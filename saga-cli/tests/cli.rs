@@ -645,6 +645,9 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let verdicts = json(&out)["invariants"].as_array().unwrap().clone();
     assert_eq!(verdicts.len(), 2, "the customer's view and the announced ends: {verdicts:?}");
+    // The drive's order ids begin with a prefix of its own.
+    let ids = json(&out)["ids"].as_str().unwrap().to_owned();
+    assert!(ids.starts_with("drive-"), "{ids}");
     assert!(verdicts.iter().all(|v| v["holds"] == true), "{}", stdout(&out));
 
     // The customer hears "delivered" from reception before the saga has handled its last reply;
@@ -674,19 +677,19 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     let holders = |n: u64| {
         treasury
             .iter()
-            .filter(|(_, s)| s.record("treasury", &format!("order-{n}")).unwrap().is_some())
+            .filter(|(_, s)| s.record("treasury", &format!("{ids}order-{n}")).unwrap().is_some())
             .count()
     };
     assert!((0..orders).all(|n| holders(n) == 1), "each order's ledger is in exactly one treasury process");
     let kept = |half: usize| {
         (0..orders)
-            .filter(|n| treasury[half].1.record("treasury", &format!("order-{n}")).unwrap().is_some())
+            .filter(|n| treasury[half].1.record("treasury", &format!("{ids}order-{n}")).unwrap().is_some())
             .count()
     };
     assert!(kept(0) > 0 && kept(1) > 0, "both treasury processes took orders");
     let [first, second] = treasury;
     let stores = ServiceStores(vec![open("reception"), first, second]);
-    let domain = ImpSummoning { orders, ..Default::default() };
+    let domain = ImpSummoning { orders, ids, ..Default::default() };
     for invariant in domain.invariants(&stores).unwrap() {
         assert!(invariant.holds, "{}: {}", invariant.name, invariant.detail);
     }
@@ -694,6 +697,56 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     let running = reception.count_processes(saga_core::Status::Running).unwrap()
         + reception.count_processes(saga_core::Status::Compensating).unwrap();
     assert_eq!(running, 0, "every saga ended");
+}
+
+/// Two drives in a row against the same running services both finish: each drive's order ids
+/// begin with a prefix of its own, so the second places new orders instead of waiting for the
+/// processes of the first, which ended long ago. A drive resumed on its database keeps its ids.
+#[test]
+fn a_second_drive_against_the_same_services_finishes_with_ids_of_its_own() {
+    let Some(broker) = saga_core::testkit::NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let _logs = ShowLogsOnFailure(dir.path(), broker.monitor_url());
+    let url = broker.url();
+    for (domain, services) in [
+        ("imp-summoning", &["reception", "treasury", "circle"][..]),
+        ("online-shop", &["shop", "order", "payment", "delivery"]),
+    ] {
+        let _services = Children(
+            services
+                .iter()
+                .map(|name| {
+                    let db = format!("{domain}-{name}.redb");
+                    Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+                        .args(["service", domain, name, "--transport", &url, "--db", &db])
+                        .current_dir(dir.path())
+                        .env("RUST_LOG", "info")
+                        .stdout(Stdio::null())
+                        .stderr(service_log(dir.path(), &db))
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        );
+        let drive = |db: &str| {
+            let child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+                .args(["drive", domain, "--orders", "20", "--transport", &url, "--db", db, "--json"])
+                .current_dir(dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = finish_within(child, Duration::from_secs(90));
+            assert_eq!(out.status.code(), Some(0), "{domain} {db}: {}", stderr(&out));
+            let report = json(&out);
+            assert!(report["invariants"].as_array().unwrap().iter().all(|v| v["holds"] == true), "{report}");
+            report["ids"].as_str().unwrap().to_owned()
+        };
+        let first = drive(&format!("{domain}-first.redb"));
+        let second = drive(&format!("{domain}-second.redb"));
+        assert_ne!(first, second, "{domain}: each drive has ids of its own");
+        assert_eq!(drive(&format!("{domain}-first.redb")), first, "{domain}: a drive resumed keeps its ids");
+    }
 }
 
 /// document-voiding as billing, reports and the process manager in processes of their own,
