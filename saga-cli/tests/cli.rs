@@ -478,6 +478,53 @@ fn an_online_shop_run_interrupted_by_sigint_resumes_and_finishes_every_order() {
     }
 }
 
+/// Every domain's run stops soon after SIGINT, wherever it is (the petstore while it places
+/// its orders, document-voiding between its phases), and a second run with the same flags
+/// resumes it and finishes with nothing lost.
+#[test]
+fn petstore_and_document_voiding_runs_stop_soon_after_sigint_and_resume() {
+    for (domain, flags, processes) in [
+        ("petstore", &["--orders", "3000", "--pets", "300", "--inventory-outage", "0"][..], 3000),
+        ("document-voiding", &["--documents", "3000", "--customers", "30"], 0),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [&["run", domain, "--json"][..], flags].concat();
+        let child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+            .args(&args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let db = dir.path().join("saga.redb");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !db.exists() {
+            assert!(std::time::Instant::now() < deadline, "{domain}: the run never got going");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let interrupted = std::time::Instant::now();
+        let first = finish_within(child, Duration::from_secs(30));
+        let took = interrupted.elapsed();
+        assert_eq!(first.status.code(), Some(130), "{domain}: {}", stderr(&first));
+        assert!(took < Duration::from_secs(2), "{domain} took {took:?} to stop");
+        assert_eq!(json(&first)["interrupted"], true);
+
+        let second = saga_cli(&args, dir.path());
+        assert_eq!(second.status.code(), Some(0), "{domain}: {}", stderr(&second));
+        let report = json(&second);
+        if processes > 0 {
+            assert_eq!(report["processes"]["total"], processes, "{domain}: {report}");
+        }
+        assert_eq!(report["processes"]["running"], 0, "{domain}: {report}");
+        for invariant in report["invariants"].as_array().unwrap() {
+            assert_eq!(invariant["holds"], true, "{domain}: {invariant}");
+        }
+    }
+}
+
 /// A database holds its run as `{"seed", "domain": {"domain": <name>, ...options}}`: one
 /// written before domains were a trait resumes with the options it recorded, not the flags'.
 #[test]
