@@ -91,7 +91,13 @@ async fn imp_summoning_with_failures_and_few_summoners_keeps_the_money_straight(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_shop_with_failing_workers_and_declined_payments_delivers_or_cancels_every_order() {
-    let domain = OnlineShop { orders: 80, worker_failure_rate: 0.5, declined_share: 0.2, workers: 3 };
+    let domain = OnlineShop {
+        orders: 80,
+        worker_failure_rate: 0.5,
+        declined_share: 0.2,
+        workers: 3,
+        ..Default::default()
+    };
     let (store, invariants) = run(&domain, 11).await;
     assert_all_hold(&invariants);
     let counts = process_counts(store.as_ref()).unwrap();
@@ -193,7 +199,13 @@ async fn assert_apart(domain: &dyn Domain, late: Option<(&str, &[&str])>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_shop_runs_with_its_services_apart() {
-    let domain = OnlineShop { orders: 40, worker_failure_rate: 0.4, declined_share: 0.2, workers: 3 };
+    let domain = OnlineShop {
+        orders: 40,
+        worker_failure_rate: 0.4,
+        declined_share: 0.2,
+        workers: 3,
+        ..Default::default()
+    };
     assert_apart(&domain, None).await;
 }
 
@@ -308,6 +320,57 @@ async fn payments_cash_and_refund_once_however_often_a_step_sends_them() {
     runtime.send_all(vec![attempt(refund(), key), attempt(refund(), key)]).await.unwrap();
     runtime.wait_idle().await.unwrap();
     assert_eq!(record::<Payment>(&store, "payment", "order-1").refunded, 1, "refunded once");
+    runtime.shutdown().await.unwrap();
+}
+
+/// The pet service, asked twice to reserve a pet for one order (the saga's timeout sent the
+/// reservation again), answers both as reserved and keeps the pet for that order; another order
+/// is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pet_service_answers_a_reservation_sent_again_as_reserved() {
+    use saga_core::transport::{Subscribe, Transport};
+    use saga_core::{Envelope, Runtime, Service};
+    use saga_examples::petstore::{CreatePet, PetState, Reservation, ReservePet};
+
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    // The saga's side, keeping the answers it hears for each order.
+    let saga = Service::new("saga").on("saga", |ctx, r: Reservation| {
+        let (order, answer) = match r {
+            Reservation::Reserved { order, .. } => (order, "reserved".to_string()),
+            Reservation::Refused { reason } => ("refused".to_string(), reason),
+        };
+        let mut heard: Vec<String> = ctx.load(&order)?.unwrap_or_default();
+        heard.push(answer);
+        ctx.save(&order, &heard)?;
+        Ok(())
+    });
+    let transport = Arc::new(InProcessTransport::new());
+    // The photo service and the pet events' listeners are not running: their messages wait.
+    for (topic, consumer) in [("photos", "photos"), ("pet.events", "inventory")] {
+        drop(transport.subscribe(Subscribe::new(topic, consumer)).await.unwrap());
+    }
+    let builder = Runtime::builder_shared(store.clone(), transport).register(saga);
+    let pets = Petstore::default().register_service(builder, "pets", 1);
+    let runtime = pets.unwrap().start().await.unwrap();
+    let create = CreatePet { pet: "pet-1".into(), name: "Rex".into(), photo: "rex.jpg".into() };
+    runtime.send_all(vec![Envelope::new("pets", "pet-1", &create).unwrap()]).await.unwrap();
+
+    let reserve = |order: &str| {
+        let r = ReservePet { pet: "pet-1".into(), order: order.into(), user: "ann".into() };
+        attempt(Envelope::new("pets", "pet-1", &r), &format!("adoption/{order}/reserve-pet"))
+    };
+    let heard = |order: &str| {
+        store.record("saga", order).unwrap().map(|_| record::<Vec<String>>(&store, "saga", order))
+    };
+    runtime.send_all(vec![reserve("order-1")]).await.unwrap();
+    eventually("the first answer", || heard("order-1").is_some()).await;
+    runtime.send_all(vec![reserve("order-1"), reserve("order-2")]).await.unwrap();
+    let answers = || heard("order-1").map_or(0, |h| h.len()) + heard("refused").map_or(0, |h| h.len());
+    eventually("three answers", || answers() == 3).await;
+    assert_eq!(heard("order-1").unwrap(), ["reserved", "reserved"], "both are answered as reserved");
+    assert_eq!(heard("refused").unwrap(), ["the pet is taken"], "another order is refused");
+    let pet = record::<PetState>(&store, "pets", "pet-1");
+    assert_eq!(pet, PetState::Reserved { order: "order-1".into() });
     runtime.shutdown().await.unwrap();
 }
 

@@ -18,7 +18,8 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Runs a reference domain (or resumes the run in --db) and checks its invariants.
+    /// Runs a reference domain (or resumes the run in --db, or starts over with --fresh) and
+    /// checks its invariants.
     Run {
         #[command(subcommand)]
         domain: Chosen<CommonRun>,
@@ -393,6 +394,10 @@ pub(crate) struct CommonRun {
     /// over a NATS JetStream broker.
     #[arg(long, default_value = "in-process", value_parser = parse_transport)]
     pub(crate) transport: TransportArg,
+    /// Start over: replace what --db holds with a new run. Without it a run recorded there
+    /// resumes, and flags given that differ from the ones it was started with are refused.
+    #[arg(long)]
+    pub(crate) fresh: bool,
 }
 
 /// Where messages travel.

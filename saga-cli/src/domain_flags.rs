@@ -3,8 +3,10 @@
 
 use crate::cli::{ApartArgs, CommonRun, DriverArgs};
 use clap::builder::{TypedValueParser as _, ValueParser};
+use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, Subcommand, value_parser};
 use saga_examples::{Domain, DomainKind, Knob, Knobs, Role, Setting, imp_summoning, registry};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The arguments a domain's subcommand takes before its own knobs, and the role the domain
 /// plays there.
@@ -31,6 +33,11 @@ impl RoleArgs for DriverArgs {
 pub(crate) struct Chosen<A> {
     pub(crate) args: A,
     pub(crate) domain: Box<dyn Domain>,
+    /// The value of each of the domain's flags as the command line gave it (or its default),
+    /// as text, by flag.
+    pub(crate) flags: BTreeMap<String, String>,
+    /// The flags the command line gave (not left to their defaults), the role's own too.
+    pub(crate) given: BTreeSet<String>,
 }
 
 impl<A: RoleArgs> Subcommand for Chosen<A> {
@@ -61,7 +68,14 @@ impl<A: RoleArgs> FromArgMatches for Chosen<A> {
             return Err(clap::Error::raw(clap::error::ErrorKind::InvalidSubcommand, unknown));
         };
         let args = A::from_arg_matches(matches)?;
-        Ok(Chosen { args, domain: (kind.configure)(&knobs_of(kind, A::ROLE, matches)) })
+        let knobs = knobs_of(kind, A::ROLE, matches);
+        let flags = knobs.values().map(|(flag, value)| (flag.to_owned(), value)).collect();
+        let given = matches
+            .ids()
+            .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        Ok(Chosen { args, domain: (kind.configure)(&knobs), flags, given })
     }
 
     fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {

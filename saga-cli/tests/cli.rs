@@ -488,6 +488,53 @@ fn an_online_shop_run_interrupted_by_sigint_resumes_and_finishes_every_order() {
     }
 }
 
+/// Every domain's run stops soon after SIGINT, wherever it is (the petstore while it places
+/// its orders, document-voiding between its phases), and a second run with the same flags
+/// resumes it and finishes with nothing lost.
+#[test]
+fn petstore_and_document_voiding_runs_stop_soon_after_sigint_and_resume() {
+    for (domain, flags, processes) in [
+        ("petstore", &["--orders", "3000", "--pets", "300", "--inventory-outage", "0"][..], 3000),
+        ("document-voiding", &["--documents", "3000", "--customers", "30"], 0),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [&["run", domain, "--json"][..], flags].concat();
+        let child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+            .args(&args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let db = dir.path().join("saga.redb");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !db.exists() {
+            assert!(std::time::Instant::now() < deadline, "{domain}: the run never got going");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let interrupted = std::time::Instant::now();
+        let first = finish_within(child, Duration::from_secs(30));
+        let took = interrupted.elapsed();
+        assert_eq!(first.status.code(), Some(130), "{domain}: {}", stderr(&first));
+        assert!(took < Duration::from_secs(2), "{domain} took {took:?} to stop");
+        assert_eq!(json(&first)["interrupted"], true);
+
+        let second = saga_cli(&args, dir.path());
+        assert_eq!(second.status.code(), Some(0), "{domain}: {}", stderr(&second));
+        let report = json(&second);
+        if processes > 0 {
+            assert_eq!(report["processes"]["total"], processes, "{domain}: {report}");
+        }
+        assert_eq!(report["processes"]["running"], 0, "{domain}: {report}");
+        for invariant in report["invariants"].as_array().unwrap() {
+            assert_eq!(invariant["holds"], true, "{domain}: {invariant}");
+        }
+    }
+}
+
 /// A database holds its run as `{"seed", "domain": {"domain": <name>, ...options}}`: one
 /// written before domains were a trait resumes with the options it recorded, not the flags'.
 #[test]
@@ -516,6 +563,52 @@ fn a_run_recorded_by_an_earlier_saga_cli_resumes_with_its_own_options() {
     let out = saga_cli(&["run", "bakery", "--db", "earlier.redb"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("holds an imp-summoning run; pass another --db to run bakery"));
+}
+
+/// A run on a database that holds one resumes it when the flags given are the ones it was
+/// started with (or none are), refuses flags that differ (exit 2, one line naming each flag
+/// with its recorded and its given value, the file left as it was), and starts over with
+/// `--fresh`.
+#[test]
+fn a_run_with_other_flags_is_refused_unless_fresh_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let args = [&["run", "imp-summoning", "--db", "run.redb", "--json"][..], extra].concat();
+        saga_cli(&args, dir.path())
+    };
+    let total = |out: &Output| {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        json(out)["processes"]["total"].as_u64().unwrap()
+    };
+    let first = ["--orders", "10", "--failure-rate", "0.3"];
+    assert_eq!(total(&run(&first)), 10);
+
+    let before = std::fs::read(dir.path().join("run.redb")).unwrap();
+    let changed = run(&["--orders", "12", "--failure-rate", "0.5", "--summoners", "3"]);
+    assert_eq!(changed.status.code(), Some(2), "{}", stderr(&changed));
+    let err = stderr(&changed);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("--orders: recorded 10, given 12"), "{err}");
+    assert!(err.contains("--failure-rate: recorded 0.3, given 0.5"), "{err}");
+    assert!(!err.contains("--summoners"), "the same value is no difference: {err}");
+    assert!(err.contains("--fresh"), "{err}");
+    assert!(stdout(&changed).is_empty());
+    let seed = run(&["--seed", "2"]);
+    assert_eq!(seed.status.code(), Some(2));
+    assert!(stderr(&seed).contains("--seed: recorded 1, given 2"), "{}", stderr(&seed));
+    assert!(std::fs::read(dir.path().join("run.redb")).unwrap() == before, "the file is as it was");
+
+    let same = run(&first);
+    assert_eq!(total(&same), 10);
+    assert!(stderr(&same).contains("resuming the imp-summoning run"), "{}", stderr(&same));
+    assert_eq!(total(&run(&[])), 10, "no flags resume the run as it was started");
+
+    let fresh = run(&["--orders", "12", "--fresh"]);
+    assert_eq!(total(&fresh), 12, "a new run");
+    assert!(stderr(&fresh).contains("starting over"), "{}", stderr(&fresh));
+    assert_eq!(total(&run(&["--orders", "12"])), 12);
+    let list = json(&saga_cli(&["list", "--db", "run.redb", "--json"], dir.path()));
+    assert_eq!(list.as_array().unwrap().len(), 12, "nothing of the first run is left");
 }
 
 #[test]
@@ -609,6 +702,9 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let verdicts = json(&out)["invariants"].as_array().unwrap().clone();
     assert_eq!(verdicts.len(), 2, "the customer's view and the announced ends: {verdicts:?}");
+    // The drive's order ids begin with a prefix of its own.
+    let ids = json(&out)["ids"].as_str().unwrap().to_owned();
+    assert!(ids.starts_with("drive-"), "{ids}");
     assert!(verdicts.iter().all(|v| v["holds"] == true), "{}", stdout(&out));
 
     // The customer hears "delivered" from reception before the saga has handled its last reply;
@@ -645,19 +741,19 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     let holders = |n: u64| {
         treasury
             .iter()
-            .filter(|(_, s)| s.record("treasury", &format!("order-{n}")).unwrap().is_some())
+            .filter(|(_, s)| s.record("treasury", &format!("{ids}order-{n}")).unwrap().is_some())
             .count()
     };
     assert!((0..orders).all(|n| holders(n) == 1), "each order's ledger is in exactly one treasury process");
     let kept = |half: usize| {
         (0..orders)
-            .filter(|n| treasury[half].1.record("treasury", &format!("order-{n}")).unwrap().is_some())
+            .filter(|n| treasury[half].1.record("treasury", &format!("{ids}order-{n}")).unwrap().is_some())
             .count()
     };
     assert!(kept(0) > 0 && kept(1) > 0, "both treasury processes took orders");
     let [first, second] = treasury;
     let stores = ServiceStores(vec![open("reception"), first, second]);
-    let domain = ImpSummoning { orders, ..Default::default() };
+    let domain = ImpSummoning { orders, ids, ..Default::default() };
     for invariant in domain.invariants(&stores).unwrap() {
         assert!(invariant.holds, "{}: {}", invariant.name, invariant.detail);
     }
@@ -665,6 +761,56 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     let running = reception.count_processes(saga_core::Status::Running).unwrap()
         + reception.count_processes(saga_core::Status::Compensating).unwrap();
     assert_eq!(running, 0, "every saga ended");
+}
+
+/// Two drives in a row against the same running services both finish: each drive's order ids
+/// begin with a prefix of its own, so the second places new orders instead of waiting for the
+/// processes of the first, which ended long ago. A drive resumed on its database keeps its ids.
+#[test]
+fn a_second_drive_against_the_same_services_finishes_with_ids_of_its_own() {
+    let Some(broker) = saga_core::testkit::NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let _logs = ShowLogsOnFailure(dir.path(), broker.monitor_url());
+    let url = broker.url();
+    for (domain, services) in [
+        ("imp-summoning", &["reception", "treasury", "circle"][..]),
+        ("online-shop", &["shop", "order", "payment", "delivery"]),
+    ] {
+        let _services = Children(
+            services
+                .iter()
+                .map(|name| {
+                    let db = format!("{domain}-{name}.redb");
+                    Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+                        .args(["service", domain, name, "--transport", &url, "--db", &db])
+                        .current_dir(dir.path())
+                        .env("RUST_LOG", "info")
+                        .stdout(Stdio::null())
+                        .stderr(service_log(dir.path(), &db))
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        );
+        let drive = |db: &str| {
+            let child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+                .args(["drive", domain, "--orders", "20", "--transport", &url, "--db", db, "--json"])
+                .current_dir(dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = finish_within(child, Duration::from_secs(90));
+            assert_eq!(out.status.code(), Some(0), "{domain} {db}: {}", stderr(&out));
+            let report = json(&out);
+            assert!(report["invariants"].as_array().unwrap().iter().all(|v| v["holds"] == true), "{report}");
+            report["ids"].as_str().unwrap().to_owned()
+        };
+        let first = drive(&format!("{domain}-first.redb"));
+        let second = drive(&format!("{domain}-second.redb"));
+        assert_ne!(first, second, "{domain}: each drive has ids of its own");
+        assert_eq!(drive(&format!("{domain}-first.redb")), first, "{domain}: a drive resumed keeps its ids");
+    }
 }
 
 /// document-voiding as billing, reports and the process manager in processes of their own,

@@ -4,7 +4,7 @@
 use super::DocumentVoiding;
 use super::messages::{IssueDocument, PublishReport, VoidDocument};
 use crate::driver::Driver;
-use crate::run::{Invariant, Outcome, RunContext, chance, drive};
+use crate::run::{Invariant, Outcome, RunContext, chance, drive, idle, send_in_batches};
 use crate::{Invariants, Scenario, Services};
 use saga_core::Status;
 
@@ -53,23 +53,22 @@ impl Scenario for DocumentVoiding {
     async fn run(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
         let runtime = self.register(ctx.builder(), ctx.seed).start().await?;
         let script = script(ctx.seed, self);
-        for (key, issue) in &script.issues {
-            runtime.send("billing", key, issue).await?;
+        // Each phase waits for the one before, unless the run is stopped (SIGINT).
+        send_in_batches(&runtime, "billing", script.issues, &ctx.stop).await?;
+        let mut outcome = idle(&mut ctx, &runtime).await?;
+        if outcome == Outcome::Finished {
+            send_in_batches(&runtime, "reports", script.publications, &ctx.stop).await?;
+            outcome = idle(&mut ctx, &runtime).await?;
         }
-        runtime.wait_idle().await?;
-        for (key, publish) in &script.publications {
-            runtime.send("reports", key, publish).await?;
+        if outcome == Outcome::Finished {
+            send_in_batches(&runtime, "billing", script.voids, &ctx.stop).await?;
+            outcome = drive(&mut ctx, script.voided, |store| {
+                Ok(store.count_processes(Status::Completed)?
+                    + store.count_processes(Status::Failed)?
+                    + store.count_processes(Status::Acknowledged)?)
+            })
+            .await?;
         }
-        runtime.wait_idle().await?;
-        for (key, void) in &script.voids {
-            runtime.send("billing", key, void).await?;
-        }
-        let outcome = drive(&mut ctx, script.voided, |store| {
-            Ok(store.count_processes(Status::Completed)?
-                + store.count_processes(Status::Failed)?
-                + store.count_processes(Status::Acknowledged)?)
-        })
-        .await?;
         let outcome = ctx.finish(runtime, outcome).await?;
         Ok((outcome, self.invariants(&ctx)?))
     }

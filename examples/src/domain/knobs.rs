@@ -179,4 +179,26 @@ impl Knobs {
     pub fn switch(&self, flag: &str) -> bool {
         matches!(self.0.get(flag), Some(Given::Switch(true)))
     }
+
+    /// Each knob given and its value as a command line writes it (a switch as `on` or `off`),
+    /// by flag.
+    ///
+    /// ```
+    /// use saga_examples::Knobs;
+    ///
+    /// let mut knobs = Knobs::default();
+    /// knobs.set_count("orders", 40).set_number("failure-rate", 0.3).set_switch("slow", false);
+    /// let values: Vec<(&str, String)> = knobs.values().collect();
+    /// assert_eq!(values, [("failure-rate", "0.3".into()), ("orders", "40".into()), ("slow", "off".into())]);
+    /// ```
+    pub fn values(&self) -> impl Iterator<Item = (&str, String)> {
+        self.0.iter().map(|(flag, given)| {
+            let value = match given {
+                Given::Count(n) => n.to_string(),
+                Given::Number(x) => x.to_string(),
+                Given::Switch(on) => if *on { "on" } else { "off" }.to_owned(),
+            };
+            (flag.as_str(), value)
+        })
+    }
 }

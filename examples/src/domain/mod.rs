@@ -35,6 +35,14 @@ pub trait Services {
     /// Registers one of the domain's services (with the sagas or process managers that run
     /// beside it) for a process of its own; `None` if the domain has no such service.
     fn register_service(&self, builder: RuntimeBuilder, service: &str, seed: u64) -> Option<RuntimeBuilder>;
+
+    /// This domain with every id its scenario makes beginning with `prefix` (`order-7` becomes
+    /// `{prefix}order-7`), so that a drive against services that handled another drive's ids
+    /// makes new ones; `None` if its ids take no prefix.
+    fn with_ids(&self, prefix: &str) -> Option<Box<dyn Domain>> {
+        let _ = prefix;
+        None
+    }
 }
 
 /// What a domain's run does, all in one process or driven apart from its services.

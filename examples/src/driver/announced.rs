@@ -32,11 +32,13 @@ impl From<StoredAnnouncement> for Announced {
     }
 }
 
-/// The processes a driver has heard of, by their latest announced status.
-pub(super) fn announced(store: &dyn Store) -> saga_core::Result<Summary> {
+/// The processes a driver has heard of whose keys begin with `ids` (`summoning/{ids}order-7`),
+/// by their latest announced status.
+pub(super) fn announced(store: &dyn Store, ids: &str) -> saga_core::Result<Summary> {
     let mut summary = Summary::default();
     for (id, record) in store.records(super::DRIVER)? {
-        if !id.starts_with("process/") {
+        let Some(process) = id.strip_prefix("process/") else { continue };
+        if !process.split_once('/').is_some_and(|(_, key)| key.starts_with(ids)) {
             continue;
         }
         let known: Announced = serde_json::from_slice(&record.data)
@@ -83,7 +85,7 @@ mod tests {
         ];
         driver.send(&ctx, ANNOUNCEMENTS, heard).await.unwrap();
         driver.runtime.wait_idle().await.unwrap();
-        let summary = announced(store.as_ref()).unwrap();
+        let summary = announced(store.as_ref(), "").unwrap();
         assert_eq!((summary.completed, summary.running), (1, 0), "{summary:?}");
         driver.runtime.shutdown().await.unwrap();
     }

@@ -22,6 +22,9 @@ pub const DRIVER: &str = "driver";
 /// (`process/{id}`, an [`Announced`]) and the receipts (`receipt/{what}`).
 pub(crate) struct Driver {
     runtime: RuntimeHandle,
+    /// What the keys of this drive's processes begin with: announcements of other drives'
+    /// processes (late ones, heard by this drive) are not counted.
+    ids: String,
 }
 
 impl Driver {
@@ -40,7 +43,14 @@ impl Driver {
                 ctx.save(&format!("receipt/{}", r.what), &true)?;
                 Ok(())
             });
-        Ok(Driver { runtime: ctx.builder().register(service).start().await? })
+        Ok(Driver { runtime: ctx.builder().register(service).start().await?, ids: String::new() })
+    }
+
+    /// The driver counting only the processes whose keys begin with `ids` (see
+    /// [`Services::with_ids`](crate::Services::with_ids)).
+    pub(crate) fn counting(mut self, ids: &str) -> Driver {
+        ids.clone_into(&mut self.ids);
+        self
     }
 
     /// Sends `messages` to `topic`.
@@ -79,7 +89,7 @@ impl Driver {
     /// acknowledged).
     pub(crate) async fn ended(&self, ctx: &mut RunContext, n: u64) -> saga_core::Result<Outcome> {
         drive(ctx, n, |store| {
-            let summary = announced(store)?;
+            let summary = announced(store, &self.ids)?;
             Ok(summary.total - summary.running)
         })
         .await
@@ -94,7 +104,7 @@ impl Driver {
         expected: u64,
     ) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
         let outcome = ctx.finish(self.runtime, outcome).await?;
-        let summary = announced(ctx.store.as_ref())?;
+        let summary = announced(ctx.store.as_ref(), &self.ids)?;
         let ended = summary.total - summary.running;
         let verdict = Invariant::check(
             "processes: every process ended (as its service announced)",

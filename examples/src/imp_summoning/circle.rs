@@ -3,7 +3,7 @@
 
 use super::ImpSummoning;
 use super::messages::{Summon, Summoning};
-use crate::run::chance;
+use crate::run::{chance, order_number};
 use saga_core::{ActionError, Service};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -56,7 +56,7 @@ pub(super) fn circle(seed: u64, imp: &ImpSummoning) -> Service {
             return answer(ctx, &s.order, key, Summoning::NoSummoner);
         }
         let attempt = ctx.message().header(saga_core::saga::STEP_HEADER).unwrap_or_default().to_owned();
-        let n = s.order.trim_start_matches("order-").parse::<u64>().unwrap_or(0);
+        let n = order_number(&s.order);
         let summoning = if chance(seed, &format!("summon {attempt}"), n) < rate {
             // The summoner slipped and leaves to recover; only failures touch the staff record.
             let mut away_until: Vec<u64> = staff.away_until.into_iter().filter(|u| *u > now).collect();

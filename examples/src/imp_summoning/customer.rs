@@ -1,7 +1,7 @@
 //! The customer: keeps what reception tells it, and asks about its open orders in turns.
 
-use super::OrderStatus;
 use super::messages::{AskStatus, StatusReport};
+use super::{ImpSummoning, OrderStatus};
 use crate::run::{Outcome, RunContext, read, send_envelopes};
 use saga_core::{Envelope, RuntimeHandle, Service, Store};
 use std::collections::BTreeSet;
@@ -27,17 +27,18 @@ pub(super) fn heard_finished(store: &dyn Store, order: &str) -> saga_core::Resul
     Ok(matches!(status, Some(OrderStatus::Delivered | OrderStatus::Reimbursed)))
 }
 
-/// Waits until `done` counts every order finished, looking every `check_every`, while the
-/// customer asks reception about its open orders every [`ASKING_EVERY`]; or until the run is
-/// stopped.
+/// Waits until `done` counts every order of `imp` finished, looking every `check_every`, while
+/// the customer asks reception about its open orders every [`ASKING_EVERY`]; or until the run
+/// is stopped.
 pub(super) async fn wait_asking(
     ctx: &mut RunContext,
     runtime: &RuntimeHandle,
-    orders: u64,
+    imp: &ImpSummoning,
     check_every: Duration,
     mut done: impl FnMut(&dyn Store) -> saga_core::Result<u64>,
 ) -> saga_core::Result<Outcome> {
-    let mut asking = Asking::new(orders);
+    let orders = imp.orders;
+    let mut asking = Asking::new(imp);
     let mut asked_at = tokio::time::Instant::now();
     loop {
         let finished = done(ctx.store.as_ref())?;
@@ -58,18 +59,20 @@ pub(super) async fn wait_asking(
 
 /// The customer's questions to reception: a few hundred open orders a round, taking turns, so
 /// that a thousand open orders do not flood reception with a thousand questions every round.
-struct Asking {
+struct Asking<'a> {
+    /// The run whose orders they are.
+    imp: &'a ImpSummoning,
     /// Orders the customer has not heard are finished.
     open: BTreeSet<u64>,
     /// Where the next round's turn starts.
     next: u64,
 }
 
-impl Asking {
+impl<'a> Asking<'a> {
     const PER_ROUND: usize = 256;
 
-    fn new(orders: u64) -> Asking {
-        Asking { open: (0..orders).collect(), next: 0 }
+    fn new(imp: &'a ImpSummoning) -> Asking<'a> {
+        Asking { imp, open: (0..imp.orders).collect(), next: 0 }
     }
 
     /// The next round's questions. An order whose answer the customer (its own records in
@@ -81,7 +84,7 @@ impl Asking {
             if asks.len() == Self::PER_ROUND {
                 break;
             }
-            let order = format!("order-{n}");
+            let order = self.imp.order(n);
             if heard_finished(store, &order)? {
                 heard.push(n);
                 continue;

@@ -12,7 +12,7 @@ impl Invariants for ImpSummoning {
             (0, 0, 0, 0);
         let (mut delivered, mut reimbursed, mut open) = (0, 0, 0);
         for n in 0..self.orders {
-            let id = format!("order-{n}");
+            let id = self.order(n);
             let ledger: Ledger = read(store, "treasury", &id)?.unwrap_or_default();
             charged += ledger.charged;
             refunded += ledger.refunded;

@@ -39,19 +39,37 @@ pub struct ImpSummoning {
     pub recovery: Duration,
     /// The fee of one imp.
     pub fee: u64,
+    /// What the ids of its orders begin with (`order-7` is `{ids}order-7`): nothing for a
+    /// run; `saga-cli drive` gives each drive a prefix of its own, so that a second drive
+    /// against the same services places new orders rather than ones they have handled.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ids: String,
 }
 
+const ORDERS: u64 = 200;
+const FAILURE_RATE: f64 = 0.1;
+const SUMMONERS: u32 = 3;
+const RECOVERY: Duration = Duration::from_millis(300);
+
 const DEFAULT: ImpSummoning = ImpSummoning {
-    orders: 200,
-    failure_rate: 0.1,
-    summoners: 3,
-    recovery: Duration::from_millis(300),
+    orders: ORDERS,
+    failure_rate: FAILURE_RATE,
+    summoners: SUMMONERS,
+    recovery: RECOVERY,
     fee: 66,
+    ids: String::new(),
 };
 
 impl Default for ImpSummoning {
     fn default() -> Self {
         DEFAULT
+    }
+}
+
+impl ImpSummoning {
+    /// The id of order `n`: `order-7`, after [`ids`](Self::ids).
+    pub fn order(&self, n: u64) -> String {
+        format!("{}order-{n}", self.ids)
     }
 }
 
@@ -63,13 +81,13 @@ pub const KIND: DomainKind = DomainKind {
     driver_about: "The customer: places orders and asks reception how they go.",
     services: &["reception", "treasury", "circle"],
     knobs: &[
-        Knob::count("orders", "Orders to place.", DEFAULT.orders).offered(&[Role::Run, Role::Drive]),
-        Knob::share("failure-rate", "Share of summonings that fail (0 to 1).", DEFAULT.failure_rate)
+        Knob::count("orders", "Orders to place.", ORDERS).offered(&[Role::Run, Role::Drive]),
+        Knob::share("failure-rate", "Share of summonings that fail (0 to 1).", FAILURE_RATE)
             .offered(&[Role::Run, Role::Service]),
         Knob::count(
             "summoners",
             "Summoners on staff; each failure sends one away to recover.",
-            DEFAULT.summoners as u64,
+            SUMMONERS as u64,
         )
         .at_least(1)
         .at_most(u32::MAX as u64)
@@ -77,7 +95,7 @@ pub const KIND: DomainKind = DomainKind {
         Knob::count(
             "recovery-ms",
             "How long a summoner recovers, in milliseconds.",
-            DEFAULT.recovery.as_millis() as u64,
+            RECOVERY.as_millis() as u64,
         )
         .offered(&[Role::Run, Role::Service]),
     ],
@@ -114,5 +132,9 @@ impl Services for ImpSummoning {
             "circle" => Some(builder.register(circle(seed, self))),
             _ => None,
         }
+    }
+
+    fn with_ids(&self, prefix: &str) -> Option<Box<dyn Domain>> {
+        Some(Box::new(ImpSummoning { ids: prefix.to_owned(), ..self.clone() }))
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// The orders, keyed by order.
 fn orders(imp: &ImpSummoning) -> impl Iterator<Item = (String, PlaceOrder)> + '_ {
     (0..imp.orders).map(|n| {
-        let order = format!("order-{n}");
+        let order = imp.order(n);
         (order.clone(), PlaceOrder { order, fee: imp.fee })
     })
 }
@@ -26,7 +26,7 @@ impl Scenario for ImpSummoning {
         let runtime = self.register(ctx.builder(), ctx.seed).register(customer()).start().await?;
         send_in_batches(&runtime, "reception", orders(self), &ctx.stop).await?;
         let check_every = Duration::from_millis(20);
-        let outcome = wait_asking(&mut ctx, &runtime, self.orders, check_every, finished_sagas).await?;
+        let outcome = wait_asking(&mut ctx, &runtime, self, check_every, finished_sagas).await?;
         let outcome = ctx.finish(runtime, outcome).await?;
         Ok((outcome, self.invariants(&ctx)?))
     }
@@ -36,15 +36,15 @@ impl Scenario for ImpSummoning {
     /// milliseconds in turn, until every one is delivered or reimbursed; it also hears the
     /// sagas' announced ends. Reads nothing but its own records.
     async fn drive_apart(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-        let driver = Driver::start(&ctx).await?;
+        let driver = Driver::start(&ctx).await?.counting(&self.ids);
         let runtime = ctx.builder().register(customer()).start().await?;
         send_in_batches(&runtime, "reception", orders(self), &ctx.stop).await?;
         let finished = |store: &dyn Store| -> saga_core::Result<Vec<bool>> {
-            (0..self.orders).map(|n| heard_finished(store, &format!("order-{n}"))).collect()
+            (0..self.orders).map(|n| heard_finished(store, &self.order(n))).collect()
         };
         // Its own records are all the customer reads: every order's, so no more often than it asks.
         let count = |store: &dyn Store| Ok(finished(store)?.iter().filter(|d| **d).count() as u64);
-        let outcome = wait_asking(&mut ctx, &runtime, self.orders, ASKING_EVERY, count).await?;
+        let outcome = wait_asking(&mut ctx, &runtime, self, ASKING_EVERY, count).await?;
         let outcome = ctx.finish(runtime, outcome).await?;
         let done = finished(ctx.store.as_ref())?;
         let open = done.iter().filter(|d| !**d).count();

@@ -10,7 +10,7 @@ impl Invariants for OnlineShop {
         let (mut delivered, mut cancelled, mut open, mut unpaid_delivered, mut double) = (0, 0, 0, 0, 0);
         let (mut kept_money_for_cancelled, mut charged, mut refunded) = (0, 0u64, 0u64);
         for n in 0..self.orders {
-            let id = format!("order-{n}");
+            let id = self.order(n);
             let payment: Payment = read(store, "payment", &id)?.unwrap_or_default();
             let deliveries: Deliveries = read(store, "delivery", &id)?.unwrap_or_default();
             charged += u64::from(payment.cashed) * payment.amount;

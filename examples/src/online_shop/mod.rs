@@ -29,14 +29,36 @@ pub struct OnlineShop {
     pub declined_share: f64,
     /// Delivery workers.
     pub workers: u64,
+    /// What the ids of its orders begin with (`order-7` is `{ids}order-7`): nothing for a
+    /// run; `saga-cli drive` gives each drive a prefix of its own, so that a second drive
+    /// against the same services places new orders rather than ones they have handled.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ids: String,
 }
 
-const DEFAULT: OnlineShop =
-    OnlineShop { orders: 200, worker_failure_rate: 0.3, declined_share: 0.1, workers: 4 };
+const ORDERS: u64 = 200;
+const WORKER_FAILURE_RATE: f64 = 0.3;
+const DECLINED_SHARE: f64 = 0.1;
+const WORKERS: u64 = 4;
+
+const DEFAULT: OnlineShop = OnlineShop {
+    orders: ORDERS,
+    worker_failure_rate: WORKER_FAILURE_RATE,
+    declined_share: DECLINED_SHARE,
+    workers: WORKERS,
+    ids: String::new(),
+};
 
 impl Default for OnlineShop {
     fn default() -> Self {
         DEFAULT
+    }
+}
+
+impl OnlineShop {
+    /// The id of order `n`: `order-7`, after [`ids`](Self::ids).
+    pub fn order(&self, n: u64) -> String {
+        format!("{}order-{n}", self.ids)
     }
 }
 
@@ -48,18 +70,16 @@ pub const KIND: DomainKind = DomainKind {
     driver_about: "Checks orders out.",
     services: &["shop", "order", "payment", "delivery"],
     knobs: &[
-        Knob::count("orders", "Orders to create.", DEFAULT.orders).offered(&[Role::Run, Role::Drive]),
+        Knob::count("orders", "Orders to create.", ORDERS).offered(&[Role::Run, Role::Drive]),
         Knob::share(
             "worker-failure-rate",
             "Share of deliveries whose worker fails or stalls (0 to 1).",
-            DEFAULT.worker_failure_rate,
+            WORKER_FAILURE_RATE,
         )
         .offered(&[Role::Run, Role::Service]),
-        Knob::share("declined-payments", "Share of payments declined (0 to 1).", DEFAULT.declined_share)
+        Knob::share("declined-payments", "Share of payments declined (0 to 1).", DECLINED_SHARE)
             .offered(&[Role::Run, Role::Service]),
-        Knob::count("workers", "Delivery workers.", DEFAULT.workers)
-            .at_least(1)
-            .offered(&[Role::Run, Role::Service]),
+        Knob::count("workers", "Delivery workers.", WORKERS).at_least(1).offered(&[Role::Run, Role::Service]),
     ],
     configure,
     restore: crate::restore::<OnlineShop>,
@@ -71,6 +91,7 @@ fn configure(knobs: &Knobs) -> Box<dyn Domain> {
         worker_failure_rate: knobs.number("worker-failure-rate").unwrap_or(DEFAULT.worker_failure_rate),
         declined_share: knobs.number("declined-payments").unwrap_or(DEFAULT.declined_share),
         workers: knobs.count("workers").unwrap_or(DEFAULT.workers),
+        ..DEFAULT
     })
 }
 
@@ -97,5 +118,9 @@ impl Services for OnlineShop {
             "delivery" => Some(builder.register(delivery(seed, self))),
             _ => None,
         }
+    }
+
+    fn with_ids(&self, prefix: &str) -> Option<Box<dyn Domain>> {
+        Some(Box::new(OnlineShop { ids: prefix.to_owned(), ..self.clone() }))
     }
 }

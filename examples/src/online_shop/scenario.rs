@@ -10,7 +10,7 @@ use crate::{Invariants, Scenario, Services};
 /// The scenario's checkouts, keyed by order.
 fn checkouts(shop: &OnlineShop) -> impl Iterator<Item = (String, Checkout)> {
     (0..shop.orders).map(|n| {
-        let order = format!("order-{n}");
+        let order = shop.order(n);
         (order.clone(), Checkout { order, amount: 10 + n % 90 })
     })
 }
@@ -30,7 +30,7 @@ impl Scenario for OnlineShop {
     /// The scenario driven from a process of its own while the services run apart: checks out
     /// every order and waits until every purchase is announced ended.
     async fn drive_apart(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-        let driver = Driver::start(&ctx).await?;
+        let driver = Driver::start(&ctx).await?.counting(&self.ids);
         driver.send(&ctx, "shop", checkouts(self)).await?;
         let outcome = driver.ended(&mut ctx, self.orders).await?;
         driver.finish(&ctx, outcome, self.orders).await

@@ -6,7 +6,7 @@ use super::messages::{
     OrderUpdated, PaymentResult, RefundPayment,
 };
 use super::saga::{Purchase, SAGA};
-use crate::run::chance;
+use crate::run::{chance, order_number};
 use saga_core::{ActionError, AppliedKeys, Service};
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +65,7 @@ pub(super) fn orders() -> Service {
 pub(super) fn payments(seed: u64, declined: f64) -> Service {
     Service::new("payment")
         .on("payment", move |ctx, c: CashPayment| {
-            let n = c.order.trim_start_matches("order-").parse().unwrap_or(0);
+            let n = order_number(&c.order);
             if chance(seed, "declined", n) < declined {
                 ctx.reply(&PaymentResult::Declined)?;
                 return Ok(());
@@ -102,7 +102,7 @@ pub(super) fn delivery(seed: u64, shop: &OnlineShop) -> Service {
             return Ok(());
         }
         record.attempts += 1;
-        let n: u64 = d.order.trim_start_matches("order-").parse().unwrap_or(0);
+        let n = order_number(&d.order);
         let worker = format!("worker-{}", (n + u64::from(record.attempts)) % workers);
         let coin = chance(seed, &format!("worker {}", record.attempts), n);
         if coin < rate / 2.0 {

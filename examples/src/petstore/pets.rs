@@ -48,6 +48,12 @@ pub(super) fn pets() -> Service {
                     ctx.send_keyed("pet.events", &r.pet, &event)?;
                     ctx.reply(&Reservation::Reserved { pet: r.pet, order: r.order })?;
                 }
+                // A reservation sent again (its first answer came after the saga's timeout)
+                // finds the pet held for its own order: it is answered as the first time, with
+                // no second event.
+                Some(PetState::Reserved { order }) if order == r.order => {
+                    ctx.reply(&Reservation::Reserved { pet: r.pet, order: r.order })?;
+                }
                 other => {
                     let reason = match other {
                         Some(PetState::Reserved { .. }) | Some(PetState::Sold { .. }) => "the pet is taken",

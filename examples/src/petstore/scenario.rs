@@ -5,7 +5,7 @@
 use super::messages::{CreatePet, CreateUser, DeletePet, PlaceOrder};
 use super::{Petstore, register_inventory};
 use crate::driver::Driver;
-use crate::run::{Invariant, Outcome, RunContext, chance, drive, finished_sagas};
+use crate::run::{Invariant, Outcome, RunContext, chance, drive, finished_sagas, send_in_batches};
 use crate::{Invariants, Scenario};
 use saga_core::transport::Subscribe;
 
@@ -55,20 +55,16 @@ impl Scenario for Petstore {
         drop(ctx.transport.subscribe(Subscribe::new("pet.events", "inventory")).await?);
         let runtime = self.register_all_but_inventory(ctx.builder(), ctx.seed).start().await?;
         let script = script(ctx.seed, self);
-        for (key, user) in &script.users {
-            runtime.send("users", key, user).await?;
-        }
-        for (key, create) in &script.pets {
-            runtime.send("pets", key, create).await?;
-        }
+        // Sent in commits of a few hundred, each looking whether the run is stopped (SIGINT).
+        send_in_batches(&runtime, "users", script.users, &ctx.stop).await?;
+        send_in_batches(&runtime, "pets", script.pets, &ctx.stop).await?;
         let outage = tokio::time::sleep(self.inventory_outage);
-        for (key, place) in &script.orders {
-            runtime.send("orders", key, place).await?;
+        send_in_batches(&runtime, "orders", script.orders, &ctx.stop).await?;
+        send_in_batches(&runtime, "pets", script.deletions, &ctx.stop).await?;
+        tokio::select! {
+            _ = outage => {}
+            _ = ctx.stop.wait_for(|s| *s) => {}
         }
-        for (key, delete) in &script.deletions {
-            runtime.send("pets", key, delete).await?;
-        }
-        outage.await;
         let inventory = register_inventory(ctx.builder()).start().await?;
         let outcome = drive(&mut ctx, self.orders, finished_sagas).await?;
         let outcome = ctx.finish(runtime, outcome).await?;

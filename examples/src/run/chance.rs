@@ -6,6 +6,12 @@ pub(crate) fn chance(seed: u64, what: &str, n: u64) -> f64 {
     rng.f64()
 }
 
+/// The number of order `order` (`order-7`, or with a drive's prefix `drive-x-order-7`), which
+/// picks its coins; 0 for an id of another form.
+pub(crate) fn order_number(order: &str) -> u64 {
+    order.rsplit("order-").next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 /// The FNV-1a hash of `s`, so that each kind of coin has a sequence of its own.
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))

@@ -10,7 +10,7 @@ mod sending;
 mod summary;
 mod waiting;
 
-pub(crate) use chance::chance;
+pub(crate) use chance::{chance, order_number};
 pub use context::{Outcome, Progress, RunContext};
 pub use invariant::Invariant;
 pub(crate) use records::read;
@@ -18,4 +18,4 @@ pub use records::{Records, ServiceStores};
 pub(crate) use retry::patient;
 pub(crate) use sending::{send_envelopes, send_in_batches};
 pub use summary::{Summary, process_counts, saga_latency};
-pub(crate) use waiting::{drive, finished_sagas, settle};
+pub(crate) use waiting::{drive, finished_sagas, idle, settle};

@@ -1,7 +1,7 @@
 //! How a scenario waits for its work to finish.
 
 use super::{Outcome, RunContext};
-use saga_core::{Status, Store};
+use saga_core::{RuntimeHandle, Status, Store};
 use std::time::Duration;
 
 /// Waits until `done()` reaches `total`, reporting progress, or until the run is stopped.
@@ -20,6 +20,14 @@ pub(crate) async fn drive(
             _ = ctx.stop.wait_for(|s| *s) => return Ok(Outcome::Interrupted),
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
+    }
+}
+
+/// Waits until `runtime` is idle, or until the run is stopped.
+pub(crate) async fn idle(ctx: &mut RunContext, runtime: &RuntimeHandle) -> saga_core::Result<Outcome> {
+    tokio::select! {
+        idle = runtime.wait_idle() => idle.map(|()| Outcome::Finished),
+        _ = ctx.stop.wait_for(|s| *s) => Ok(Outcome::Interrupted),
     }
 }
 

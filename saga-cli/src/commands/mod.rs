@@ -17,6 +17,7 @@ use saga_core::store::{Batch, CommitUnit, Record, Write};
 use saga_core::{InProcessTransport, RedbStore, Runtime, RuntimeHandle, Store};
 use saga_examples::{Domain, imp_summoning};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -118,11 +119,15 @@ async fn bench(what: BenchWhat) -> Result<u8> {
 }
 
 /// What a run leaves in its database, so later commands start the same domain the same way:
-/// `{"seed": 1, "domain": {"domain": "bakery", ...its options}}`.
+/// `{"seed": 1, "domain": {"domain": "bakery", ...its options}, "flags": {"orders": "120", ...}}`.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct RunMarker {
     pub(crate) seed: u64,
     pub(crate) domain: Box<dyn Domain>,
+    /// The flags the run was started with, the seed too, by flag (`{"orders": "40"}`); a run
+    /// recorded by an earlier saga-cli has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) flags: Option<BTreeMap<String, String>>,
 }
 
 const MARKER_SPACE: &str = "saga-cli";

@@ -4,10 +4,11 @@ use super::{RunMarker, read_marker, write_marker};
 use crate::cli::{CommonRun, TransportArg};
 use crate::domain_flags::Chosen;
 use crate::output::{ProgressLine, emit};
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use saga_core::{InProcessTransport, RedbStore, Transport};
 use saga_examples::{Domain, Invariant, Outcome, Progress, RunContext, Summary};
 use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tabled::{Table, Tabled};
@@ -42,22 +43,47 @@ pub(crate) async fn connect_as(
 }
 
 pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
-    let Chosen { args: common, domain: requested } = args;
+    let Chosen { args: common, domain: requested, mut flags, given } = args;
+    flags.insert("seed".to_owned(), common.seed.to_string());
     let path = common.db.db.clone();
-    let store = Arc::new(RedbStore::open(&path)?);
+    let existed = path.exists();
+    // The recorded run is checked on a read-only view first, so that a refused run leaves the
+    // file as it was.
+    if existed
+        && !common.fresh
+        && let Some((_, marker)) = read_marker(&RedbStore::open_read_only(&path)?)?
+    {
+        check_domain(&marker, requested.as_ref(), &path)?;
+        let differ = differing(marker.flags.as_ref(), &flags, &given);
+        if !differ.is_empty() {
+            eprintln!(
+                "saga-cli: {} holds {} run started with other flags ({}): give its flags (or none) to \
+                 resume it, or --fresh to start over",
+                path.display(),
+                a_or_an(marker.domain.name()),
+                differ.join("; ")
+            );
+            return Ok(2);
+        }
+    }
+    // Opened before anything is replaced: a file that is no saga database, or one a running
+    // process holds, is refused as it is.
+    let mut store = Arc::new(RedbStore::open(&path)?);
+    if common.fresh && existed {
+        drop(store);
+        std::fs::remove_file(&path)
+            .with_context(|| format!("{}: removing it to start over", path.display()))?;
+        store = Arc::new(RedbStore::open(&path)?);
+        eprintln!("starting over: {} holds a new run", path.display());
+    }
     let (domain, seed) = match read_marker(store.as_ref())? {
-        Some((_, marker)) if marker.domain.name() == requested.name() => {
+        Some((_, marker)) => {
+            check_domain(&marker, requested.as_ref(), &path)?;
             eprintln!("resuming the {} run recorded in {}", marker.domain.name(), path.display());
             (marker.domain, marker.seed)
         }
-        Some((_, marker)) => anyhow::bail!(
-            "{} holds {} run; pass another --db to run {}",
-            path.display(),
-            a_or_an(marker.domain.name()),
-            requested.name()
-        ),
         None => {
-            let marker = RunMarker { seed: common.seed, domain: requested };
+            let marker = RunMarker { seed: common.seed, domain: requested, flags: Some(flags) };
             write_marker(store.as_ref(), 0, &marker)?;
             (marker.domain, marker.seed)
         }
@@ -201,6 +227,39 @@ fn print_summary(domain: &dyn Domain, path: &std::path::Path, measured: &Measure
         emit(&format!("saga latency: p50 {p50} ms, p99 {p99} ms"))?;
     }
     Ok(())
+}
+
+/// Refuses to run `requested` on a database whose recorded run is of another domain.
+fn check_domain(marker: &RunMarker, requested: &dyn Domain, path: &std::path::Path) -> Result<()> {
+    let recorded = marker.domain.name();
+    if recorded != requested.name() {
+        anyhow::bail!(
+            "{} holds {} run; pass another --db to run {}, or --fresh to replace it",
+            path.display(),
+            a_or_an(recorded),
+            requested.name()
+        );
+    }
+    Ok(())
+}
+
+/// The flags `given` on this command line whose values differ from the ones the recorded run
+/// was started with (`recorded`), each as `--orders: recorded 40, given 12`. A run recorded
+/// without its flags (by an earlier saga-cli) resumes with its own options.
+fn differing(
+    recorded: Option<&BTreeMap<String, String>>,
+    flags: &BTreeMap<String, String>,
+    given: &BTreeSet<String>,
+) -> Vec<String> {
+    let Some(recorded) = recorded else { return Vec::new() };
+    flags
+        .iter()
+        .filter(|(flag, _)| given.contains(*flag))
+        .filter_map(|(flag, value)| {
+            let old = recorded.get(flag)?;
+            (old != value).then(|| format!("--{flag}: recorded {old}, given {value}"))
+        })
+        .collect()
 }
 
 /// `name` with its indefinite article, as it is said: "a bakery", "an imp-summoning".

@@ -5,8 +5,9 @@ use super::run::{connect, connect_as};
 use crate::cli::{ApartArgs, DriverArgs, TransportArg};
 use crate::domain_flags::Chosen;
 use crate::output::{ProgressLine, emit};
-use anyhow::Result;
-use saga_core::RedbStore;
+use anyhow::{Context as _, Result};
+use saga_core::store::{Batch, CommitUnit, Record, UnitOutcome, Write};
+use saga_core::{RedbStore, Store};
 use saga_examples::{ANNOUNCEMENTS, Outcome, RunContext};
 use serde_json::json;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ fn stop_on_signal() -> Result<watch::Receiver<bool>> {
 
 /// Runs one service until SIGINT or SIGTERM, announcing its processes' changes for drivers.
 pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
-    let Chosen { args: apart, domain } = args;
+    let Chosen { args: apart, domain, .. } = args;
     let name = domain.name();
     let service = apart.service.as_str();
     // An unknown service is a usage error, refused before the database file is created.
@@ -73,9 +74,20 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
 
 /// Drives the domain's scenario against its services and reports what it was told.
 pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
-    let Chosen { args: driver, domain } = args;
+    let Chosen { args: driver, domain, .. } = args;
     let name = domain.name();
     let store = Arc::new(RedbStore::open(&driver.broker.db.db)?);
+    // The services keep what they handled: a second drive of the same ids would wait for
+    // processes that ended long ago. Each drive's ids begin with a prefix of its own, kept in
+    // its database so that a drive resumed on it goes on with the same ids.
+    let ids = drive_ids(store.as_ref())?;
+    let (domain, ids) = match domain.with_ids(&ids) {
+        Some(prefixed) => (prefixed, Some(ids)),
+        None => (domain, None),
+    };
+    if let Some(ids) = &ids {
+        eprintln!("{name} driver: this drive's ids begin with {ids}");
+    }
     let transport = connect(&TransportArg::Nats(driver.broker.transport.clone()), name).await?;
     let progress = Arc::new(ProgressLine::new(DRIVER_LABEL));
     let ctx = RunContext {
@@ -100,6 +112,7 @@ pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
             "invariants": invariants,
             "elapsed_ms": elapsed.as_millis() as u64,
             "interrupted": outcome == Outcome::Interrupted,
+            "ids": ids,
         });
         emit(&report.to_string())?;
     } else {
@@ -121,3 +134,43 @@ pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
 }
 
 const DRIVER_LABEL: &str = "driver";
+
+/// Where a drive keeps the prefix of its ids in its database.
+const IDS_SPACE: &str = "saga-cli";
+const IDS_ID: &str = "drive-ids";
+
+/// The prefix of the ids of the drive whose database `store` is: the one it recorded, or a new
+/// one (`drive-` and the time in milliseconds, base 36), recorded.
+fn drive_ids(store: &dyn Store) -> Result<String> {
+    let recorded = |store: &dyn Store| -> Result<Option<String>> {
+        let Some(record) = store.record(IDS_SPACE, IDS_ID)? else { return Ok(None) };
+        let ids = serde_json::from_slice(&record.data).context("reading the drive's ids in its database")?;
+        Ok(Some(ids))
+    };
+    if let Some(ids) = recorded(store)? {
+        return Ok(ids);
+    }
+    let ids = format!("drive-{}-", base36(saga_core::Timestamp::now().as_millis()));
+    let write = Write::put(IDS_SPACE, IDS_ID, 0, Record::new(serde_json::to_vec(&ids)?));
+    let unit = CommitUnit::default().with_write(write);
+    match store.commit(&Batch { units: vec![unit], sent: vec![] })?.remove(0) {
+        UnitOutcome::Committed => Ok(ids),
+        // Another drive on the same database recorded its ids first: go on with them.
+        _ => recorded(store)?.context("recording the drive's ids in its database"),
+    }
+}
+
+/// `n` in base 36, lower case.
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut digits = Vec::new();
+    loop {
+        digits.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    String::from_utf8_lossy(&digits).into_owned()
+}
