@@ -489,13 +489,16 @@ fn an_online_shop_run_interrupted_by_sigint_resumes_and_finishes_every_order() {
 }
 
 /// Every domain's run stops soon after SIGINT, wherever it is (the petstore while it places
-/// its orders, document-voiding between its phases), and a second run with the same flags
-/// resumes it and finishes with nothing lost.
+/// its orders, document-voiding between its phases, the bakery during its day, imp-summoning
+/// while the customer asks), and a second run with the same flags resumes it and finishes with
+/// nothing lost. (online-shop has a test of its own.)
 #[test]
-fn petstore_and_document_voiding_runs_stop_soon_after_sigint_and_resume() {
+fn petstore_document_voiding_bakery_and_imp_summoning_runs_stop_soon_after_sigint_and_resume() {
     for (domain, flags, processes) in [
         ("petstore", &["--orders", "3000", "--pets", "300", "--inventory-outage", "0"][..], 3000),
         ("document-voiding", &["--documents", "3000", "--customers", "30"], 0),
+        ("bakery", &["--orders", "1000", "--day-length", "2"], 1000),
+        ("imp-summoning", &["--orders", "1000"], 1000),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let args = [&["run", domain, "--json"][..], flags].concat();
