@@ -57,7 +57,13 @@ fn assert_all_hold(invariants: &[saga_examples::Invariant]) {
 /// and the last says all of them ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bakery_day_reports_progress_in_orders() {
-    let bakery = Bakery { day_length_secs: 1.0, orders: 30, poor_customers: 0.3, opens_at: None };
+    let bakery = Bakery {
+        day_length_secs: 1.0,
+        orders: 30,
+        poor_customers: 0.3,
+        opens_at: None,
+        ..Default::default()
+    };
     let domain: &dyn Domain = &bakery;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(RedbStore::open(dir.path().join("bakery.redb")).unwrap());
@@ -119,8 +125,13 @@ async fn document_voiding_keeps_one_process_per_document_and_published_reports_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn petstore_sells_each_pet_once_under_racing_orders_and_an_inventory_outage() {
-    let domain =
-        Petstore { pets: 10, orders: 80, rejected_share: 0.3, inventory_outage: Duration::from_millis(300) };
+    let domain = Petstore {
+        pets: 10,
+        orders: 80,
+        rejected_share: 0.3,
+        inventory_outage: Duration::from_millis(300),
+        ..Default::default()
+    };
     let (store, invariants) = run(&domain, 5).await;
     assert_all_hold(&invariants);
     let counts = process_counts(store.as_ref()).unwrap();
@@ -131,7 +142,13 @@ async fn petstore_sells_each_pet_once_under_racing_orders_and_an_inventory_outag
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bakery_day_sells_nothing_twice_nothing_stale_and_leaks_no_reservation() {
-    let domain = Bakery { day_length_secs: 3.0, orders: 80, poor_customers: 0.3, opens_at: None };
+    let domain = Bakery {
+        day_length_secs: 3.0,
+        orders: 80,
+        poor_customers: 0.3,
+        opens_at: None,
+        ..Default::default()
+    };
     let (store, invariants) = run_with_clock(&domain, 9).await;
     assert_all_hold(&invariants);
     let counts = process_counts(store.as_ref()).unwrap();
@@ -211,7 +228,13 @@ async fn online_shop_runs_with_its_services_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn petstore_runs_with_its_services_apart_and_its_inventory_catches_up_after_an_outage() {
-    let domain = Petstore { pets: 6, orders: 40, rejected_share: 0.3, inventory_outage: Duration::ZERO };
+    let domain = Petstore {
+        pets: 6,
+        orders: 40,
+        rejected_share: 0.3,
+        inventory_outage: Duration::ZERO,
+        ..Default::default()
+    };
     assert_apart(&domain, Some(("inventory", &["pet.events"]))).await;
 }
 
@@ -224,7 +247,8 @@ async fn document_voiding_runs_with_its_services_apart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bakery_day_runs_with_its_services_apart_on_one_simulated_clock() {
     let opens_at = Some(saga_core::Timestamp::now().as_millis() + 300);
-    let domain = Bakery { day_length_secs: 2.0, orders: 40, poor_customers: 0.3, opens_at };
+    let domain =
+        Bakery { day_length_secs: 2.0, orders: 40, poor_customers: 0.3, opens_at, ..Default::default() };
     assert_apart(&domain, None).await;
 }
 

@@ -489,13 +489,16 @@ fn an_online_shop_run_interrupted_by_sigint_resumes_and_finishes_every_order() {
 }
 
 /// Every domain's run stops soon after SIGINT, wherever it is (the petstore while it places
-/// its orders, document-voiding between its phases), and a second run with the same flags
-/// resumes it and finishes with nothing lost.
+/// its orders, document-voiding between its phases, the bakery during its day, imp-summoning
+/// while the customer asks), and a second run with the same flags resumes it and finishes with
+/// nothing lost. (online-shop has a test of its own.)
 #[test]
-fn petstore_and_document_voiding_runs_stop_soon_after_sigint_and_resume() {
+fn petstore_document_voiding_bakery_and_imp_summoning_runs_stop_soon_after_sigint_and_resume() {
     for (domain, flags, processes) in [
         ("petstore", &["--orders", "3000", "--pets", "300", "--inventory-outage", "0"][..], 3000),
         ("document-voiding", &["--documents", "3000", "--customers", "30"], 0),
+        ("bakery", &["--orders", "1000", "--day-length", "2"], 1000),
+        ("imp-summoning", &["--orders", "1000"], 1000),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let args = [&["run", domain, "--json"][..], flags].concat();
@@ -763,8 +766,8 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
     assert_eq!(running, 0, "every saga ended");
 }
 
-/// Two drives in a row against the same running services both finish: each drive's order ids
-/// begin with a prefix of its own, so the second places new orders instead of waiting for the
+/// Two drives in a row against the same running services both finish: each drive's ids (of
+/// orders, documents, pets...) begin with a prefix of its own, so the second places new orders instead of waiting for the
 /// processes of the first, which ended long ago. A drive resumed on its database keeps its ids.
 #[test]
 fn a_second_drive_against_the_same_services_finishes_with_ids_of_its_own() {
@@ -772,9 +775,15 @@ fn a_second_drive_against_the_same_services_finishes_with_ids_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let _logs = ShowLogsOnFailure(dir.path(), broker.monitor_url());
     let url = broker.url();
-    for (domain, services) in [
-        ("imp-summoning", &["reception", "treasury", "circle"][..]),
-        ("online-shop", &["shop", "order", "payment", "delivery"]),
+    for (domain, services, size) in [
+        ("imp-summoning", &["reception", "treasury", "circle"][..], &["--orders", "20"][..]),
+        ("online-shop", &["shop", "order", "payment", "delivery"], &["--orders", "20"]),
+        ("document-voiding", &["billing", "reports", "voiding"], &["--documents", "20"]),
+        (
+            "petstore",
+            &["users", "photos", "pets", "orders", "owner", "inventory"],
+            &["--orders", "20", "--pets", "5"],
+        ),
     ] {
         let _services = Children(
             services
@@ -794,7 +803,8 @@ fn a_second_drive_against_the_same_services_finishes_with_ids_of_its_own() {
         );
         let drive = |db: &str| {
             let child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
-                .args(["drive", domain, "--orders", "20", "--transport", &url, "--db", db, "--json"])
+                .args(["drive", domain, "--transport", &url, "--db", db, "--json"])
+                .args(size)
                 .current_dir(dir.path())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -880,7 +890,9 @@ fn document_voiding_runs_as_separate_processes_driven_by_receipts_and_announceme
             })
             .to_vec(),
     );
-    let domain = DocumentVoiding { documents: 40, ..Default::default() };
+    let ids = report["ids"].as_str().unwrap().to_owned();
+    assert!(ids.starts_with("drive-"), "{ids}");
+    let domain = DocumentVoiding { documents: 40, ids, ..Default::default() };
     for invariant in domain.invariants(&stores).unwrap() {
         assert!(invariant.holds, "{}: {}", invariant.name, invariant.detail);
     }

@@ -1,6 +1,7 @@
 //! Stock, money and profiles, checked against the services' own records.
 
 use super::products::{DAY, OPENING, PRODUCTS, batch_due};
+use super::scenario::CUSTOMERS;
 use super::{Bakery, ItemState, Profile, Shelf};
 use crate::Invariants;
 use crate::run::{Invariant, Records, read};
@@ -36,7 +37,7 @@ impl Invariants for Bakery {
         }
         let (mut charged_orders, mut unpaid) = (0, 0);
         for n in 0..self.orders {
-            let order = format!("order-{n}");
+            let order = self.order(n);
             let charged: u64 = read(store, "bank", &format!("charged/{order}"))?.unwrap_or(0);
             if charged > 0 {
                 charged_orders += 1;
@@ -45,10 +46,8 @@ impl Invariants for Bakery {
                 unpaid += 1;
             }
         }
-        let profile_items: u32 = (0..40)
-            .map(|c| {
-                read::<Profile>(store, "users", &format!("customer-{c}")).map(|p| p.unwrap_or_default().items)
-            })
+        let profile_items: u32 = (0..CUSTOMERS)
+            .map(|c| read::<Profile>(store, "users", &self.customer(c)).map(|p| p.unwrap_or_default().items))
             .sum::<saga_core::Result<u32>>()?;
         let timetable: u64 = PRODUCTS
             .iter()

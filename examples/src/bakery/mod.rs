@@ -44,13 +44,41 @@ pub struct Bakery {
     /// processes share one simulated day; `None`: when the run starts.
     #[serde(default)]
     pub opens_at: Option<u64>,
+    /// What the ids of its orders and customers begin with (`order-7` is `{ids}order-7`):
+    /// nothing for a run; `saga-cli drive` gives each drive a prefix of its own, so that a
+    /// second drive against the same services places new orders rather than ones they have
+    /// handled.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ids: String,
 }
 
-const DEFAULT: Bakery = Bakery { day_length_secs: 6.0, orders: 120, poor_customers: 0.2, opens_at: None };
+const DAY_LENGTH_SECS: f64 = 6.0;
+const ORDERS: u64 = 120;
+const POOR_CUSTOMERS: f64 = 0.2;
+
+const DEFAULT: Bakery = Bakery {
+    day_length_secs: DAY_LENGTH_SECS,
+    orders: ORDERS,
+    poor_customers: POOR_CUSTOMERS,
+    opens_at: None,
+    ids: String::new(),
+};
 
 impl Default for Bakery {
     fn default() -> Self {
         DEFAULT
+    }
+}
+
+impl Bakery {
+    /// The id of order `n`: `order-7`, after [`ids`](Self::ids).
+    pub fn order(&self, n: u64) -> String {
+        format!("{}order-{n}", self.ids)
+    }
+
+    /// The id of customer `c`: `customer-3`, after [`ids`](Self::ids).
+    pub fn customer(&self, c: u64) -> String {
+        format!("{}customer-{c}", self.ids)
     }
 }
 
@@ -65,7 +93,7 @@ pub const KIND: DomainKind = DomainKind {
         Knob::seconds(
             "day-length",
             "Real seconds one bakery day (07:00 to 17:00) takes.",
-            DEFAULT.day_length_secs,
+            DAY_LENGTH_SECS,
             0.5,
             36_000.0,
         )
@@ -75,12 +103,12 @@ pub const KIND: DomainKind = DomainKind {
             "When the day opens, in unix milliseconds; give every process of the day the same value.",
         )
         .offered(&[Role::Service, Role::Drive]),
-        Knob::count("orders", "Orders customers place over the day.", DEFAULT.orders)
+        Knob::count("orders", "Orders customers place over the day.", ORDERS)
             .offered(&[Role::Run, Role::Drive]),
         Knob::share(
             "poor-customers",
             "Share of customers whose balance is too low (0 to 1).",
-            DEFAULT.poor_customers,
+            POOR_CUSTOMERS,
         )
         .offered(&[Role::Run, Role::Service]),
     ],
@@ -94,6 +122,7 @@ fn configure(knobs: &Knobs) -> Box<dyn Domain> {
         orders: knobs.count("orders").unwrap_or(DEFAULT.orders),
         poor_customers: knobs.number("poor-customers").unwrap_or(DEFAULT.poor_customers),
         opens_at: knobs.count("opens-at"),
+        ..DEFAULT
     })
 }
 
@@ -137,5 +166,9 @@ impl Services for Bakery {
             "sales" => Some(builder.register(sales()).register(saga())),
             _ => None,
         }
+    }
+
+    fn with_ids(&self, prefix: &str) -> Option<Box<dyn Domain>> {
+        Some(Box::new(Bakery { ids: prefix.to_owned(), ..self.clone() }))
     }
 }

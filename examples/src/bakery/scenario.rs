@@ -10,6 +10,9 @@ use crate::{Invariants, Scenario, Services};
 use saga_core::{Status, Timestamp};
 use std::collections::BTreeMap;
 
+/// The customers the day's orders are spread over.
+pub(super) const CUSTOMERS: u64 = 40;
+
 /// The day's orders, each with the simulated time it is placed at, earliest first.
 fn orders(seed: u64, bakery: &Bakery) -> Vec<(Timestamp, PlaceOrder)> {
     let mut orders: Vec<(Timestamp, PlaceOrder)> = (0..bakery.orders)
@@ -20,8 +23,8 @@ fn orders(seed: u64, bakery: &Bakery) -> Vec<(Timestamp, PlaceOrder)> {
             if chance(seed, "bread", n) < 0.5 {
                 lines.insert("bread".to_owned(), 1);
             }
-            let customer = format!("customer-{}", n % 40);
-            (at, PlaceOrder { order: format!("order-{n}"), customer, lines })
+            let customer = bakery.customer(n % CUSTOMERS);
+            (at, PlaceOrder { order: bakery.order(n), customer, lines })
         })
         .collect();
     orders.sort_by_key(|(at, _)| *at);
@@ -62,7 +65,7 @@ impl Scenario for Bakery {
     /// simulated clock (`opens_at`): opens the day, places each order at its time, waits until
     /// every order is announced ended, and then for closing time.
     async fn drive_apart(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-        let driver = Driver::start(&ctx).await?;
+        let driver = Driver::start(&ctx).await?.counting(&self.ids);
         driver.send(&ctx, "production", [("day".to_owned(), OpenDay {})]).await?;
         let mut outcome = Outcome::Finished;
         for (at, order) in orders(ctx.seed, self) {

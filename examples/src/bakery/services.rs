@@ -2,7 +2,7 @@
 
 use super::messages::{Charge, ChargeResult, Charged, HandedOver, MenuLine, PlaceOrder};
 use super::saga::{BakeryOrder, SAGA};
-use crate::run::chance;
+use crate::run::{chance, id_number};
 use saga_core::Service;
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,7 @@ pub struct Profile {
 /// The customers' bank: a share of them (`poor`) cannot pay for much.
 pub(super) fn bank(seed: u64, poor: f64) -> Service {
     Service::new("bank").on("bank", move |ctx, c: Charge| {
-        let n: u64 = c.customer.trim_start_matches("customer-").parse().unwrap_or(0);
+        let n = id_number(&c.customer);
         let opening_balance: u64 = if chance(seed, "poor", n) < poor { 100 } else { 100_000 };
         let balance: u64 = ctx.load(&c.customer)?.unwrap_or(opening_balance);
         if balance < c.amount {

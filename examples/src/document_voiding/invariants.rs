@@ -1,7 +1,6 @@
 //! Voiding rules, checked against billing's, reports' and the process's own records.
 
 use super::process::PROCESS;
-use super::scenario::document;
 use super::{CustomerReports, DocumentState, DocumentVoiding};
 use crate::Invariants;
 use crate::run::{Invariant, Records, read};
@@ -24,7 +23,7 @@ impl Invariants for DocumentVoiding {
         let doubled = live_per_document.values().filter(|n| **n > 1).count();
         let (mut voided, mut in_published, mut unmarked) = (0, 0, 0);
         for n in 0..self.documents {
-            let doc = document(n);
+            let doc = self.document(n);
             if read::<DocumentState>(store, "billing", &doc)? != Some(DocumentState::Voided) {
                 continue;
             }

@@ -37,10 +37,24 @@ pub struct DocumentVoiding {
     /// Makes the reports service take this long to mark a document, so a process can be
     /// watched while it runs.
     pub slow: Option<Duration>,
+    /// What the ids of its documents and customers begin with (`doc-7` is `{ids}doc-7`):
+    /// nothing for a run; `saga-cli drive` gives each drive a prefix of its own, so that a
+    /// second drive against the same services issues and voids new documents.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ids: String,
 }
 
-const DEFAULT: DocumentVoiding =
-    DocumentVoiding { documents: 60, customers: 6, void_share: 0.5, published_share: 0.5, slow: None };
+const DOCUMENTS: u64 = 60;
+const CUSTOMERS: u64 = 6;
+
+const DEFAULT: DocumentVoiding = DocumentVoiding {
+    documents: DOCUMENTS,
+    customers: CUSTOMERS,
+    void_share: 0.5,
+    published_share: 0.5,
+    slow: None,
+    ids: String::new(),
+};
 
 /// How long reports take to mark a document when `--slow`.
 const SLOW: Duration = Duration::from_secs(2);
@@ -48,6 +62,18 @@ const SLOW: Duration = Duration::from_secs(2);
 impl Default for DocumentVoiding {
     fn default() -> Self {
         DEFAULT
+    }
+}
+
+impl DocumentVoiding {
+    /// The id of document `n`: `doc-7`, after [`ids`](Self::ids).
+    pub fn document(&self, n: u64) -> String {
+        format!("{}doc-{n}", self.ids)
+    }
+
+    /// The id of customer `c`: `customer-3`, after [`ids`](Self::ids).
+    pub fn customer(&self, c: u64) -> String {
+        format!("{}customer-{c}", self.ids)
     }
 }
 
@@ -59,8 +85,8 @@ pub const KIND: DomainKind = DomainKind {
     driver_about: "Issues documents, publishes reports, and asks for voidings.",
     services: &["billing", "reports", "voiding"],
     knobs: &[
-        Knob::count("documents", "Documents to issue.", DEFAULT.documents).offered(&[Role::Run, Role::Drive]),
-        Knob::count("customers", "Customers they belong to.", DEFAULT.customers)
+        Knob::count("documents", "Documents to issue.", DOCUMENTS).offered(&[Role::Run, Role::Drive]),
+        Knob::count("customers", "Customers they belong to.", CUSTOMERS)
             .at_least(1)
             .offered(&[Role::Run, Role::Drive]),
         Knob::switch("slow", "Make reports take two seconds per marking, so processes can be watched.")
@@ -96,5 +122,9 @@ impl Services for DocumentVoiding {
             "voiding" => Some(builder.register(process())),
             _ => None,
         }
+    }
+
+    fn with_ids(&self, prefix: &str) -> Option<Box<dyn Domain>> {
+        Some(Box::new(DocumentVoiding { ids: prefix.to_owned(), ..self.clone() }))
     }
 }

@@ -8,11 +8,6 @@ use crate::run::{Invariant, Outcome, RunContext, chance, drive, idle, send_in_ba
 use crate::{Invariants, Scenario, Services};
 use saga_core::Status;
 
-/// The id of document `n`.
-pub(super) fn document(n: u64) -> String {
-    format!("doc-{n}")
-}
-
 /// What the scenario sends: the documents to issue, the reports published before any voiding, and the
 /// voiding requests (some twice), with the number of documents asked to be voided.
 struct Script {
@@ -26,14 +21,14 @@ fn script(seed: u64, voiding: &DocumentVoiding) -> Script {
     let customers = voiding.customers.max(1);
     let issues = (0..voiding.documents)
         .map(|n| {
-            let customer = format!("customer-{}", n % customers);
-            (document(n), IssueDocument { document: document(n), customer })
+            let customer = voiding.customer(n % customers);
+            (voiding.document(n), IssueDocument { document: voiding.document(n), customer })
         })
         .collect();
     let publications = (0..customers)
         .filter(|c| chance(seed, "publish", *c) < voiding.published_share)
         .map(|c| {
-            let customer = format!("customer-{c}");
+            let customer = voiding.customer(c);
             (customer.clone(), PublishReport { customer })
         })
         .collect();
@@ -41,7 +36,9 @@ fn script(seed: u64, voiding: &DocumentVoiding) -> Script {
     for n in (0..voiding.documents).filter(|n| chance(seed, "void", *n) < voiding.void_share) {
         voided += 1;
         let requests = if chance(seed, "twice", n) < 0.3 { 2 } else { 1 };
-        voids.extend((0..requests).map(|_| (document(n), VoidDocument { document: document(n) })));
+        voids.extend(
+            (0..requests).map(|_| (voiding.document(n), VoidDocument { document: voiding.document(n) })),
+        );
     }
     Script { issues, publications, voids, voided }
 }
@@ -79,7 +76,7 @@ impl Scenario for DocumentVoiding {
     /// (A document's issue reaches reports by billing's event, which may still be under way when
     /// billing's receipt arrives; such a document is then in no published report.)
     async fn drive_apart(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-        let driver = Driver::start(&ctx).await?;
+        let driver = Driver::start(&ctx).await?.counting(&self.ids);
         let script = script(ctx.seed, self);
         let mut outcome = driver.confirmed(&mut ctx, "billing", script.issues, "issued/").await?;
         if outcome == Outcome::Finished {

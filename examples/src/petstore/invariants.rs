@@ -1,9 +1,8 @@
 //! Pets, orders and inventory, checked against the services' own records.
 
-use super::scenario::pet;
 use super::{OrderState, PetState, Petstore};
 use crate::Invariants;
-use crate::run::{Invariant, Records, read};
+use crate::run::{Invariant, Records, id_number, read};
 
 impl Invariants for Petstore {
     /// Pets, orders and inventory, checked against the services' own records.
@@ -12,9 +11,9 @@ impl Invariants for Petstore {
         let mut holders_per_pet = vec![0u32; pets as usize];
         let (mut completed, mut refused, mut cancelled, mut open) = (0, 0, 0, 0);
         for n in 0..self.orders {
-            let order = format!("order-{n}");
+            let order = self.order(n);
             let target: String = read(store, "orders", &format!("request/{order}"))?.unwrap_or_default();
-            let index: usize = target.trim_start_matches("pet-").parse().unwrap_or(0);
+            let index: usize = id_number(&target) as usize;
             match read::<OrderState>(store, "orders", &order)? {
                 Some(OrderState::Completed) => {
                     completed += 1;
@@ -32,8 +31,8 @@ impl Invariants for Petstore {
         let doubled = holders_per_pet.iter().filter(|h| **h > 1).count();
         let (mut deleted_reserved, mut mismatched, mut sold) = (0, 0, 0);
         for n in 0..pets {
-            let state: Option<PetState> = read(store, "pets", &pet(n))?;
-            let seen: Option<String> = read(store, "inventory", &pet(n))?;
+            let state: Option<PetState> = read(store, "pets", &self.pet(n))?;
+            let seen: Option<String> = read(store, "inventory", &self.pet(n))?;
             let expected = match &state {
                 Some(PetState::Available) => "available",
                 Some(PetState::Reserved { .. }) => "reserved",

@@ -34,14 +34,45 @@ pub struct Petstore {
     pub rejected_share: f64,
     /// How long the inventory service is down at the start of the run.
     pub inventory_outage: Duration,
+    /// What the ids of its users, pets and orders begin with (`order-7` is `{ids}order-7`):
+    /// nothing for a run; `saga-cli drive` gives each drive a prefix of its own, so that a
+    /// second drive against the same services adds new pets and places new orders.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ids: String,
 }
 
-const DEFAULT: Petstore =
-    Petstore { pets: 20, orders: 100, rejected_share: 0.2, inventory_outage: Duration::from_millis(500) };
+const PETS: u64 = 20;
+const ORDERS: u64 = 100;
+const INVENTORY_OUTAGE: Duration = Duration::from_millis(500);
+
+const DEFAULT: Petstore = Petstore {
+    pets: PETS,
+    orders: ORDERS,
+    rejected_share: 0.2,
+    inventory_outage: INVENTORY_OUTAGE,
+    ids: String::new(),
+};
 
 impl Default for Petstore {
     fn default() -> Self {
         DEFAULT
+    }
+}
+
+impl Petstore {
+    /// The id of pet `n`: `pet-7`, after [`ids`](Self::ids).
+    pub fn pet(&self, n: u64) -> String {
+        format!("{}pet-{n}", self.ids)
+    }
+
+    /// The id of user `n`: `user-7`, after [`ids`](Self::ids).
+    pub fn user(&self, n: u64) -> String {
+        format!("{}user-{n}", self.ids)
+    }
+
+    /// The id of order `n`: `order-7`, after [`ids`](Self::ids).
+    pub fn order(&self, n: u64) -> String {
+        format!("{}order-{n}", self.ids)
     }
 }
 
@@ -53,15 +84,13 @@ pub const KIND: DomainKind = DomainKind {
     driver_about: "Signs users up, adds pets, and places racing orders.",
     services: &["users", "photos", "pets", "orders", "owner", "inventory"],
     knobs: &[
-        Knob::count("pets", "Pets in the store.", DEFAULT.pets)
-            .at_least(1)
-            .offered(&[Role::Run, Role::Drive]),
-        Knob::count("orders", "Orders, several per pet, placed at once.", DEFAULT.orders)
+        Knob::count("pets", "Pets in the store.", PETS).at_least(1).offered(&[Role::Run, Role::Drive]),
+        Knob::count("orders", "Orders, several per pet, placed at once.", ORDERS)
             .offered(&[Role::Run, Role::Drive]),
         Knob::seconds(
             "inventory-outage",
             "Seconds the inventory service is down at the start.",
-            DEFAULT.inventory_outage.as_secs_f64(),
+            INVENTORY_OUTAGE.as_secs_f64(),
             0.0,
             3600.0,
         ),
@@ -108,6 +137,10 @@ impl Services for Petstore {
             "inventory" => Some(register_inventory(builder)),
             _ => None,
         }
+    }
+
+    fn with_ids(&self, prefix: &str) -> Option<Box<dyn Domain>> {
+        Some(Box::new(Petstore { ids: prefix.to_owned(), ..self.clone() }))
     }
 }
 

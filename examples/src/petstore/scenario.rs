@@ -9,11 +9,6 @@ use crate::run::{Invariant, Outcome, RunContext, chance, drive, finished_sagas, 
 use crate::{Invariants, Scenario};
 use saga_core::transport::Subscribe;
 
-/// The id of pet `n`.
-pub(super) fn pet(n: u64) -> String {
-    format!("pet-{n}")
-}
-
 /// What the scenario sends: sign-ups, new pets, orders (keyed by order: they race each other, only the
 /// pet service decides) and deletions (every other pet, while the orders are under way).
 struct Script {
@@ -25,8 +20,9 @@ struct Script {
 
 fn script(seed: u64, petstore: &Petstore) -> Script {
     let pets = petstore.pets.max(1);
+    let pet = |n| petstore.pet(n);
     Script {
-        users: (0..pets).map(|u| (format!("user-{u}"), CreateUser { user: format!("user-{u}") })).collect(),
+        users: (0..pets).map(|u| (petstore.user(u), CreateUser { user: petstore.user(u) })).collect(),
         pets: (0..pets)
             .map(|n| {
                 let create =
@@ -36,9 +32,9 @@ fn script(seed: u64, petstore: &Petstore) -> Script {
             .collect(),
         orders: (0..petstore.orders)
             .map(|n| {
-                let order = format!("order-{n}");
+                let order = petstore.order(n);
                 let target = pet((chance(seed, "pet", n) * pets as f64) as u64 % pets);
-                (order.clone(), PlaceOrder { order, pet: target, user: format!("user-{}", n % pets) })
+                (order.clone(), PlaceOrder { order, pet: target, user: petstore.user(n % pets) })
             })
             .collect(),
         deletions: (0..pets).step_by(2).map(|n| (pet(n), DeletePet { pet: pet(n) })).collect(),
@@ -77,7 +73,7 @@ impl Scenario for Petstore {
     /// deletions, and waits until every adoption is announced ended. The inventory's outage is
     /// the inventory process not running yet: its messages wait for it in the broker.
     async fn drive_apart(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
-        let driver = Driver::start(&ctx).await?;
+        let driver = Driver::start(&ctx).await?.counting(&self.ids);
         let script = script(ctx.seed, self);
         let mut outcome = driver.confirmed(&mut ctx, "users", script.users, "user/").await?;
         if outcome == Outcome::Finished {

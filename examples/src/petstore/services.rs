@@ -6,7 +6,7 @@ use super::messages::{
 };
 use super::saga::{Adoption, SAGA};
 use crate::driver::receipt;
-use crate::run::chance;
+use crate::run::{chance, order_number};
 use saga_core::saga::Signal;
 use saga_core::{ActionError, Service};
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,7 @@ pub(super) fn inventory() -> Service {
 /// the order's, so a request asked twice decides nothing twice.
 pub(super) fn owner(seed: u64, rejected: f64) -> Service {
     Service::new("owner").on("owner", move |ctx, a: ApproveOrder| {
-        let n = a.order.trim_start_matches("order-").parse().unwrap_or(0);
+        let n = order_number(&a.order);
         let decision = OrderDecision { approved: chance(seed, "approve", n) >= rejected };
         let signal = Signal::new(DECISION, &decision)?.with_id(format!("owner/{}", a.order));
         ctx.send_keyed(&saga_core::saga::topic(SAGA), &a.order, &signal)?;

@@ -10,7 +10,7 @@ mod sending;
 mod summary;
 mod waiting;
 
-pub(crate) use chance::{chance, order_number};
+pub(crate) use chance::{chance, id_number, order_number};
 pub use context::{Outcome, Progress, RunContext};
 pub use invariant::Invariant;
 pub(crate) use records::read;
