@@ -52,10 +52,6 @@ pub struct RedbStore {
     path: PathBuf,
     next_seq: AtomicU64,
     snapshots: SnapshotCache,
-    /// Held for writing from a commit until the shared snapshot is retired after it, and for
-    /// reading while the outbox is read to publish: a message read from the outbox is never
-    /// handled on a snapshot older than the commit that wrote it.
-    visible: std::sync::RwLock<()>,
     /// A schema-1 file opened read-only: its history is still keyed by process.
     history_v1: bool,
 }
@@ -152,7 +148,6 @@ impl RedbStore {
             path: path.to_owned(),
             next_seq: AtomicU64::new(next),
             snapshots: SnapshotCache::default(),
-            visible: std::sync::RwLock::new(()),
             history_v1,
         })
     }
@@ -187,7 +182,6 @@ impl RedbStore {
             path,
             next_seq: AtomicU64::new(next),
             snapshots: SnapshotCache::default(),
-            visible: std::sync::RwLock::new(()),
             history_v1: false,
         })
     }
@@ -256,7 +250,6 @@ impl RedbStore {
     /// Commits like [`Store::commit`] and says which sequence numbers the outbox rows took,
     /// so that the relay can publish them without reading them back.
     pub(crate) fn commit_and_report(&self, batch: &Batch) -> Result<CommitReport> {
-        let _commit = self.visible.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let report = commit::apply(self.writer()?, &self.next_seq, batch);
         self.snapshots.invalidate();
         report.map_err(self.err("committing"))
@@ -269,10 +262,11 @@ impl RedbStore {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<OutboxRow>, Option<u64>)> {
-        let txn = {
-            let _published = self.visible.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            self.read()?
-        };
+        let txn = self.read()?;
+        // The rows read here are about to be published, and a commit is visible to this read
+        // before the shared snapshot is retired after it: retire it now, so that no handler of
+        // these rows reads a snapshot older than the commit that wrote them.
+        self.snapshots.invalidate();
         let err = self.err("reading the outbox");
         let table = r(txn.open_table(OUTBOX)).map_err(&err)?;
         let start = after.map_or(0, |a| a.saturating_add(1));
@@ -293,7 +287,6 @@ impl RedbStore {
     /// Fires like [`Store::fire_due_timers`] and returns the outbox rows it wrote with the
     /// sequence numbers it took.
     pub(crate) fn fire_and_report(&self, now: Timestamp, limit: usize) -> Result<FireReport> {
-        let _commit = self.visible.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let report = commit::fire_timers(self.writer()?, &self.next_seq, now, limit);
         self.snapshots.invalidate();
         report.map_err(self.err("firing timers"))
