@@ -114,3 +114,24 @@ async fn a_signal_step_with_a_default_goes_on_with_it_when_no_signal_comes() {
     assert_eq!(entries(&journal), ["run reserve", "run adopt"]);
     runtime.shutdown().await.unwrap();
 }
+
+/// A message for an instance that does not exist is never silently dropped: it is tried again,
+/// then kept in dead letters, naming the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_for_an_instance_that_never_began_ends_in_dead_letters() {
+    let journal = Journal::default();
+    let (store, builder) = crate::common::in_memory();
+    let mut config = saga_core::Config::default();
+    config.max_deliveries = 3;
+    config.redelivery = saga_core::RetryPolicy::exponential(u32::MAX, Duration::from_millis(5));
+    let runtime = builder.config(config).register(adoption(&journal, None, None)).start().await.unwrap();
+    let signal = Signal::new("approved", &Approval { by: "owner".into() }).unwrap();
+    runtime.send("saga.adoption", "ghost", &signal).await.unwrap();
+    crate::common::eventually("the signal in dead letters", || !store.dead_letters().unwrap().is_empty())
+        .await;
+    let letters = store.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!((letters[0].consumer.as_str(), letters[0].envelope.kind()), ("adoption", "saga.signal"));
+    assert!(letters[0].error.contains("no saga instance adoption/ghost"), "{}", letters[0].error);
+    runtime.shutdown().await.unwrap();
+}

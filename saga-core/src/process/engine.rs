@@ -229,12 +229,7 @@ where
         meta: &mut ProcessMeta,
         status: Status,
     ) -> Result<(), ActionError> {
-        if meta.status != status {
-            let from = meta.status;
-            ctx.history(pid, HistoryEvent::StatusChanged { from: from.to_string(), to: status.to_string() });
-            meta.status = status;
-            ctx.process_changed(pid, meta, Some(from))?;
-        }
+        ctx.set_process_status(pid, meta, status)?;
         let data = serde_json::to_vec(instance).map_err(|e| permanent("encoding process state", e))?;
         let record = Record { version: 0, updated_at: ctx.now(), process: Some(meta.clone()), data };
         ctx.write_record(PROCESS_SPACE, pid, Some(record))?;

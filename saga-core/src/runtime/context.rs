@@ -268,6 +268,23 @@ impl Context {
         Ok(())
     }
 
+    /// Gives process `process` (described by `meta`) status `status`, if it has another: the
+    /// history entry and the announcement ride in this commit. The caller writes `meta` back.
+    pub(crate) fn set_process_status(
+        &mut self,
+        process: &str,
+        meta: &mut crate::store::ProcessMeta,
+        status: crate::store::Status,
+    ) -> Result<()> {
+        if meta.status == status {
+            return Ok(());
+        }
+        let from = meta.status;
+        self.history(process, HistoryEvent::StatusChanged { from: from.to_string(), to: status.to_string() });
+        meta.status = status;
+        self.process_changed(process, meta, Some(from))
+    }
+
     pub(crate) fn history(&mut self, process: &str, event: HistoryEvent) {
         self.unit.history.push((process.to_owned(), HistoryEntry { at: self.now, event }));
     }

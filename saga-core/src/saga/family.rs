@@ -290,13 +290,7 @@ pub(crate) fn change_status(
     meta: &mut ProcessMeta,
     status: Status,
 ) -> Result<(), ActionError> {
-    if meta.status != status {
-        let from = meta.status;
-        ctx.history(pid, HistoryEvent::StatusChanged { from: from.to_string(), to: status.to_string() });
-        meta.status = status;
-        ctx.process_changed(pid, meta, Some(from))?;
-    }
-    Ok(())
+    Ok(ctx.set_process_status(pid, meta, status)?)
 }
 
 /// Writes instance `loaded` in this commit.
