@@ -34,6 +34,8 @@ pub(crate) enum Command {
         id: String,
         #[command(flatten)]
         db: DbArg,
+        #[command(flatten)]
+        broker: BrokerArg,
         /// Print each history entry as a JSON object on a line of its own, and the end as one
         /// more.
         #[arg(long)]
@@ -58,6 +60,16 @@ pub(crate) enum Command {
         /// The saga database.
         #[arg(long, default_value = "saga.redb", global = true)]
         db: PathBuf,
+        /// Ask every service of a deployment that runs apart, through this broker
+        /// (nats://HOST:PORT), instead of a file: each answers for its own dead letters.
+        #[arg(long, value_parser = parse_transport, requires = "domain", conflicts_with = "db", global = true)]
+        transport: Option<TransportArg>,
+        /// The deployment's domain (its broker stream), with --transport.
+        #[arg(long, global = true)]
+        domain: Option<String>,
+        /// With --transport: how long to wait for answers, in seconds.
+        #[arg(long, default_value = "10", value_parser = parse_seconds, global = true)]
+        timeout: std::time::Duration,
         #[command(flatten)]
         action: LettersAction,
         /// Confirms --purge.
@@ -317,6 +329,8 @@ pub(crate) enum InspectWhat {
         id: String,
         #[command(flatten)]
         db: DbArg,
+        #[command(flatten)]
+        broker: BrokerArg,
         /// Print one JSON object.
         #[arg(long, conflicts_with = "mermaid")]
         json: bool,
@@ -370,6 +384,21 @@ pub(crate) struct ListArgs {
     /// The deployment's domain (its broker stream), with --transport.
     #[arg(long)]
     pub(crate) domain: Option<String>,
+}
+
+/// Reading a deployment whose services run apart: its services answer through the broker.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct BrokerArg {
+    /// Ask the services of a deployment that runs apart, through this broker
+    /// (nats://HOST:PORT), instead of a file; the one that keeps the process answers.
+    #[arg(long, value_parser = parse_transport, requires = "domain", conflicts_with = "db")]
+    pub(crate) transport: Option<TransportArg>,
+    /// The deployment's domain (its broker stream), with --transport.
+    #[arg(long)]
+    pub(crate) domain: Option<String>,
+    /// With --transport: how long to wait for the answer, in seconds.
+    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    pub(crate) timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug, Clone)]

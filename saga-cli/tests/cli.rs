@@ -723,6 +723,17 @@ fn imp_summoning_as_separate_processes_survives_kill_9_of_the_broker_and_of_a_se
         assert!(std::time::Instant::now() < deadline, "sagas still running: {}", stdout(&running));
         std::thread::sleep(Duration::from_millis(200));
     }
+    // An operator's query reaches every member of the treasury, each owning half its partitions.
+    let asked = saga_cli(
+        &["dead-letters", "--transport", &url, "--domain", "imp-summoning", "--timeout", "20"],
+        dir.path(),
+    );
+    assert_eq!(asked.status.code(), Some(0), "{}", stderr(&asked));
+    assert!(
+        stderr(&asked).contains("answered by 4 services: circle, reception, treasury.0, treasury.1"),
+        "{}",
+        stderr(&asked)
+    );
     for child in &mut services.0 {
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         child.wait().unwrap();
@@ -1469,8 +1480,114 @@ fn operator_actions_through_the_broker_take_effect_while_the_services_keep_runni
             tokio::time::timeout(Duration::from_secs(20), x1.result()).await.expect("an answer").unwrap();
         assert_eq!(cancelled.status(), saga_core::Status::Cancelled);
         assert_eq!(cancelled.saga().stop(), Some(("cancel", "the customer left", "operator")));
+        // The treasury gives up on a fee it cannot read, and on bytes that are no message.
+        let fee = saga_examples::imp_summoning::CollectFee { order: "x-9".into(), amount: 1 };
+        let unreadable = saga_core::Envelope::new("treasury", "x-9", &fee)
+            .unwrap()
+            .with_payload(bytes_of("{\"order\": 9"));
+        client.send_envelope(unreadable).await.unwrap();
+        client.wait_idle().await.unwrap();
         client.shutdown().await.unwrap();
+        let nats = async_nats::connect(&url).await.unwrap();
+        nats.publish("imp-summoning.treasury.0", bytes_of("not a message")).await.unwrap();
+        nats.flush().await.unwrap();
     });
+    // Read through the broker: the reception, still running, answers for its saga.
+    let remote = through(&["inspect", "process", "summoning/x-1", "--json"], "imp-summoning");
+    assert_eq!(remote.status.code(), Some(0), "{}", stderr(&remote));
+    let remote = json(&remote);
+    let local = json(&saga_cli(
+        &["inspect", "process", "summoning/x-1", "--db", "reception.redb", "--json"],
+        dir.path(),
+    ));
+    assert_eq!(remote["answered_by"], "reception");
+    for field in ["status", "steps", "history", "created_at", "updated_at", "state"] {
+        assert_eq!(remote[field], local[field], "{field} through the broker as in the file");
+    }
+    let diagram = through(&["inspect", "process", "summoning/x-1", "--mermaid"], "imp-summoning");
+    assert!(stdout(&diagram).contains("Note over P0: cancel asked by operator"), "{}", stdout(&diagram));
+    let watched = through(&["watch", "summoning/x-1"], "imp-summoning");
+    assert_eq!(watched.status.code(), Some(0), "{}", stderr(&watched));
+    assert!(stdout(&watched).contains("summoning/x-1 ended: cancelled"), "{}", stdout(&watched));
+    let nobody = saga_cli(
+        &[
+            "inspect",
+            "process",
+            "summoning/nobody",
+            "--transport",
+            &url,
+            "--domain",
+            "imp-summoning",
+            "--timeout",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(
+        stderr(&nobody).contains("no service of imp-summoning answered about process summoning/nobody"),
+        "{}",
+        stderr(&nobody)
+    );
+    // Each service answers for its own dead letters (the reception's are refunds of sagas it
+    // did not take orders for); the treasury warned of the unreadable bytes.
+    let treasury_letters = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = through(&["dead-letters", "--json"], "imp-summoning");
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            let rows: Vec<Value> = json(&out)
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["service"] == "treasury")
+                .cloned()
+                .collect();
+            if rows.len() >= 2 || std::time::Instant::now() > deadline {
+                assert!(
+                    stderr(&out).contains("answered by 3 services: circle, reception, treasury"),
+                    "{}",
+                    stderr(&out)
+                );
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let rows = treasury_letters();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r["consumer"] == "treasury"), "{rows:?}");
+    let log = std::fs::read_to_string(dir.path().join("treasury.log")).unwrap();
+    assert!(log.contains("not a readable message; it goes to dead letters"), "{log}");
+    let fee = rows.iter().find(|r| r["kind"] == "treasury.collect-fee").expect("the fee").clone();
+    let bytes = rows.iter().find(|r| r["kind"] == "saga.undecodable").expect("the bytes").clone();
+    let shown = through(&["dead-letters", "show", fee["id"].as_str().unwrap(), "--json"], "imp-summoning");
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    let shown = json(&shown);
+    assert_eq!(
+        (shown["service"].as_str(), shown["message"]["payload"].as_str()),
+        (Some("treasury"), Some("{\"order\": 9"))
+    );
+    // Redriven through the broker: the treasury gives up on it again, under the copy's id.
+    let redriven =
+        through(&["dead-letters", "--redrive", fee["id"].as_str().unwrap(), "--json"], "imp-summoning");
+    assert_eq!(redriven.status.code(), Some(1), "given up on again: {}", stdout(&redriven));
+    let redriven = json(&redriven);
+    assert_eq!(
+        (redriven["redriven"].as_u64(), redriven["given_up_again"].as_u64()),
+        (Some(1), Some(1)),
+        "{redriven}"
+    );
+    let refused = through(&["dead-letters", "--redrive", bytes["id"].as_str().unwrap()], "imp-summoning");
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(stdout(&refused).contains("not redriven: dead letter"), "{}", stdout(&refused));
+    let again = treasury_letters();
+    assert_eq!(again.len(), 2, "the bytes, and the fee's copy: {again:?}");
+    assert!(!again.iter().any(|r| r["id"] == fee["id"]), "the fee's own letter was taken away");
+    let purged = through(&["dead-letters", "--purge", "--yes", "--json"], "imp-summoning");
+    assert_eq!(purged.status.code(), Some(0), "{}", stderr(&purged));
+    assert_eq!(json(&purged)["purged"], 4, "the treasury's two and the reception's two");
+    assert!(through_list(&["dead-letters", "--json"], "imp-summoning").as_array().unwrap().is_empty());
     let late = through(&["cancel", "summoning/x-1"], "imp-summoning");
     assert_eq!(late.status.code(), Some(1), "{}", stdout(&late));
     assert!(stdout(&late).contains("cancel refused: the saga has ended (cancelled)"), "{}", stdout(&late));

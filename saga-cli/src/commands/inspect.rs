@@ -1,60 +1,105 @@
 //! `saga-cli inspect process <id>`: state, steps, history, pending messages and timers, as
 //! tables, JSON, or a mermaid sequence diagram.
 
+use super::remote::{Remote, Source};
 use crate::output::emit;
-use anyhow::Result;
+use anyhow::{Result, bail};
+use saga_core::Error;
+use saga_core::operator::{self, Answer, Inspection, Query, QueryAnswer};
 use saga_core::saga::SagaView;
-use saga_core::store::{Class, HistoryEntry, HistoryEvent, PROCESS_SPACE, ProcessMeta};
-use saga_core::{Error, Store};
+use saga_core::store::{Class, HistoryEntry, HistoryEvent, ProcessMeta};
 use serde_json::{Value, json};
-use std::path::Path;
 use tabled::{Table, Tabled};
 
-pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Result<u8> {
-    let store = super::open_existing(db)?;
-    let record =
-        store.record(PROCESS_SPACE, id)?.ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
-    let meta = record.process.clone().ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
-    let state: Value = serde_json::from_slice(&record.data).unwrap_or(Value::Null);
-    let history = store.history(id)?;
-    if mermaid {
-        emit(&sequence_diagram(id, &meta, &history))?;
-        return Ok(0);
+/// Process `id` as `source` keeps it: from the file, or from the service that keeps it,
+/// through the broker.
+pub(crate) async fn process(source: &Source, id: &str, as_json: bool, mermaid: bool) -> Result<u8> {
+    let (found, answered_by) = fetch(source, id).await?;
+    render(&found, answered_by.as_deref(), as_json, mermaid)?;
+    Ok(0)
+}
+
+/// Process `id` from `source`, and which service answered for it (through a broker).
+pub(crate) async fn fetch(source: &Source, id: &str) -> Result<(Inspection, Option<String>)> {
+    match source {
+        Source::File(db) => {
+            let store = super::open_existing(db)?;
+            let found =
+                operator::inspect(&store, id)?.ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
+            Ok((found, None))
+        }
+        Source::Broker { transport, domain, timeout } => {
+            let remote = Remote::connect(transport, domain).await?;
+            let found = ask_broker(&remote, id, *timeout).await;
+            remote.close().await?;
+            found
+        }
     }
-    let outbox: Vec<Value> = store
-        .outbox_after(None, usize::MAX)?
-        .into_iter()
-        .filter(|row| row.envelope.correlation_id() == id)
-        .map(|row| json!({ "seq": row.seq, "id": row.envelope.id(), "kind": row.envelope.kind(), "topic": row.envelope.topic() }))
+}
+
+/// Process `id`, as the service of `remote`'s deployment that keeps it answers.
+pub(crate) async fn ask_broker(
+    remote: &Remote,
+    id: &str,
+    timeout: std::time::Duration,
+) -> Result<(Inspection, Option<String>)> {
+    let query = Query::Inspect { process: id.to_owned() };
+    match remote.query_one(query, timeout).await? {
+        Some(QueryAnswer { runtime, answer: Answer::Inspected { process }, .. }) => {
+            Ok((*process, Some(runtime)))
+        }
+        Some(other) => bail!("{} answered an inspection of {id} with {:?}", other.runtime, other.answer),
+        None => bail!(
+            "no service of {} answered about process {id} within {} s: none that is running keeps it \
+             (or its services do not answer operators)",
+            remote.domain(),
+            timeout.as_secs_f64()
+        ),
+    }
+}
+
+fn render(found: &Inspection, answered_by: Option<&str>, as_json: bool, mermaid: bool) -> Result<()> {
+    let Inspection { id, meta, .. } = found;
+    let state = &found.state;
+    if mermaid {
+        emit(&sequence_diagram(id, meta, &found.history))?;
+        return Ok(());
+    }
+    let outbox: Vec<Value> = found
+        .outbox
+        .iter()
+        .map(|row| json!({ "seq": row.seq, "id": row.id, "kind": row.kind, "topic": row.topic }))
         .collect();
-    let timers: Vec<Value> = store
-        .timers()?
-        .into_iter()
-        .filter(|t| timer_of(&t.key, t.envelope.correlation_id(), id))
-        .map(|t| json!({ "key": t.key, "due": t.due.to_string(), "kind": t.envelope.kind() }))
+    let timers: Vec<Value> = found
+        .timers
+        .iter()
+        .map(|t| json!({ "key": t.key, "due": t.due.to_string(), "kind": t.kind }))
         .collect();
-    let steps = steps_of(id, &meta, &record.data);
-    let links = family_of(&state, &steps);
+    let steps = steps_of(id, meta, state);
+    let links = family_of(state, &steps);
     if as_json {
-        let report = json!({
+        let mut report = json!({
             "id": id,
             "kind": meta.kind,
             "class": format!("{:?}", meta.class).to_lowercase(),
             "status": meta.status.to_string(),
             "step": meta.step,
-            "version": record.version,
+            "version": found.version,
             "created_at": meta.created_at.to_string(),
-            "updated_at": record.updated_at.to_string(),
+            "updated_at": found.updated_at.to_string(),
             "state": state,
             "parent": links.0,
             "children": links.1,
             "steps": steps,
-            "history": history_json(&history),
+            "history": history_json(&found.history),
             "outbox": outbox,
             "timers": timers,
         });
+        if let Some(service) = answered_by {
+            report["answered_by"] = service.into();
+        }
         emit(&report.to_string())?;
-        return Ok(0);
+        return Ok(());
     }
     emit(&format!(
         "{id}  {} {}  status: {}{}\ncreated_at {}  updated_at {}",
@@ -63,8 +108,11 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
         meta.status,
         meta.step.as_deref().map(|s| format!("  at: {s}")).unwrap_or_default(),
         meta.created_at,
-        record.updated_at
+        found.updated_at
     ))?;
+    if let Some(service) = answered_by {
+        emit(&format!("kept by: {service}"))?;
+    }
     if let Some(parent) = &links.0 {
         emit(&format!("parent: {parent}"))?;
     }
@@ -87,8 +135,11 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
     } else {
         emit(&format!("state: {state}"))?;
     }
-    let rows: Vec<HistoryRow> =
-        history.iter().map(|h| HistoryRow { at: h.at.to_string(), event: describe(&h.event) }).collect();
+    let rows: Vec<HistoryRow> = found
+        .history
+        .iter()
+        .map(|h| HistoryRow { at: h.at.to_string(), event: describe(&h.event) })
+        .collect();
     emit(&Table::new(rows).to_string())?;
     emit(&format!("pending outgoing messages: {}", outbox.len()))?;
     for row in &outbox {
@@ -98,7 +149,7 @@ pub(crate) fn process(db: &Path, id: &str, as_json: bool, mermaid: bool) -> Resu
     for timer in &timers {
         emit(&format!("  {} at {}", timer["key"], timer["due"]))?;
     }
-    Ok(0)
+    Ok(())
 }
 
 /// A saga's parent (from its state) and children (from its child steps), as process ids.
@@ -129,11 +180,11 @@ pub(crate) fn history_json(history: &[HistoryEntry]) -> Vec<Value> {
         .collect()
 }
 
-fn steps_of(id: &str, meta: &ProcessMeta, data: &[u8]) -> Vec<Value> {
+fn steps_of(id: &str, meta: &ProcessMeta, state: &Value) -> Vec<Value> {
     if meta.class != Class::Saga {
         return Vec::new();
     }
-    match SagaView::decode(id, data) {
+    match SagaView::decode(id, &serde_json::to_vec(state).unwrap_or_default()) {
         Ok(saga) => {
             saga.steps().iter().filter_map(|s| serde_json::to_value(s).ok()).map(times_as_text).collect()
         }
@@ -270,30 +321,4 @@ fn sequence_diagram(id: &str, meta: &ProcessMeta, history: &[HistoryEntry]) -> S
 /// statement or start an entity).
 fn mermaid_text(text: &str) -> String {
     text.replace(['\n', '\r'], " ").replace(';', ",").replace('#', "no. ")
-}
-
-/// Whether the timer with `key` (its owner's name, then the owner's timer name) belongs to
-/// process `id`: it is correlated with it, or its name is `{id}/...`, as the timers sagas and
-/// process managers set are. A process whose id begins another's (`order-1`, `order-10`) owns
-/// only its own.
-fn timer_of(key: &str, correlation_id: &str, id: &str) -> bool {
-    correlation_id == id
-        || key
-            .split_once('/')
-            .is_some_and(|(_, name)| name.strip_prefix(id).is_some_and(|rest| rest.starts_with('/')))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::timer_of;
-
-    #[test]
-    fn a_process_owns_its_own_timers_and_not_those_of_an_id_it_begins() {
-        let id = "summoning/order-1";
-        assert!(timer_of("summoning/summoning/order-1/timeout", "", id));
-        assert!(timer_of("circle/wait", id, id), "correlated with it");
-        assert!(!timer_of("summoning/summoning/order-10/timeout", "summoning/order-10", id));
-        assert!(!timer_of("summoning/summoning/order-100/summon/retry", "", id));
-        assert!(!timer_of("summoning/order-1", "", id), "a service timer named like the process");
-    }
 }

@@ -1,5 +1,6 @@
 //! `saga-cli dead-letters`: list them, show one, redrive one or all, purge them.
 
+use super::remote::{Remote, Source};
 use super::{count_of, open_existing, start_recorded};
 use crate::cli::{LettersAction, LettersWhat};
 use crate::output::emit;
@@ -19,11 +20,20 @@ use tabled::{Table, Tabled};
 const HANDLING_LIMIT: Duration = Duration::from_secs(60);
 
 pub(crate) async fn dead_letters(
-    db: &Path,
+    source: &Source,
     what: Option<LettersWhat>,
     action: LettersAction,
     json: bool,
 ) -> Result<u8> {
+    let db = match source {
+        Source::File(db) => db.as_path(),
+        Source::Broker { transport, domain, timeout } => {
+            let remote = Remote::connect(transport, domain).await?;
+            let done = super::letters_remote::dead_letters(&remote, what, action, json, *timeout).await;
+            remote.close().await?;
+            return done;
+        }
+    };
     match (what, action) {
         (Some(LettersWhat::Show { .. }), LettersAction { redrive: Some(_), .. })
         | (Some(LettersWhat::Show { .. }), LettersAction { all: true, .. })
@@ -51,7 +61,7 @@ struct LetterRow {
 
 /// Each letter's id as an operator types it: the message id, with the consumer where two
 /// consumers gave up on one message.
-fn ids(letters: &[DeadLetter]) -> Vec<String> {
+pub(crate) fn ids(letters: &[DeadLetter]) -> Vec<String> {
     let mut per_message: HashMap<_, usize> = HashMap::new();
     for l in letters {
         *per_message.entry(l.envelope.id()).or_default() += 1;
@@ -95,14 +105,20 @@ fn list(db: &Path, json: bool) -> Result<u8> {
 fn show(db: &Path, id: &DeadLetterId, as_json: bool) -> Result<u8> {
     let store = open_existing(db)?;
     let letter = operator::dead_letter(&store, id)?;
+    show_letter(&letter, None, as_json)?;
+    Ok(0)
+}
+
+/// Prints one dead letter whole (and the service that keeps it, through a broker).
+pub(crate) fn show_letter(letter: &DeadLetter, service: Option<&str>, as_json: bool) -> Result<()> {
     let e = &letter.envelope;
     let payload = match serde_json::from_slice::<Value>(e.payload()) {
         Ok(value) => value,
         Err(_) => Value::String(String::from_utf8_lossy(e.payload()).into_owned()),
     };
     if as_json {
-        let report = json!({
-            "id": DeadLetterId::of(&letter).to_string(),
+        let mut report = json!({
+            "id": DeadLetterId::of(letter).to_string(),
             "consumer": letter.consumer,
             "error": letter.error,
             "at": letter.at.to_string(),
@@ -120,11 +136,14 @@ fn show(db: &Path, id: &DeadLetterId, as_json: bool) -> Result<u8> {
                 "payload": payload,
             },
         });
+        if let Some(service) = service {
+            report["service"] = service.into();
+        }
         emit(&report.to_string())?;
-        return Ok(0);
+        return Ok(());
     }
     let mut lines = vec![
-        format!("dead letter {}", DeadLetterId::of(&letter)),
+        format!("dead letter {}", DeadLetterId::of(letter)),
         format!("consumer:    {}", letter.consumer),
         format!("given up at: {}", letter.at),
         format!("error:       {}", letter.error),
@@ -140,9 +159,12 @@ fn show(db: &Path, id: &DeadLetterId, as_json: bool) -> Result<u8> {
     for (name, value) in e.headers() {
         lines.push(format!("header:      {name}: {value}"));
     }
+    if let Some(service) = service {
+        lines.insert(1, format!("kept by:     {service}"));
+    }
     lines.push(format!("payload:     {}", payload_text(&payload)));
     emit(&lines.join("\n"))?;
-    Ok(0)
+    Ok(())
 }
 
 fn payload_text(payload: &Value) -> String {

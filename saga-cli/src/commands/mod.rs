@@ -2,7 +2,9 @@
 
 mod inspect;
 mod letters;
+mod letters_remote;
 mod list;
+mod remote;
 mod request;
 mod run;
 mod service;
@@ -26,16 +28,21 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Run { domain } => run::run(domain).await,
         Command::List(args) => list::list(&args).await,
-        Command::Watch { id, db, json } => watch::follow(&db.db, &id, json).await,
-        Command::Count { db, by, json } => list::count(&db.db, by, json),
-        Command::DeadLetters { what, db, action, yes: _, json } => {
-            letters::dead_letters(&db, what, action, json).await
+        Command::Watch { id, db, broker, json } => {
+            watch::follow(&remote::Source::of(&db, &broker)?, &id, json).await
         }
-        Command::Inspect { what: InspectWhat::Process { id, db, json, mermaid, follow } } => {
+        Command::Count { db, by, json } => list::count(&db.db, by, json),
+        Command::DeadLetters { what, db, transport, domain, timeout, action, yes: _, json } => {
+            let broker = crate::cli::BrokerArg { transport, domain, timeout };
+            let source = remote::Source::of(&crate::cli::DbArg { db }, &broker)?;
+            letters::dead_letters(&source, what, action, json).await
+        }
+        Command::Inspect { what: InspectWhat::Process { id, db, broker, json, mermaid, follow } } => {
+            let source = remote::Source::of(&db, &broker)?;
             if follow {
-                watch::follow(&db.db, &id, json).await
+                watch::follow(&source, &id, json).await
             } else {
-                inspect::process(&db.db, &id, json, mermaid)
+                inspect::process(&source, &id, json, mermaid).await
             }
         }
         Command::Retry { id: Some(id), target, .. } => request::ask(&target, &id, Ask::Retry).await,

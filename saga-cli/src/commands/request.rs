@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result, bail};
 use saga_core::operator::{self, OperatorAction};
 use saga_core::saga::{self, Signal};
 use saga_core::store::PROCESS_SPACE;
-use saga_core::{Envelope, Error, MessageId, OperatorAnswer, RedbStore, Runtime, Status, Store};
+use saga_core::{Envelope, Error, OperatorAnswer, RedbStore, Status, Store};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -180,15 +180,9 @@ pub(crate) async fn ask(target: &Target, id: &str, ask: Ask) -> Result<u8> {
 
 async fn through_broker(target: &Target, transport: &TransportArg, id: &str, ask: &Ask) -> Result<u8> {
     let domain = target.domain.as_deref().context("--transport needs --domain")?;
-    let transport = super::run::connect(transport, domain).await?;
-    let replies = format!("saga-cli.answers.{}", MessageId::new());
-    let client = Runtime::builder_shared(Arc::new(RedbStore::in_memory()?), transport.clone())
-        .replies(replies)
-        .start()
-        .await?;
-    let answer = client.ask(ask.envelopes(id, None)?, target.timeout).await;
-    client.shutdown().await?;
-    transport.close().await?;
+    let remote = super::remote::Remote::connect(transport, domain).await?;
+    let answer = remote.ask(ask.envelopes(id, None)?, target.timeout).await;
+    remote.close().await?;
     report(target, id, ask, answer?, "through the broker", None)
 }
 

@@ -57,6 +57,12 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
     let Some(builder) = domain.register_service(builder, service, apart.broker.seed) else {
         anyhow::bail!("{name} has no service {service:?}");
     };
+    // Operators read and redrive what this service keeps through the broker.
+    let answering_as = match apart.member.count {
+        1 => service.to_owned(),
+        _ => format!("{service}.{}", apart.member.index),
+    };
+    let builder = builder.register(saga_core::operator::Operations::new(answering_as));
     let runtime = builder.start().await?;
     eprintln!(
         "{name} {service}: serving over {} as member {}/{}, records in {}",

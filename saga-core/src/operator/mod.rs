@@ -6,10 +6,16 @@
 //! running [`RuntimeHandle`](crate::RuntimeHandle), or recorded in a store's outbox while no
 //! runtime runs, for the next runtime on that store to deliver.
 
+mod endpoint;
 mod handle;
+mod inspect;
 mod redrive;
 
 pub use crate::model::OperatorAction;
+pub use endpoint::{
+    Answer, OPERATIONS_TOPIC, Operations, Query, QueryAnswer, QueryRequest, RedriveOutcome, query_message,
+};
+pub use inspect::{Inspection, PendingMessage, PendingTimer, inspect};
 pub use redrive::{DeadLetterId, REDRIVE_OF, Redriven, dead_letter, purge, redrivable, redrive, redrive_all};
 
 use crate::error::{Error, Result};

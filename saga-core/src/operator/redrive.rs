@@ -57,7 +57,7 @@ impl DeadLetterId {
         self.consumer.as_deref()
     }
 
-    fn matches(&self, letter: &DeadLetter) -> bool {
+    pub(crate) fn matches(&self, letter: &DeadLetter) -> bool {
         letter.envelope.id() == self.message && self.consumer.as_ref().is_none_or(|c| *c == letter.consumer)
     }
 }
@@ -155,6 +155,14 @@ fn check_redrivable(letter: &DeadLetter) -> Result<()> {
 /// The unit that takes `letter` away and sends a copy of its message to its consumer alone,
 /// and what it redrives.
 fn redrive_unit(letter: &DeadLetter, now: Timestamp) -> Result<(CommitUnit, Redriven)> {
+    let (copy, key, redriven) = redrive_copy(letter, now)?;
+    let unit = CommitUnit::new(now).with_outbox(copy).removing_dead_letter(key);
+    Ok((unit, redriven))
+}
+
+/// The copy of `letter`'s message that redrives it, the key of the letter to take away in the
+/// same commit, and what it redrives.
+pub(crate) fn redrive_copy(letter: &DeadLetter, now: Timestamp) -> Result<(Envelope, InboxKey, Redriven)> {
     check_redrivable(letter)?;
     let id = DeadLetterId::of(letter);
     let original = &letter.envelope;
@@ -164,8 +172,7 @@ fn redrive_unit(letter: &DeadLetter, now: Timestamp) -> Result<(CommitUnit, Redr
     copy.headers.insert(REDRIVE_OF.into(), original.id().to_string());
     let redriven = Redriven { letter: id, message: copy.id() };
     let key = InboxKey { consumer: letter.consumer.clone(), message: original.id() };
-    let unit = CommitUnit::new(now).with_outbox(copy).removing_dead_letter(key);
-    Ok((unit, redriven))
+    Ok((copy, key, redriven))
 }
 
 fn committed(outcome: UnitOutcome, redriven: Redriven) -> Result<Redriven> {

@@ -81,7 +81,14 @@ pub(crate) async fn take_here(shared: &Shared, envelope: &Envelope) -> crate::Re
     for round in 1..=CONFLICT_ROUNDS {
         let now = shared.clock.now();
         let snapshot = shared.store.snapshot()?;
-        let mut ctx = Context::new(snapshot, name.clone(), envelope.clone(), now, shared.announce.clone());
+        let mut ctx = Context::new(
+            snapshot,
+            shared.store.store().clone(),
+            name.clone(),
+            envelope.clone(),
+            now,
+            shared.announce.clone(),
+        );
         let taken = AssertUnwindSafe(hook.take(&mut ctx, envelope)).catch_unwind().await;
         match taken {
             Ok(Ok(())) => {}
@@ -312,7 +319,14 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             );
             (dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now), true)
         } else {
-            let mut ctx = Context::new(snapshot, name.clone(), envelope, now, shared.announce.clone());
+            let mut ctx = Context::new(
+                snapshot,
+                shared.store.store().clone(),
+                name.clone(),
+                envelope,
+                now,
+                shared.announce.clone(),
+            );
             let handled =
                 AssertUnwindSafe(handle_with_hooks(shared, consumer, &mut ctx)).catch_unwind().await;
             let parts = ctx.into_parts(Some(inbox.clone()));

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Envelope, Message, MessageId, Timestamp, headers};
 use crate::store::{
-    CommitUnit, HistoryEntry, HistoryEvent, InboxKey, Record, Snapshot, Timer, TimerOp, Write,
+    CommitUnit, HistoryEntry, HistoryEvent, InboxKey, Record, Snapshot, Store, Timer, TimerOp, Write,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,6 +20,8 @@ use std::sync::Arc;
 /// A service sees only its own records (database per service).
 pub struct Context {
     snapshot: Box<dyn Snapshot>,
+    /// The store, for what a snapshot does not read (histories, the outbox, dead letters).
+    store: Arc<dyn Store>,
     service: Arc<str>,
     incoming: Envelope,
     now: Timestamp,
@@ -38,6 +40,7 @@ pub struct Context {
 impl Context {
     pub(crate) fn new(
         snapshot: Box<dyn Snapshot>,
+        store: Arc<dyn Store>,
         service: Arc<str>,
         incoming: Envelope,
         now: Timestamp,
@@ -45,6 +48,7 @@ impl Context {
     ) -> Self {
         Context {
             snapshot,
+            store,
             service,
             incoming,
             now,
@@ -287,6 +291,18 @@ impl Context {
 
     pub(crate) fn history(&mut self, process: &str, event: HistoryEvent) {
         self.unit.history.push((process.to_owned(), HistoryEntry { at: self.now, event }));
+    }
+
+    /// The store the handler's commit goes to, for reads beyond the snapshot's (a history,
+    /// the outbox, the timers, the dead letters); what it shows may be newer than the snapshot.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Takes the kept dead letter of `key` away in this commit (which is refused, as a conflict,
+    /// if the letter is gone by then).
+    pub(crate) fn remove_dead_letter(&mut self, key: InboxKey) {
+        self.unit.removes_dead_letters.push(key);
     }
 
     /// Reads a record of any space, remembering its version for the write that may follow.

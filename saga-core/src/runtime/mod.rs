@@ -351,6 +351,45 @@ impl RuntimeHandle {
         self.send_all(vec![envelope]).await
     }
 
+    /// Sends `requests` as [`ask`](Self::ask) does, and collects every answer correlated to the
+    /// first: until `timeout` has passed, or `quiet` has passed since the last answer came. For
+    /// a request that several runtimes answer, each for itself (an operator's query about every
+    /// service of a deployment); how many will answer is not known, so a runtime that answers
+    /// later than that is not heard.
+    pub async fn ask_all(
+        &self,
+        requests: Vec<Envelope>,
+        timeout: std::time::Duration,
+        quiet: std::time::Duration,
+    ) -> Result<Vec<Envelope>> {
+        let replies = self.shared.replies.clone().ok_or_else(|| {
+            Error::Config(
+                "this runtime takes no answers; build it with RuntimeBuilder::replies(topic)".into(),
+            )
+        })?;
+        let Some(first) = requests.first() else { return Ok(Vec::new()) };
+        let mut answers = replies.expect_every(&first.correlation_id);
+        let requests = requests
+            .into_iter()
+            .map(|mut request| {
+                request.reply_to = Some(replies.topic.clone());
+                request
+            })
+            .collect();
+        self.send_all(requests).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut heard = Vec::new();
+        loop {
+            let until =
+                if heard.is_empty() { deadline } else { deadline.min(tokio::time::Instant::now() + quiet) };
+            match tokio::time::timeout_at(until, answers.recv()).await {
+                Ok(Some(answer)) => heard.push(answer),
+                Ok(None) => return Err(Error::Shutdown),
+                Err(_) => return Ok(heard),
+            }
+        }
+    }
+
     /// Sends `requests` (one request, or the same request to each owner it may have) with this
     /// runtime's reply topic as their `reply_to`, and returns the first answer correlated to the
     /// first request's correlation id; `None` if none came within `timeout`. The runtime must

@@ -7,13 +7,28 @@ use crate::model::Envelope;
 use crate::transport::Subscribe;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Who waits for an answer about which correlation id.
 pub(crate) struct Replies {
     /// The topic answers come on.
     pub(crate) topic: String,
-    waiting: Mutex<HashMap<String, Vec<oneshot::Sender<Envelope>>>>,
+    waiting: Mutex<HashMap<String, Vec<Waiter>>>,
+}
+
+/// One who waits: for the next answer, or for every answer until it stops listening.
+enum Waiter {
+    Once(oneshot::Sender<Envelope>),
+    Every(mpsc::UnboundedSender<Envelope>),
+}
+
+impl Waiter {
+    fn is_closed(&self) -> bool {
+        match self {
+            Waiter::Once(tx) => tx.is_closed(),
+            Waiter::Every(tx) => tx.is_closed(),
+        }
+    }
 }
 
 impl Replies {
@@ -25,23 +40,48 @@ impl Replies {
     /// answer that comes at once is not missed.
     pub(crate) fn expect(&self, correlation: &str) -> oneshot::Receiver<Envelope> {
         let (tx, rx) = oneshot::channel();
+        self.wait(correlation, Waiter::Once(tx));
+        rx
+    }
+
+    /// Yields every answer correlated to `correlation` until the receiver is dropped.
+    pub(crate) fn expect_every(&self, correlation: &str) -> mpsc::UnboundedReceiver<Envelope> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.wait(correlation, Waiter::Every(tx));
+        rx
+    }
+
+    fn wait(&self, correlation: &str, waiter: Waiter) {
         let mut waiting = self.lock();
         let waiters = waiting.entry(correlation.to_owned()).or_default();
         // Waiters that gave up are dropped here, so an answer that never comes keeps none.
         waiters.retain(|w| !w.is_closed());
-        waiters.push(tx);
-        rx
+        waiters.push(waiter);
     }
 
     /// Hands `envelope` to everyone waiting for its correlation id; nobody waiting, it is dropped.
     fn deliver(&self, envelope: Envelope) {
-        let waiters = self.lock().remove(envelope.correlation_id()).unwrap_or_default();
+        let mut waiting = self.lock();
+        let Some(waiters) = waiting.remove(envelope.correlation_id()) else { return };
+        let mut staying = Vec::new();
         for waiter in waiters {
-            let _ = waiter.send(envelope.clone());
+            match waiter {
+                Waiter::Once(tx) => {
+                    let _ = tx.send(envelope.clone());
+                }
+                Waiter::Every(tx) => {
+                    if tx.send(envelope.clone()).is_ok() {
+                        staying.push(Waiter::Every(tx));
+                    }
+                }
+            }
+        }
+        if !staying.is_empty() {
+            waiting.insert(envelope.correlation_id().to_owned(), staying);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<oneshot::Sender<Envelope>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Waiter>>> {
         self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

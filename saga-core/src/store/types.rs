@@ -281,11 +281,11 @@ pub struct CommitUnit {
     pub timers: Vec<TimerOp>,
     /// A message given up on.
     pub dead_letter: Option<DeadLetter>,
-    /// A kept dead letter this unit takes away (to send its message again, or to purge it),
-    /// named by its message and the consumer that gave up on it. The unit is refused, as a
-    /// conflict, if the store no longer keeps that letter: of two units that take one letter,
-    /// one applies.
-    pub removes_dead_letter: Option<InboxKey>,
+    /// Kept dead letters this unit takes away (to send their messages again, or to purge
+    /// them), each named by its message and the consumer that gave up on it. The unit is
+    /// refused, as a conflict, if the store no longer keeps one of them: of two units that take
+    /// one letter, one applies.
+    pub removes_dead_letters: Vec<InboxKey>,
     /// What the store encoded of this unit ahead of the commit (`RedbStore::prepare`). A unit
     /// changed afterwards must be prepared again: only a change in how many rows it has is
     /// noticed (and then it is encoded during the commit).
@@ -368,9 +368,9 @@ impl CommitUnit {
     }
 
     /// Takes the kept dead letter of `key`'s message and consumer away; see
-    /// [`removes_dead_letter`](Self::removes_dead_letter).
+    /// [`removes_dead_letters`](Self::removes_dead_letters).
     pub fn removing_dead_letter(mut self, key: InboxKey) -> Self {
-        self.removes_dead_letter = Some(key);
+        self.removes_dead_letters.push(key);
         self
     }
 }

@@ -75,13 +75,13 @@ fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Indexed>>, Un
     {
         return Ok(Err(UnitOutcome::Duplicate));
     }
-    if let Some(key) = &unit.removes_dead_letter
-        && t.dead_letters.get((key.message.as_u128(), key.consumer.as_str()))?.is_none()
-    {
-        return Ok(Err(UnitOutcome::Conflict(Error::DeadLetter {
-            id: format!("{}/{}", key.message, key.consumer),
-            problem: "not kept here (redriven or purged already, or never kept)".into(),
-        })));
+    for key in &unit.removes_dead_letters {
+        if t.dead_letters.get((key.message.as_u128(), key.consumer.as_str()))?.is_none() {
+            return Ok(Err(UnitOutcome::Conflict(Error::DeadLetter {
+                id: format!("{}/{}", key.message, key.consumer),
+                problem: "not kept here (redriven or purged already, or never kept)".into(),
+            })));
+        }
     }
     let mut statuses = Vec::with_capacity(unit.writes.len());
     for write in &unit.writes {
@@ -234,7 +234,7 @@ fn apply_unit(t: &mut Tables<'_>, unit: &CommitUnit, next_seq: &AtomicU64, old: 
         let stored = super::letters::encode(letter);
         t.dead_letters.insert((letter.envelope.id.as_u128(), letter.consumer.as_str()), stored.as_slice())?;
     }
-    if let Some(key) = &unit.removes_dead_letter {
+    for key in &unit.removes_dead_letters {
         t.dead_letters.remove((key.message.as_u128(), key.consumer.as_str()))?;
     }
     Ok(())
