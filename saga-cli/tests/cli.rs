@@ -1946,3 +1946,73 @@ fn a_service_with_no_broker_says_why_creates_nothing_and_stops_on_sigterm() {
     assert!(log.to_lowercase().contains("connection refused"), "{log}");
     assert!(!dir.path().join("reception.redb").exists(), "no database for a service that never served");
 }
+
+/// The bakery with its six services apart over a broker, its day driven from a seventh process
+/// on the same simulated clock (`--opens-at`), sells about what the same day sells all in one
+/// process (not a handful of orders while the rest time out), and every order ends. A second
+/// drive of the same day, closed by then, ends too: its orders find the shelves empty.
+#[test]
+fn the_bakery_over_a_broker_sells_as_its_day_does_all_in_one_and_a_second_drive_ends_too() {
+    let Some(broker) = saga_core::testkit::NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let _logs = ShowLogsOnFailure(dir.path(), broker.monitor_url());
+    let url = broker.url();
+    let day = ["--day-length", "10"];
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let opens_at = (now_ms + 4000).to_string();
+    let _services = Children(
+        ["production", "stock", "bank", "menu", "users", "sales"]
+            .iter()
+            .map(|name| {
+                Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+                    .args(["service", "bakery", name, "--transport", &url, "--db", &format!("{name}.redb")])
+                    .args(["--opens-at", &opens_at])
+                    .args(day)
+                    .current_dir(dir.path())
+                    .env("RUST_LOG", "info")
+                    .stdout(Stdio::null())
+                    .stderr(service_log(dir.path(), name))
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    // How many orders were completed and compensated, as the drive's invariant counts them.
+    let ended = |report: &Value| -> (u64, u64) {
+        let detail = report["invariants"][0]["detail"].as_str().unwrap().to_owned();
+        let count = |what: &str| {
+            let before = detail.split(&format!(" {what}")).next().unwrap();
+            before.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+        };
+        (count("completed"), count("compensated"))
+    };
+    let drive = |db: &str| {
+        let child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+            .args(["drive", "bakery", "--transport", &url, "--db", db, "--json", "--opens-at", &opens_at])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = finish_within(child, Duration::from_secs(120));
+        assert_eq!(out.status.code(), Some(0), "{db}: {}", stderr(&out));
+        let report = json(&out);
+        assert!(report["invariants"].as_array().unwrap().iter().all(|v| v["holds"] == true), "{report}");
+        report
+    };
+    let apart = ended(&drive("first.redb"));
+    let all = saga_cli(&[&["run", "bakery", "--db", "all.redb", "--json"][..], &day].concat(), dir.path());
+    assert_eq!(all.status.code(), Some(0), "{}", stderr(&all));
+    let all = json(&all);
+    let together =
+        (all["processes"]["completed"].as_u64().unwrap(), all["processes"]["compensated"].as_u64().unwrap());
+    assert_eq!(apart.0 + apart.1, 120, "every order ended: {apart:?}");
+    assert!(together.0 > 20, "the day sells: {together:?}");
+    let gap = apart.0.abs_diff(together.0);
+    assert!(gap <= 12, "apart the day sold to {} orders, all in one to {}", apart.0, together.0);
+    // The day is over: every order of a second drive is placed after closing.
+    let second = drive("second.redb");
+    assert_eq!(ended(&second), (0, 120), "after closing nothing is left to sell");
+    let detail = second["invariants"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("the day had closed before this drive began"), "{detail}");
+}

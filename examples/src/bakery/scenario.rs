@@ -66,6 +66,9 @@ impl Scenario for Bakery {
     /// every order is announced ended, and then for closing time.
     async fn drive_apart(&self, mut ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)> {
         let driver = Driver::start(&ctx).await?.counting(&self.ids);
+        // A drive of a day that has closed places every order after closing, where nothing is
+        // left to sell: its summary says so.
+        let closed = ctx.clock.now() >= OPENING + DAY;
         driver.send(&ctx, "production", [("day".to_owned(), OpenDay {})]).await?;
         let mut outcome = Outcome::Finished;
         for (at, order) in orders(ctx.seed, self) {
@@ -84,6 +87,15 @@ impl Scenario for Bakery {
                 _ = ctx.stop.wait_for(|s| *s) => outcome = Outcome::Interrupted,
             }
         }
-        driver.finish(&ctx, outcome, self.orders).await
+        let (outcome, mut verdicts) = driver.finish(&ctx, outcome, self.orders).await?;
+        if closed {
+            for verdict in &mut verdicts {
+                verdict.detail.push_str(
+                    " (the day had closed before this drive began: every order came after closing, \
+                     when nothing is left on the shelves)",
+                );
+            }
+        }
+        Ok((outcome, verdicts))
     }
 }
