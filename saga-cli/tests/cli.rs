@@ -1820,18 +1820,6 @@ fn watch_and_inspect_follow_print_the_history_as_it_grows_and_end_with_the_proce
         .unwrap();
     let _run = Children(vec![run]);
     let db = ["--db", "slow.redb"];
-    let started = std::time::Instant::now();
-    let id = loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "no process is running");
-        if dir.path().join("slow.redb").exists() {
-            let (running, _) = list_page(&[&db[..], &["--status", "running"]].concat(), dir.path());
-            // The newest waits longest for the summoner.
-            if let Some(id) = running.first() {
-                break id.clone();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
     let spawn = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_saga-cli"))
             .args(args)
@@ -1841,12 +1829,36 @@ fn watch_and_inspect_follow_print_the_history_as_it_grows_and_end_with_the_proce
             .spawn()
             .unwrap()
     };
-    let watch = spawn(&["watch", &id, "--db", "slow.redb"]);
-    let follow = spawn(&["inspect", "process", &id, "--follow", "--json", "--db", "slow.redb"]);
-    let watched = finish_within(watch, Duration::from_secs(90));
-    let followed = finish_within(follow, Duration::from_secs(90));
-    assert_eq!(watched.status.code(), Some(0), "{}", stderr(&watched));
-    assert_eq!(followed.status.code(), Some(0), "{}", stderr(&followed));
+    let started = std::time::Instant::now();
+    // A process listed as running may end before the watch has begun (the summoner was free):
+    // then another, still running, is watched.
+    let (id, watched, followed) = loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "no process was watched while it ran");
+        if !dir.path().join("slow.redb").exists() {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let (running, _) = list_page(&[&db[..], &["--status", "running"]].concat(), dir.path());
+        // The newest waits longest for the summoner.
+        let Some(id) = running.first().cloned() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let watch = spawn(&["watch", &id, "--db", "slow.redb"]);
+        let follow = spawn(&["inspect", "process", &id, "--follow", "--json", "--db", "slow.redb"]);
+        let watched = finish_within(watch, Duration::from_secs(90));
+        let followed = finish_within(follow, Duration::from_secs(90));
+        assert_eq!(watched.status.code(), Some(0), "{}", stderr(&watched));
+        assert_eq!(followed.status.code(), Some(0), "{}", stderr(&followed));
+        let text = stdout(&watched);
+        let header = text.lines().next().unwrap_or_default();
+        let began_running = ["running", "compensating"]
+            .iter()
+            .any(|s| header == format!("{id}  saga summoning  status: {s}"));
+        if began_running {
+            break (id, watched, followed);
+        }
+    };
 
     let detail = json(&saga_cli(&["inspect", "process", &id, "--json", "--db", "slow.redb"], dir.path()));
     let status = detail["status"].as_str().unwrap();
