@@ -25,6 +25,12 @@ pub(crate) async fn dead_letters(
     action: LettersAction,
     json: bool,
 ) -> Result<u8> {
+    if matches!(what, Some(LettersWhat::Show { .. }))
+        && (action.redrive.is_some() || action.all || action.purge)
+    {
+        eprintln!("saga-cli: dead-letters show cannot be used with --redrive, --all or --purge");
+        return Ok(2);
+    }
     let db = match source {
         Source::File(db) => db.as_path(),
         Source::Broker { transport, domain, timeout } => {
@@ -35,12 +41,6 @@ pub(crate) async fn dead_letters(
         }
     };
     match (what, action) {
-        (Some(LettersWhat::Show { .. }), LettersAction { redrive: Some(_), .. })
-        | (Some(LettersWhat::Show { .. }), LettersAction { all: true, .. })
-        | (Some(LettersWhat::Show { .. }), LettersAction { purge: true, .. }) => {
-            eprintln!("saga-cli: dead-letters show cannot be used with --redrive, --all or --purge");
-            Ok(2)
-        }
         (Some(LettersWhat::Show { id }), _) => show(db, &id, json),
         (None, LettersAction { redrive: Some(id), .. }) => redrive(db, Some(&id), json).await,
         (None, LettersAction { all: true, .. }) => redrive(db, None, json).await,

@@ -26,13 +26,8 @@ pub(crate) async fn dead_letters(
     json: bool,
     timeout: Duration,
 ) -> Result<u8> {
+    // `show` with an action was refused before.
     match (what, action) {
-        (Some(LettersWhat::Show { .. }), LettersAction { redrive: Some(_), .. })
-        | (Some(LettersWhat::Show { .. }), LettersAction { all: true, .. })
-        | (Some(LettersWhat::Show { .. }), LettersAction { purge: true, .. }) => {
-            eprintln!("saga-cli: dead-letters show cannot be used with --redrive, --all or --purge");
-            Ok(2)
-        }
         (Some(LettersWhat::Show { id }), _) => show(remote, &id, json, timeout).await,
         (None, LettersAction { redrive: Some(id), .. }) => redrive(remote, Some(&id), json, timeout).await,
         (None, LettersAction { all: true, .. }) => redrive(remote, None, json, timeout).await,

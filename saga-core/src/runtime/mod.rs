@@ -351,6 +351,15 @@ impl RuntimeHandle {
         self.send_all(vec![envelope]).await
     }
 
+    /// Where this runtime takes answers, or why it takes none.
+    fn replies(&self) -> Result<Arc<replies::Replies>> {
+        self.shared.replies.clone().ok_or_else(|| {
+            Error::Config(
+                "this runtime takes no answers; build it with RuntimeBuilder::replies(topic)".into(),
+            )
+        })
+    }
+
     /// Sends `requests` as [`ask`](Self::ask) does, and collects every answer correlated to the
     /// first: until `timeout` has passed, or `quiet` has passed since the last answer came. For
     /// a request that several runtimes answer, each for itself (an operator's query about every
@@ -362,21 +371,10 @@ impl RuntimeHandle {
         timeout: std::time::Duration,
         quiet: std::time::Duration,
     ) -> Result<Vec<Envelope>> {
-        let replies = self.shared.replies.clone().ok_or_else(|| {
-            Error::Config(
-                "this runtime takes no answers; build it with RuntimeBuilder::replies(topic)".into(),
-            )
-        })?;
+        let replies = self.replies()?;
         let Some(first) = requests.first() else { return Ok(Vec::new()) };
         let mut answers = replies.expect_every(&first.correlation_id);
-        let requests = requests
-            .into_iter()
-            .map(|mut request| {
-                request.reply_to = Some(replies.topic.clone());
-                request
-            })
-            .collect();
-        self.send_all(requests).await?;
+        self.send_all(addressed(requests, &replies.topic)).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut heard = Vec::new();
         loop {
@@ -399,21 +397,10 @@ impl RuntimeHandle {
         requests: Vec<Envelope>,
         timeout: std::time::Duration,
     ) -> Result<Option<Envelope>> {
-        let replies = self.shared.replies.clone().ok_or_else(|| {
-            Error::Config(
-                "this runtime takes no answers; build it with RuntimeBuilder::replies(topic)".into(),
-            )
-        })?;
+        let replies = self.replies()?;
         let Some(first) = requests.first() else { return Ok(None) };
         let answer = replies.expect(&first.correlation_id);
-        let requests = requests
-            .into_iter()
-            .map(|mut request| {
-                request.reply_to = Some(replies.topic.clone());
-                request
-            })
-            .collect();
-        self.send_all(requests).await?;
+        self.send_all(addressed(requests, &replies.topic)).await?;
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(answer)) => Ok(Some(answer)),
             Ok(Err(_)) => Err(Error::Shutdown),
@@ -540,4 +527,15 @@ pub(crate) async fn send_all(shared: &Shared, envelopes: Vec<Envelope>) -> Resul
         crate::store::UnitOutcome::Conflict(e) => Err(e),
         _ => Ok(()),
     }
+}
+
+/// `requests`, each to be answered on `topic`.
+fn addressed(requests: Vec<Envelope>, topic: &str) -> Vec<Envelope> {
+    requests
+        .into_iter()
+        .map(|mut request| {
+            request.reply_to = Some(topic.to_owned());
+            request
+        })
+        .collect()
 }

@@ -32,12 +32,23 @@ impl NatsServer {
             eprintln!("skipping: no nats-server binary (set SAGA_NATS_SERVER or put it on PATH)");
             return None;
         };
-        let port = free_port();
-        let monitor_port = free_port();
-        let store = std::env::temp_dir().join(format!("saga-nats-{}-{port}", std::process::id()));
-        let mut server = NatsServer { binary, port, monitor_port, store, child: None };
-        server.launch();
-        Some(server)
+        // A free port may be taken by another test's broker before this one binds it: then
+        // the broker exits, and it starts again on other ports.
+        let mut tries = 0;
+        loop {
+            let port = free_port();
+            let monitor_port = free_port();
+            let store = std::env::temp_dir().join(format!("saga-nats-{}-{port}", std::process::id()));
+            let mut server = NatsServer { binary: binary.clone(), port, monitor_port, store, child: None };
+            match server.try_launch() {
+                Ok(()) => return Some(server),
+                Err(why) if tries < 4 => {
+                    tries += 1;
+                    eprintln!("nats-server on port {port}: {why}; trying other ports");
+                }
+                Err(why) => panic!("nats-server on port {port}: {why}"),
+            }
+        }
     }
 
     /// `nats://127.0.0.1:PORT`.
@@ -65,8 +76,20 @@ impl NatsServer {
         self.launch();
     }
 
+    /// Starts the broker on its port, again after a moment if it could not bind it.
     fn launch(&mut self) {
-        let child = Command::new(&self.binary)
+        let mut tries = 0;
+        while let Err(why) = self.try_launch() {
+            tries += 1;
+            assert!(tries < 5, "nats-server on port {}: {why}", self.port);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Starts the broker and waits until it listens; says why not if it exited or did not
+    /// listen within 30 s.
+    fn try_launch(&mut self) -> Result<(), String> {
+        let mut child = Command::new(&self.binary)
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-m", &self.monitor_port.to_string(), "-sd"])
             .arg(&self.store)
@@ -74,17 +97,21 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", self.binary.display()));
-        self.child = Some(child);
         let address = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on port {} within 10 s",
-                self.port
-            );
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("exited ({status}) before listening"));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("did not listen within 30 s".into());
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.child = Some(child);
+        Ok(())
     }
 }
 
