@@ -10,7 +10,7 @@ mod query;
 mod redb;
 mod types;
 
-pub use self::redb::RedbStore;
+pub use self::redb::{RedbStore, StoreOptions};
 pub use history::{HistoryEntry, HistoryEvent};
 pub use query::{Order, PageCursor, ProcessPage, ProcessQuery};
 pub use types::{

@@ -61,13 +61,51 @@ enum Db {
     Read(ReadOnlyDatabase),
 }
 
+/// How a [`RedbStore`] file is opened for writing.
+///
+/// ```
+/// use saga_core::store::StoreOptions;
+/// let options = StoreOptions::default();
+/// assert_eq!(options.cache_size, 64 * 1024 * 1024);
+/// let larger = options.with_cache_size(256 * 1024 * 1024);
+/// assert_eq!(larger.cache_size, 256 * 1024 * 1024);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Bytes of the file's pages kept in memory, read and written (redb's page cache). Default
+    /// 64 MiB: what a runtime touches is mostly the newest pages, so a larger cache buys little
+    /// and costs memory that grows with the file.
+    pub cache_size: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { cache_size: DEFAULT_CACHE }
+    }
+}
+
+impl StoreOptions {
+    /// Keeps up to `bytes` of pages in memory.
+    pub fn with_cache_size(mut self, bytes: usize) -> Self {
+        self.cache_size = bytes;
+        self
+    }
+}
+
 impl RedbStore {
-    /// Opens the saga database at `path` for writing, creating it if there is none.
+    /// Opens the saga database at `path` for writing, creating it if there is none, with the
+    /// default [`StoreOptions`].
     pub fn open(path: impl AsRef<Path>) -> Result<RedbStore> {
+        Self::open_with(path, &StoreOptions::default())
+    }
+
+    /// Opens the saga database at `path` for writing, creating it if there is none.
+    pub fn open_with(path: impl AsRef<Path>, options: &StoreOptions) -> Result<RedbStore> {
         let path = path.as_ref();
-        let builder = file_builder();
+        let builder = file_builder(options.cache_size);
         let db = match open::inspect_file(path)? {
-            FileState::Missing => return Self::create(path),
+            FileState::Missing => return Self::create(path, options),
             FileState::Empty => builder.create(path).map_err(|e| open::open_error(path, e))?,
             FileState::Redb => {
                 // Check the schema through a read-only handle first: opening for writing marks
@@ -90,20 +128,21 @@ impl RedbStore {
 
     /// Creates a new database under a temporary name and renames it into place once its schema
     /// is committed, so a crash during creation never leaves a half-made database at `path`.
-    fn create(path: &Path) -> Result<RedbStore> {
+    fn create(path: &Path, options: &StoreOptions) -> Result<RedbStore> {
         let mut temporary = path.as_os_str().to_owned();
         temporary.push(".creating");
         let temporary = PathBuf::from(temporary);
         let _ = std::fs::remove_file(&temporary);
         {
-            let db = file_builder().create(&temporary).map_err(|e| open::open_error(path, e))?;
+            let db =
+                file_builder(options.cache_size).create(&temporary).map_err(|e| open::open_error(path, e))?;
             open::initialise(&db, path)?;
         }
         std::fs::rename(&temporary, path).map_err(|source| Error::Io {
             context: format!("{}: moving the new database into place", path.display()),
             source,
         })?;
-        let db = file_builder().open(path).map_err(|e| open::open_error(path, e))?;
+        let db = file_builder(options.cache_size).open(path).map_err(|e| open::open_error(path, e))?;
         Self::from_database(db, path.to_owned())
     }
 
@@ -119,8 +158,7 @@ impl RedbStore {
             }
             FileState::Redb => {}
         }
-        let mut builder = file_builder();
-        builder.set_cache_size(READ_ONLY_CACHE);
+        let builder = file_builder(READ_ONLY_CACHE);
         let ro = builder.open_read_only(path).map_err(|e| match e {
             redb::DatabaseError::RepairAborted => Error::Config(format!(
                 "{}: the database was not closed cleanly; open it for writing once (for \
@@ -219,8 +257,12 @@ impl RedbStore {
 /// a listing of a large file has passed.
 const READ_ONLY_CACHE: usize = 16 * 1024 * 1024;
 
-fn file_builder() -> Builder {
+/// The page cache of a store opened for writing, unless [`StoreOptions`] says otherwise.
+const DEFAULT_CACHE: usize = 64 * 1024 * 1024;
+
+fn file_builder(cache_size: usize) -> Builder {
     let mut builder = Builder::new();
+    builder.set_cache_size(cache_size);
     builder.set_concurrency_mode(ConcurrencyMode::SingleWriter);
     builder
 }

@@ -83,7 +83,9 @@ impl RedbStore {
         let io = |source| Error::Io { context: format!("{}: opening", path.display()), source };
         let file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
         let backend = FileBackend::new(file).map_err(|e| open::open_error(path, e))?;
-        let db = file_builder().create_with_backend(wrap(backend)).map_err(|e| open::open_error(path, e))?;
+        let db = file_builder(super::DEFAULT_CACHE)
+            .create_with_backend(wrap(backend))
+            .map_err(|e| open::open_error(path, e))?;
         Self::from_database(db, path.to_owned())
     }
 }
