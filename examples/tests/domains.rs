@@ -27,8 +27,19 @@ fn context(
 ) -> (RunContext, tokio::sync::watch::Sender<bool>) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let progress = Arc::new(|_: u64, _: u64| {});
-    let ctx =
-        RunContext { store, transport, clock, seed, progress, stop: stopped, stats: Default::default() };
+    // The tests' manual clocks jump ahead: keep every process for the invariants to read.
+    let mut config = saga_core::Config::default();
+    config.retention = None;
+    let ctx = RunContext {
+        store,
+        transport,
+        clock,
+        config,
+        seed,
+        progress,
+        stop: stopped,
+        stats: Default::default(),
+    };
     (ctx, stop)
 }
 

@@ -41,6 +41,31 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Moves the processes that finished before a time out of a database: each is written to a
+    /// JSON Lines file (one process per line, readable with `inspect process ID --archive
+    /// FILE`), then removed with its history, leaving a tombstone of its id. `compact` gives
+    /// the space back.
+    Archive {
+        #[command(flatten)]
+        db: DbArg,
+        /// Processes that finished before this RFC 3339 time (2026-01-31T09:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        before: saga_core::Timestamp,
+        /// The JSON Lines file to append them to.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Gives the space of removed data back to the file system, shrinking the database file.
+    Compact {
+        #[command(flatten)]
+        db: DbArg,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Counts processes: in all, or per status or per kind.
     Count {
         #[command(flatten)]
@@ -331,6 +356,9 @@ pub(crate) enum InspectWhat {
         db: DbArg,
         #[command(flatten)]
         broker: BrokerArg,
+        /// Read it from this archive (`saga-cli archive --to FILE`) instead of a database.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["transport", "follow"])]
+        archive: Option<PathBuf>,
         /// Print one JSON object.
         #[arg(long, conflicts_with = "mermaid")]
         json: bool,
@@ -520,6 +548,50 @@ pub(crate) struct ApartArgs {
     /// I takes the topic partitions p with p % N == I, so each key has one process.
     #[arg(long, default_value = "0/1", value_parser = parse_member)]
     pub(crate) member: Membership,
+    /// How long finished processes are kept after they ended (`7d`, `12h`, `30m`, `90s`), or
+    /// `off` to keep them all; then they are removed with their history. Default: 7 days on a
+    /// real-time clock, off on a scaled one.
+    #[arg(long, value_name = "DURATION", value_parser = parse_retention)]
+    pub(crate) retention: Option<Retention>,
+}
+
+/// How long finished processes are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retention {
+    /// For this long after they ended.
+    For(std::time::Duration),
+    /// For ever.
+    Off,
+}
+
+impl Retention {
+    /// `config` with this retention.
+    pub(crate) fn apply(self, mut config: saga_core::Config) -> saga_core::Config {
+        config.retention = match self {
+            Retention::For(keep) => Some(keep),
+            Retention::Off => None,
+        };
+        config
+    }
+}
+
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    if s == "off" {
+        return Ok(Retention::Off);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 && seconds > 0 => Ok(Retention::For(std::time::Duration::from_secs(n * seconds))),
+        _ => Err(format!("{s:?} is not a retention: a number and a unit (7d, 12h, 30m, 90s), or off")),
+    }
 }
 
 /// A domain's driver, run apart from its services.

@@ -2028,3 +2028,53 @@ fn the_bakery_over_a_broker_sells_as_its_day_does_all_in_one_and_a_second_drive_
     let detail = second["invariants"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("the day had closed before this drive began"), "{detail}");
 }
+
+/// Finished processes leave a database for an archive that `inspect` reads, running and failed
+/// ones stay, and `compact` gives the space back; a removed process is named as removed.
+#[test]
+fn archive_moves_finished_processes_to_a_file_inspect_reads_and_compact_shrinks_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["run", "document-voiding", "--documents", "30", "--db", "saga.redb", "--json"];
+    let out = saga_cli(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (all, _) = list_page(&[], dir.path());
+    let (failed, _) = list_page(&["--status", "failed"], dir.path());
+    assert!(!failed.is_empty() && failed.len() < all.len(), "some voidings failed, some finished");
+    let finished: Vec<&String> = all.iter().filter(|id| !failed.contains(id)).collect();
+    let shown = |id: &str| json(&saga_cli(&["inspect", "process", id, "--json"], dir.path()));
+    let before = shown(finished[0]);
+
+    let out =
+        saga_cli(&["archive", "--before", "2100-01-01T00:00:00Z", "--to", "old.jsonl", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["archived"], finished.len());
+    let (left, _) = list_page(&[], dir.path());
+    assert_eq!(left, failed, "only the failed processes stay: they wait for an operator");
+    let archived =
+        json(&saga_cli(&["inspect", "process", finished[0], "--archive", "old.jsonl", "--json"], dir.path()));
+    for field in ["id", "status", "steps", "history", "state", "created_at", "updated_at"] {
+        assert_eq!(archived[field], before[field], "{field} as it was in the database");
+    }
+    let gone = saga_cli(&["inspect", "process", finished[0]], dir.path());
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(stderr(&gone).contains("was removed from"), "{}", stderr(&gone));
+
+    let out = saga_cli(&["compact", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sizes = json(&out);
+    assert!(sizes["bytes_after"].as_u64() < sizes["bytes_before"].as_u64(), "{sizes}");
+    let bad = saga_cli(
+        &[
+            "service",
+            "imp-summoning",
+            "reception",
+            "--transport",
+            "nats://127.0.0.1:1",
+            "--retention",
+            "7 days",
+        ],
+        dir.path(),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("is not a retention"), "{}", stderr(&bad));
+}

@@ -70,6 +70,17 @@ pub enum Error {
         /// The existing instance's process id.
         id: String,
     },
+    /// A saga with this key ran, ended and was removed by the retention of finished processes;
+    /// its id may be started anew once its tombstone is gone too (after the inbox retention).
+    #[error("saga {id} already ran: it ended {status} at {ended_at} and was removed since")]
+    AlreadyRan {
+        /// The removed instance's process id.
+        id: String,
+        /// The status it ended with.
+        status: String,
+        /// When it ended.
+        ended_at: String,
+    },
     /// A step recorded no log to read: it has not succeeded, or the saga has no such step.
     #[error("saga {id}: step {step:?} recorded no log ({why})")]
     NoLog {

@@ -14,6 +14,7 @@ mod nats;
 mod parallel;
 mod processes;
 mod redrive;
+mod retention;
 mod sagas;
 mod signals;
 mod stopping;

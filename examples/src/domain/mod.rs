@@ -29,6 +29,17 @@ pub trait Services {
         1.0
     }
 
+    /// The runtime configuration of the domain's processes: the default, with the retention of
+    /// finished processes off on a clock faster than real time (its week passes in minutes, and
+    /// a run resumed later must still find its processes).
+    fn config(&self) -> saga_core::Config {
+        let mut config = saga_core::Config::default();
+        if self.speed() != 1.0 {
+            config.retention = None;
+        }
+        config
+    }
+
     /// Registers every service, saga and process manager of the domain, for one process.
     fn register(&self, builder: RuntimeBuilder, seed: u64) -> RuntimeBuilder;
 

@@ -66,6 +66,7 @@ mod tests {
             store: store.clone(),
             transport: Arc::new(InProcessTransport::new()),
             clock: Arc::new(SystemClock),
+            config: saga_core::Config::default(),
             seed: 1,
             progress: Arc::new(|_: u64, _: u64| {}),
             stop: stopped,

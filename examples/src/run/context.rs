@@ -24,6 +24,8 @@ pub struct RunContext {
     pub transport: Arc<dyn Transport>,
     /// The clock its timers follow.
     pub clock: Arc<dyn Clock>,
+    /// The runtime configuration of its processes.
+    pub config: saga_core::Config,
     /// Seeds every random choice, so a run makes the same choices again. Under heavy load,
     /// what depends on timing between services (which order wins a race for the last item) can differ.
     pub seed: u64,
@@ -40,6 +42,7 @@ impl RunContext {
     pub fn builder(&self) -> saga_core::RuntimeBuilder {
         saga_core::Runtime::builder_shared(self.store.clone(), self.transport.clone())
             .clock(self.clock.clone())
+            .config(self.config.clone())
     }
 
     /// Waits for `runtime` to go idle (when the run finished), shuts it down, adds its counts

@@ -19,14 +19,48 @@ pub(crate) async fn process(source: &Source, id: &str, as_json: bool, mermaid: b
     Ok(0)
 }
 
+/// Process `id` as the archive `file` keeps it (its latest line, if archived twice).
+pub(crate) fn archived(file: &std::path::Path, id: &str, as_json: bool, mermaid: bool) -> Result<u8> {
+    use std::io::BufRead;
+    let opened = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mut found = None;
+    for (n, line) in std::io::BufReader::new(opened).lines().enumerate() {
+        let line = line.map_err(|e| anyhow::anyhow!("{}: line {}: {e}", file.display(), n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let process: Inspection = serde_json::from_str(&line).map_err(|e| {
+            anyhow::anyhow!("{}: line {}: not an archived process: {e}", file.display(), n + 1)
+        })?;
+        if process.id == id {
+            found = Some(process);
+        }
+    }
+    let found =
+        found.ok_or_else(|| anyhow::anyhow!("{}: no process {id} is archived here", file.display()))?;
+    render(&found, None, as_json, mermaid)?;
+    Ok(0)
+}
+
 /// Process `id` from `source`, and which service answered for it (through a broker).
 pub(crate) async fn fetch(source: &Source, id: &str) -> Result<(Inspection, Option<String>)> {
     match source {
         Source::File(db) => {
             let store = super::open_existing(db)?;
-            let found =
-                operator::inspect(&store, id)?.ok_or_else(|| Error::UnknownProcess { id: id.to_owned() })?;
-            Ok((found, None))
+            if let Some(found) = operator::inspect(&store, id)? {
+                return Ok((found, None));
+            }
+            match saga_core::store::retention::tombstone(&store, id)? {
+                Some(removed) => bail!(
+                    "{id} ended {} at {} and was removed from {} since (by the retention of finished \
+                     processes, or archived): an archive written by `saga-cli archive` holds it, read \
+                     with --archive FILE",
+                    removed.status,
+                    removed.ended_at,
+                    db.display()
+                ),
+                None => Err(Error::UnknownProcess { id: id.to_owned() }.into()),
+            }
         }
         Source::Broker { transport, domain, timeout } => {
             let remote = Remote::connect(transport, domain).await?;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod archive;
 mod inspect;
 mod letters;
 mod letters_remote;
@@ -37,7 +38,12 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
             let source = remote::Source::of(&crate::cli::DbArg { db }, &broker)?;
             letters::dead_letters(&source, what, action, json).await
         }
-        Command::Inspect { what: InspectWhat::Process { id, db, broker, json, mermaid, follow } } => {
+        Command::Inspect { what: InspectWhat::Process { id, archive: Some(file), json, mermaid, .. } } => {
+            inspect::archived(&file, &id, json, mermaid)
+        }
+        Command::Archive { db, before, to, json } => archive::archive(&db.db, before, &to, json),
+        Command::Compact { db, json } => archive::compact(&db.db, json),
+        Command::Inspect { what: InspectWhat::Process { id, db, broker, json, mermaid, follow, .. } } => {
             let source = remote::Source::of(&db, &broker)?;
             if follow {
                 watch::follow(&source, &id, json).await
@@ -176,7 +182,13 @@ pub(crate) async fn start_recorded_answering(
     if let Some(topic) = replies {
         builder = builder.replies(topic);
     }
-    let runtime = marker.domain.register(builder, marker.seed).clock(marker.domain.clock()).start().await?;
+    let runtime = marker
+        .domain
+        .register(builder, marker.seed)
+        .clock(marker.domain.clock())
+        .config(marker.domain.config())
+        .start()
+        .await?;
     Ok(Some(runtime))
 }
 

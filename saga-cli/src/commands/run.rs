@@ -174,6 +174,7 @@ pub(crate) async fn execute(
         store: store.clone(),
         transport,
         clock: domain.clock(),
+        config: domain.config(),
         seed,
         progress,
         stop,

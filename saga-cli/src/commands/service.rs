@@ -53,6 +53,10 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
     let store = Arc::new(RedbStore::open(&apart.broker.db.db)?);
     let builder = saga_core::Runtime::builder_shared(store, transport.clone())
         .clock(domain.clock())
+        .config(match apart.retention {
+            Some(retention) => retention.apply(domain.config()),
+            None => domain.config(),
+        })
         .announce(ANNOUNCEMENTS);
     let Some(builder) = domain.register_service(builder, service, apart.broker.seed) else {
         anyhow::bail!("{name} has no service {service:?}");
@@ -100,6 +104,7 @@ pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
         store,
         transport: transport.clone(),
         clock: domain.clock(),
+        config: domain.config(),
         seed: driver.broker.seed,
         progress: progress.clone(),
         stop: stop_on_signal()?,

@@ -39,6 +39,7 @@ use tokio::task::JoinSet;
 /// let config = saga_core::Config::default();
 /// assert_eq!((config.max_in_flight, config.max_batch), (2048, 4096));
 /// assert_eq!((config.max_deliveries, config.relay_window), (10, 8192));
+/// assert_eq!(config.retention, Some(std::time::Duration::from_secs(7 * 24 * 3600)));
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -57,6 +58,12 @@ pub struct Config {
     pub inbox_retention: Duration,
     /// Outbox rows published and not yet confirmed at once. Default 8192.
     pub relay_window: usize,
+    /// How long a finished process (see [`Status::is_finished`]) is kept after it ended, by
+    /// the runtime's clock; then it is removed with its history, leaving a tombstone of its id
+    /// for [`inbox_retention`](Self::inbox_retention) more (see [`crate::store::retention`]).
+    /// `None` keeps every process (what a demo on a scaled clock, or a test, wants). Default
+    /// 7 days.
+    pub retention: Option<Duration>,
 }
 
 impl Default for Config {
@@ -69,6 +76,7 @@ impl Default for Config {
                 .with_max_backoff(Duration::from_secs(30)),
             inbox_retention: Duration::from_secs(7 * 24 * 3600),
             relay_window: 8192,
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
         }
     }
 }

@@ -1,16 +1,23 @@
-//! The timer loop: moves due timers into the outbox, and prunes the inbox now and then.
+//! The timer loop: moves due timers into the outbox, prunes the inbox now and then, and removes
+//! finished processes past their retention.
 
 use super::Shared;
 use crate::Timestamp;
+use crate::store::{CommitUnit, retention};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
 const FIRE_BATCH: usize = 1024;
+/// Processes removed by one retention commit at most.
+const SWEEP_BATCH: usize = 256;
+/// The shortest time between two retention sweeps.
+const SWEEP_AT_MOST: Duration = Duration::from_secs(60);
 
 /// Runs until `stop` turns true.
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut last_prune: Option<Timestamp> = None;
+    let mut last_sweep: Option<Timestamp> = None;
     loop {
         let now = shared.clock.now();
         // A read first: most wake-ups come from timers set for later, and firing is a write.
@@ -38,10 +45,22 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 Err(e) => tracing::error!(error = %e, "pruning the inbox panicked"),
             }
         }
+        if let Some(keep) = shared.config.retention
+            && last_sweep.is_none_or(|at| now.since(at) >= sweep_every(keep))
+        {
+            last_sweep = Some(now);
+            sweep(&shared, now, keep).await;
+        }
         if fired && next.is_some_and(|due| due <= now) {
             // Fired: look again at once for what is due next.
             continue;
         }
+        // Awake for the next pruning and sweep too, on the runtime's clock.
+        let mut housekeeping = last_prune.unwrap_or(now) + retention / 24;
+        if let Some(keep) = shared.config.retention {
+            housekeeping = housekeeping.min(last_sweep.unwrap_or(now) + sweep_every(keep));
+        }
+        let next = Some(next.map_or(housekeeping, |due| due.min(housekeeping)));
         let clock = shared.clock.clone();
         tokio::select! {
             _ = super::stopped(&mut stop) => break,
@@ -54,6 +73,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             } => {}
         }
     }
+}
+
+/// How often finished processes are looked for, with a retention of `keep`.
+fn sweep_every(keep: Duration) -> Duration {
+    (keep / 24).max(SWEEP_AT_MOST)
 }
 
 /// Moves every timer due at `now` into the outbox, a batch per write; false if that failed.
@@ -75,4 +99,66 @@ async fn fire_due(shared: &Shared, now: Timestamp) -> bool {
             }
         }
     }
+}
+
+/// Removes the processes that finished longer than `keep` ago, and the tombstones older than
+/// the inbox retention, through the committer (a process written since it was read stays).
+async fn sweep(shared: &Arc<Shared>, now: Timestamp, keep: Duration) {
+    let cut = Timestamp(now.0.saturating_sub(keep.as_millis() as u64));
+    let tombstones_cut = Timestamp(now.0.saturating_sub(shared.config.inbox_retention.as_millis() as u64));
+    let mut removed = 0usize;
+    loop {
+        let store = shared.store.store().clone();
+        let found =
+            tokio::task::spawn_blocking(move || retention::finished_before(store.as_ref(), cut, SWEEP_BATCH))
+                .await;
+        let finished = match found {
+            Ok(Ok(finished)) => finished,
+            Ok(Err(e)) => return tracing::warn!(error = %e, "finding processes past their retention failed"),
+            Err(e) => return tracing::error!(error = %e, "finding processes past their retention panicked"),
+        };
+        let units: Vec<CommitUnit> = finished.iter().filter_map(|p| retention::removal(p, now)).collect();
+        let count = units.len();
+        let outcomes = commit_all(shared, units).await;
+        let committed = outcomes.iter().filter(|o| **o).count();
+        removed += committed;
+        // Fewer than a batch, or nothing committed (each was written again): done for now.
+        if count < SWEEP_BATCH || committed == 0 {
+            break;
+        }
+    }
+    let store = shared.store.store().clone();
+    let expired = tokio::task::spawn_blocking(move || {
+        retention::expired_tombstones(store.as_ref(), tombstones_cut, now)
+    })
+    .await;
+    let tombstones = match expired {
+        Ok(Ok(units)) => commit_all(shared, units).await.into_iter().filter(|o| *o).count(),
+        Ok(Err(e)) => return tracing::warn!(error = %e, "finding expired tombstones failed"),
+        Err(e) => return tracing::error!(error = %e, "finding expired tombstones panicked"),
+    };
+    if removed + tombstones > 0 {
+        tracing::info!(removed, tombstones, "finished processes past their retention removed");
+    }
+}
+
+/// Commits `units` at once (the committer groups them), and says which were committed.
+async fn commit_all(shared: &Arc<Shared>, units: Vec<CommitUnit>) -> Vec<bool> {
+    let mut commits = tokio::task::JoinSet::new();
+    for unit in units {
+        let shared = shared.clone();
+        commits.spawn(async move { shared.committer.commit(unit).await });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(done) = commits.join_next().await {
+        match done {
+            Ok(Ok(outcome)) => outcomes.push(outcome.is_committed()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "a retention commit failed");
+                outcomes.push(false);
+            }
+            Err(_) => outcomes.push(false),
+        }
+    }
+    outcomes
 }

@@ -6,6 +6,7 @@ use super::state::{Halt, Parked, Phase, SagaState};
 use crate::model::control::{OperatorAction, OperatorRequest};
 use crate::model::{ActionError, Envelope, Message, MessageId};
 use crate::runtime::{Consumer, Context, Handled, InCommit, Join, Registration};
+use crate::store::retention::REMOVED_SPACE;
 use crate::store::{HistoryEvent, PROCESS_SPACE, ProcessMeta, Record, Status};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -323,6 +324,10 @@ impl Consumer for SagaFamily {
             if envelope.kind == Watch::KIND {
                 answer(ctx, &envelope, &pid, Ended { status: None, state: None })?;
                 return Ok(Handled::Commit);
+            }
+            // A late message of an instance that ended and was removed by the retention.
+            if ctx.read_record(REMOVED_SPACE, &pid)?.is_some() {
+                return Ok(Handled::Ignore);
             }
             // Every message of an instance comes after the commit that began it. One that finds
             // no instance is not dropped: it is tried again, and dead-lettered (visibly) if the

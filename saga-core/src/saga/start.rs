@@ -25,6 +25,13 @@ impl RuntimeHandle {
             }
             return Ok(self.saga_handle(&id));
         }
+        if let Some(removed) = crate::store::retention::tombstone(self.store().as_ref(), &id)? {
+            return Err(Error::AlreadyRan {
+                id,
+                status: removed.status.to_string(),
+                ended_at: removed.ended_at.to_string(),
+            });
+        }
         self.send_here(envelope).await?;
         Ok(self.saga_handle(&id))
     }

@@ -8,6 +8,7 @@
 mod history;
 mod query;
 mod redb;
+pub mod retention;
 mod types;
 
 pub use self::redb::{RedbStore, StoreOptions};

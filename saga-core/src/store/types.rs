@@ -63,6 +63,12 @@ impl Status {
         }
     }
 
+    /// Whether it has ended for good: every terminal status but [`Failed`](Status::Failed),
+    /// which waits for an operator. A retention setting removes finished processes only.
+    pub fn is_finished(self) -> bool {
+        self.is_terminal() && self != Status::Failed
+    }
+
     pub(crate) fn code(self) -> u8 {
         self as u8
     }
@@ -286,6 +292,8 @@ pub struct CommitUnit {
     /// refused, as a conflict, if the store no longer keeps one of them: of two units that take
     /// one letter, one applies.
     pub removes_dead_letters: Vec<InboxKey>,
+    /// Processes whose whole history this unit deletes (a process removed for good).
+    pub forgets_history: Vec<String>,
     /// What the store encoded of this unit ahead of the commit (`RedbStore::prepare`). A unit
     /// changed afterwards must be prepared again: only a change in how many rows it has is
     /// noticed (and then it is encoded during the commit).
@@ -364,6 +372,13 @@ impl CommitUnit {
     /// Gives up on the message this unit handles: keeps it as a dead letter.
     pub fn with_dead_letter(mut self, letter: DeadLetter) -> Self {
         self.dead_letter = Some(letter);
+        self
+    }
+
+    /// Deletes the whole history of `process`; see
+    /// [`forgets_history`](Self::forgets_history).
+    pub fn forgetting_history(mut self, process: impl Into<String>) -> Self {
+        self.forgets_history.push(process.into());
         self
     }
 

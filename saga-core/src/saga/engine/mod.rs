@@ -19,6 +19,7 @@ use super::{IDEMPOTENCY_HEADER, STEP_HEADER};
 use crate::model::control::{OperatorAction, OperatorRequest};
 use crate::model::{ActionError, Envelope, Message, Timestamp};
 use crate::runtime::{Context, Handled};
+use crate::store::retention::REMOVED_SPACE;
 use crate::store::{Class, HistoryEvent, PROCESS_SPACE, ProcessMeta, Status};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -90,6 +91,13 @@ where
             ctx.history(&pid, ignored(envelope, "the saga was already started"));
             if asked {
                 ctx.answer_request(&pid, "start", true, "already started")?;
+            }
+            return Ok(());
+        }
+        if ctx.read_record(REMOVED_SPACE, &pid)?.is_some() {
+            // It ran, ended and was removed by the retention: a start of it again already ran.
+            if asked {
+                ctx.answer_request(&pid, "start", true, "already started (it ended and was removed since)")?;
             }
             return Ok(());
         }

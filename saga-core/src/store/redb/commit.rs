@@ -206,6 +206,12 @@ fn apply_unit(t: &mut Tables<'_>, unit: &CommitUnit, next_seq: &AtomicU64, old: 
     }
     // After the outbox rows, which take consecutive numbers from where the unit began.
     index_creations(t, unit, next_seq, old)?;
+    for process in &unit.forgets_history {
+        let mut seq = t.history_heads.remove(process.as_str())?.map_or(0, |v| v.value());
+        while seq != 0 {
+            seq = t.history.remove(seq)?.map_or(0, |row| row.value().1);
+        }
+    }
     // One row per process per unit: the entries this commit adds to its history, in order,
     // appended under the next sequence and chained to the process's previous row.
     for ((process, _), json) in history_runs(&unit.history).zip(&rows.history) {

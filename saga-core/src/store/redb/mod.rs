@@ -237,6 +237,22 @@ impl RedbStore {
         txn.map_err(|e| read_error(&self.path, e))
     }
 
+    /// Gives the space of deleted data (processes removed by retention, published outbox
+    /// rows, pruned inbox keys) back to the file system, shrinking the file; says whether it
+    /// could compact anything. Needs the store to itself: no runtime on it, no snapshot held.
+    pub fn compact(&mut self) -> Result<bool> {
+        self.snapshots.invalidate();
+        let path = self.path.clone();
+        match &mut self.db {
+            Db::Write(db) => {
+                db.compact().map_err(|e| Error::storage(format!("{}: compacting", path.display()), e))
+            }
+            Db::Read(_) => {
+                Err(Error::Config(format!("{}: opened read-only, cannot compact", path.display())))
+            }
+        }
+    }
+
     fn writer(&self) -> Result<&Database> {
         match &self.db {
             Db::Write(db) => Ok(db),
