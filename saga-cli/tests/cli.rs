@@ -2078,3 +2078,54 @@ fn archive_moves_finished_processes_to_a_file_inspect_reads_and_compact_shrinks_
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("is not a retention"), "{}", stderr(&bad));
 }
+
+/// Unmounts a small filesystem a test mounted, when the test ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A run whose disk fills up says so in one line that names the cause and the file, exits 1,
+/// and does not repeat it for every message in flight; the same run on a disk with room
+/// resumes from what was committed and every invariant holds. On a real small tmpfs, where
+/// this machine lets a test mount one.
+#[test]
+fn a_full_disk_is_one_clear_line_and_a_rerun_with_room_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&small)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipping: this machine does not let a test mount a small tmpfs");
+        return;
+    }
+    let _mounted = Mounted(small.clone());
+    let args = ["run", "imp-summoning", "--orders", "3000", "--db", "small/saga.redb"];
+    let full = saga_cli(&args, dir.path());
+    assert_eq!(full.status.code(), Some(1), "{}", stderr(&full));
+    let text = stderr(&full);
+    let said: Vec<&str> = text.lines().filter(|l| l.contains("No space left on device")).collect();
+    assert!(said.len() <= 2, "the cause is said once by the runtime and once by the command: {text}");
+    let last = said.last().expect("the cause is named");
+    assert!(
+        last.starts_with("saga-cli: No space left on device") && last.contains("small/saga.redb"),
+        "{text}"
+    );
+    assert!(text.lines().count() <= 6, "no flood of warnings: {text}");
+
+    std::fs::copy(small.join("saga.redb"), dir.path().join("room.redb")).unwrap();
+    let args = ["run", "imp-summoning", "--orders", "3000", "--db", "room.redb", "--json"];
+    let rerun = saga_cli(&args, dir.path());
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    let report = json(&rerun);
+    assert_eq!(report["processes"]["total"], 3000);
+    assert!(report["invariants"].as_array().unwrap().iter().all(|v| v["holds"] == true), "{report}");
+}

@@ -164,6 +164,28 @@ pub enum Error {
     /// The runtime has shut down (or is shutting down) and no longer takes work.
     #[error("the runtime has shut down")]
     Shutdown,
+    /// The database was not closed cleanly (its writer was killed): a reader cannot open it
+    /// until a writer has recovered it, which changes nothing it committed.
+    #[error(
+        "{}: the database was not closed cleanly; open it for writing once to recover it (`saga-cli compact --db PATH` does, and changes nothing else)",
+        path.display()
+    )]
+    Unclean {
+        /// The database file.
+        path: std::path::PathBuf,
+    },
+    /// The database file failed a write or a read at the operating system (no space left on
+    /// the device, an I/O error): the store stopped there, and the file keeps what its last
+    /// commit held. Reopening it (with space) goes on from there.
+    #[error("{cause} {doing} {}; the database stopped there and keeps what its last commit held", path.display())]
+    StoreStopped {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// `writing` or `reading`.
+        doing: &'static str,
+        /// What the operating system said.
+        cause: String,
+    },
     /// An I/O error outside the store.
     #[error("{context}: {source}")]
     Io {

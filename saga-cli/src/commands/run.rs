@@ -48,27 +48,31 @@ pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
     let path = common.db.db.clone();
     let existed = path.exists();
     // The recorded run is checked on a read-only view first, so that a refused run leaves the
-    // file as it was.
-    if existed
-        && !common.fresh
-        && let Some((_, marker)) = read_marker(&RedbStore::open_read_only(&path)?)?
-    {
-        check_domain(&marker, requested.as_ref(), &path)?;
-        let differ = differing(marker.flags.as_ref(), &flags, &given);
-        if !differ.is_empty() {
-            eprintln!(
-                "saga-cli: {} holds {} run started with other flags ({}): give its flags (or none) to \
-                 resume it, or --fresh to start over",
-                path.display(),
-                a_or_an(marker.domain.name()),
-                differ.join("; ")
-            );
-            return Ok(2);
+    // file as it was. A file left by a killed writer cannot be read before a writer recovers
+    // it (which changes nothing it committed): it is checked once opened for writing.
+    let mut unclean = false;
+    if existed && !common.fresh {
+        match RedbStore::open_read_only(&path) {
+            Ok(reader) => {
+                if let Some((_, marker)) = read_marker(&reader)?
+                    && let Some(refused) = refuse_changed(&marker, requested.as_ref(), &flags, &given, &path)?
+                {
+                    return Ok(refused);
+                }
+            }
+            Err(saga_core::Error::Unclean { .. }) => unclean = true,
+            Err(e) => return Err(e.into()),
         }
     }
     // Opened before anything is replaced: a file that is no saga database, or one a running
     // process holds, is refused as it is.
     let mut store = Arc::new(RedbStore::open(&path)?);
+    if unclean
+        && let Some((_, marker)) = read_marker(store.as_ref())?
+        && let Some(refused) = refuse_changed(&marker, requested.as_ref(), &flags, &given, &path)?
+    {
+        return Ok(refused);
+    }
     if common.fresh && existed {
         drop(store);
         std::fs::remove_file(&path)
@@ -273,4 +277,28 @@ fn a_or_an(name: &str) -> String {
 struct StatusRow {
     status: &'static str,
     processes: u64,
+}
+
+/// The exit code refusing to resume the run `marker` records with other flags than it was
+/// started with (saying which), or `None` to go on; an error if it is another domain's run.
+fn refuse_changed(
+    marker: &RunMarker,
+    requested: &dyn Domain,
+    flags: &BTreeMap<String, String>,
+    given: &BTreeSet<String>,
+    path: &std::path::Path,
+) -> Result<Option<u8>> {
+    check_domain(marker, requested, path)?;
+    let differ = differing(marker.flags.as_ref(), flags, given);
+    if differ.is_empty() {
+        return Ok(None);
+    }
+    eprintln!(
+        "saga-cli: {} holds {} run started with other flags ({}): give its flags (or none) to \
+         resume it, or --fresh to start over",
+        path.display(),
+        a_or_an(marker.domain.name()),
+        differ.join("; ")
+    );
+    Ok(Some(2))
 }

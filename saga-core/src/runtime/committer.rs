@@ -194,12 +194,17 @@ fn commit(store: &Storage, batch: Batch, replies: &mut Vec<Reply>, wakers: &Wake
             hand_over(fresh, sends, wakers);
         }
         Err(e) => {
-            tracing::error!(units = size, error = %e, "group commit failed");
+            counters.store_failed(&format!("a group commit of {size} units"), &e);
             // Whatever it took of the sequence is a gap the relay must read across.
             wakers.relay.notify_one();
             let message = e.to_string();
             for (reply, unit) in replies.drain(..).zip(batch.units) {
-                let error = Error::storage("group commit", std::io::Error::other(message.clone()));
+                let error = match &e {
+                    Error::StoreStopped { path, doing, cause } => {
+                        Error::StoreStopped { path: path.clone(), doing, cause: cause.clone() }
+                    }
+                    _ => Error::storage("group commit", std::io::Error::other(message.clone())),
+                };
                 let _ = reply.send((Err(error), unit));
             }
         }

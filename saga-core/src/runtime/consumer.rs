@@ -276,7 +276,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
     let first = match shared.store.snapshot() {
         Ok(snapshot) => snapshot,
         Err(e) => {
-            tracing::warn!(error = %e, "opening a snapshot failed");
+            shared.counters.store_failed("opening a snapshot", &e);
             return retry_later(shared, acker, attempt, None).await;
         }
     };
@@ -287,7 +287,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             return settle(acker.ack().await);
         }
         Err(e) => {
-            tracing::warn!(error = %e, "inbox lookup failed");
+            shared.counters.store_failed("an inbox lookup", &e);
             return retry_later(shared, acker, attempt, None).await;
         }
     }
@@ -301,7 +301,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             None => match shared.store.snapshot() {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "opening a snapshot failed");
+                    shared.counters.store_failed("opening a snapshot", &e);
                     return retry_later(shared, acker, attempt, None).await;
                 }
             },
@@ -381,7 +381,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 tokio::task::yield_now().await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "commit failed; the message will be redelivered");
+                shared.counters.store_failed("a commit (its message comes again)", &e);
                 return retry_later(shared, acker, attempt, None).await;
             }
         }

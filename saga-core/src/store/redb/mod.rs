@@ -54,6 +54,9 @@ pub struct RedbStore {
     snapshots: SnapshotCache,
     /// A schema-1 file opened read-only: its history is still keyed by process.
     history_v1: bool,
+    /// The first I/O error the file gave (and whether it was writing or reading): the store
+    /// stopped there.
+    first_io: std::sync::OnceLock<(&'static str, String)>,
 }
 
 enum Db {
@@ -160,11 +163,7 @@ impl RedbStore {
         }
         let builder = file_builder(READ_ONLY_CACHE);
         let ro = builder.open_read_only(path).map_err(|e| match e {
-            redb::DatabaseError::RepairAborted => Error::Config(format!(
-                "{}: the database was not closed cleanly; open it for writing once (for \
-                 example with `saga-cli retry`) to recover it",
-                path.display()
-            )),
+            redb::DatabaseError::RepairAborted => Error::Unclean { path: path.to_owned() },
             other => open::open_error(path, other),
         })?;
         let txn = ro.begin_read().map_err(|e| read_error(path, e))?;
@@ -187,6 +186,7 @@ impl RedbStore {
             next_seq: AtomicU64::new(next),
             snapshots: SnapshotCache::default(),
             history_v1,
+            first_io: std::sync::OnceLock::new(),
         })
     }
 
@@ -221,6 +221,7 @@ impl RedbStore {
             next_seq: AtomicU64::new(next),
             snapshots: SnapshotCache::default(),
             history_v1: false,
+            first_io: std::sync::OnceLock::new(),
         })
     }
 
@@ -234,7 +235,9 @@ impl RedbStore {
             Db::Write(db) => db.begin_read(),
             Db::Read(db) => db.begin_read(),
         };
-        txn.map_err(|e| read_error(&self.path, e))
+        txn.map_err(|e| {
+            self.storage_error(&format!("{}: beginning a read", self.path.display()), "reading", e.into())
+        })
     }
 
     /// Gives the space of deleted data (processes removed by retention, published outbox
@@ -264,7 +267,27 @@ impl RedbStore {
 
     fn err(&self, doing: &str) -> impl Fn(redb::Error) -> Error + '_ {
         let context = format!("{}: {doing}", self.path.display());
-        move |e| Error::storage(context.clone(), e)
+        let writing = ["commit", "writ", "fir", "prun", "compact"].iter().any(|w| doing.starts_with(w));
+        move |e| self.storage_error(&context, if writing { "writing" } else { "reading" }, e)
+    }
+
+    /// `e` as the error of this store: an I/O error stops the store (redb answers every later
+    /// call with "previous I/O error"), so the first one is kept and named again by every later
+    /// error, instead of redb's advice to reopen.
+    fn storage_error(&self, context: &str, doing: &'static str, e: redb::Error) -> Error {
+        match &e {
+            redb::Error::Io(io) => {
+                let _ = self.first_io.set((doing, io.to_string()));
+                Error::StoreStopped { path: self.path.clone(), doing, cause: io.to_string() }
+            }
+            redb::Error::PreviousIo => match self.first_io.get() {
+                Some((doing, cause)) => {
+                    Error::StoreStopped { path: self.path.clone(), doing, cause: cause.clone() }
+                }
+                None => Error::storage(context.to_owned(), e),
+            },
+            _ => Error::storage(context.to_owned(), e),
+        }
     }
 }
 
