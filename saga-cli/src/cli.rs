@@ -58,6 +58,16 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reads the whole database file, read-only, and reports what is damaged or inconsistent:
+    /// values that do not decode, index entries that disagree with the records, broken history
+    /// chains; exit 0 when sound, 1 otherwise.
+    Check {
+        #[command(flatten)]
+        db: DbArg,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Gives the space of removed data back to the file system, shrinking the database file.
     Compact {
         #[command(flatten)]

@@ -85,6 +85,11 @@ saga_core::message!(AbortDocumentVoiding = "billing.abort-voiding");
 pub struct PublishReport {
     /// The customer.
     pub customer: String,
+    /// The documents issued to the customer that the report holds: those whose issue has not
+    /// reached the reports yet (it travels apart, as billing's event) go in too, and are not
+    /// filed again when it comes.
+    #[serde(default)]
+    pub documents: Vec<String>,
 }
 saga_core::message!(PublishReport = "reports.publish");
 

@@ -50,14 +50,21 @@ pub(super) fn reports(slow: Option<Duration>) -> Service {
         .on("billing.events", |ctx, e: DocumentIssued| {
             let mut reports: CustomerReports = ctx.load(&e.customer)?.unwrap_or_default();
             reports.customer = e.customer.clone();
-            reports.current.insert(e.document.clone(), false);
+            // A report published before the issue came already holds the document.
+            if !reports.published.iter().any(|r| r.contains_key(&e.document)) {
+                reports.current.insert(e.document.clone(), false);
+            }
             ctx.save(&e.customer, &reports)?;
             ctx.save(&format!("of/{}", e.document), &e.customer)?;
             Ok(())
         })
         .on("reports", |ctx, p: PublishReport| {
             let mut reports: CustomerReports = ctx.load(&p.customer)?.unwrap_or_default();
-            let sent = std::mem::take(&mut reports.current);
+            reports.customer = p.customer.clone();
+            let mut sent = std::mem::take(&mut reports.current);
+            for document in p.documents {
+                sent.entry(document).or_insert(false);
+            }
             reports.published.push(sent);
             ctx.save(&p.customer, &reports)?;
             receipt(ctx, &format!("published/{}", p.customer))

@@ -25,11 +25,15 @@ fn script(seed: u64, voiding: &DocumentVoiding) -> Script {
             (voiding.document(n), IssueDocument { document: voiding.document(n), customer })
         })
         .collect();
+    // Every document is issued before any report is published: a report holds all of its
+    // customer's.
     let publications = (0..customers)
         .filter(|c| chance(seed, "publish", *c) < voiding.published_share)
         .map(|c| {
             let customer = voiding.customer(c);
-            (customer.clone(), PublishReport { customer })
+            let documents =
+                (0..voiding.documents).filter(|n| n % customers == c).map(|n| voiding.document(n)).collect();
+            (customer.clone(), PublishReport { customer, documents })
         })
         .collect();
     let (mut voids, mut voided) = (Vec::new(), 0);

@@ -40,8 +40,11 @@ pub(super) fn reception() -> Service {
             Ok(())
         })
         .on("reception", |ctx, h: HandOver| {
+            // A summoning started without an order placed here (by an operator's `start`, or a
+            // client of the saga) is handed over all the same, and recorded from then on: an
+            // unanswered hand-over would hold its saga until the step's retries ran out.
             let mut order: OrderRecord =
-                ctx.load(&h.order)?.ok_or_else(|| ActionError::permanent(format!("no order {}", h.order)))?;
+                ctx.load(&h.order)?.unwrap_or(OrderRecord { fee: 0, status: OrderStatus::Placed, imp: None });
             order.status = OrderStatus::Delivered;
             order.imp = Some(h.imp);
             ctx.save(&h.order, &order)?;

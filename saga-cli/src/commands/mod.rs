@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod archive;
+mod check;
 mod inspect;
 mod letters;
 mod letters_remote;
@@ -43,6 +44,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Archive { db, before, to, json } => archive::archive(&db.db, before, &to, json),
         Command::Compact { db, json } => archive::compact(&db.db, json),
+        Command::Check { db, json } => check::check(&db.db, json),
         Command::Inspect { what: InspectWhat::Process { id, db, broker, json, mermaid, follow, .. } } => {
             let source = remote::Source::of(&db, &broker)?;
             if follow {

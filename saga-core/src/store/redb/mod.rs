@@ -1,6 +1,7 @@
 //! [`RedbStore`]: the [`Store`](super::Store) on an embedded redb file (or redb's in-memory
 //! backend).
 
+mod check;
 mod commit;
 #[cfg(test)]
 mod fast_path_tests;
@@ -11,6 +12,7 @@ mod snapshot;
 mod tables;
 mod wrapped;
 
+pub use self::check::{CheckReport, Problem};
 use self::open::{FileState, Schema};
 use self::snapshot::SnapshotCache;
 use self::tables::*;

@@ -1,0 +1,241 @@
+//! Checking a whole database file: every stored value decodes, and the tables agree with each
+//! other (the status and creation indexes with the process records, each history chain with
+//! its process, timers with their keys). Read-only: the file is never changed.
+
+use super::tables::{
+    CREATED_INDEX, DEAD_LETTERS, HISTORY, HISTORY_HEADS, OUTBOX, RECORDS, STATUS_INDEX, TIMER_KEYS, TIMERS,
+    decode_record,
+};
+use super::{RedbStore, letters, r};
+use crate::error::Result;
+use crate::model::Envelope;
+use crate::store::{HistoryEntry, PROCESS_SPACE};
+use redb::ReadableTable;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
+
+/// One thing wrong in a database file: where, and what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The table it was found in.
+    pub table: &'static str,
+    /// The key of the damaged or inconsistent entry (empty when the table could not be read).
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// What a check of a database file read, and what it found wrong.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// Records read (service records and processes).
+    pub records: u64,
+    /// Of them, processes.
+    pub processes: u64,
+    /// History rows read.
+    pub history_rows: u64,
+    /// Outbox rows read.
+    pub outbox_rows: u64,
+    /// Timers read.
+    pub timers: u64,
+    /// Dead letters read.
+    pub dead_letters: u64,
+    /// What is wrong, in the order found; empty for a sound file.
+    pub problems: Vec<Problem>,
+}
+
+impl CheckReport {
+    fn problem(&mut self, table: &'static str, key: impl Into<String>, problem: impl Into<String>) {
+        self.problems.push(Problem { table, key: key.into(), problem: problem.into() });
+    }
+}
+
+/// What the process indexes should hold of a process record: its status code and creation time.
+type Indexed = (u8, u64);
+
+impl RedbStore {
+    /// Reads the whole file and checks that every stored value decodes and that the tables
+    /// agree with each other; reports each problem with its table and key. Never changes the
+    /// file. A failure of the storage engine on a damaged page (redb panics on some) is caught
+    /// and reported as a problem of the table it was reading.
+    pub fn check(&self) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        let mut reading: &'static str = "records";
+        let checked =
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.check_tables(&mut report, &mut reading)));
+        match checked {
+            Ok(result) => result?,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                report.problem(reading, "", format!("the storage engine failed reading it: {why}"));
+            }
+        }
+        Ok(report)
+    }
+
+    fn check_tables(&self, report: &mut CheckReport, reading: &mut &'static str) -> Result<()> {
+        let txn = self.read()?;
+        let err = self.err("checking the file");
+
+        *reading = "records";
+        let mut processes: BTreeMap<String, Indexed> = BTreeMap::new();
+        for entry in r(r(txn.open_table(RECORDS)).map_err(&err)?.iter()).map_err(&err)? {
+            let (key, value) = r(entry).map_err(&err)?;
+            let (space, id) = key.value();
+            report.records += 1;
+            match decode_record(value.value()) {
+                Err(e) => report.problem("records", format!("{space}/{id}"), e.to_string()),
+                Ok(record) if space == PROCESS_SPACE => match record.process {
+                    Some(meta) => {
+                        report.processes += 1;
+                        processes.insert(id.to_owned(), (meta.status.code(), meta.created_at.as_millis()));
+                    }
+                    None => report.problem(
+                        "records",
+                        format!("{space}/{id}"),
+                        "a process record without its process header",
+                    ),
+                },
+                Ok(_) => {}
+            }
+        }
+
+        *reading = "process_status";
+        let mut indexed = BTreeSet::new();
+        for entry in r(r(txn.open_table(STATUS_INDEX)).map_err(&err)?.iter()).map_err(&err)? {
+            let (key, _) = r(entry).map_err(&err)?;
+            let (code, id) = key.value();
+            match processes.get(id) {
+                None => report.problem("process_status", id, "indexes a process that has no record"),
+                Some((status, _)) if *status != code => report.problem(
+                    "process_status",
+                    id,
+                    format!("indexed under status code {code}, its record says {status}"),
+                ),
+                Some(_) => {}
+            }
+            indexed.insert(id.to_owned());
+        }
+        for id in processes.keys().filter(|id| !indexed.contains(*id)) {
+            report.problem("process_status", id.as_str(), "a process the status index does not list");
+        }
+
+        *reading = "process_created";
+        if let Ok(created) = txn.open_table(CREATED_INDEX) {
+            let mut listed = BTreeSet::new();
+            for entry in r(created.iter()).map_err(&err)? {
+                let (key, _) = r(entry).map_err(&err)?;
+                let (at, id) = key.value();
+                match processes.get(id) {
+                    None => report.problem("process_created", id, "indexes a process that has no record"),
+                    Some((_, created_at)) if *created_at != at => report.problem(
+                        "process_created",
+                        id,
+                        format!("indexed as created at {at} ms, its record says {created_at}"),
+                    ),
+                    Some(_) => {}
+                }
+                listed.insert(id.to_owned());
+            }
+            for id in processes.keys().filter(|id| !listed.contains(*id)) {
+                report.problem("process_created", id.as_str(), "a process the creation index does not list");
+            }
+        }
+
+        *reading = "history_log";
+        if !self.history_v1 {
+            let history = r(txn.open_table(HISTORY)).map_err(&err)?;
+            let mut reached = BTreeSet::new();
+            for entry in r(r(txn.open_table(HISTORY_HEADS)).map_err(&err)?.iter()).map_err(&err)? {
+                let (key, head) = r(entry).map_err(&err)?;
+                let process = key.value();
+                let mut next = head.value();
+                while next != 0 {
+                    let row = r(history.get(next)).map_err(&err)?;
+                    let Some((owner, previous, entries)) = row.as_ref().map(|v| v.value()) else {
+                        report.problem(
+                            "history_log",
+                            process,
+                            format!("its history breaks at row {next}: no such row"),
+                        );
+                        break;
+                    };
+                    if owner != process || previous >= next {
+                        report.problem("history_log", process, format!("its history breaks at row {next}"));
+                        break;
+                    }
+                    if let Err(e) = serde_json::from_slice::<Vec<HistoryEntry>>(entries) {
+                        report.problem(
+                            "history_log",
+                            format!("{process} row {next}"),
+                            format!("does not decode: {e}"),
+                        );
+                    }
+                    reached.insert(next);
+                    next = previous;
+                }
+            }
+            for entry in r(history.iter()).map_err(&err)? {
+                let (seq, _) = r(entry).map_err(&err)?;
+                report.history_rows += 1;
+                if !reached.contains(&seq.value()) {
+                    report.problem(
+                        "history_log",
+                        seq.value().to_string(),
+                        "a row no process's history reaches",
+                    );
+                }
+            }
+        }
+
+        *reading = "outbox";
+        for entry in r(r(txn.open_table(OUTBOX)).map_err(&err)?.iter()).map_err(&err)? {
+            let (seq, value) = r(entry).map_err(&err)?;
+            report.outbox_rows += 1;
+            if let Err(e) = Envelope::from_bytes(value.value()) {
+                report.problem("outbox", seq.value().to_string(), e.to_string());
+            }
+        }
+
+        *reading = "timers";
+        let mut timers = BTreeSet::new();
+        for entry in r(r(txn.open_table(TIMERS)).map_err(&err)?.iter()).map_err(&err)? {
+            let (key, value) = r(entry).map_err(&err)?;
+            let (due, name) = key.value();
+            report.timers += 1;
+            timers.insert((due, name.to_owned()));
+            if let Err(e) = Envelope::from_bytes(value.value()) {
+                report.problem("timers", name, e.to_string());
+            }
+        }
+        *reading = "timer_keys";
+        for entry in r(r(txn.open_table(TIMER_KEYS)).map_err(&err)?.iter()).map_err(&err)? {
+            let (key, due) = r(entry).map_err(&err)?;
+            if !timers.contains(&(due.value(), key.value().to_owned())) {
+                report.problem("timer_keys", key.value(), "names a timer that is not pending");
+            }
+        }
+
+        *reading = "dead_letters";
+        for entry in r(r(txn.open_table(DEAD_LETTERS)).map_err(&err)?.iter()).map_err(&err)? {
+            let (key, value) = r(entry).map_err(&err)?;
+            let (message, consumer) = key.value();
+            report.dead_letters += 1;
+            if let Err(e) = letters::decode(value.value()) {
+                report.problem(
+                    "dead_letters",
+                    format!("{}/{consumer}", crate::model::MessageId::from_u128(message)),
+                    e.to_string(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
