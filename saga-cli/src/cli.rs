@@ -671,6 +671,14 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The store turns a panic of its storage engine on a damaged page into an error that names
+    // the table and the file; the panic's own report would only repeat it as noise.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.location().is_some_and(|at| at.file().contains("/redb-")) {
+            report(info);
+        }
+    }));
     // Warnings (a publish the transport refused, a message sent to dead letters) go to stderr;
     // RUST_LOG (for example `RUST_LOG=saga_core=debug`) shows more.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -2184,3 +2184,67 @@ fn check_reports_a_flipped_id_that_list_would_show_and_calls_a_sound_file_sound(
     }
     assert!(shown_wrong > 0, "at least one flip changed what list shows (else this test checks nothing)");
 }
+
+/// A seeded corpus of damaged copies of a real database (zeroed pages, flipped bits,
+/// truncations): opening, listing, inspecting and checking each ends in data or a clear error,
+/// never a panic; and where a listing shows other ids than the sound file has, `check` reports
+/// the damage. `SAGA_LONG_TESTS=1` runs 1,200 variants instead of 150.
+#[test]
+fn damaged_copies_of_a_database_give_data_or_an_error_never_a_panic() {
+    use saga_core::{RedbStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let out = saga_cli(&["run", "document-voiding", "--documents", "40", "--db", "saga.redb"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let original = std::fs::read(dir.path().join("saga.redb")).unwrap();
+    let ids = |store: &RedbStore| -> saga_core::Result<Vec<String>> {
+        Ok(store.processes(None)?.into_iter().map(|p| p.id).collect())
+    };
+    let sound = ids(&RedbStore::open_read_only(dir.path().join("saga.redb")).unwrap()).unwrap();
+    let variants = if std::env::var("SAGA_LONG_TESTS").is_ok_and(|v| v == "1") { 1200 } else { 150 };
+    let mut seed = 0x5eed_u64;
+    let mut next = move |below: usize| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((seed >> 33) as usize) % below.max(1)
+    };
+    let (mut refused, mut read, mut reported) = (0, 0, 0);
+    for k in 0..variants {
+        let mut damaged = original.clone();
+        match k % 3 {
+            0 => {
+                let page = next(damaged.len() / 4096);
+                damaged[page * 4096..(page + 1) * 4096].fill(0);
+            }
+            1 => {
+                let at = next(damaged.len());
+                damaged[at] ^= 1 << next(8);
+            }
+            _ => damaged.truncate(next(damaged.len())),
+        }
+        let path = dir.path().join("damaged.redb");
+        std::fs::write(&path, &damaged).unwrap();
+        let outcome = std::panic::catch_unwind(|| {
+            let store = match RedbStore::open_read_only(&path) {
+                Ok(store) => store,
+                Err(_) => return (false, false),
+            };
+            let listed = ids(&store);
+            let _ = store.record("process", "document-voiding/doc-6/1");
+            let _ = store.history("document-voiding/doc-6/1");
+            let report = store.check().expect("a check reads what it can and reports the rest");
+            let shown_wrong = listed.is_ok_and(|ids| ids != sound);
+            assert!(
+                !shown_wrong || !report.problems.is_empty(),
+                "variant {k}: other ids listed, and check found nothing"
+            );
+            (true, !report.problems.is_empty())
+        });
+        let (opened, problems) = outcome.unwrap_or_else(|_| panic!("variant {k}: a panic escaped the store"));
+        if !opened {
+            refused += 1;
+        } else {
+            read += 1;
+            reported += usize::from(problems);
+        }
+    }
+    assert!(refused > 0 && read > 0 && reported > 0, "refused {refused}, read {read}, reported {reported}");
+}

@@ -58,7 +58,8 @@ type Indexed = (u8, u64);
 
 impl RedbStore {
     /// Reads the whole file and checks that every stored value decodes and that the tables
-    /// agree with each other; reports each problem with its table and key. Never changes the
+    /// agree with each other; reports each problem with its table and key (a table it could
+    /// not read at all, as one problem of that table, where the check stops). Never changes the
     /// file. A failure of the storage engine on a damaged page (redb panics on some) is caught
     /// and reported as a problem of the table it was reading.
     pub fn check(&self) -> Result<CheckReport> {
@@ -67,13 +68,11 @@ impl RedbStore {
         let checked =
             std::panic::catch_unwind(AssertUnwindSafe(|| self.check_tables(&mut report, &mut reading)));
         match checked {
-            Ok(result) => result?,
+            // A table that cannot be read is a problem of that table, like a damaged value.
+            Ok(Err(e)) => report.problem(reading, "", e.to_string()),
+            Ok(Ok(())) => {}
             Err(panic) => {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_default();
+                let why = super::panic_text(panic.as_ref());
                 report.problem(reading, "", format!("the storage engine failed reading it: {why}"));
             }
         }

@@ -108,6 +108,10 @@ impl RedbStore {
     /// Opens the saga database at `path` for writing, creating it if there is none.
     pub fn open_with(path: impl AsRef<Path>, options: &StoreOptions) -> Result<RedbStore> {
         let path = path.as_ref();
+        opening(path, || Self::open_unguarded(path, options))
+    }
+
+    fn open_unguarded(path: &Path, options: &StoreOptions) -> Result<RedbStore> {
         let builder = file_builder(options.cache_size);
         let db = match open::inspect_file(path)? {
             FileState::Missing => return Self::create(path, options),
@@ -154,6 +158,10 @@ impl RedbStore {
     /// Opens an existing saga database at `path` for reading only, alongside a writer.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<RedbStore> {
         let path = path.as_ref();
+        opening(path, || Self::open_read_only_unguarded(path))
+    }
+
+    fn open_read_only_unguarded(path: &Path) -> Result<RedbStore> {
         match open::inspect_file(path)? {
             FileState::Missing => {
                 return Err(Error::NoDatabase { path: path.to_owned() });
@@ -258,6 +266,21 @@ impl RedbStore {
         }
     }
 
+    /// Runs `read` (a read or a commit of `table`), turning a panic of the storage engine on a
+    /// damaged page (redb panics on some) into an error that names the table and the file.
+    fn guarded<T>(&self, table: &'static str, read: impl FnOnce() -> Result<T>) -> Result<T> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+            Err(Error::Corrupt {
+                table,
+                detail: format!(
+                    "{}: the storage engine failed reading it ({}): the file is damaged",
+                    self.path.display(),
+                    panic_text(panic.as_ref())
+                ),
+            })
+        })
+    }
+
     fn writer(&self) -> Result<&Database> {
         match &self.db {
             Db::Write(db) => Ok(db),
@@ -278,6 +301,10 @@ impl RedbStore {
     /// error, instead of redb's advice to reopen.
     fn storage_error(&self, context: &str, doing: &'static str, e: redb::Error) -> Error {
         match &e {
+            // A file that ends too early is damaged, not a device that failed.
+            redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Error::storage(context.to_owned(), e)
+            }
             redb::Error::Io(io) => {
                 let _ = self.first_io.set((doing, io.to_string()));
                 Error::StoreStopped { path: self.path.clone(), doing, cause: io.to_string() }
@@ -378,30 +405,34 @@ impl RedbStore {
 
 impl Store for RedbStore {
     fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>> {
-        self.commit_and_report(batch).map(|report| report.outcomes)
+        self.guarded("a commit", || self.commit_and_report(batch).map(|report| report.outcomes))
     }
 
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>> {
-        let txn = self.read()?;
-        let table = r(txn.open_table(RECORDS)).map_err(self.err("reading records"))?;
-        let value = r(table.get((space, id))).map_err(self.err("reading records"))?;
-        value.map(|v| decode_record(v.value())).transpose()
+        self.guarded("records", || {
+            let txn = self.read()?;
+            let table = r(txn.open_table(RECORDS)).map_err(self.err("reading records"))?;
+            let value = r(table.get((space, id))).map_err(self.err("reading records"))?;
+            value.map(|v| decode_record(v.value())).transpose()
+        })
     }
 
     fn records(&self, space: &str) -> Result<Vec<(String, Record)>> {
-        let txn = self.read()?;
-        let err = self.err("reading records");
-        let table = r(txn.open_table(RECORDS)).map_err(&err)?;
-        let mut out = Vec::new();
-        for entry in r(table.range((space, "")..)).map_err(&err)? {
-            let (key, value) = r(entry).map_err(&err)?;
-            let (in_space, id) = key.value();
-            if in_space != space {
-                break;
+        self.guarded("records", || {
+            let txn = self.read()?;
+            let err = self.err("reading records");
+            let table = r(txn.open_table(RECORDS)).map_err(&err)?;
+            let mut out = Vec::new();
+            for entry in r(table.range((space, "")..)).map_err(&err)? {
+                let (key, value) = r(entry).map_err(&err)?;
+                let (in_space, id) = key.value();
+                if in_space != space {
+                    break;
+                }
+                out.push((id.to_owned(), decode_record(value.value())?));
             }
-            out.push((id.to_owned(), decode_record(value.value())?));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
@@ -417,122 +448,134 @@ impl Store for RedbStore {
     }
 
     fn is_handled(&self, key: &InboxKey) -> Result<bool> {
-        let txn = self.read()?;
-        let table = r(txn.open_table(INBOX)).map_err(self.err("reading the inbox"))?;
-        let found = r(table.get((key.message.as_u128(), key.consumer.as_str())))
-            .map_err(self.err("reading the inbox"))?;
-        Ok(found.is_some())
+        self.guarded("inbox", || {
+            let txn = self.read()?;
+            let table = r(txn.open_table(INBOX)).map_err(self.err("reading the inbox"))?;
+            let found = r(table.get((key.message.as_u128(), key.consumer.as_str())))
+                .map_err(self.err("reading the inbox"))?;
+            Ok(found.is_some())
+        })
     }
 
     fn processes(&self, status: Option<Status>) -> Result<Vec<ProcessSummary>> {
-        let txn = self.read()?;
-        let err = self.err("listing processes");
-        let records = r(txn.open_table(RECORDS)).map_err(&err)?;
-        let mut out = Vec::new();
-        match status {
-            Some(status) => {
-                let index = r(txn.open_table(STATUS_INDEX)).map_err(&err)?;
-                let code = status.code();
-                for entry in r(index.range((code, "")..(code + 1, ""))).map_err(&err)? {
-                    let (key, _) = r(entry).map_err(&err)?;
-                    let id = key.value().1.to_owned();
-                    if let Some(v) = r(records.get((PROCESS_SPACE, id.as_str()))).map_err(&err)? {
-                        out.push(ProcessSummary { id, record: decode_record(v.value())? });
+        self.guarded("records", || {
+            let txn = self.read()?;
+            let err = self.err("listing processes");
+            let records = r(txn.open_table(RECORDS)).map_err(&err)?;
+            let mut out = Vec::new();
+            match status {
+                Some(status) => {
+                    let index = r(txn.open_table(STATUS_INDEX)).map_err(&err)?;
+                    let code = status.code();
+                    for entry in r(index.range((code, "")..(code + 1, ""))).map_err(&err)? {
+                        let (key, _) = r(entry).map_err(&err)?;
+                        let id = key.value().1.to_owned();
+                        if let Some(v) = r(records.get((PROCESS_SPACE, id.as_str()))).map_err(&err)? {
+                            out.push(ProcessSummary { id, record: decode_record(v.value())? });
+                        }
+                    }
+                    out.sort_by(|a, b| a.id.cmp(&b.id));
+                }
+                None => {
+                    let end = format!("{PROCESS_SPACE}\0");
+                    for entry in r(records.range((PROCESS_SPACE, "")..(end.as_str(), ""))).map_err(&err)? {
+                        let (key, value) = r(entry).map_err(&err)?;
+                        let id = key.value().1.to_owned();
+                        out.push(ProcessSummary { id, record: decode_record(value.value())? });
                     }
                 }
-                out.sort_by(|a, b| a.id.cmp(&b.id));
             }
-            None => {
-                let end = format!("{PROCESS_SPACE}\0");
-                for entry in r(records.range((PROCESS_SPACE, "")..(end.as_str(), ""))).map_err(&err)? {
-                    let (key, value) = r(entry).map_err(&err)?;
-                    let id = key.value().1.to_owned();
-                    out.push(ProcessSummary { id, record: decode_record(value.value())? });
-                }
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn processes_page(&self, query: &ProcessQuery) -> Result<ProcessPage> {
-        self.page(query)
+        self.guarded("process_created", || self.page(query))
     }
 
     fn count_processes(&self, status: Status) -> Result<u64> {
-        let txn = self.read()?;
-        let err = self.err("counting processes");
-        let index = r(txn.open_table(STATUS_INDEX)).map_err(&err)?;
-        let code = status.code();
-        let mut count = 0;
-        for entry in r(index.range((code, "")..(code + 1, ""))).map_err(&err)? {
-            r(entry).map_err(&err)?;
-            count += 1;
-        }
-        Ok(count)
+        self.guarded("process_status", || {
+            let txn = self.read()?;
+            let err = self.err("counting processes");
+            let index = r(txn.open_table(STATUS_INDEX)).map_err(&err)?;
+            let code = status.code();
+            let mut count = 0;
+            for entry in r(index.range((code, "")..(code + 1, ""))).map_err(&err)? {
+                r(entry).map_err(&err)?;
+                count += 1;
+            }
+            Ok(count)
+        })
     }
 
     fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
-        let txn = self.read()?;
-        let err = self.err("reading history");
-        if self.history_v1 {
-            let table = r(txn.open_table(HISTORY_V1)).map_err(&err)?;
-            let mut out = Vec::new();
-            for entry in r(table.range((id, 0)..=(id, u64::MAX))).map_err(&err)? {
-                let (_, value) = r(entry).map_err(&err)?;
-                let entries: Vec<HistoryEntry> = serde_json::from_slice(value.value())
+        self.guarded("history_log", || {
+            let txn = self.read()?;
+            let err = self.err("reading history");
+            if self.history_v1 {
+                let table = r(txn.open_table(HISTORY_V1)).map_err(&err)?;
+                let mut out = Vec::new();
+                for entry in r(table.range((id, 0)..=(id, u64::MAX))).map_err(&err)? {
+                    let (_, value) = r(entry).map_err(&err)?;
+                    let entries: Vec<HistoryEntry> = serde_json::from_slice(value.value())
+                        .map_err(|e| Error::codec(format!("history of {id}"), e))?;
+                    out.extend(entries);
+                }
+                return Ok(out);
+            }
+            let heads = r(txn.open_table(HISTORY_HEADS)).map_err(&err)?;
+            let table = r(txn.open_table(HISTORY)).map_err(&err)?;
+            let mut next = r(heads.get(id)).map_err(&err)?.map_or(0, |v| v.value());
+            // Newest row first, following each row's link to the one before.
+            let mut rows = Vec::new();
+            while next != 0 {
+                let row = r(table.get(next)).map_err(&err)?;
+                let Some((process, previous, entries)) = row.as_ref().map(|v| v.value()) else {
+                    return Err(broken_history(id, next));
+                };
+                if process != id || previous >= next {
+                    return Err(broken_history(id, next));
+                }
+                let entries: Vec<HistoryEntry> = serde_json::from_slice(entries)
                     .map_err(|e| Error::codec(format!("history of {id}"), e))?;
-                out.extend(entries);
+                rows.push(entries);
+                next = previous;
             }
-            return Ok(out);
-        }
-        let heads = r(txn.open_table(HISTORY_HEADS)).map_err(&err)?;
-        let table = r(txn.open_table(HISTORY)).map_err(&err)?;
-        let mut next = r(heads.get(id)).map_err(&err)?.map_or(0, |v| v.value());
-        // Newest row first, following each row's link to the one before.
-        let mut rows = Vec::new();
-        while next != 0 {
-            let row = r(table.get(next)).map_err(&err)?;
-            let Some((process, previous, entries)) = row.as_ref().map(|v| v.value()) else {
-                return Err(broken_history(id, next));
-            };
-            if process != id || previous >= next {
-                return Err(broken_history(id, next));
-            }
-            let entries: Vec<HistoryEntry> =
-                serde_json::from_slice(entries).map_err(|e| Error::codec(format!("history of {id}"), e))?;
-            rows.push(entries);
-            next = previous;
-        }
-        Ok(rows.into_iter().rev().flatten().collect())
+            Ok(rows.into_iter().rev().flatten().collect())
+        })
     }
 
     fn outbox_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxRow>> {
-        self.outbox_page(after, limit).map(|(rows, _)| rows)
+        self.guarded("outbox", || self.outbox_page(after, limit).map(|(rows, _)| rows))
     }
 
     fn timers(&self) -> Result<Vec<Timer>> {
-        let txn = self.read()?;
-        let err = self.err("reading timers");
-        let table = r(txn.open_table(TIMERS)).map_err(&err)?;
-        let mut out = Vec::new();
-        for entry in r(table.iter()).map_err(&err)? {
-            let (key, value) = r(entry).map_err(&err)?;
-            let (due, name) = key.value();
-            out.push(Timer {
-                key: name.to_owned(),
-                due: Timestamp(due),
-                envelope: Envelope::from_bytes(value.value())?,
-            });
-        }
-        Ok(out)
+        self.guarded("timers", || {
+            let txn = self.read()?;
+            let err = self.err("reading timers");
+            let table = r(txn.open_table(TIMERS)).map_err(&err)?;
+            let mut out = Vec::new();
+            for entry in r(table.iter()).map_err(&err)? {
+                let (key, value) = r(entry).map_err(&err)?;
+                let (due, name) = key.value();
+                out.push(Timer {
+                    key: name.to_owned(),
+                    due: Timestamp(due),
+                    envelope: Envelope::from_bytes(value.value())?,
+                });
+            }
+            Ok(out)
+        })
     }
 
     fn next_timer_due(&self) -> Result<Option<Timestamp>> {
-        let txn = self.read()?;
-        let err = self.err("reading timers");
-        let table = r(txn.open_table(TIMERS)).map_err(&err)?;
-        let first = r(table.first()).map_err(&err)?;
-        Ok(first.map(|(k, _)| Timestamp(k.value().0)))
+        self.guarded("timers", || {
+            let txn = self.read()?;
+            let err = self.err("reading timers");
+            let table = r(txn.open_table(TIMERS)).map_err(&err)?;
+            let first = r(table.first()).map_err(&err)?;
+            Ok(first.map(|(k, _)| Timestamp(k.value().0)))
+        })
     }
 
     fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize> {
@@ -540,16 +583,18 @@ impl Store for RedbStore {
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        let txn = self.read()?;
-        let err = self.err("reading dead letters");
-        let table = r(txn.open_table(DEAD_LETTERS)).map_err(&err)?;
-        let mut letters: Vec<DeadLetter> = Vec::new();
-        for entry in r(table.iter()).map_err(&err)? {
-            let (_, value) = r(entry).map_err(&err)?;
-            letters.push(letters::decode(value.value())?);
-        }
-        letters.sort_by_key(|l| l.at);
-        Ok(letters)
+        self.guarded("dead_letters", || {
+            let txn = self.read()?;
+            let err = self.err("reading dead letters");
+            let table = r(txn.open_table(DEAD_LETTERS)).map_err(&err)?;
+            let mut letters: Vec<DeadLetter> = Vec::new();
+            for entry in r(table.iter()).map_err(&err)? {
+                let (_, value) = r(entry).map_err(&err)?;
+                letters.push(letters::decode(value.value())?);
+            }
+            letters.sort_by_key(|l| l.at);
+            Ok(letters)
+        })
     }
 
     fn prune_inbox(&self, before: Timestamp) -> Result<u64> {
@@ -563,4 +608,28 @@ impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedbStore").field("path", &self.path).finish_non_exhaustive()
     }
+}
+
+/// What a caught panic said.
+pub(super) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "no message".to_owned())
+}
+
+/// Opens `path` with `open`, turning a panic of the storage engine on a damaged page into an
+/// error that names the file.
+fn opening(path: &Path, open: impl FnOnce() -> Result<RedbStore>) -> Result<RedbStore> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)).unwrap_or_else(|panic| {
+        Err(Error::Corrupt {
+            table: "saga_meta",
+            detail: format!(
+                "{}: the storage engine failed opening it ({}): the file is damaged (left as it is)",
+                path.display(),
+                panic_text(panic.as_ref())
+            ),
+        })
+    })
 }

@@ -20,17 +20,37 @@ pub(super) struct RedbSnapshot {
     pub(super) path: PathBuf,
 }
 
+impl RedbSnapshot {
+    /// As `RedbStore::guarded`: a panic of the storage engine on a damaged page becomes an error.
+    fn guarded<T>(&self, table: &'static str, read: impl FnOnce() -> Result<T>) -> Result<T> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+            Err(Error::Corrupt {
+                table,
+                detail: format!(
+                    "{}: the storage engine failed reading it ({}): the file is damaged",
+                    self.path.display(),
+                    super::panic_text(panic.as_ref())
+                ),
+            })
+        })
+    }
+}
+
 impl Snapshot for RedbSnapshot {
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>> {
-        let value = r(self.records.get((space, id)))
-            .map_err(|e| Error::storage(format!("{}: reading records", self.path.display()), e))?;
-        value.map(|v| decode_record(v.value())).transpose()
+        self.guarded("records", || {
+            let value = r(self.records.get((space, id)))
+                .map_err(|e| Error::storage(format!("{}: reading records", self.path.display()), e))?;
+            value.map(|v| decode_record(v.value())).transpose()
+        })
     }
 
     fn is_handled(&self, key: &InboxKey) -> Result<bool> {
-        let found = r(self.inbox.get((key.message.as_u128(), key.consumer.as_str())))
-            .map_err(|e| Error::storage(format!("{}: reading the inbox", self.path.display()), e))?;
-        Ok(found.is_some())
+        self.guarded("inbox", || {
+            let found = r(self.inbox.get((key.message.as_u128(), key.consumer.as_str())))
+                .map_err(|e| Error::storage(format!("{}: reading the inbox", self.path.display()), e))?;
+            Ok(found.is_some())
+        })
     }
 }
 
