@@ -266,19 +266,9 @@ impl RedbStore {
         }
     }
 
-    /// Runs `read` (a read or a commit of `table`), turning a panic of the storage engine on a
-    /// damaged page (redb panics on some) into an error that names the table and the file.
+    /// Runs `read` (a read or a commit of `table`); see [`guard`].
     fn guarded<T>(&self, table: &'static str, read: impl FnOnce() -> Result<T>) -> Result<T> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
-            Err(Error::Corrupt {
-                table,
-                detail: format!(
-                    "{}: the storage engine failed reading it ({}): the file is damaged",
-                    self.path.display(),
-                    panic_text(panic.as_ref())
-                ),
-            })
-        })
+        guard(&self.path, table, "reading", read)
     }
 
     fn writer(&self) -> Result<&Database> {
@@ -619,14 +609,25 @@ pub(super) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "no message".to_owned())
 }
 
-/// Opens `path` with `open`, turning a panic of the storage engine on a damaged page into an
-/// error that names the file.
+/// Opens `path` with `open`; see [`guard`].
 fn opening(path: &Path, open: impl FnOnce() -> Result<RedbStore>) -> Result<RedbStore> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)).unwrap_or_else(|panic| {
+    guard(path, "saga_meta", "opening", open)
+}
+
+/// Runs `work` on the file at `path` (`doing` to `table`), turning a panic of the storage
+/// engine on a damaged page (redb panics on some) into an error that names the table and the
+/// file.
+pub(super) fn guard<T>(
+    path: &Path,
+    table: &'static str,
+    doing: &str,
+    work: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
         Err(Error::Corrupt {
-            table: "saga_meta",
+            table,
             detail: format!(
-                "{}: the storage engine failed opening it ({}): the file is damaged (left as it is)",
+                "{}: the storage engine failed {doing} it ({}): the file is damaged (left as it is)",
                 path.display(),
                 panic_text(panic.as_ref())
             ),

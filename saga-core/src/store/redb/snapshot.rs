@@ -21,18 +21,9 @@ pub(super) struct RedbSnapshot {
 }
 
 impl RedbSnapshot {
-    /// As `RedbStore::guarded`: a panic of the storage engine on a damaged page becomes an error.
+    /// Runs `read` of `table`; see [`guard`](super::guard).
     fn guarded<T>(&self, table: &'static str, read: impl FnOnce() -> Result<T>) -> Result<T> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
-            Err(Error::Corrupt {
-                table,
-                detail: format!(
-                    "{}: the storage engine failed reading it ({}): the file is damaged",
-                    self.path.display(),
-                    super::panic_text(panic.as_ref())
-                ),
-            })
-        })
+        super::guard(&self.path, table, "reading", read)
     }
 }
 
