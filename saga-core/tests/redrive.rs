@@ -154,3 +154,43 @@ async fn purging_takes_every_dead_letter_away_and_sends_nothing() {
     assert_gone(operator::redrive(store.as_ref(), &id, saga_core::Timestamp::now()), "a purged letter");
     assert_eq!(operator::purge(store.as_ref(), saga_core::Timestamp::now()).unwrap(), 0, "nothing left");
 }
+
+/// An operator's query past its `expires_at` (its sender stopped waiting; a runtime that comes
+/// up later meets it on the broker) is dropped unread: a stale purge takes nothing away, and
+/// the same query in time does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_query_past_its_time_is_dropped_unread() {
+    use saga_core::operator::{Answer, Operations, Query, QueryAnswer};
+    use saga_core::store::{CommitUnit, DeadLetter, InboxKey};
+    use saga_core::{Envelope, Timestamp};
+    use std::time::Duration;
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(Operations::new("parcels"))
+        .replies("test.operator")
+        .start()
+        .await
+        .unwrap();
+    let parcel = Envelope::new("parcels", "p-1", &Parcel { n: 1 }).unwrap();
+    let key = InboxKey { consumer: "parcels".into(), message: parcel.id() };
+    let letter = DeadLetter::new("parcels", "permanent: broken", Timestamp::now(), parcel);
+    store
+        .commit(&[CommitUnit::new(Timestamp::now()).with_inbox(key).with_dead_letter(letter)].into())
+        .unwrap();
+
+    let past = Timestamp::from_millis(Timestamp::now().as_millis() - 1_000);
+    let stale = operator::query_message(Query::Purge, past).unwrap();
+    let answers =
+        runtime.ask_all(vec![stale], Duration::from_millis(500), Duration::from_millis(200)).await.unwrap();
+    assert!(answers.is_empty(), "a stale query is not answered");
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(store.dead_letters().unwrap().len(), 1, "and purges nothing");
+
+    let fresh = operator::query_message(Query::Purge, Timestamp::now() + Duration::from_secs(5)).unwrap();
+    let answers =
+        runtime.ask_all(vec![fresh], Duration::from_secs(5), Duration::from_millis(200)).await.unwrap();
+    let answer: QueryAnswer = answers[0].decode().unwrap();
+    assert_eq!(answer.answer, Answer::Purged { count: 1 });
+    assert!(store.dead_letters().unwrap().is_empty());
+    runtime.shutdown().await.unwrap();
+}

@@ -109,3 +109,32 @@ async fn finished_sagas_past_the_retention_go_with_their_history_and_a_tombstone
     assert_eq!(status("waiting/y"), Some(Status::Running), "a running saga is never removed");
     runtime.shutdown().await.unwrap();
 }
+
+/// A removal is a version-checked write: a finished process written again after the sweep
+/// selected it (an operator's note, a late message recorded) stays, with its history.
+#[test]
+fn a_process_written_after_it_was_selected_is_not_removed() {
+    use saga_core::store::retention::{finished_before, removal};
+    use saga_core::store::{Class, CommitUnit, ProcessMeta, Record, Write};
+    let store = saga_core::RedbStore::in_memory().unwrap();
+    let at = Timestamp::from_millis(1_000);
+    let mut record = Record::new(b"{}".to_vec());
+    record.updated_at = at;
+    record.process = Some(ProcessMeta::new(Class::Saga, "trip", Status::Completed, at));
+    store
+        .commit(
+            &[CommitUnit::new(at).with_write(Write::put(PROCESS_SPACE, "trip/a", 0, record.clone()))].into(),
+        )
+        .unwrap();
+    let selected = finished_before(&store, Timestamp::from_millis(10_000), 10).unwrap();
+    assert_eq!(selected.len(), 1);
+    // Written again between the selection and the removal.
+    store
+        .commit(&[CommitUnit::new(at).with_write(Write::put(PROCESS_SPACE, "trip/a", 1, record))].into())
+        .unwrap();
+    let outcome =
+        store.commit(&[removal(&selected[0], Timestamp::from_millis(20_000)).unwrap()].into()).unwrap();
+    assert!(!outcome[0].is_committed(), "{outcome:?}");
+    assert!(store.record(PROCESS_SPACE, "trip/a").unwrap().is_some());
+    assert!(tombstone(&store, "trip/a").unwrap().is_none(), "and leaves no tombstone");
+}

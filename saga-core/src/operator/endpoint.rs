@@ -12,7 +12,7 @@
 //! dropped unread: a runtime that comes up later does not act on it.
 
 use super::inspect::{Inspection, inspect};
-use super::redrive::{DeadLetterId, redrive_copy};
+use super::redrive::{DeadLetterId, letters_named, redrive_copy, the_one};
 use crate::error::{Error, Result};
 use crate::model::{ActionError, Envelope, Message, MessageId, Timestamp};
 use crate::runtime::{Component, Consumer, Context, Handled, Registration, sealed::IntoRegistration};
@@ -176,35 +176,31 @@ impl Operations {
             }
             Query::DeadLetters => Some(Answer::DeadLetters { letters: store.dead_letters()? }),
             Query::DeadLetter { id } => {
-                let id: DeadLetterId = id.parse()?;
-                let letters: Vec<DeadLetter> =
-                    store.dead_letters()?.into_iter().filter(|l| id.matches(l)).collect();
+                let letters = letters_named(store.as_ref(), &id.parse()?)?;
                 (!letters.is_empty()).then_some(Answer::DeadLetters { letters })
             }
             Query::Redrive { id } => {
                 let letters = match id {
                     Some(id) => {
                         let id: DeadLetterId = id.parse()?;
-                        let letters: Vec<DeadLetter> =
-                            store.dead_letters()?.into_iter().filter(|l| id.matches(l)).collect();
-                        if letters.is_empty() {
+                        let found = letters_named(store.as_ref(), &id)?;
+                        if found.is_empty() {
                             return Ok(None);
                         }
-                        if letters.len() > 1 {
-                            // Which one is the operator's to say.
-                            let refused = super::redrive::dead_letter(store.as_ref(), &id)
-                                .err()
-                                .map(|e| e.to_string())
-                                .unwrap_or_default();
-                            let outcome = RedriveOutcome {
-                                letter: id.to_string(),
-                                consumer: String::new(),
-                                message: None,
-                                refused: Some(refused),
-                            };
-                            return Ok(Some(Answer::Redriven { letters: vec![outcome] }));
+                        match the_one(&id, found) {
+                            Ok(letter) => vec![letter],
+                            // Several consumers gave up on the message: which one is the
+                            // operator's to say.
+                            Err(e) => {
+                                let outcome = RedriveOutcome {
+                                    letter: id.to_string(),
+                                    consumer: String::new(),
+                                    message: None,
+                                    refused: Some(e.to_string()),
+                                };
+                                return Ok(Some(Answer::Redriven { letters: vec![outcome] }));
+                            }
                         }
-                        letters
                     }
                     None => store.dead_letters()?,
                 };

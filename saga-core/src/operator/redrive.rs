@@ -57,7 +57,7 @@ impl DeadLetterId {
         self.consumer.as_deref()
     }
 
-    pub(crate) fn matches(&self, letter: &DeadLetter) -> bool {
+    fn matches(&self, letter: &DeadLetter) -> bool {
         letter.envelope.id() == self.message && self.consumer.as_ref().is_none_or(|c| *c == letter.consumer)
     }
 }
@@ -113,7 +113,17 @@ pub struct Redriven {
 /// The dead letter `id` names; fails if none is kept, or if the id names a message that more
 /// than one consumer gave up on without saying which.
 pub fn dead_letter(store: &dyn Store, id: &DeadLetterId) -> Result<DeadLetter> {
-    let mut found: Vec<DeadLetter> = store.dead_letters()?.into_iter().filter(|l| id.matches(l)).collect();
+    the_one(id, letters_named(store, id)?)
+}
+
+/// Every dead letter `store` keeps that `id` names: one, none, or one per consumer that gave up
+/// on the message when `id` names no consumer.
+pub(crate) fn letters_named(store: &dyn Store, id: &DeadLetterId) -> Result<Vec<DeadLetter>> {
+    Ok(store.dead_letters()?.into_iter().filter(|l| id.matches(l)).collect())
+}
+
+/// The one letter of `found` (the letters `id` names), or why there is not exactly one.
+pub(crate) fn the_one(id: &DeadLetterId, mut found: Vec<DeadLetter>) -> Result<DeadLetter> {
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => Err(Error::DeadLetter {

@@ -119,8 +119,7 @@ async fn sweep(shared: &Arc<Shared>, now: Timestamp, keep: Duration) {
         };
         let units: Vec<CommitUnit> = finished.iter().filter_map(|p| retention::removal(p, now)).collect();
         let count = units.len();
-        let outcomes = commit_all(shared, units).await;
-        let committed = outcomes.iter().filter(|o| **o).count();
+        let committed = commit_all(shared, units).await;
         removed += committed;
         // Fewer than a batch, or nothing committed (each was written again): done for now.
         if count < SWEEP_BATCH || committed == 0 {
@@ -133,7 +132,7 @@ async fn sweep(shared: &Arc<Shared>, now: Timestamp, keep: Duration) {
     })
     .await;
     let tombstones = match expired {
-        Ok(Ok(units)) => commit_all(shared, units).await.into_iter().filter(|o| *o).count(),
+        Ok(Ok(units)) => commit_all(shared, units).await,
         Ok(Err(e)) => return tracing::warn!(error = %e, "finding expired tombstones failed"),
         Err(e) => return tracing::error!(error = %e, "finding expired tombstones panicked"),
     };
@@ -142,23 +141,20 @@ async fn sweep(shared: &Arc<Shared>, now: Timestamp, keep: Duration) {
     }
 }
 
-/// Commits `units` at once (the committer groups them), and says which were committed.
-async fn commit_all(shared: &Arc<Shared>, units: Vec<CommitUnit>) -> Vec<bool> {
+/// Commits `units` at once (the committer groups them), and says how many were committed.
+async fn commit_all(shared: &Arc<Shared>, units: Vec<CommitUnit>) -> usize {
     let mut commits = tokio::task::JoinSet::new();
     for unit in units {
         let shared = shared.clone();
         commits.spawn(async move { shared.committer.commit(unit).await });
     }
-    let mut outcomes = Vec::new();
+    let mut committed = 0;
     while let Some(done) = commits.join_next().await {
         match done {
-            Ok(Ok(outcome)) => outcomes.push(outcome.is_committed()),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "a retention commit failed");
-                outcomes.push(false);
-            }
-            Err(_) => outcomes.push(false),
+            Ok(Ok(outcome)) => committed += usize::from(outcome.is_committed()),
+            Ok(Err(e)) => tracing::warn!(error = %e, "a retention commit failed"),
+            Err(e) => tracing::error!(error = %e, "a retention commit panicked"),
         }
     }
-    outcomes
+    committed
 }

@@ -280,10 +280,16 @@ impl RedbStore {
         }
     }
 
+    /// The error of a read while `doing`.
     fn err(&self, doing: &str) -> impl Fn(redb::Error) -> Error + '_ {
         let context = format!("{}: {doing}", self.path.display());
-        let writing = ["commit", "writ", "fir", "prun", "compact"].iter().any(|w| doing.starts_with(w));
-        move |e| self.storage_error(&context, if writing { "writing" } else { "reading" }, e)
+        move |e| self.storage_error(&context, "reading", e)
+    }
+
+    /// The error of a write while `doing`.
+    fn write_err(&self, doing: &str) -> impl Fn(redb::Error) -> Error + '_ {
+        let context = format!("{}: {doing}", self.path.display());
+        move |e| self.storage_error(&context, "writing", e)
     }
 
     /// `e` as the error of this store: an I/O error stops the store (redb answers every later
@@ -352,7 +358,7 @@ impl RedbStore {
     pub(crate) fn commit_and_report(&self, batch: &Batch) -> Result<CommitReport> {
         let report = commit::apply(self.writer()?, &self.next_seq, batch);
         self.snapshots.invalidate();
-        report.map_err(self.err("committing"))
+        report.map_err(self.write_err("committing"))
     }
 
     /// [`Store::outbox_after`], and the sequence number the next commit starts from, as of the
@@ -389,13 +395,15 @@ impl RedbStore {
     pub(crate) fn fire_and_report(&self, now: Timestamp, limit: usize) -> Result<FireReport> {
         let report = commit::fire_timers(self.writer()?, &self.next_seq, now, limit);
         self.snapshots.invalidate();
-        report.map_err(self.err("firing timers"))
+        report.map_err(self.write_err("firing timers"))
     }
 }
 
 impl Store for RedbStore {
     fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>> {
-        self.guarded("a commit", || self.commit_and_report(batch).map(|report| report.outcomes))
+        guard(&self.path, "the tables a commit writes", "writing", || {
+            self.commit_and_report(batch).map(|report| report.outcomes)
+        })
     }
 
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>> {
@@ -590,7 +598,7 @@ impl Store for RedbStore {
     fn prune_inbox(&self, before: Timestamp) -> Result<u64> {
         let pruned = commit::prune_inbox(self.writer()?, MessageId::lower_bound_at(before));
         self.snapshots.invalidate();
-        pruned.map_err(self.err("pruning the inbox"))
+        pruned.map_err(self.write_err("pruning the inbox"))
     }
 }
 
