@@ -2130,11 +2130,12 @@ fn a_full_disk_is_one_clear_line_and_a_rerun_with_room_finishes() {
     assert!(report["invariants"].as_array().unwrap().iter().all(|v| v["holds"] == true), "{report}");
 }
 
-/// `check` reads a whole file read-only: a sound one is sound, and a bit flipped in an id
-/// (`doc-6` become `dob-6`, which `list` would show as data) is reported with its table and
-/// key, wherever in the file the flip lands, before anyone acts on it.
+/// `check` reads a whole file read-only: a sound one is sound. A bit flipped in an id (`doc-6`
+/// become `dob-6`), wherever in the file the flip lands, is never shown as data: `list` and
+/// `inspect` show what was written or refuse with the damaged entry's table and key, and
+/// `check` reports it.
 #[test]
-fn check_reports_a_flipped_id_that_list_would_show_and_calls_a_sound_file_sound() {
+fn a_flipped_id_is_reported_as_damage_by_list_inspect_and_check_never_shown() {
     use saga_core::RedbStore;
     use saga_core::Store;
     let dir = tempfile::tempdir().unwrap();
@@ -2150,39 +2151,69 @@ fn check_reports_a_flipped_id_that_list_would_show_and_calls_a_sound_file_sound(
     );
 
     let original = std::fs::read(dir.path().join("saga.redb")).unwrap();
-    let listed = |path: &Path| -> Option<Vec<String>> {
-        let store = RedbStore::open_read_only(path).ok()?;
-        let processes =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.processes(None))).ok()?;
-        Some(processes.ok()?.into_iter().map(|p| p.id).collect())
+    let expected: Vec<String> = {
+        let store = RedbStore::open_read_only(dir.path().join("saga.redb")).unwrap();
+        let mut ids: Vec<String> = store.processes(None).unwrap().into_iter().map(|p| p.id).collect();
+        ids.sort();
+        ids
     };
-    let expected = listed(&dir.path().join("saga.redb")).unwrap();
+    let listed = |path: &str| {
+        let out = saga_cli(&["list", "--db", path, "--limit", "1000", "--json"], dir.path());
+        let ids = (out.status.code() == Some(0)).then(|| {
+            let mut ids: Vec<String> =
+                json(&out).as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+            ids.sort();
+            ids
+        });
+        (ids, stderr(&out))
+    };
+    let victim = expected.iter().find(|id| id.contains("doc-6/")).expect("a process of doc-6").clone();
+    let inspected =
+        |path: &str| saga_cli(&["inspect", "process", &victim, "--db", path, "--json"], dir.path());
+    let sound_inspection = json(&inspected("saga.redb"));
     let needle = b"doc-6/";
     let places: Vec<usize> =
         original.windows(needle.len()).enumerate().filter(|(_, w)| w == needle).map(|(i, _)| i).collect();
     assert!(!places.is_empty());
-    let mut shown_wrong = 0;
+    let mut refused = 0;
     for (n, at) in places.iter().enumerate() {
         let mut damaged = original.clone();
         damaged[at + 2] ^= 0x01; // 'c' becomes 'b'
-        let path = dir.path().join(format!("flip-{n}.redb"));
-        std::fs::write(&path, &damaged).unwrap();
-        // A flip in a page no table reaches any more changes nothing that is read.
-        if listed(&path).is_none_or(|ids| ids == expected) {
+        let name = format!("flip-{n}.redb");
+        std::fs::write(dir.path().join(&name), &damaged).unwrap();
+        let mut reported = false;
+        match listed(&name) {
+            (Some(ids), _) => assert_eq!(ids, expected, "flip at byte {at}: list shows other ids"),
+            (None, why) => {
+                assert!(why.contains("damaged") && why.contains(&name), "flip at byte {at}: {why}");
+                reported = true;
+            }
+        }
+        let out = inspected(&name);
+        match out.status.code() {
+            Some(0) => {
+                assert_eq!(json(&out), sound_inspection, "flip at byte {at}: inspect shows other data")
+            }
+            _ => {
+                assert!(stderr(&out).contains("damaged"), "flip at byte {at}: {}", stderr(&out));
+                reported = true;
+            }
+        }
+        if !reported {
             continue;
         }
-        shown_wrong += 1;
-        let out = saga_cli(&["check", "--db", path.to_str().unwrap(), "--json"], dir.path());
+        refused += 1;
+        let out = saga_cli(&["check", "--db", &name, "--json"], dir.path());
         assert_eq!(out.status.code(), Some(1), "flip at byte {at} went unreported: {}", stdout(&out));
         let problems = json(&out)["problems"].as_array().unwrap().clone();
         assert!(
             problems
                 .iter()
                 .any(|p| p["key"].as_str().is_some_and(|k| k.contains("dob-6") || k.contains("doc-6"))),
-            "the problem names the id: {problems:?}"
+            "flip at byte {at}: the problem names the id: {problems:?}"
         );
     }
-    assert!(shown_wrong > 0, "at least one flip changed what list shows (else this test checks nothing)");
+    assert!(refused > 0, "at least one flip landed where it is read (else this test checks nothing)");
 }
 
 /// A seeded corpus of damaged copies of a real database (zeroed pages, flipped bits,

@@ -186,6 +186,23 @@ pub enum Error {
         /// What the operating system said.
         cause: String,
     },
+    /// A stored value is not what was written: its checksum does not match its table, key and
+    /// bytes, or it does not decode. Nothing that depends on it is shown or committed; the file
+    /// is left as it is.
+    #[error(
+        "{}: the value at {key} in {table} is damaged ({detail}); the file is left as it is (`saga-cli check --db PATH` lists every damaged entry)",
+        path.display()
+    )]
+    Damaged {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The table (keyspace) holding the value.
+        table: &'static str,
+        /// The value's key.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// An I/O error outside the store.
     #[error("{context}: {source}")]
     Io {

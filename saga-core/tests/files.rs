@@ -58,7 +58,7 @@ fn a_database_of_a_newer_schema_is_refused_and_untouched() {
     let before = snapshot(&path);
     let err = RedbStore::open(&path).unwrap_err();
     match &err {
-        Error::SchemaVersion { found, supported, .. } => assert_eq!((*found, *supported), (7, 3)),
+        Error::SchemaVersion { found, supported, .. } => assert_eq!((*found, *supported), (7, 4)),
         other => panic!("expected a schema version error, got {other:?}"),
     }
     assert!(err.to_string().contains("schema version 7"), "{err}");

@@ -1,10 +1,10 @@
-//! A database written before the runtime was split from its front-ends opens and runs on.
+//! A database of every earlier schema opens, upgrades and runs on.
 //!
-//! `fixtures/schema-2.redb` was written by `write_the_schema_2_fixture` below, with the code of
-//! the time (schema version 2): a small travel agency whose processes stopped in every state a
-//! process can wait in. The test opens a copy with today's code, registers the same sagas,
-//! services and process manager, and runs every process to its end. The fixture is never
-//! written again by newer code: it stands for the files users already have.
+//! `fixtures/schema-2.redb` and `fixtures/schema-3.redb` were written by `write_the_fixture`
+//! below, each with the code of its time: a small travel agency whose processes stopped in
+//! every state a process can wait in. The tests open a copy with today's code, register the
+//! same sagas, services and process manager, and run every process to its end. A fixture is
+//! never written again by newer code: it stands for the files users already have.
 
 use crate::common::{eventually, status};
 use saga_core::process::ProcessManager;
@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Where the fixture lives in the repository.
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-2.redb")
+/// Where the fixture of `schema` lives in the repository.
+fn fixture(schema: u32) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/schema-{schema}.redb"))
 }
 
 /// The generator's clock stood here (2026-01-01T00:00Z); the test's clock starts here too.
@@ -284,14 +284,20 @@ fn events(store: &dyn Store, id: &str) -> Vec<HistoryEvent> {
     store.history(id).unwrap().into_iter().map(|h| h.event).collect()
 }
 
-/// Writes `fixtures/schema-2.redb` with the code of its time. It is kept to show what the file
-/// holds and how it was made; rerunning it on newer code would defeat its purpose. To rerun:
-/// `cargo test -p saga-core --all-features --test tests -- upgrade::write_the_schema_2_fixture --ignored --exact`
+/// Writes `fixtures/schema-N.redb` (N from `SAGA_FIXTURE_SCHEMA`) with the code of its time:
+/// `schema-2.redb` was written at schema 2, `schema-3.redb` at schema 3. Each is kept to show
+/// what the file holds and how it was made; rerunning this on newer code would defeat its
+/// purpose. To write the fixture of a build's schema, on that build:
+/// `SAGA_FIXTURE_SCHEMA=N cargo test -p saga-core --all-features --test tests -- upgrade::write_the_fixture --ignored --exact`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "writes tests/fixtures/schema-2.redb, which newer code must only read"]
-async fn write_the_schema_2_fixture() {
+#[ignore = "writes tests/fixtures/schema-N.redb, which newer code must only read"]
+async fn write_the_fixture() {
+    let schema: u32 = std::env::var("SAGA_FIXTURE_SCHEMA")
+        .expect("SAGA_FIXTURE_SCHEMA names the schema of the build that writes the fixture")
+        .parse()
+        .expect("SAGA_FIXTURE_SCHEMA is a number");
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("schema-2.redb");
+    let path = dir.path().join("agency.redb");
     let store = Arc::new(RedbStore::open(&path).unwrap());
     let clock = Arc::new(ManualClock::new(WRITTEN_AT));
     let runtime = agency(store.clone(), BEFORE, clock).start().await.unwrap();
@@ -323,7 +329,7 @@ async fn write_the_schema_2_fixture() {
     drop(Arc::into_inner(store).expect("the runtime let go of the store"));
     RedbStore::open_read_only(&path).expect("the file was closed cleanly");
 
-    let target = fixture();
+    let target = fixture(schema);
     let partial = target.with_extension("redb.partial");
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
     std::fs::copy(&path, &partial).unwrap();
@@ -341,9 +347,20 @@ fn guide_requests(store: &dyn Store) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_written_before_the_layering_opens_and_runs_on() {
+    opens_and_runs_on(2).await;
+}
+
+/// Schema 3 stored values as JSON without checksums; schema 4 seals each one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_written_before_values_were_sealed_opens_and_runs_on() {
+    opens_and_runs_on(3).await;
+}
+
+/// Opens a copy of the fixture of `schema` with today's code and runs every process to its end.
+async fn opens_and_runs_on(schema: u32) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agency.redb");
-    std::fs::copy(fixture(), &path).expect("the fixture is in the repository");
+    std::fs::copy(fixture(schema), &path).expect("the fixture is in the repository");
     let store = Arc::new(RedbStore::open(&path).expect("the old file opens"));
 
     // Everything the old code left is read as it was.
@@ -451,7 +468,7 @@ fn listed_in_pages(store: &dyn Store) -> Vec<String> {
 fn a_database_of_schema_2_lists_by_creation_time_before_and_after_its_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agency.redb");
-    std::fs::copy(fixture(), &path).expect("the fixture is in the repository");
+    std::fs::copy(fixture(2), &path).expect("the fixture is in the repository");
     let mut expected: Vec<(Timestamp, String)> = {
         let store = RedbStore::open_read_only(&path).unwrap();
         let all = store.processes(None).unwrap();

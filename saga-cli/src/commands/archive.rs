@@ -84,7 +84,7 @@ pub(crate) fn compact(db: &Path, as_json: bool) -> Result<u8> {
         }
         e => e.into(),
     })?;
-    while store.compact()? {}
+    store.compact()?;
     drop(store);
     let after = size();
     if as_json {

@@ -2,7 +2,7 @@
 //! pending (outgoing messages the relay has not published, timers not fired). Read from a store
 //! directly, or answered by the runtime that owns the process (see [`Operations`](super::Operations)).
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{MessageId, Timestamp};
 use crate::store::{HistoryEntry, PROCESS_SPACE, ProcessMeta, Store};
 use serde::{Deserialize, Serialize};
@@ -57,10 +57,30 @@ pub struct PendingTimer {
 
 /// Process `id` as `store` holds it, or `None` if the store holds no such process.
 pub fn inspect(store: &dyn Store, id: &str) -> Result<Option<Inspection>> {
-    let Some(record) = store.record(PROCESS_SPACE, id)? else { return Ok(None) };
+    let Some(record) = store.record(PROCESS_SPACE, id)? else {
+        // A history without its record: the record's key no longer reads as this id.
+        if !store.history(id)?.is_empty() {
+            return Err(Error::Corrupt {
+                table: "records",
+                detail: format!("{id} has a history but no record: the record's key is damaged"),
+            });
+        }
+        return Ok(None);
+    };
     let Some(meta) = record.process.clone() else { return Ok(None) };
     let state = serde_json::from_slice(&record.data).unwrap_or(serde_json::Value::Null);
     let history = store.history(id)?;
+    // A process begun by a front-end has a history from its first status on: a history that
+    // went missing is one whose key no longer reads as this id.
+    if history.is_empty() && meta.changes > 0 {
+        return Err(Error::Corrupt {
+            table: "history_heads",
+            detail: format!(
+                "{id} has had {} statuses but no history: the history's key is damaged",
+                meta.changes
+            ),
+        });
+    }
     let outbox = store
         .outbox_after(None, usize::MAX)?
         .into_iter()

@@ -18,6 +18,7 @@ pub(crate) struct SagaState {
     /// One record per step, in definition order.
     pub(crate) steps: Vec<StepRecord>,
     /// Why the saga is compensating or failed: the step and the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) failure: Option<FailureRecord>,
     /// When the saga's one timeout timer falls due, if it is set. It is set for the first
     /// awaited reply and left in place while later deadlines fall after it: when it fires with
@@ -66,6 +67,10 @@ fn first_version() -> u32 {
 
 fn is_first_version(version: &u32) -> bool {
     *version == 1
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A request to stop a saga: who asked and why.
@@ -167,8 +172,10 @@ pub(crate) struct StepRecord {
     /// Where it stands.
     pub(crate) status: StepStatus,
     /// Attempts of the action so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) attempts: u32,
     /// Attempts of the compensation so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) compensation_attempts: u32,
     /// When the first attempt of the current action or compensation began.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -72,6 +72,11 @@ impl Status {
     pub(crate) fn code(self) -> u8 {
         self as u8
     }
+
+    /// The status whose [`code`](Status::code) is `code`.
+    pub(crate) fn from_code(code: u8) -> Option<Status> {
+        Status::ALL.get(usize::from(code)).copied().filter(|s| s.code() == code)
+    }
 }
 
 impl fmt::Display for Status {

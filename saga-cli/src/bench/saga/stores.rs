@@ -31,15 +31,18 @@ impl Counted {
         self.counts.tally()
     }
 
-    /// Closes the database and returns its size; a file is removed, so that every run finds
-    /// the disk alike.
+    /// Compacts the database, closes it and returns its size then; a file is removed, so that
+    /// every run finds the disk alike.
     pub(crate) fn close(self) -> Result<u64> {
         let Counted { store, counts, file } = self;
-        if Arc::strong_count(&store) > 1 {
-            anyhow::bail!("the database is still in use after the runtime shut down");
-        }
+        let mut store =
+            Arc::into_inner(store).context("the database is still in use after the runtime shut down")?;
+        store.compact()?;
         drop(store);
         let Some(path) = file else { return Ok(counts.len()) };
+        if let Ok(keep) = std::env::var("SAGA_BENCH_KEEP") {
+            let _ = std::fs::copy(&path, keep);
+        }
         let size = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         Ok(size)

@@ -3,13 +3,12 @@
 //! its process, timers with their keys). Read-only: the file is never changed.
 
 use super::tables::{
-    CREATED_INDEX, DEAD_LETTERS, HISTORY, HISTORY_HEADS, OUTBOX, RECORDS, STATUS_INDEX, TIMER_KEYS, TIMERS,
-    decode_record,
+    CREATED_INDEX, DEAD_LETTERS, HISTORY, HISTORY_HEADS, INBOX, OUTBOX, RECORDS, STATUS_INDEX, TIMER_KEYS,
+    TIMERS,
 };
-use super::{RedbStore, letters, r};
-use crate::error::Result;
-use crate::model::Envelope;
-use crate::store::{HistoryEntry, PROCESS_SPACE};
+use super::{RedbStore, r};
+use crate::error::{Error, Result};
+use crate::store::PROCESS_SPACE;
 use redb::ReadableTable;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,11 +44,44 @@ pub struct CheckReport {
     pub dead_letters: u64,
     /// What is wrong, in the order found; empty for a sound file.
     pub problems: Vec<Problem>,
+    /// The space each table takes, in the order of the file's layout (`docs/design.md`).
+    pub tables: Vec<TableSize>,
+}
+
+/// The space one table takes in the file, as the storage engine counts it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TableSize {
+    /// The table's name.
+    pub table: &'static str,
+    /// Its entries.
+    pub entries: u64,
+    /// Bytes of its keys and values.
+    pub stored_bytes: u64,
+    /// Bytes of its index pages and other bookkeeping.
+    pub metadata_bytes: u64,
+    /// Bytes of its pages that hold nothing.
+    pub fragmented_bytes: u64,
+}
+
+impl TableSize {
+    /// Everything the table takes.
+    pub fn total_bytes(&self) -> u64 {
+        self.stored_bytes + self.metadata_bytes + self.fragmented_bytes
+    }
 }
 
 impl CheckReport {
     fn problem(&mut self, table: &'static str, key: impl Into<String>, problem: impl Into<String>) {
         self.problems.push(Problem { table, key: key.into(), problem: problem.into() });
+    }
+
+    /// A value that did not read: a damaged one names its own table and key.
+    fn unreadable(&mut self, table: &'static str, key: impl Into<String>, e: Error) {
+        match e {
+            Error::Damaged { table, key, detail, .. } => self.problem(table, key, detail),
+            other => self.problem(table, key, other.to_string()),
+        }
     }
 }
 
@@ -89,8 +121,8 @@ impl RedbStore {
             let (key, value) = r(entry).map_err(&err)?;
             let (space, id) = key.value();
             report.records += 1;
-            match decode_record(value.value()) {
-                Err(e) => report.problem("records", format!("{space}/{id}"), e.to_string()),
+            match self.codec.record(space, id, value.value()) {
+                Err(e) => report.unreadable("records", format!("{space}/{id}"), e),
                 Ok(record) if space == PROCESS_SPACE => match record.process {
                     Some(meta) => {
                         report.processes += 1;
@@ -170,12 +202,8 @@ impl RedbStore {
                         report.problem("history_log", process, format!("its history breaks at row {next}"));
                         break;
                     }
-                    if let Err(e) = serde_json::from_slice::<Vec<HistoryEntry>>(entries) {
-                        report.problem(
-                            "history_log",
-                            format!("{process} row {next}"),
-                            format!("does not decode: {e}"),
-                        );
+                    if let Err(e) = self.codec.history(next, owner, previous, entries) {
+                        report.unreadable("history_log", format!("row {next} of {process}"), e);
                     }
                     reached.insert(next);
                     next = previous;
@@ -198,8 +226,8 @@ impl RedbStore {
         for entry in r(r(txn.open_table(OUTBOX)).map_err(&err)?.iter()).map_err(&err)? {
             let (seq, value) = r(entry).map_err(&err)?;
             report.outbox_rows += 1;
-            if let Err(e) = Envelope::from_bytes(value.value()) {
-                report.problem("outbox", seq.value().to_string(), e.to_string());
+            if let Err(e) = self.codec.outbox(seq.value(), value.value()) {
+                report.unreadable("outbox", seq.value().to_string(), e);
             }
         }
 
@@ -210,8 +238,8 @@ impl RedbStore {
             let (due, name) = key.value();
             report.timers += 1;
             timers.insert((due, name.to_owned()));
-            if let Err(e) = Envelope::from_bytes(value.value()) {
-                report.problem("timers", name, e.to_string());
+            if let Err(e) = self.codec.timer(due, name, value.value()) {
+                report.unreadable("timers", name, e);
             }
         }
         *reading = "timer_keys";
@@ -227,14 +255,49 @@ impl RedbStore {
             let (key, value) = r(entry).map_err(&err)?;
             let (message, consumer) = key.value();
             report.dead_letters += 1;
-            if let Err(e) = letters::decode(value.value()) {
-                report.problem(
-                    "dead_letters",
-                    format!("{}/{consumer}", crate::model::MessageId::from_u128(message)),
-                    e.to_string(),
-                );
+            if let Err(e) = self.codec.letter(message, consumer, value.value()) {
+                let key = format!("{}/{consumer}", crate::model::MessageId::from_u128(message));
+                report.unreadable("dead_letters", key, e);
             }
         }
+        *reading = "saga_meta";
+        report.tables = self.table_sizes(&txn).map_err(&err)?;
         Ok(())
+    }
+
+    fn table_sizes(&self, txn: &redb::ReadTransaction) -> std::result::Result<Vec<TableSize>, redb::Error> {
+        use redb::{ReadableTableMetadata, TableError, TableHandle};
+        let mut sizes = Vec::new();
+        macro_rules! size {
+            ($($table:expr),*) => {$(
+                match txn.open_table($table) {
+                    Ok(table) => {
+                        let stats = r(table.stats())?;
+                        sizes.push(TableSize {
+                            table: $table.name(),
+                            entries: r(table.len())?,
+                            stored_bytes: stats.stored_bytes(),
+                            metadata_bytes: stats.metadata_bytes(),
+                            fragmented_bytes: stats.fragmented_bytes(),
+                        });
+                    }
+                    Err(TableError::TableDoesNotExist(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            )*};
+        }
+        size!(
+            RECORDS,
+            STATUS_INDEX,
+            CREATED_INDEX,
+            HISTORY,
+            HISTORY_HEADS,
+            OUTBOX,
+            INBOX,
+            TIMERS,
+            TIMER_KEYS,
+            DEAD_LETTERS
+        );
+        Ok(sizes)
     }
 }

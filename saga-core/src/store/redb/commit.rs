@@ -1,5 +1,7 @@
 //! The write path: group commit of units, timer firing, inbox pruning.
 
+use super::codec::{self, Codec, Indexed};
+use super::entries;
 use super::tables::*;
 use crate::model::{Envelope, MessageId};
 use crate::store::{
@@ -25,7 +27,14 @@ struct Tables<'t> {
     dead_letters: Table<'t, (u128, &'static str), &'static [u8]>,
 }
 
-pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<CommitReport> {
+/// Commits `batch` in one durable transaction. A record a unit must check that is damaged
+/// stops the whole commit (the inner error): nothing that depends on it is written.
+pub(super) fn apply(
+    db: &Database,
+    codec: &Codec,
+    next_seq: &AtomicU64,
+    batch: &Batch,
+) -> R<Result<CommitReport, Error>> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.units.len());
@@ -50,12 +59,19 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<Com
         }
         for unit in &batch.units {
             outbox.push(next_seq.load(Ordering::Relaxed));
-            match check(&t, unit)? {
-                Ok(old) => {
+            match check(&t, codec, unit)? {
+                Verdict::Apply(old) => {
                     apply_unit(&mut t, unit, next_seq, &old)?;
                     outcomes.push(UnitOutcome::Committed);
                 }
-                Err(outcome) => outcomes.push(outcome),
+                Verdict::Refuse(outcome) => outcomes.push(outcome),
+                Verdict::Damaged(e) => {
+                    drop(t);
+                    txn.abort()?;
+                    // The numbers this transaction took are given back with it.
+                    next_seq.store(start, Ordering::Relaxed);
+                    return Ok(Err(e));
+                }
             }
         }
         let mut meta = txn.open_table(META)?;
@@ -64,20 +80,30 @@ pub(super) fn apply(db: &Database, next_seq: &AtomicU64, batch: &Batch) -> R<Com
     // Read before the commit lets the next writer in.
     let range = start..next_seq.load(Ordering::Relaxed);
     txn.commit()?;
-    Ok(CommitReport { outcomes, sequences: Some(Sequences { range, outbox }) })
+    Ok(Ok(CommitReport { outcomes, sequences: Some(Sequences { range, outbox }) }))
 }
 
-/// Decides, without writing, whether a unit may be applied; if so, returns what the process
-/// indexes hold of each write's record (to update them without reading it again).
-fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Indexed>>, UnitOutcome>> {
+/// Whether a unit may be applied.
+enum Verdict {
+    /// Yes; what the process indexes hold of each write's record, to update them without
+    /// reading it again.
+    Apply(Vec<Option<Indexed>>),
+    /// No: a duplicate or a conflict.
+    Refuse(UnitOutcome),
+    /// A record it writes is damaged.
+    Damaged(Error),
+}
+
+/// Decides, without writing, whether a unit may be applied.
+fn check(t: &Tables<'_>, codec: &Codec, unit: &CommitUnit) -> R<Verdict> {
     if let Some(key) = &unit.inbox
         && t.inbox.get((key.message.as_u128(), key.consumer.as_str()))?.is_some()
     {
-        return Ok(Err(UnitOutcome::Duplicate));
+        return Ok(Verdict::Refuse(UnitOutcome::Duplicate));
     }
     for key in &unit.removes_dead_letters {
         if t.dead_letters.get((key.message.as_u128(), key.consumer.as_str()))?.is_none() {
-            return Ok(Err(UnitOutcome::Conflict(Error::DeadLetter {
+            return Ok(Verdict::Refuse(UnitOutcome::Conflict(Error::DeadLetter {
                 id: format!("{}/{}", key.message, key.consumer),
                 problem: "not kept here (redriven or purged already, or never kept)".into(),
             })));
@@ -86,13 +112,14 @@ fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Indexed>>, Un
     let mut statuses = Vec::with_capacity(unit.writes.len());
     for write in &unit.writes {
         let (found, status) = match t.records.get((write.space.as_str(), write.id.as_str()))? {
-            // An undecodable record counts as version u64::MAX: no writer can expect it, so the
-            // write is refused as a conflict instead of overwriting what it cannot read.
-            Some(v) => decode_version(v.value()).unwrap_or((u64::MAX, None)),
+            Some(v) => match codec.version(&write.space, &write.id, v.value()) {
+                Ok(found) => found,
+                Err(e) => return Ok(Verdict::Damaged(e)),
+            },
             None => (0, None),
         };
         if found != write.expected_version {
-            return Ok(Err(UnitOutcome::Conflict(Error::Conflict {
+            return Ok(Verdict::Refuse(UnitOutcome::Conflict(Error::Conflict {
                 space: write.space.clone(),
                 id: write.id.clone(),
                 expected: write.expected_version,
@@ -101,17 +128,17 @@ fn check(t: &Tables<'_>, unit: &CommitUnit) -> R<Result<Vec<Option<Indexed>>, Un
         }
         statuses.push(status);
     }
-    Ok(Ok(statuses))
+    Ok(Verdict::Apply(statuses))
 }
 
 /// A unit's rows as they go into the tables, encoded off the writer's thread by
 /// [`prepare`](super::RedbStore) or, for a unit that was not prepared, during the commit.
 pub(super) struct Rows {
-    /// Per write: the encoded record (with its next version), or `None` for a delete.
+    /// Per write: the sealed record (with its next version), or `None` for a delete.
     records: Vec<Option<Vec<u8>>>,
-    /// Per outbox envelope.
+    /// Per outbox envelope: its bytes, sealed once its row's number is known.
     outbox: Vec<Vec<u8>>,
-    /// Per process, in order: the JSON array of its entries this unit adds.
+    /// Per process, in order: the entries this unit adds, sealed once their row is known.
     history: Vec<Vec<u8>>,
     /// Per timer op: the envelope of a set or add.
     timers: Vec<Option<Vec<u8>>>,
@@ -122,14 +149,16 @@ impl Rows {
         let records = unit
             .writes
             .iter()
-            .map(|write| write.value.as_ref().map(|record| encode_record(record, write.expected_version + 1)))
+            .map(|write| {
+                let next = write.expected_version + 1;
+                write.value.as_ref().map(|record| codec::record_value(&write.space, &write.id, record, next))
+            })
             .collect();
         let outbox = unit.outbox.iter().map(Envelope::to_bytes).collect();
-        // History entries are structs of plain fields: they always serialize.
         let history = history_runs(&unit.history)
             .map(|(_, run)| {
-                let entries: Vec<&HistoryEntry> = run.iter().map(|(_, entry)| entry).collect();
-                serde_json::to_vec(&entries).unwrap_or_default()
+                let run: Vec<&HistoryEntry> = run.iter().map(|(_, entry)| entry).collect();
+                entries::encode(&run)
             })
             .collect();
         let timers = unit
@@ -202,7 +231,7 @@ fn apply_unit(t: &mut Tables<'_>, unit: &CommitUnit, next_seq: &AtomicU64, old: 
     }
     for bytes in &rows.outbox {
         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-        t.outbox.insert(seq, bytes.as_slice())?;
+        t.outbox.insert(seq, codec::outbox_value(seq, bytes).as_slice())?;
     }
     // After the outbox rows, which take consecutive numbers from where the unit began.
     index_creations(t, unit, next_seq, old)?;
@@ -214,22 +243,25 @@ fn apply_unit(t: &mut Tables<'_>, unit: &CommitUnit, next_seq: &AtomicU64, old: 
     }
     // One row per process per unit: the entries this commit adds to its history, in order,
     // appended under the next sequence and chained to the process's previous row.
-    for ((process, _), json) in history_runs(&unit.history).zip(&rows.history) {
+    for ((process, _), entries) in history_runs(&unit.history).zip(&rows.history) {
         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
         let previous = t.history_heads.insert(process, seq)?.map_or(0, |v| v.value());
-        t.history.insert(seq, (process, previous, json.as_slice()))?;
+        let sealed = codec::history_value(seq, process, previous, entries);
+        t.history.insert(seq, (process, previous, sealed.as_slice()))?;
     }
     for (op, envelope) in unit.timers.iter().zip(&rows.timers) {
         let envelope = envelope.as_deref().unwrap_or_default();
         match op {
             TimerOp::Set(timer) => {
                 remove_timer(t, &timer.key)?;
-                t.timers.insert((timer.due.0, timer.key.as_str()), envelope)?;
+                let sealed = codec::timer_value(timer.due.0, &timer.key, envelope);
+                t.timers.insert((timer.due.0, timer.key.as_str()), sealed.as_slice())?;
                 t.timer_keys.insert(timer.key.as_str(), timer.due.0)?;
             }
             TimerOp::Cancel(key) => remove_timer(t, key)?,
             TimerOp::Add(timer) => {
-                t.timers.insert((timer.due.0, timer.key.as_str()), envelope)?;
+                let sealed = codec::timer_value(timer.due.0, &timer.key, envelope);
+                t.timers.insert((timer.due.0, timer.key.as_str()), sealed.as_slice())?;
             }
             TimerOp::Remove { key, due } => {
                 t.timers.remove((due.0, key.as_str()))?;
@@ -237,7 +269,7 @@ fn apply_unit(t: &mut Tables<'_>, unit: &CommitUnit, next_seq: &AtomicU64, old: 
         }
     }
     if let Some(letter) = &unit.dead_letter {
-        let stored = super::letters::encode(letter);
+        let stored = codec::letter_value(letter);
         t.dead_letters.insert((letter.envelope.id.as_u128(), letter.consumer.as_str()), stored.as_slice())?;
     }
     for key in &unit.removes_dead_letters {
@@ -283,12 +315,15 @@ fn remove_timer(t: &mut Tables<'_>, key: &str) -> R<()> {
     Ok(())
 }
 
+/// Moves the timers due by `now` (at most `limit`) to the outbox. A damaged timer stops the
+/// firing (the inner error) rather than lose its message or send a wrong one.
 pub(super) fn fire_timers(
     db: &Database,
+    codec: &Codec,
     next_seq: &AtomicU64,
     now: Timestamp,
     limit: usize,
-) -> R<FireReport> {
+) -> R<Result<FireReport, Error>> {
     let txn = db.begin_write()?;
     let fired;
     let start = next_seq.load(Ordering::Relaxed);
@@ -307,21 +342,25 @@ pub(super) fn fire_timers(
             // Nothing due: no write, and above all no sync.
             drop((timers, keys, outbox));
             txn.abort()?;
-            return Ok(FireReport::default());
+            return Ok(Ok(FireReport::default()));
         }
         for (at, name, bytes) in &due {
             timers.remove((*at, name.as_str()))?;
             keys.remove(name.as_str())?;
-            let mut envelope = match Envelope::from_bytes(bytes) {
+            let mut envelope = match codec.timer(*at, name, bytes) {
                 Ok(e) => e,
-                // Unreadable timers are dropped rather than blocking every timer behind them.
-                Err(_) => continue,
+                Err(e) => {
+                    drop((timers, keys, outbox));
+                    txn.abort()?;
+                    next_seq.store(start, Ordering::Relaxed);
+                    return Ok(Err(e));
+                }
             };
             // A fresh id: the message is created now, which is what inbox retention measures.
             envelope.id = MessageId::new();
             envelope.created_at = now;
             let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-            outbox.insert(seq, envelope.to_bytes().as_slice())?;
+            outbox.insert(seq, codec::outbox_value(seq, &envelope.to_bytes()).as_slice())?;
             rows.push(OutboxRow { seq, envelope });
         }
         fired = due.len();
@@ -331,7 +370,7 @@ pub(super) fn fire_timers(
     // Read before the commit lets the next writer in.
     let range = start..next_seq.load(Ordering::Relaxed);
     txn.commit()?;
-    Ok(FireReport { fired, rows: Some((range, rows)) })
+    Ok(Ok(FireReport { fired, rows: Some((range, rows)) }))
 }
 
 pub(super) fn prune_inbox(db: &Database, below: u128) -> R<u64> {

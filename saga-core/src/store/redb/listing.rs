@@ -1,6 +1,6 @@
 //! Listing processes a page at a time from `process_created`, the index by creation time.
 
-use super::tables::{CREATED_INDEX, META, NEXT_SEQ, RECORDS, STATUS_INDEX, decode_record};
+use super::tables::{CREATED_INDEX, META, NEXT_SEQ, RECORDS, STATUS_INDEX};
 use super::{RedbStore, r};
 use crate::Timestamp;
 use crate::error::Result;
@@ -72,10 +72,15 @@ impl RedbStore {
             }
             let Some(value) = r(records.get((PROCESS_SPACE, id))).map_err(&err)? else {
                 // Indexed but gone: the index and the records are written in one commit, so
-                // this is a damaged file; the listing goes on without it.
-                continue;
+                // the index entry is damaged (its id is not one that was written).
+                return Err(self.codec.damaged(
+                    "process_created",
+                    id,
+                    "it lists a process that has no record",
+                ));
             };
-            let summary = ProcessSummary { id: id.to_owned(), record: decode_record(value.value())? };
+            let record = self.codec.record(PROCESS_SPACE, id, value.value())?;
+            let summary = ProcessSummary { id: id.to_owned(), record };
             if query.admits(&summary) {
                 rows.push((created, summary));
             }

@@ -1,18 +1,24 @@
 //! [`RedbStore`]: the [`Store`](super::Store) on an embedded redb file (or redb's in-memory
 //! backend).
 
+mod binary;
 mod check;
+mod codec;
 mod commit;
+mod compact;
+mod entries;
 #[cfg(test)]
 mod fast_path_tests;
 mod letters;
 mod listing;
 mod open;
+mod seal;
 mod snapshot;
 mod tables;
 mod wrapped;
 
-pub use self::check::{CheckReport, Problem};
+pub use self::check::{CheckReport, Problem, TableSize};
+use self::codec::{Codec, Layout};
 use self::open::{FileState, Schema};
 use self::snapshot::SnapshotCache;
 use self::tables::*;
@@ -22,7 +28,7 @@ use super::{
     UnitOutcome,
 };
 use crate::error::{Error, Result};
-use crate::model::{Envelope, MessageId, Timestamp};
+use crate::model::{MessageId, Timestamp};
 use redb::backends::InMemoryBackend;
 use redb::{
     Builder, ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -56,6 +62,8 @@ pub struct RedbStore {
     snapshots: SnapshotCache,
     /// A schema-1 file opened read-only: its history is still keyed by process.
     history_v1: bool,
+    /// How the file's values are read.
+    codec: Codec,
     /// The first I/O error the file gave (and whether it was writing or reading): the store
     /// stopped there.
     first_io: std::sync::OnceLock<(&'static str, String)>,
@@ -178,9 +186,9 @@ impl RedbStore {
         })?;
         let txn = ro.begin_read().map_err(|e| read_error(path, e))?;
         // A reader leaves an older file as it is and reads it in its own layout.
-        let history_v1 = match open::check_schema(&txn, path)? {
-            Schema::Current | Schema::CurrentWithoutIndex => false,
-            Schema::Older(found) => found == 1,
+        let (history_v1, layout) = match open::check_schema(&txn, path)? {
+            Schema::Current | Schema::CurrentWithoutIndex => (false, Layout::Sealed),
+            Schema::Older(found) => (found == 1, Layout::Json),
             Schema::Blank => {
                 return Err(Error::ForeignDatabase {
                     path: path.to_owned(),
@@ -196,6 +204,7 @@ impl RedbStore {
             next_seq: AtomicU64::new(next),
             snapshots: SnapshotCache::default(),
             history_v1,
+            codec: Codec::new(layout, path),
             first_io: std::sync::OnceLock::new(),
         })
     }
@@ -227,6 +236,7 @@ impl RedbStore {
         drop(txn);
         Ok(RedbStore {
             db: Db::Write(db),
+            codec: Codec::new(Layout::Sealed, &path),
             path,
             next_seq: AtomicU64::new(next),
             snapshots: SnapshotCache::default(),
@@ -248,22 +258,6 @@ impl RedbStore {
         txn.map_err(|e| {
             self.storage_error(&format!("{}: beginning a read", self.path.display()), "reading", e.into())
         })
-    }
-
-    /// Gives the space of deleted data (processes removed by retention, published outbox
-    /// rows, pruned inbox keys) back to the file system, shrinking the file; says whether it
-    /// could compact anything. Needs the store to itself: no runtime on it, no snapshot held.
-    pub fn compact(&mut self) -> Result<bool> {
-        self.snapshots.invalidate();
-        let path = self.path.clone();
-        match &mut self.db {
-            Db::Write(db) => {
-                db.compact().map_err(|e| Error::storage(format!("{}: compacting", path.display()), e))
-            }
-            Db::Read(_) => {
-                Err(Error::Config(format!("{}: opened read-only, cannot compact", path.display())))
-            }
-        }
     }
 
     /// Runs `read` (a read or a commit of `table`); see [`guard`].
@@ -331,10 +325,6 @@ fn file_builder(cache_size: usize) -> Builder {
     builder
 }
 
-fn broken_history(id: &str, row: u64) -> Error {
-    Error::Corrupt { table: "history_log", detail: format!("the history of {id} breaks at row {row}") }
-}
-
 fn read_error(path: &Path, e: redb::TransactionError) -> Error {
     Error::storage(format!("{}: beginning a read", path.display()), e)
 }
@@ -356,9 +346,9 @@ impl RedbStore {
     /// Commits like [`Store::commit`] and says which sequence numbers the outbox rows took,
     /// so that the relay can publish them without reading them back.
     pub(crate) fn commit_and_report(&self, batch: &Batch) -> Result<CommitReport> {
-        let report = commit::apply(self.writer()?, &self.next_seq, batch);
+        let report = commit::apply(self.writer()?, &self.codec, &self.next_seq, batch);
         self.snapshots.invalidate();
-        report.map_err(self.write_err("committing"))
+        report.map_err(self.write_err("committing"))?
     }
 
     /// [`Store::outbox_after`], and the sequence number the next commit starts from, as of the
@@ -379,7 +369,8 @@ impl RedbStore {
         let mut out = Vec::new();
         for entry in r(table.range(start..)).map_err(&err)?.take(limit) {
             let (seq, value) = r(entry).map_err(&err)?;
-            out.push(OutboxRow { seq: seq.value(), envelope: Envelope::from_bytes(value.value())? });
+            let seq = seq.value();
+            out.push(OutboxRow { seq, envelope: self.codec.outbox(seq, value.value())? });
         }
         // Every commit stores where the next one starts; before the first there is none.
         let meta = r(txn.open_table(META)).map_err(&err)?;
@@ -393,9 +384,9 @@ impl RedbStore {
     /// Fires like [`Store::fire_due_timers`] and returns the outbox rows it wrote with the
     /// sequence numbers it took.
     pub(crate) fn fire_and_report(&self, now: Timestamp, limit: usize) -> Result<FireReport> {
-        let report = commit::fire_timers(self.writer()?, &self.next_seq, now, limit);
+        let report = commit::fire_timers(self.writer()?, &self.codec, &self.next_seq, now, limit);
         self.snapshots.invalidate();
-        report.map_err(self.write_err("firing timers"))
+        report.map_err(self.write_err("firing timers"))?
     }
 }
 
@@ -411,7 +402,7 @@ impl Store for RedbStore {
             let txn = self.read()?;
             let table = r(txn.open_table(RECORDS)).map_err(self.err("reading records"))?;
             let value = r(table.get((space, id))).map_err(self.err("reading records"))?;
-            value.map(|v| decode_record(v.value())).transpose()
+            value.map(|v| self.codec.record(space, id, v.value())).transpose()
         })
     }
 
@@ -427,7 +418,7 @@ impl Store for RedbStore {
                 if in_space != space {
                     break;
                 }
-                out.push((id.to_owned(), decode_record(value.value())?));
+                out.push((id.to_owned(), self.codec.record(space, id, value.value())?));
             }
             Ok(out)
         })
@@ -441,6 +432,7 @@ impl Store for RedbStore {
                 records: r(txn.open_table(RECORDS)).map_err(&err)?,
                 inbox: r(txn.open_table(INBOX)).map_err(&err)?,
                 path: self.path.clone(),
+                codec: self.codec.clone(),
             })
         })
     }
@@ -468,9 +460,15 @@ impl Store for RedbStore {
                     for entry in r(index.range((code, "")..(code + 1, ""))).map_err(&err)? {
                         let (key, _) = r(entry).map_err(&err)?;
                         let id = key.value().1.to_owned();
-                        if let Some(v) = r(records.get((PROCESS_SPACE, id.as_str()))).map_err(&err)? {
-                            out.push(ProcessSummary { id, record: decode_record(v.value())? });
-                        }
+                        let Some(v) = r(records.get((PROCESS_SPACE, id.as_str()))).map_err(&err)? else {
+                            return Err(self.codec.damaged(
+                                "process_status",
+                                &id,
+                                "it lists a process that has no record",
+                            ));
+                        };
+                        let record = self.codec.record(PROCESS_SPACE, &id, v.value())?;
+                        out.push(ProcessSummary { id, record });
                     }
                     out.sort_by(|a, b| a.id.cmp(&b.id));
                 }
@@ -479,7 +477,8 @@ impl Store for RedbStore {
                     for entry in r(records.range((PROCESS_SPACE, "")..(end.as_str(), ""))).map_err(&err)? {
                         let (key, value) = r(entry).map_err(&err)?;
                         let id = key.value().1.to_owned();
-                        out.push(ProcessSummary { id, record: decode_record(value.value())? });
+                        let record = self.codec.record(PROCESS_SPACE, &id, value.value())?;
+                        out.push(ProcessSummary { id, record });
                     }
                 }
             }
@@ -529,14 +528,20 @@ impl Store for RedbStore {
             while next != 0 {
                 let row = r(table.get(next)).map_err(&err)?;
                 let Some((process, previous, entries)) = row.as_ref().map(|v| v.value()) else {
-                    return Err(broken_history(id, next));
+                    return Err(self.codec.damaged(
+                        "history_log",
+                        format!("row {next} of {id}"),
+                        "the process's history breaks here",
+                    ));
                 };
                 if process != id || previous >= next {
-                    return Err(broken_history(id, next));
+                    return Err(self.codec.damaged(
+                        "history_log",
+                        format!("row {next} of {id}"),
+                        "the process's history breaks here",
+                    ));
                 }
-                let entries: Vec<HistoryEntry> = serde_json::from_slice(entries)
-                    .map_err(|e| Error::codec(format!("history of {id}"), e))?;
-                rows.push(entries);
+                rows.push(self.codec.history(next, process, previous, entries)?);
                 next = previous;
             }
             Ok(rows.into_iter().rev().flatten().collect())
@@ -559,7 +564,7 @@ impl Store for RedbStore {
                 out.push(Timer {
                     key: name.to_owned(),
                     due: Timestamp(due),
-                    envelope: Envelope::from_bytes(value.value())?,
+                    envelope: self.codec.timer(due, name, value.value())?,
                 });
             }
             Ok(out)
@@ -587,8 +592,9 @@ impl Store for RedbStore {
             let table = r(txn.open_table(DEAD_LETTERS)).map_err(&err)?;
             let mut letters: Vec<DeadLetter> = Vec::new();
             for entry in r(table.iter()).map_err(&err)? {
-                let (_, value) = r(entry).map_err(&err)?;
-                letters.push(letters::decode(value.value())?);
+                let (key, value) = r(entry).map_err(&err)?;
+                let (message, consumer) = key.value();
+                letters.push(self.codec.letter(message, consumer, value.value())?);
             }
             letters.sort_by_key(|l| l.at);
             Ok(letters)

@@ -1,8 +1,10 @@
 //! Opening a saga database: refuse what is not ours before anything is written.
 
+use super::codec::{self, Codec, Layout};
+use super::entries;
 use super::tables::{
     CREATED_INDEX, DEAD_LETTERS, FORMAT, HISTORY, HISTORY_HEADS, HISTORY_V1, INBOX, META, NEXT_SEQ, OUTBOX,
-    RECORDS, SCHEMA_VERSION, STATUS_INDEX, TIMER_KEYS, TIMERS, decode_version,
+    RECORDS, SCHEMA_VERSION, STATUS_INDEX, TIMER_KEYS, TIMERS,
 };
 use crate::error::{Error, Result};
 use crate::store::PROCESS_SPACE;
@@ -105,7 +107,7 @@ pub(super) fn check_schema(txn: &ReadTransaction, path: &Path) -> Result<Schema>
             Err(TableError::TableDoesNotExist(_)) => Ok(Schema::CurrentWithoutIndex),
             Err(e) => Err(Error::storage(format!("{}: opening process_created", path.display()), e)),
         },
-        1 | 2 => Ok(Schema::Older(found)),
+        1..SCHEMA_VERSION => Ok(Schema::Older(found)),
         _ => Err(Error::SchemaVersion { path: path.to_owned(), found, supported: SCHEMA_VERSION }),
     }
 }
@@ -146,10 +148,17 @@ pub(super) fn initialise(db: &Database, path: &Path) -> Result<()> {
 ///   changes: a build of schema 2 then refuses the file rather than misread it.
 /// - Schema 3 added the creation-time index `process_created`, built here from the process
 ///   records (a file of schema 3 written before the index existed gets it the same way).
+/// - Schema 4 seals every value and stores record headers and history entries in the binary
+///   encoding (see [`codec`]): every value is read in the JSON layout and written sealed. A
+///   value that does not read stops the upgrade, and the file stays as it was.
 pub(super) fn upgrade(db: &Database, path: &Path, from: u32) -> Result<()> {
+    let old = Codec::new(if from < 4 { Layout::Json } else { Layout::Sealed }, path);
+    let failed =
+        |e: redb::Error| Error::storage(format!("{}: upgrading from schema {from}", path.display()), e);
+    let txn = db.begin_write().map_err(|e| failed(e.into()))?;
+    let mut damage = None;
     let upgraded = (|| -> std::result::Result<(), redb::Error> {
-        let txn = db.begin_write()?;
-        build_created_index(&txn)?;
+        build_created_index(&txn, &old)?;
         if from == 1 {
             {
                 let old = txn.open_table(HISTORY_V1)?;
@@ -165,19 +174,144 @@ pub(super) fn upgrade(db: &Database, path: &Path, from: u32) -> Result<()> {
             }
             txn.delete_table(HISTORY_V1)?;
         }
-        {
-            let mut meta = txn.open_table(META)?;
-            meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())?;
+        if from < 4 {
+            damage = seal_every_value(&txn, &old)?.err();
+            if damage.is_some() {
+                return Ok(());
+            }
         }
-        txn.commit()?;
+        let mut meta = txn.open_table(META)?;
+        meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())?;
         Ok(())
     })();
-    upgraded.map_err(|e| Error::storage(format!("{}: upgrading from schema {from}", path.display()), e))
+    upgraded.map_err(failed)?;
+    if let Some(e) = damage {
+        txn.abort().map_err(|e| failed(e.into()))?;
+        return Err(e);
+    }
+    txn.commit().map_err(|e| failed(e.into()))
+}
+
+/// How many values an upgrade reads before it writes them back: it never holds a whole table.
+const CHUNK: usize = 4096;
+
+/// Rewrites every value of a JSON-layout file sealed (schema 4); the inner error names the
+/// first value that does not read.
+fn seal_every_value(txn: &WriteTransaction, old: &Codec) -> std::result::Result<Result<()>, redb::Error> {
+    {
+        let mut table = txn.open_table(RECORDS)?;
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            {
+                let range = match &after {
+                    None => table.range::<(&str, &str)>(..)?,
+                    Some((space, id)) => table.range::<(&str, &str)>((
+                        std::ops::Bound::Excluded((space.as_str(), id.as_str())),
+                        std::ops::Bound::Unbounded,
+                    ))?,
+                };
+                for entry in range.take(CHUNK) {
+                    let (key, value) = entry?;
+                    let (space, id) = key.value();
+                    let record = match old.record(space, id, value.value()) {
+                        Ok(record) => record,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let sealed = codec::record_value(space, id, &record, record.version);
+                    chunk.push((space.to_owned(), id.to_owned(), sealed));
+                }
+            }
+            for (space, id, sealed) in &chunk {
+                table.insert((space.as_str(), id.as_str()), sealed.as_slice())?;
+            }
+            match chunk.pop() {
+                Some((space, id, _)) if chunk.len() + 1 == CHUNK => after = Some((space, id)),
+                _ => break,
+            }
+        }
+    }
+    {
+        let mut table = txn.open_table(HISTORY)?;
+        let mut after = 0u64;
+        loop {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for entry in table.range(after.saturating_add(1)..)?.take(CHUNK) {
+                let (seq, value) = entry?;
+                let (owner, previous, stored) = value.value();
+                let seq = seq.value();
+                let read = match old.history(seq, owner, previous, stored) {
+                    Ok(read) => read,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let encoded = entries::encode(&read.iter().collect::<Vec<_>>());
+                let sealed = codec::history_value(seq, owner, previous, &encoded);
+                chunk.push((seq, owner.to_owned(), previous, sealed));
+            }
+            for (seq, owner, previous, sealed) in &chunk {
+                table.insert(*seq, (owner.as_str(), *previous, sealed.as_slice()))?;
+            }
+            match chunk.last() {
+                Some((seq, ..)) if chunk.len() == CHUNK => after = *seq,
+                _ => break,
+            }
+        }
+    }
+    // The outbox, timers and dead letters of a running file are few: read each whole.
+    {
+        let mut table = txn.open_table(OUTBOX)?;
+        let mut rows = Vec::new();
+        for entry in table.iter()? {
+            let (seq, value) = entry?;
+            match old.outbox(seq.value(), value.value()) {
+                Ok(envelope) => {
+                    rows.push((seq.value(), codec::outbox_value(seq.value(), &envelope.to_bytes())))
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        for (seq, sealed) in rows {
+            table.insert(seq, sealed.as_slice())?;
+        }
+    }
+    {
+        let mut table = txn.open_table(TIMERS)?;
+        let mut rows = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let (due, name) = key.value();
+            match old.timer(due, name, value.value()) {
+                Ok(envelope) => {
+                    rows.push((due, name.to_owned(), codec::timer_value(due, name, &envelope.to_bytes())))
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        for (due, name, sealed) in rows {
+            table.insert((due, name.as_str()), sealed.as_slice())?;
+        }
+    }
+    {
+        let mut table = txn.open_table(DEAD_LETTERS)?;
+        let mut rows = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let (message, consumer) = key.value();
+            match old.letter(message, consumer, value.value()) {
+                Ok(letter) => rows.push((message, consumer.to_owned(), codec::letter_value(&letter))),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        for (message, consumer, sealed) in rows {
+            table.insert((message, consumer.as_str()), sealed.as_slice())?;
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Fills `process_created` from the process records, if the file has no such table yet. Every
 /// process found is older than any listing, so each gets the sequence number 0.
-fn build_created_index(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
+fn build_created_index(txn: &WriteTransaction, old: &Codec) -> std::result::Result<(), redb::Error> {
     if txn.list_tables()?.any(|t| t.name() == CREATED_INDEX.name()) {
         return Ok(());
     }
@@ -188,8 +322,9 @@ fn build_created_index(txn: &WriteTransaction) -> std::result::Result<(), redb::
         let (key, value) = entry?;
         // A record whose header cannot be read is left out of the index, as a commit leaves
         // it out of the status index; listing it by creation time needs that time anyway.
-        if let Ok((_, Some(process))) = decode_version(value.value()) {
-            index.insert((process.created_at.as_millis(), key.value().1), 0)?;
+        let (space, id) = key.value();
+        if let Ok((_, Some(process))) = old.version(space, id, value.value()) {
+            index.insert((process.created_at.as_millis(), id), 0)?;
         }
     }
     Ok(())

@@ -5,7 +5,7 @@
 //! handlers that start after the same commit see the same state, so they share one read
 //! transaction; the next write retires it.
 
-use super::tables::decode_record;
+use super::codec::Codec;
 use super::{Record, Snapshot, r};
 use crate::error::{Error, Result};
 use crate::store::InboxKey;
@@ -18,6 +18,7 @@ pub(super) struct RedbSnapshot {
     pub(super) records: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
     pub(super) inbox: redb::ReadOnlyTable<(u128, &'static str), u64>,
     pub(super) path: PathBuf,
+    pub(super) codec: Codec,
 }
 
 impl RedbSnapshot {
@@ -32,7 +33,7 @@ impl Snapshot for RedbSnapshot {
         self.guarded("records", || {
             let value = r(self.records.get((space, id)))
                 .map_err(|e| Error::storage(format!("{}: reading records", self.path.display()), e))?;
-            value.map(|v| decode_record(v.value())).transpose()
+            value.map(|v| self.codec.record(space, id, v.value())).transpose()
         })
     }
 
