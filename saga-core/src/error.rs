@@ -190,18 +190,34 @@ pub enum Error {
     /// bytes, or it does not decode. Nothing that depends on it is shown or committed; the file
     /// is left as it is.
     #[error(
-        "{}: the value at {key} in {table} is damaged ({detail}); the file is left as it is (`saga-cli check --db PATH` lists every damaged entry)",
-        path.display()
+        "{}: damaged {table}{}: {detail}; the file is left as it is (`saga-cli check --db PATH` lists every damaged entry)",
+        path.display(),
+        if key.is_empty() { String::new() } else { format!(" entry {key}") }
     )]
     Damaged {
         /// The database file.
         path: std::path::PathBuf,
         /// The table (keyspace) holding the value.
         table: &'static str,
-        /// The value's key.
+        /// The value's key (empty when a page of the table could not be read at all).
         key: String,
         /// What is wrong with it.
         detail: String,
+    },
+    /// Recovering a database file that was not closed cleanly failed; the bytes it had before
+    /// are kept in `backup`.
+    #[error(
+        "{}: recovering the file after an unclean close failed ({cause}); the file as it was is kept at {}",
+        path.display(),
+        backup.display()
+    )]
+    RepairFailed {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Where its bytes from before the repair are.
+        backup: std::path::PathBuf,
+        /// Why the repair failed.
+        cause: String,
     },
     /// An I/O error outside the store.
     #[error("{context}: {source}")]
@@ -232,6 +248,26 @@ impl Error {
 
     pub(crate) fn codec(what: impl Into<String>, source: serde_json::Error) -> Self {
         Error::Codec { what: what.into(), source }
+    }
+
+    /// Whether the store failed for good: a damaged file ([`Error::Damaged`]) or a device that
+    /// stopped ([`Error::StoreStopped`]). Every later use of the store fails the same way, so a
+    /// runtime stops at the first.
+    pub fn is_store_failure(&self) -> bool {
+        matches!(self, Error::Damaged { .. } | Error::StoreStopped { .. })
+    }
+
+    /// A copy of a store failure, to report it again wherever the store is used next.
+    pub(crate) fn replica(&self) -> Option<Error> {
+        match self {
+            Error::Damaged { path, table, key, detail } => {
+                Some(Error::Damaged { path: path.clone(), table, key: key.clone(), detail: detail.clone() })
+            }
+            Error::StoreStopped { path, doing, cause } => {
+                Some(Error::StoreStopped { path: path.clone(), doing, cause: cause.clone() })
+            }
+            _ => None,
+        }
     }
 }
 

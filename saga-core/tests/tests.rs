@@ -5,6 +5,7 @@
 mod common;
 mod conformance;
 mod crash;
+mod damage;
 mod engine;
 mod files;
 mod handles;

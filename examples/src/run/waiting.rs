@@ -11,6 +11,7 @@ pub(crate) async fn drive(
     mut done: impl FnMut(&dyn Store) -> saga_core::Result<u64>,
 ) -> saga_core::Result<Outcome> {
     loop {
+        failed(ctx)?;
         let finished = done(ctx.store.as_ref())?;
         ctx.progress.update(finished.min(total), total);
         if finished >= total {
@@ -37,6 +38,7 @@ pub(crate) async fn settle(
     mut done: impl FnMut(&dyn Store) -> saga_core::Result<bool>,
 ) -> saga_core::Result<Outcome> {
     loop {
+        failed(ctx)?;
         if done(ctx.store.as_ref())? {
             return Ok(Outcome::Finished);
         }
@@ -45,6 +47,12 @@ pub(crate) async fn settle(
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
+}
+
+/// The run's store failure, if its store failed for good: its runtimes stopped there, and the
+/// run ends with it instead of waiting for work that will not be done.
+fn failed(ctx: &RunContext) -> saga_core::Result<()> {
+    ctx.store.failure().map_or(Ok(()), Err)
 }
 
 /// Sagas that have ended, completed or compensated.

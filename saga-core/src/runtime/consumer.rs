@@ -276,7 +276,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
     let first = match shared.store.snapshot() {
         Ok(snapshot) => snapshot,
         Err(e) => {
-            shared.counters.store_failed("opening a snapshot", &e);
+            shared.store_failed("opening a snapshot", &e);
             return retry_later(shared, acker, attempt, None).await;
         }
     };
@@ -287,7 +287,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             return settle(acker.ack().await);
         }
         Err(e) => {
-            shared.counters.store_failed("an inbox lookup", &e);
+            shared.store_failed("an inbox lookup", &e);
             return retry_later(shared, acker, attempt, None).await;
         }
     }
@@ -301,7 +301,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             None => match shared.store.snapshot() {
                 Ok(s) => s,
                 Err(e) => {
-                    shared.counters.store_failed("opening a snapshot", &e);
+                    shared.store_failed("opening a snapshot", &e);
                     return retry_later(shared, acker, attempt, None).await;
                 }
             },
@@ -338,6 +338,9 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                     ended = parts.ended;
                     (unit, false)
                 }
+                // A store that failed for good fails the handler: the message waits, unharmed,
+                // for a runtime on a mended file.
+                Ok(Err(_)) if shared.halts() => return retry_later(shared, acker, attempt, None).await,
                 Ok(Err(e)) if e.is_transient() && attempt < config.max_deliveries => {
                     match e.retry_after() {
                         // A handler that names its wait is making the message wait, not failing.
@@ -381,7 +384,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 tokio::task::yield_now().await;
             }
             Err(e) => {
-                shared.counters.store_failed("a commit (its message comes again)", &e);
+                shared.store_failed("a commit (its message comes again)", &e);
                 return retry_later(shared, acker, attempt, None).await;
             }
         }

@@ -100,6 +100,35 @@ pub(crate) struct Shared {
     pub(crate) watchers: Arc<ends::Watchers>,
     /// Where answers to this runtime as a client come, if it takes any.
     pub(crate) replies: Option<Arc<replies::Replies>>,
+    /// Raised to stop the runtime's tasks: by a shutdown, or by a store that failed for good.
+    pub(crate) stop: watch::Sender<bool>,
+    /// Whether the runtime stopped at a store failure (said once, as an error).
+    pub(crate) halted: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// Logs a failure of the store while `doing`. If the store failed for good (a damaged
+    /// value, a stopped device: [`Store::failure`]), the runtime stops: every later message
+    /// would meet the same failure, and handling on would only dead-letter good messages or
+    /// spin. Its messages stay where they are, for a runtime started on a mended file.
+    pub(crate) fn store_failed(&self, doing: &str, e: &Error) {
+        if !self.halts() {
+            self.counters.store_failed(doing, e);
+        }
+    }
+
+    /// Whether the store failed for good; if so, stops the runtime (once).
+    pub(crate) fn halts(&self) -> bool {
+        let Some(failure) = self.store.store().failure() else { return false };
+        if !self.halted.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            tracing::error!(
+                error = %failure,
+                "the store failed; the runtime stops and commits nothing more until it is started on a mended file"
+            );
+        }
+        self.stop.send_replace(true);
+        true
+    }
 }
 
 /// Builds and starts a runtime.
@@ -252,6 +281,7 @@ impl RuntimeBuilder {
                 Some((topic, (Arc::from(c.consumer.name()), hook)))
             })
             .collect();
+        let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
             store,
             transport: self.transport,
@@ -265,8 +295,9 @@ impl RuntimeBuilder {
             announce: self.announce,
             watchers: Arc::default(),
             replies: self.replies.map(|topic| Arc::new(replies::Replies::new(topic))),
+            stop: stop.clone(),
+            halted: std::sync::atomic::AtomicBool::new(false),
         });
-        let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();
         for Registration { consumer, .. } in self.components {
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -452,6 +483,9 @@ impl RuntimeHandle {
     pub async fn wait_idle(&self) -> Result<()> {
         let mut quiet = 0;
         loop {
+            if let Some(failure) = self.failure() {
+                return Err(failure);
+            }
             let store = self.shared.store.clone();
             let now = self.shared.clock.now();
             let busy = tokio::task::spawn_blocking(move || -> Result<bool> {
@@ -491,6 +525,7 @@ impl RuntimeHandle {
             }
         }
         while self.services.join_next().await.is_some() {}
+        let self_failure = self.shared.store.store().failure();
         // The committer thread ends once the last handle to it is gone.
         let thread = self.committer_thread.take();
         drop(self);
@@ -500,7 +535,20 @@ impl RuntimeHandle {
                 .map_err(|e| Error::Internal(format!("joining the committer thread failed: {e}")))?
                 .map_err(|_| Error::Internal("the committer thread panicked".into()))?;
         }
-        first_error.map_or(Ok(()), Err)
+        // A runtime that stopped at a store failure ends with it.
+        match (first_error, self_failure) {
+            (Some(e), _) | (None, Some(e)) => Err(e),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// The failure this runtime's store stopped at, if it failed for good: a damaged value
+    /// read, or a device that stopped (see [`Error::is_store_failure`]). The runtime stopped
+    /// there: it handles and commits nothing more, [`wait_idle`](Self::wait_idle) and
+    /// [`shutdown`](Self::shutdown) return this error, and the messages it had not handled stay
+    /// where they are for a runtime started on a mended file.
+    pub fn failure(&self) -> Option<Error> {
+        self.shared.halts().then(|| self.shared.store.store().failure()).flatten()
     }
 }
 

@@ -183,7 +183,7 @@ pub(crate) async fn run(
                         relay.publish(row.seq, row.envelope);
                     }
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "relay could not read the outbox"),
+                Ok(Err(e)) => shared.store_failed("the relay's read of the outbox", &e),
                 Err(e) => tracing::error!(error = %e, "relay read panicked"),
             }
         }

@@ -57,21 +57,15 @@ pub(crate) struct Counters {
     pub(crate) units: AtomicU64,
     pub(crate) commit_us: AtomicU64,
     pub(crate) published: AtomicU64,
-    /// Whether the store stopped at an I/O error (said once, as an error).
-    pub(crate) store_stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Counters {
-    /// Logs a failure of the store while `doing`: one that stopped the store
-    /// ([`Error::StoreStopped`](crate::Error::StoreStopped), which every task meets from then
-    /// on) once, as an error, and its repeats at debug level; any other as a warning.
+    /// Logs a failure of the store while `doing`: a store failure for good
+    /// ([`Error::is_store_failure`](crate::Error::is_store_failure), which stops the runtime
+    /// and is said once, as an error, by it) at debug level; any other as a warning.
     pub(crate) fn store_failed(&self, doing: &str, e: &crate::Error) {
-        if matches!(e, crate::Error::StoreStopped { .. }) {
-            if self.store_stopped.swap(true, Ordering::Relaxed) {
-                tracing::debug!(error = %e, "{doing} failed");
-            } else {
-                tracing::error!(error = %e, "the store stopped: nothing more is committed until it is reopened");
-            }
+        if e.is_store_failure() {
+            tracing::debug!(error = %e, "{doing} failed");
         } else {
             tracing::warn!(error = %e, "{doing} failed");
         }

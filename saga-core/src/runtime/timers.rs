@@ -94,7 +94,7 @@ async fn fire_due(shared: &Shared, now: Timestamp) -> bool {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "firing timers failed");
+                shared.store_failed("firing timers", &e);
                 return false;
             }
         }

@@ -97,4 +97,11 @@ pub trait Store: std::any::Any + Send + Sync {
 
     /// Deletes inbox keys of messages created before `before`; returns how many went.
     fn prune_inbox(&self, before: Timestamp) -> Result<u64>;
+
+    /// The failure the store stopped at, if it failed for good (see
+    /// [`Error::is_store_failure`](crate::Error::is_store_failure)): a damaged value read or a
+    /// device that stopped. A runtime that finds one stops with it. The default: never.
+    fn failure(&self) -> Option<crate::Error> {
+        None
+    }
 }

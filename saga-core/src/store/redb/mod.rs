@@ -67,6 +67,34 @@ pub struct RedbStore {
     /// The first I/O error the file gave (and whether it was writing or reading): the store
     /// stopped there.
     first_io: std::sync::OnceLock<(&'static str, String)>,
+    /// The first store failure met (a damaged value, a stopped device), shared with the
+    /// snapshots: see [`Store::failure`].
+    failure: Failure,
+}
+
+/// The cause of a stop met before the failed write has named its own.
+const EARLIER_IO: &str = "an earlier I/O error";
+
+/// Where a store and its snapshots keep the first failure they met.
+#[derive(Clone, Default)]
+pub(super) struct Failure(std::sync::Arc<std::sync::OnceLock<Error>>);
+
+impl Failure {
+    /// Passes `result` on, keeping its error if it is the store's first failure (a stop whose
+    /// cause is not known yet waits for the error that names it).
+    pub(super) fn note<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result
+            && !matches!(e, Error::StoreStopped { cause, .. } if cause == EARLIER_IO)
+            && let Some(copy) = e.replica()
+        {
+            let _ = self.0.set(copy);
+        }
+        result
+    }
+
+    fn get(&self) -> Option<Error> {
+        self.0.get().and_then(Error::replica)
+    }
 }
 
 enum Db {
@@ -127,20 +155,59 @@ impl RedbStore {
             FileState::Redb => {
                 // Check the schema through a read-only handle first: opening for writing marks
                 // the file, and a file that is not ours must stay untouched.
-                match builder.open_read_only(path) {
+                let backup = match builder.open_read_only(path) {
                     Ok(ro) => {
                         let txn = ro.begin_read().map_err(|e| read_error(path, e))?;
-                        open::check_schema(&txn, path)?;
+                        let schema = open::check_schema(&txn, path)?;
+                        drop((txn, ro));
+                        // An upgrade rewrites every value: a file with one that does not read
+                        // is refused before it is opened for writing.
+                        if matches!(schema, Schema::Older(_)) {
+                            Self::open_read_only_unguarded(path)?.refuse_if_damaged()?;
+                        }
+                        None
                     }
-                    // Not closed cleanly: it needs the repair that only a writer may do; the
-                    // schema is checked right after.
-                    Err(redb::DatabaseError::RepairAborted) => {}
+                    // Not closed cleanly: it needs the repair that only a writer may do, which
+                    // changes the file; the bytes as they were are kept beside it until the
+                    // repair, and the schema check after it, have succeeded.
+                    Err(redb::DatabaseError::RepairAborted) => Some(open::keep_before_repair(path)?),
                     Err(e) => return Err(open::open_error(path, e)),
-                }
-                builder.open(path).map_err(|e| open::open_error(path, e))?
+                };
+                let opened = guard(path, "saga_meta", "repairing", || {
+                    builder
+                        .open(path)
+                        .map_err(|e| open::open_error(path, e))
+                        .and_then(|db| Self::from_database(db, path.to_owned()))
+                });
+                return match (opened, backup) {
+                    (Ok(store), Some(backup)) => {
+                        let _ = std::fs::remove_file(backup);
+                        Ok(store)
+                    }
+                    (Err(e), Some(backup)) => {
+                        Err(Error::RepairFailed { path: path.to_owned(), backup, cause: e.to_string() })
+                    }
+                    (opened, None) => opened,
+                };
             }
         };
         Self::from_database(db, path.to_owned())
+    }
+
+    /// Fails with the first problem [`check`](Self::check) finds, if any.
+    fn refuse_if_damaged(&self) -> Result<()> {
+        let report = self.check()?;
+        let Some(first) = report.problems.first() else { return Ok(()) };
+        let more = match report.problems.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more problems)"),
+        };
+        Err(Error::Damaged {
+            path: self.path.clone(),
+            table: first.table,
+            key: first.key.clone(),
+            detail: format!("{}{more}", first.problem),
+        })
     }
 
     /// Creates a new database under a temporary name and renames it into place once its schema
@@ -206,6 +273,7 @@ impl RedbStore {
             history_v1,
             codec: Codec::new(layout, path),
             first_io: std::sync::OnceLock::new(),
+            failure: Failure::default(),
         })
     }
 
@@ -242,6 +310,7 @@ impl RedbStore {
             snapshots: SnapshotCache::default(),
             history_v1: false,
             first_io: std::sync::OnceLock::new(),
+            failure: Failure::default(),
         })
     }
 
@@ -262,7 +331,7 @@ impl RedbStore {
 
     /// Runs `read` (a read or a commit of `table`); see [`guard`].
     fn guarded<T>(&self, table: &'static str, read: impl FnOnce() -> Result<T>) -> Result<T> {
-        guard(&self.path, table, "reading", read)
+        self.failure.note(guard(&self.path, table, "reading", read))
     }
 
     fn writer(&self) -> Result<&Database> {
@@ -303,7 +372,8 @@ impl RedbStore {
                 Some((doing, cause)) => {
                     Error::StoreStopped { path: self.path.clone(), doing, cause: cause.clone() }
                 }
-                None => Error::storage(context.to_owned(), e),
+                // Met by a read while the write that failed has not named its cause yet.
+                None => Error::StoreStopped { path: self.path.clone(), doing, cause: EARLIER_IO.to_owned() },
             },
             _ => Error::storage(context.to_owned(), e),
         }
@@ -346,9 +416,12 @@ impl RedbStore {
     /// Commits like [`Store::commit`] and says which sequence numbers the outbox rows took,
     /// so that the relay can publish them without reading them back.
     pub(crate) fn commit_and_report(&self, batch: &Batch) -> Result<CommitReport> {
-        let report = commit::apply(self.writer()?, &self.codec, &self.next_seq, batch);
-        self.snapshots.invalidate();
-        report.map_err(self.write_err("committing"))?
+        let report = guard(&self.path, "the tables a commit writes", "writing", || {
+            let report = commit::apply(self.writer()?, &self.codec, &self.next_seq, batch);
+            self.snapshots.invalidate();
+            report.map_err(self.write_err("committing"))?
+        });
+        self.failure.note(report)
     }
 
     /// [`Store::outbox_after`], and the sequence number the next commit starts from, as of the
@@ -358,6 +431,10 @@ impl RedbStore {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<OutboxRow>, Option<u64>)> {
+        self.guarded("outbox", || self.read_outbox_page(after, limit))
+    }
+
+    fn read_outbox_page(&self, after: Option<u64>, limit: usize) -> Result<(Vec<OutboxRow>, Option<u64>)> {
         let txn = self.read()?;
         // The rows read here are about to be published, and a commit is visible to this read
         // before the shared snapshot is retired after it: retire it now, so that no handler of
@@ -384,17 +461,18 @@ impl RedbStore {
     /// Fires like [`Store::fire_due_timers`] and returns the outbox rows it wrote with the
     /// sequence numbers it took.
     pub(crate) fn fire_and_report(&self, now: Timestamp, limit: usize) -> Result<FireReport> {
-        let report = commit::fire_timers(self.writer()?, &self.codec, &self.next_seq, now, limit);
-        self.snapshots.invalidate();
-        report.map_err(self.write_err("firing timers"))?
+        let report = guard(&self.path, "timers", "firing", || {
+            let report = commit::fire_timers(self.writer()?, &self.codec, &self.next_seq, now, limit);
+            self.snapshots.invalidate();
+            report.map_err(self.write_err("firing timers"))?
+        });
+        self.failure.note(report)
     }
 }
 
 impl Store for RedbStore {
     fn commit(&self, batch: &Batch) -> Result<Vec<UnitOutcome>> {
-        guard(&self.path, "the tables a commit writes", "writing", || {
-            self.commit_and_report(batch).map(|report| report.outcomes)
-        })
+        self.commit_and_report(batch).map(|report| report.outcomes)
     }
 
     fn record(&self, space: &str, id: &str) -> Result<Option<Record>> {
@@ -425,7 +503,7 @@ impl Store for RedbStore {
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
-        self.snapshots.get(|| {
+        self.failure.note(self.snapshots.get(|| {
             let txn = self.read()?;
             let err = self.err("opening a snapshot");
             Ok(snapshot::RedbSnapshot {
@@ -433,8 +511,9 @@ impl Store for RedbStore {
                 inbox: r(txn.open_table(INBOX)).map_err(&err)?,
                 path: self.path.clone(),
                 codec: self.codec.clone(),
+                failure: self.failure.clone(),
             })
-        })
+        }))
     }
 
     fn is_handled(&self, key: &InboxKey) -> Result<bool> {
@@ -549,7 +628,7 @@ impl Store for RedbStore {
     }
 
     fn outbox_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxRow>> {
-        self.guarded("outbox", || self.outbox_page(after, limit).map(|(rows, _)| rows))
+        self.outbox_page(after, limit).map(|(rows, _)| rows)
     }
 
     fn timers(&self) -> Result<Vec<Timer>> {
@@ -604,7 +683,11 @@ impl Store for RedbStore {
     fn prune_inbox(&self, before: Timestamp) -> Result<u64> {
         let pruned = commit::prune_inbox(self.writer()?, MessageId::lower_bound_at(before));
         self.snapshots.invalidate();
-        pruned.map_err(self.write_err("pruning the inbox"))
+        self.failure.note(pruned.map_err(self.write_err("pruning the inbox")))
+    }
+
+    fn failure(&self) -> Option<Error> {
+        self.failure.get()
     }
 }
 
@@ -638,13 +721,11 @@ pub(super) fn guard<T>(
     work: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-        Err(Error::Corrupt {
+        Err(Error::Damaged {
+            path: path.to_owned(),
             table,
-            detail: format!(
-                "{}: the storage engine failed {doing} it ({}): the file is damaged (left as it is)",
-                path.display(),
-                panic_text(panic.as_ref())
-            ),
+            key: String::new(),
+            detail: format!("the storage engine failed {doing} it ({})", panic_text(panic.as_ref())),
         })
     })
 }

@@ -368,3 +368,18 @@ pub(super) fn next_seq(txn: &ReadTransaction, path: &Path) -> Result<u64> {
         .unwrap_or(1);
     Ok(after_outbox.max(after_history).max(stored))
 }
+
+/// Copies a file that was not closed cleanly to `PATH.before-repair` (synced) before a writer
+/// repairs it, so that a repair that fails leaves the original bytes recoverable.
+pub(super) fn keep_before_repair(path: &Path) -> Result<std::path::PathBuf> {
+    let mut backup = path.as_os_str().to_owned();
+    backup.push(".before-repair");
+    let backup = std::path::PathBuf::from(backup);
+    let io = |source| Error::Io {
+        context: format!("{}: keeping a copy before its repair", path.display()),
+        source,
+    };
+    std::fs::copy(path, &backup).map_err(io)?;
+    std::fs::File::open(&backup).and_then(|f| f.sync_all()).map_err(io)?;
+    Ok(backup)
+}

@@ -19,12 +19,13 @@ pub(super) struct RedbSnapshot {
     pub(super) inbox: redb::ReadOnlyTable<(u128, &'static str), u64>,
     pub(super) path: PathBuf,
     pub(super) codec: Codec,
+    pub(super) failure: super::Failure,
 }
 
 impl RedbSnapshot {
     /// Runs `read` of `table`; see [`guard`](super::guard).
     fn guarded<T>(&self, table: &'static str, read: impl FnOnce() -> Result<T>) -> Result<T> {
-        super::guard(&self.path, table, "reading", read)
+        self.failure.note(super::guard(&self.path, table, "reading", read))
     }
 }
 

@@ -1,0 +1,133 @@
+//! A damaged value is never read as data: it is an error naming the file, the table and the
+//! key, a commit that depends on it is not written, and a runtime that meets one stops with it.
+
+use crate::common::{Deposit, auditor, ledger};
+use saga_core::{Error, InProcessTransport, RedbStore, Runtime, Store};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+/// Flips one bit in every copy of `marker` in the file (copy-on-write leaves older copies in
+/// freed pages; the live one is among them). Returns how many it found.
+fn flip(path: &Path, marker: &[u8]) -> usize {
+    let mut bytes = std::fs::read(path).unwrap();
+    let places: Vec<usize> =
+        bytes.windows(marker.len()).enumerate().filter(|(_, w)| *w == marker).map(|(i, _)| i).collect();
+    for at in &places {
+        bytes[at + marker.len() - 1] ^= 0x02;
+    }
+    std::fs::write(path, bytes).unwrap();
+    places.len()
+}
+
+/// A ledger database whose `acct-1` record holds deposit 1_234_567 (the marker).
+async fn ledger_file(path: &Path) {
+    let store = Arc::new(RedbStore::open(path).unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(ledger(Arc::default()))
+        .register(auditor())
+        .start()
+        .await
+        .unwrap();
+    runtime.send("ledger", "acct-1", &Deposit { n: 1_234_567, account: "acct-1".into() }).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_that_reads_a_damaged_record_stops_with_it_and_dead_letters_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.redb");
+    ledger_file(&path).await;
+    assert!(flip(&path, b"1234567") > 0);
+
+    let store = Arc::new(RedbStore::open(&path).unwrap());
+    let err = store.record("ledger", "acct-1").unwrap_err();
+    match &err {
+        Error::Damaged { table, key, path: file, .. } => {
+            assert_eq!((*table, key.as_str(), file.as_path()), ("records", "ledger/acct-1", path.as_path()))
+        }
+        other => panic!("expected damage, got {other:?}"),
+    }
+    assert!(err.to_string().contains("ledger.redb") && err.is_store_failure(), "{err}");
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(ledger(calls.clone()))
+        .register(auditor())
+        .start()
+        .await
+        .unwrap();
+    runtime.send("ledger", "acct-1", &Deposit { n: 2, account: "acct-1".into() }).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(10), runtime.wait_idle()).await;
+    let stopped = waited.expect("the runtime stops instead of retrying forever").unwrap_err();
+    assert!(matches!(stopped, Error::Damaged { table: "records", .. }), "{stopped:?}");
+    assert!(runtime.failure().is_some());
+    assert_eq!(runtime.stats().dead_lettered, 0, "a good message is not dead-lettered for a bad file");
+    let shut = runtime.shutdown().await.unwrap_err();
+    assert!(matches!(shut, Error::Damaged { .. }), "{shut:?}");
+    assert!(store.dead_letters().unwrap().is_empty());
+    // The message waits in the outbox for a runtime on a mended file.
+    assert_eq!(store.outbox_after(None, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn an_upgrade_that_meets_a_damaged_value_fails_and_leaves_the_file_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agency.redb");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-3.redb");
+    std::fs::copy(fixture, &path).unwrap();
+    // Schema 3 has no seals: a record whose header no longer decodes is what it can tell.
+    assert!(flip(&path, b"\"updated_at\"") > 0);
+    let before = std::fs::read(&path).unwrap();
+    let err = RedbStore::open(&path).unwrap_err();
+    assert!(matches!(err, Error::Damaged { table: "records", .. }), "the damaged record is named: {err:?}");
+    // Still schema 3, and the damaged record is damage to a reader too, never data.
+    let reader = RedbStore::open_read_only(&path).unwrap();
+    let read = reader.record("hotels", "booking/ada").unwrap_err();
+    assert!(matches!(read, Error::Damaged { .. }), "{read:?}");
+    drop(reader);
+    assert!(std::fs::read(&path).unwrap() == before, "the file is byte for byte as it was");
+}
+
+/// A file left by a writer that never closed it (its bytes copied while it was open), with one
+/// 4 KiB page zeroed: a writer repairs it, or fails and keeps the bytes as they were beside it.
+#[test]
+fn a_failed_repair_of_an_uncleanly_closed_file_keeps_its_bytes_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.redb");
+    let store = RedbStore::open(&live).unwrap();
+    for n in 0..200u32 {
+        let unit = saga_core::store::CommitUnit::send(
+            saga_core::Envelope::new("ledger", "k", &Deposit { n, account: format!("acct-{n}") }).unwrap(),
+        );
+        store.commit(&saga_core::store::Batch { units: vec![unit], sent: vec![] }).unwrap();
+    }
+    let unclean = std::fs::read(&live).unwrap();
+    drop(store);
+    let (mut repaired, mut kept) = (0, 0);
+    for page in 1..unclean.len() / 4096 {
+        let path = dir.path().join(format!("page-{page}.redb"));
+        let mut damaged = unclean.clone();
+        damaged[page * 4096..(page + 1) * 4096].fill(0);
+        std::fs::write(&path, &damaged).unwrap();
+        let backup = dir.path().join(format!("page-{page}.redb.before-repair"));
+        match RedbStore::open(&path) {
+            Ok(_) => {
+                repaired += 1;
+                assert!(!backup.exists(), "the copy goes once the repair succeeded");
+            }
+            Err(e) => {
+                kept += 1;
+                assert!(
+                    matches!(&e, Error::RepairFailed { backup: named, .. } if *named == backup),
+                    "page {page}: {e:?}"
+                );
+                assert!(e.to_string().contains("before-repair"), "{e}");
+                assert!(std::fs::read(&backup).unwrap() == damaged, "page {page}: the bytes as they were");
+            }
+        }
+    }
+    assert!(repaired > 0 && kept > 0, "{repaired} repaired, {kept} kept: both paths are taken");
+}
