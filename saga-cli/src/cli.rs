@@ -64,6 +64,11 @@ pub(crate) enum Command {
     Check {
         #[command(flatten)]
         db: DbArg,
+        /// Repair a damaged file: what still reads is written to a new file, the indexes and
+        /// history chains are built again, the damaged file is kept as PATH.damaged, and what
+        /// was lost is listed.
+        #[arg(long)]
+        repair: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,

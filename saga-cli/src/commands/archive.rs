@@ -5,7 +5,7 @@ use crate::output::emit;
 use anyhow::{Context as _, Result};
 use saga_core::operator;
 use saga_core::store::{Batch, retention};
-use saga_core::{Error, RedbStore, Store, Timestamp};
+use saga_core::{Error, Store, Timestamp};
 use serde_json::json;
 use std::io::Write as _;
 use std::path::Path;
@@ -20,7 +20,7 @@ pub(crate) fn archive(db: &Path, before: Timestamp, to: &Path, as_json: bool) ->
     if !db.exists() {
         return Err(Error::NoDatabase { path: db.to_owned() }.into());
     }
-    let store = RedbStore::open(db).map_err(|e| match e {
+    let store = super::open_writer(db).map_err(|e| match e {
         e @ Error::Locked { .. } => {
             anyhow::anyhow!("{e}; stop the process that holds {} to archive from it", db.display())
         }
@@ -78,7 +78,7 @@ pub(crate) fn compact(db: &Path, as_json: bool) -> Result<u8> {
     }
     let size = || std::fs::metadata(db).map(|m| m.len()).unwrap_or(0);
     let before = size();
-    let mut store = RedbStore::open(db).map_err(|e| match e {
+    let mut store = super::open_writer(db).map_err(|e| match e {
         e @ Error::Locked { .. } => {
             anyhow::anyhow!("{e}; stop the process that holds {} to compact it", db.display())
         }

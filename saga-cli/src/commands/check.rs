@@ -2,7 +2,7 @@
 //! with its table and key.
 
 use crate::output::emit;
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use saga_core::Error;
 use std::path::Path;
 use tabled::{Table, Tabled};
@@ -14,13 +14,16 @@ struct ProblemRow {
     problem: String,
 }
 
-pub(crate) fn check(db: &Path, as_json: bool) -> Result<u8> {
+pub(crate) fn check(db: &Path, repair: bool, as_json: bool) -> Result<u8> {
     if !db.exists() {
         return Err(Error::NoDatabase { path: db.to_owned() }.into());
     }
     let store = super::open_existing(db)?;
     let report = store.check()?;
     let sound = report.problems.is_empty();
+    if repair && !sound {
+        return repair_file(store, db, as_json);
+    }
     if as_json {
         let mut json = serde_json::to_value(&report)?;
         json["db"] = db.display().to_string().into();
@@ -52,6 +55,54 @@ pub(crate) fn check(db: &Path, as_json: bool) -> Result<u8> {
                 super::count_of(count, "problem", "problems")
             ))?;
         }
+    }
+    Ok(if sound { 0 } else { 1 })
+}
+
+/// Writes what can be kept of the damaged file at `db` to a new file, keeps the damaged one as
+/// `PATH.damaged` and puts the new one in its place; lists what was lost. Exit 0 when the
+/// repaired file checks sound.
+fn repair_file(store: saga_core::RedbStore, db: &Path, as_json: bool) -> Result<u8> {
+    let with_suffix = |suffix: &str| {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    let (fresh, damaged) = (with_suffix(".repaired"), with_suffix(".damaged"));
+    if damaged.exists() {
+        anyhow::bail!("{}: a damaged copy is already kept there; move it away first", damaged.display());
+    }
+    let _ = std::fs::remove_file(&fresh);
+    let report = store.repair_into(&fresh)?;
+    drop(store);
+    std::fs::rename(db, &damaged)
+        .with_context(|| format!("keeping {} as {}", db.display(), damaged.display()))?;
+    std::fs::rename(&fresh, db).with_context(|| format!("moving the repaired copy to {}", db.display()))?;
+    let sound = super::open_existing(db)?.check()?.problems.is_empty();
+    if as_json {
+        let mut json = serde_json::to_value(&report)?;
+        json["db"] = db.display().to_string().into();
+        json["damaged"] = damaged.display().to_string().into();
+        json["sound"] = sound.into();
+        emit(&json.to_string())?;
+    } else {
+        if !report.lost.is_empty() {
+            let rows: Vec<ProblemRow> = report
+                .lost
+                .iter()
+                .map(|p| ProblemRow { table: p.table, key: p.key.clone(), problem: p.problem.clone() })
+                .collect();
+            emit(&Table::new(rows).to_string())?;
+        }
+        emit(&format!(
+            "{}: repaired; kept {} records, {} history rows, {} messages; lost {}; the damaged file is kept as {}",
+            db.display(),
+            report.records,
+            report.history_rows,
+            report.messages,
+            report.lost.len(),
+            damaged.display()
+        ))?;
     }
     Ok(if sound { 0 } else { 1 })
 }

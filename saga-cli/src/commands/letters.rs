@@ -202,7 +202,7 @@ async fn redrive(db: &Path, id: Option<&DeadLetterId>, as_json: bool) -> Result<
             None => {}
         }
     }
-    let store = Arc::new(RedbStore::open(db)?);
+    let store = Arc::new(super::open_writer(db)?);
     let now = Timestamp::now();
     let results: Vec<(DeadLetterId, saga_core::Result<Redriven>)> = match id {
         Some(id) => vec![(id.clone(), Ok(operator::redrive(store.as_ref(), id, now)?))],
@@ -338,7 +338,7 @@ fn purge(db: &Path, as_json: bool) -> Result<u8> {
         return Err(Error::NoDatabase { path: db.to_owned() }.into());
     }
     let nothing = RedbStore::open_read_only(db).is_ok_and(|r| r.dead_letters().is_ok_and(|l| l.is_empty()));
-    let purged = if nothing { 0 } else { operator::purge(&RedbStore::open(db)?, Timestamp::now())? };
+    let purged = if nothing { 0 } else { operator::purge(&super::open_writer(db)?, Timestamp::now())? };
     if as_json {
         emit(&json!({ "purged": purged }).to_string())?;
     } else {

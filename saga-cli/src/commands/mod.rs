@@ -44,7 +44,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Archive { db, before, to, json } => archive::archive(&db.db, before, &to, json),
         Command::Compact { db, json } => archive::compact(&db.db, json),
-        Command::Check { db, json } => check::check(&db.db, json),
+        Command::Check { db, repair, json } => check::check(&db.db, repair, json),
         Command::Inspect { what: InspectWhat::Process { id, db, broker, json, mermaid, follow, .. } } => {
             let source = remote::Source::of(&db, &broker)?;
             if follow {
@@ -200,6 +200,12 @@ pub(crate) fn count_of(n: u64, thing: &str, things: &str) -> String {
 }
 
 /// Opens an existing database for reading, alongside a run that may be writing it.
+/// Opens a database for writing after checking the whole file: a damaged or inconsistent one
+/// is refused, byte for byte as it was, before any command changes it.
+pub(crate) fn open_writer(path: &Path) -> saga_core::Result<RedbStore> {
+    RedbStore::open_with(path, &saga_core::store::StoreOptions::default().checked())
+}
+
 pub(crate) fn open_existing(path: &Path) -> Result<RedbStore> {
     Ok(RedbStore::open_read_only(path)?)
 }

@@ -209,7 +209,7 @@ async fn on_file(target: &Target, id: &str, ask: &Ask) -> Result<u8> {
         Err(e @ Error::Locked { .. }) => return Err(held(db, e)),
         Err(_) => {}
     }
-    let store = Arc::new(RedbStore::open(db).map_err(|e| match e {
+    let store = Arc::new(super::open_writer(db).map_err(|e| match e {
         e @ Error::Locked { .. } => held(db, e),
         e => e.into(),
     })?);

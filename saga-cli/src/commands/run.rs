@@ -66,7 +66,8 @@ pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
     }
     // Opened before anything is replaced: a file that is no saga database, or one a running
     // process holds, is refused as it is.
-    let mut store = Arc::new(RedbStore::open(&path)?);
+    // A fresh run replaces the file, so only a run that resumes checks it first.
+    let mut store = Arc::new(if common.fresh { RedbStore::open(&path)? } else { super::open_writer(&path)? });
     if unclean
         && let Some((_, marker)) = read_marker(store.as_ref())?
         && let Some(refused) = refuse_changed(&marker, requested.as_ref(), &flags, &given, &path)?

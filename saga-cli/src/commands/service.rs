@@ -6,8 +6,8 @@ use crate::cli::{ApartArgs, DriverArgs, TransportArg};
 use crate::domain_flags::Chosen;
 use crate::output::{ProgressLine, emit};
 use anyhow::{Context as _, Result};
+use saga_core::Store;
 use saga_core::store::{Batch, CommitUnit, Record, UnitOutcome, Write};
-use saga_core::{RedbStore, Store};
 use saga_examples::{ANNOUNCEMENTS, Outcome, RunContext};
 use serde_json::json;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
             return Ok(0);
         }
     };
-    let store = Arc::new(RedbStore::open(&apart.broker.db.db)?);
+    let store = Arc::new(super::open_writer(&apart.broker.db.db)?);
     let builder = saga_core::Runtime::builder_shared(store, transport.clone())
         .clock(domain.clock())
         .config(match apart.retention {
@@ -86,7 +86,7 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
 pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
     let Chosen { args: driver, domain, .. } = args;
     let name = domain.name();
-    let store = Arc::new(RedbStore::open(&driver.broker.db.db)?);
+    let store = Arc::new(super::open_writer(&driver.broker.db.db)?);
     // The services keep what they handled: a second drive of the same ids would wait for
     // processes that ended long ago. Each drive's ids begin with a prefix of its own, kept in
     // its database so that a drive resumed on it goes on with the same ids.

@@ -11,7 +11,7 @@ mod redb;
 pub mod retention;
 mod types;
 
-pub use self::redb::{CheckReport, Problem, RedbStore, StoreOptions, TableSize};
+pub use self::redb::{CheckReport, Problem, RedbStore, RepairReport, StoreOptions, TableSize};
 pub use history::{HistoryEntry, HistoryEvent};
 pub use query::{Order, PageCursor, ProcessPage, ProcessQuery};
 pub use types::{

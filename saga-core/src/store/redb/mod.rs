@@ -12,6 +12,7 @@ mod fast_path_tests;
 mod letters;
 mod listing;
 mod open;
+mod repair;
 mod seal;
 mod snapshot;
 mod tables;
@@ -20,6 +21,7 @@ mod wrapped;
 pub use self::check::{CheckReport, Problem, TableSize};
 use self::codec::{Codec, Layout};
 use self::open::{FileState, Schema};
+pub use self::repair::RepairReport;
 use self::snapshot::SnapshotCache;
 use self::tables::*;
 use super::{
@@ -118,11 +120,16 @@ pub struct StoreOptions {
     /// 64 MiB: what a runtime touches is mostly the newest pages, so a larger cache buys little
     /// and costs memory that grows with the file.
     pub cache_size: usize,
+    /// Whether the whole file is [checked](RedbStore::check), read-only, before it is opened
+    /// for writing: a file with a damaged or inconsistent entry is then refused, byte for byte
+    /// as it was, instead of meeting the damage later, after commits of its own. Reads the
+    /// whole file, so it costs time in proportion to its size. Default: off.
+    pub check_first: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { cache_size: DEFAULT_CACHE }
+        StoreOptions { cache_size: DEFAULT_CACHE, check_first: false }
     }
 }
 
@@ -130,6 +137,13 @@ impl StoreOptions {
     /// Keeps up to `bytes` of pages in memory.
     pub fn with_cache_size(mut self, bytes: usize) -> Self {
         self.cache_size = bytes;
+        self
+    }
+
+    /// Checks the whole file before opening it for writing (see
+    /// [`check_first`](Self::check_first)).
+    pub fn checked(mut self) -> Self {
+        self.check_first = true;
         self
     }
 }
@@ -162,7 +176,7 @@ impl RedbStore {
                         drop((txn, ro));
                         // An upgrade rewrites every value: a file with one that does not read
                         // is refused before it is opened for writing.
-                        if matches!(schema, Schema::Older(_)) {
+                        if options.check_first || matches!(schema, Schema::Older(_)) {
                             Self::open_read_only_unguarded(path)?.refuse_if_damaged()?;
                         }
                         None
@@ -174,10 +188,14 @@ impl RedbStore {
                     Err(e) => return Err(open::open_error(path, e)),
                 };
                 let opened = guard(path, "saga_meta", "repairing", || {
-                    builder
+                    let store = builder
                         .open(path)
                         .map_err(|e| open::open_error(path, e))
-                        .and_then(|db| Self::from_database(db, path.to_owned()))
+                        .and_then(|db| Self::from_database(db, path.to_owned()))?;
+                    if options.check_first && backup.is_some() {
+                        store.refuse_if_damaged()?;
+                    }
+                    Ok(store)
                 });
                 return match (opened, backup) {
                     (Ok(store), Some(backup)) => {
