@@ -131,3 +131,65 @@ fn a_failed_repair_of_an_uncleanly_closed_file_keeps_its_bytes_beside_it() {
     }
     assert!(repaired > 0 && kept > 0, "{repaired} repaired, {kept} kept: both paths are taken");
 }
+
+/// The ledger and its auditor over `store`.
+async fn ledger_runtime(store: Arc<RedbStore>) -> saga_core::RuntimeHandle {
+    Runtime::builder_shared(store, Arc::new(InProcessTransport::new()))
+        .register(ledger(Arc::default()))
+        .register(auditor())
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A disk that fills up mid-run: the runtime stops with one error naming the cause, nothing
+/// is dead-lettered, and a rerun on the same file with room (the client sending again what it
+/// could not confirm, with the same message ids) applies every deposit exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_runtime_and_a_rerun_with_room_applies_every_deposit_once() {
+    use saga_core::testkit::FaultyBackend;
+    const DEPOSITS: u32 = 120;
+    let ids: Vec<saga_core::MessageId> = (0..DEPOSITS).map(|_| saga_core::MessageId::new()).collect();
+    let envelope = |n: u32| {
+        saga_core::Envelope::new("ledger", &format!("acct-{}", n % 4), &crate::common::deposit(n))
+            .unwrap()
+            .with_id(ids[n as usize])
+    };
+    let backend = FaultyBackend::full_from(150);
+    let store = Arc::new(RedbStore::with_backend(backend.clone()).unwrap());
+    let runtime = ledger_runtime(store.clone()).await;
+    let mut sent = 0;
+    for n in 0..DEPOSITS {
+        if runtime.send_envelope(envelope(n)).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    let waited = tokio::time::timeout(Duration::from_secs(20), runtime.wait_idle()).await;
+    let stopped = waited.expect("the runtime stops instead of retrying forever").unwrap_err();
+    assert!(backend.filled_up(), "the disk filled up ({sent} deposits sent)");
+    let said = stopped.to_string();
+    assert!(matches!(stopped, Error::StoreStopped { .. }), "{stopped:?}");
+    assert!(said.contains("No space left on device") && !said.contains('\n'), "one clear line: {said}");
+    assert!(sent < DEPOSITS || crate::common::applied(store.as_ref()).len() < DEPOSITS as usize);
+    assert_eq!(runtime.stats().dead_lettered, 0);
+    assert!(runtime.shutdown().await.is_err());
+    drop(store);
+
+    let store = Arc::new(RedbStore::with_backend(backend.live_image()).unwrap());
+    let runtime = ledger_runtime(store.clone()).await;
+    for n in 0..DEPOSITS {
+        runtime.send_envelope(envelope(n)).await.unwrap();
+    }
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(
+        crate::common::applied(store.as_ref()),
+        (0..DEPOSITS).collect::<Vec<_>>(),
+        "each deposit once"
+    );
+    for n in 0..DEPOSITS {
+        assert_eq!(crate::common::audited(store.as_ref(), n), 1, "deposit {n} audited once");
+    }
+    assert!(store.dead_letters().unwrap().is_empty());
+    runtime.shutdown().await.unwrap();
+}

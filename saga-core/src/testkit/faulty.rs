@@ -33,6 +33,9 @@ struct State {
     operations: u64,
     fail_at: Option<u64>,
     crashed: bool,
+    /// From this write on, writes that grow or change the image fail as a full disk does.
+    full_at: Option<u64>,
+    writes: u64,
 }
 
 impl FaultyBackend {
@@ -46,6 +49,22 @@ impl FaultyBackend {
         let backend = Self::default();
         backend.lock().fail_at = Some(n);
         backend
+    }
+
+    /// A backend on a disk that fills up: its `n`th write (counting from 1) and every one
+    /// after it fail with "No space left on device" (`ENOSPC`), as a full file system answers;
+    /// reads and syncs still work. [`live_image`](Self::live_image) is the same file on a disk
+    /// with room.
+    pub fn full_from(n: u64) -> Self {
+        let backend = Self::default();
+        backend.lock().full_at = Some(n);
+        backend
+    }
+
+    /// Whether a write has been refused for want of space.
+    pub fn filled_up(&self) -> bool {
+        let state = self.lock();
+        state.full_at.is_some_and(|n| state.writes >= n)
     }
 
     /// Writes and syncs performed so far (the failed one included).
@@ -133,6 +152,11 @@ impl StorageBackend for FaultyBackend {
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), Error> {
         let mut state = self.lock();
         state.operation()?;
+        state.writes += 1;
+        if state.full_at.is_some_and(|n| state.writes >= n) {
+            // ENOSPC: what a full file system answers a write.
+            return Err(Error::from_raw_os_error(28));
+        }
         let start = offset as usize;
         if start + data.len() > state.live.len() {
             state.live.resize(start + data.len(), 0);
