@@ -286,18 +286,7 @@ impl RedbStore {
                 }
             )*};
         }
-        size!(
-            RECORDS,
-            STATUS_INDEX,
-            CREATED_INDEX,
-            HISTORY,
-            HISTORY_HEADS,
-            OUTBOX,
-            INBOX,
-            TIMERS,
-            TIMER_KEYS,
-            DEAD_LETTERS
-        );
+        super::tables::every_table!(size);
         Ok(sizes)
     }
 }

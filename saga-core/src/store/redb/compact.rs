@@ -32,18 +32,7 @@ impl RedbStore {
                 txn.commit().map_err(|e| failed(e.into()))?;
             )*};
         }
-        rewrite!(
-            RECORDS,
-            STATUS_INDEX,
-            CREATED_INDEX,
-            HISTORY,
-            HISTORY_HEADS,
-            OUTBOX,
-            INBOX,
-            TIMERS,
-            TIMER_KEYS,
-            DEAD_LETTERS
-        );
+        super::tables::every_table!(rewrite);
         let mut moved = false;
         while db.compact().map_err(|e| failed(e.into()))? {
             moved = true;

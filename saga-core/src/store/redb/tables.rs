@@ -41,3 +41,23 @@ pub(super) const FORMAT: &[u8] = b"saga-core";
 /// The schema version this build reads and writes. Older files are upgraded when opened for
 /// writing (see `open::upgrade`) and read as they are when opened read-only.
 pub(super) const SCHEMA_VERSION: u32 = 4;
+
+/// Expands to `$apply!(...)` with every table of this schema, in the order of the file's
+/// layout (`docs/design.md`): what a walk over all tables (sizes, compaction) goes through.
+macro_rules! every_table {
+    ($apply:ident) => {
+        $apply!(
+            RECORDS,
+            STATUS_INDEX,
+            CREATED_INDEX,
+            HISTORY,
+            HISTORY_HEADS,
+            OUTBOX,
+            INBOX,
+            TIMERS,
+            TIMER_KEYS,
+            DEAD_LETTERS
+        )
+    };
+}
+pub(super) use every_table;
