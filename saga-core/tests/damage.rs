@@ -42,8 +42,8 @@ async fn a_runtime_that_reads_a_damaged_record_stops_with_it_and_dead_letters_no
     ledger_file(&path).await;
     assert!(flip(&path, b"1234567") > 0);
 
-    let store = Arc::new(RedbStore::open(&path).unwrap());
-    let err = store.record("ledger", "acct-1").unwrap_err();
+    // Read on its own: a store that read a damaged value has failed for good.
+    let err = RedbStore::open_read_only(&path).unwrap().record("ledger", "acct-1").unwrap_err();
     match &err {
         Error::Damaged { table, key, path: file, .. } => {
             assert_eq!((*table, key.as_str(), file.as_path()), ("records", "ledger/acct-1", path.as_path()))
@@ -52,6 +52,8 @@ async fn a_runtime_that_reads_a_damaged_record_stops_with_it_and_dead_letters_no
     }
     assert!(err.to_string().contains("ledger.redb") && err.is_store_failure(), "{err}");
 
+    let store = Arc::new(RedbStore::open(&path).unwrap());
+    assert!(store.failure().is_none(), "opening reads no record");
     let calls = Arc::new(AtomicUsize::new(0));
     let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
         .register(ledger(calls.clone()))
@@ -65,6 +67,8 @@ async fn a_runtime_that_reads_a_damaged_record_stops_with_it_and_dead_letters_no
     assert!(matches!(stopped, Error::Damaged { table: "records", .. }), "{stopped:?}");
     assert!(runtime.failure().is_some());
     assert_eq!(runtime.stats().dead_lettered, 0, "a good message is not dead-lettered for a bad file");
+    let refused = runtime.send("ledger", "acct-2", &Deposit { n: 3, account: "acct-2".into() }).await;
+    assert!(matches!(refused, Err(Error::Damaged { .. })), "a stopped runtime takes no more: {refused:?}");
     let shut = runtime.shutdown().await.unwrap_err();
     assert!(matches!(shut, Error::Damaged { .. }), "{shut:?}");
     assert!(store.dead_letters().unwrap().is_empty());

@@ -2,7 +2,7 @@
 //! with its table and key.
 
 use crate::output::emit;
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use saga_core::Error;
 use std::path::Path;
 use tabled::{Table, Tabled};
@@ -73,11 +73,20 @@ fn repair_file(store: saga_core::RedbStore, db: &Path, as_json: bool) -> Result<
         anyhow::bail!("{}: a damaged copy is already kept there; move it away first", damaged.display());
     }
     let _ = std::fs::remove_file(&fresh);
+    let stamp = || std::fs::metadata(db).map(|m| (m.len(), m.modified().ok()));
+    let before = stamp()?;
     let report = store.repair_into(&fresh)?;
     drop(store);
-    std::fs::rename(db, &damaged)
-        .with_context(|| format!("keeping {} as {}", db.display(), damaged.display()))?;
-    std::fs::rename(&fresh, db).with_context(|| format!("moving the repaired copy to {}", db.display()))?;
+    if stamp()? != before {
+        let _ = std::fs::remove_file(&fresh);
+        anyhow::bail!(
+            "{}: changed while it was being repaired (a process writes it); stop it and repair again",
+            db.display()
+        );
+    }
+    saga_core::RedbStore::replace_damaged(db, &fresh, &damaged).inspect_err(|_| {
+        let _ = std::fs::remove_file(&fresh);
+    })?;
     let sound = super::open_existing(db)?.check()?.problems.is_empty();
     if as_json {
         let mut json = serde_json::to_value(&report)?;

@@ -77,6 +77,7 @@ async fn handle_with_hooks(
 /// hook failed or panicked, or conflicts outlasted the rounds), nothing was written and the
 /// caller sends it as a message instead, whose handling reports what went wrong.
 pub(crate) async fn take_here(shared: &Shared, envelope: &Envelope) -> crate::Result<bool> {
+    shared.refuse_if_halted()?;
     let Some((name, hook)) = shared.in_commit.get(&envelope.topic) else { return Ok(false) };
     for round in 1..=CONFLICT_ROUNDS {
         let now = shared.clock.now();

@@ -127,7 +127,17 @@ impl Shared {
             );
         }
         self.stop.send_replace(true);
+        // Whoever awaits a process's end hears that the runtime stopped.
+        self.watchers.close();
         true
+    }
+
+    /// The store's failure, if the runtime stopped at one: what a client's call returns then.
+    pub(crate) fn refuse_if_halted(&self) -> Result<()> {
+        match self.halts().then(|| self.store.store().failure()).flatten() {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
     }
 }
 
@@ -576,6 +586,7 @@ fn as_client(shared: &Shared, mut envelope: Envelope) -> Envelope {
 
 /// Durably records `envelopes` for the relay in one commit, as a client of the runtime.
 pub(crate) async fn send_all(shared: &Shared, envelopes: Vec<Envelope>) -> Result<()> {
+    shared.refuse_if_halted()?;
     let now = shared.clock.now();
     let outbox = envelopes.into_iter().map(|e| as_client(shared, e)).collect();
     let unit = CommitUnit { at: now, outbox, ..CommitUnit::default() };

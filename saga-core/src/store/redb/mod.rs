@@ -202,6 +202,11 @@ impl RedbStore {
                         let _ = std::fs::remove_file(backup);
                         Ok(store)
                     }
+                    // Another process opened it for writing meanwhile: it repairs it.
+                    (Err(e @ Error::Locked { .. }), Some(backup)) => {
+                        let _ = std::fs::remove_file(backup);
+                        Err(e)
+                    }
                     (Err(e), Some(backup)) => {
                         Err(Error::RepairFailed { path: path.to_owned(), backup, cause: e.to_string() })
                     }

@@ -379,6 +379,16 @@ pub(super) fn keep_before_repair(path: &Path) -> Result<std::path::PathBuf> {
         context: format!("{}: keeping a copy before its repair", path.display()),
         source,
     };
+    // A copy already there is from a repair that failed: it holds the bytes as they were
+    // before that repair, which a second copy would overwrite.
+    if backup.exists() {
+        return Err(Error::RepairFailed {
+            path: path.to_owned(),
+            backup,
+            cause: "an earlier repair failed and its copy is still there; put it back or move it away first"
+                .into(),
+        });
+    }
     std::fs::copy(path, &backup).map_err(io)?;
     std::fs::File::open(&backup).and_then(|f| f.sync_all()).map_err(io)?;
     Ok(backup)

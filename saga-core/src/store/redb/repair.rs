@@ -117,6 +117,27 @@ impl RedbStore {
             let mut rows: Vec<Row> = Vec::new();
             let mut last = 0u64;
             let read = catch(|| -> std::result::Result<(), redb::Error> {
+                // Schema 1 kept history under (process, sequence), without links.
+                if self.history_v1 {
+                    for entry in r(source.open_table(super::tables::HISTORY_V1))?.iter()? {
+                        let (key, value) = entry?;
+                        let (owner, seq) = key.value();
+                        last = seq;
+                        match self.codec.history(seq, owner, 0, value.value()) {
+                            Ok(entries) if processes.contains(owner) => {
+                                rows.push(Row { seq, owner: owner.to_owned(), entries })
+                            }
+                            Ok(_) => report.lost(
+                                "history",
+                                format!("row {seq} of {owner}"),
+                                "its process has no record",
+                            ),
+                            Err(e) => report.lost("history", format!("row {seq} of {owner}"), reason(e)),
+                        }
+                    }
+                    rows.sort_by_key(|row| row.seq);
+                    return Ok(());
+                }
                 for entry in r(source.open_table(HISTORY))?.iter()? {
                     let (seq, value) = entry?;
                     let seq = seq.value();
@@ -268,9 +289,10 @@ fn unreadable(
     read: std::result::Result<std::result::Result<(), redb::Error>, String>,
 ) -> std::result::Result<(), redb::Error> {
     let from = if after.is_empty() { "its entries".to_owned() } else { format!("its entries after {after}") };
+    // A failure to write the copy fails its commit at the end, which fails the repair; any
+    // failure here is a loss of the rest of this table.
     match read {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e @ (redb::Error::Io(_) | redb::Error::PreviousIo))) => Err(e),
         Ok(Err(e)) => {
             report.lost(table, after, format!("{from} could not be read: {e}"));
             Ok(())
@@ -291,5 +313,36 @@ fn reason(e: Error) -> String {
     match e {
         Error::Damaged { detail, .. } => detail,
         other => other.to_string(),
+    }
+}
+
+impl RedbStore {
+    /// Puts the repaired copy at `repaired` in the place of the damaged file at `path`, after
+    /// copying the damaged file's bytes to `keep_as`. Refused, with nothing moved, while another
+    /// process has `path` open for writing; the place is taken while no other can.
+    pub fn replace_damaged(path: &Path, repaired: &Path, keep_as: &Path) -> Result<()> {
+        let io = |doing: &str, source| Error::Io { context: format!("{}: {doing}", path.display()), source };
+        std::fs::copy(path, keep_as).map_err(|e| io("keeping the damaged file", e))?;
+        std::fs::File::open(keep_as)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io("keeping the damaged file", e))?;
+        // Opening for writing takes the writer's lock first: held, no process writes the file
+        // while the copy takes its place. Its bytes are kept already, so what the open does
+        // to the file does not matter; a damaged file that will not open has no writer either.
+        let held = std::panic::catch_unwind(AssertUnwindSafe(|| super::file_builder(1 << 20).open(path)));
+        let held = match held {
+            Ok(Ok(db)) => Some(db),
+            Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch)) => {
+                let _ = std::fs::remove_file(keep_as);
+                return Err(Error::Locked {
+                    path: path.to_owned(),
+                    detail: "a process has it open for writing; stop it and repair again".into(),
+                });
+            }
+            Ok(Err(_)) | Err(_) => None,
+        };
+        std::fs::rename(repaired, path).map_err(|e| io("moving the repaired copy into place", e))?;
+        drop(held);
+        Ok(())
     }
 }
