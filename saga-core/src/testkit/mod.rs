@@ -11,7 +11,7 @@ pub mod store;
 mod suite;
 pub mod transport;
 
-pub use eventually::eventually;
+pub use eventually::{eventually, eventually_within};
 pub use faulty::FaultyBackend;
 #[cfg(feature = "nats")]
 pub use nats_server::NatsServer;
