@@ -134,6 +134,17 @@ fn a_failed_repair_of_an_uncleanly_closed_file_keeps_its_bytes_beside_it() {
         }
     }
     assert!(repaired > 0 && kept > 0, "{repaired} repaired, {kept} kept: both paths are taken");
+
+    // A copy kept by an earlier repair that failed is the only one of the bytes as they were:
+    // a second attempt refuses rather than copy the file, repaired halfway, over it.
+    let path = dir.path().join("again.redb");
+    let backup = dir.path().join("again.redb.before-repair");
+    std::fs::write(&path, &unclean).unwrap();
+    std::fs::write(&backup, b"the bytes an earlier repair kept").unwrap();
+    let again = RedbStore::open(&path).unwrap_err();
+    assert!(matches!(again, Error::RepairFailed { .. }), "{again:?}");
+    assert_eq!(std::fs::read(&backup).unwrap(), b"the bytes an earlier repair kept");
+    assert!(std::fs::read(&path).unwrap() == unclean, "the file is not repaired over its copy either");
 }
 
 /// The ledger and its auditor over `store`.
@@ -196,4 +207,23 @@ async fn a_full_disk_stops_the_runtime_and_a_rerun_with_room_applies_every_depos
     }
     assert!(store.dead_letters().unwrap().is_empty());
     runtime.shutdown().await.unwrap();
+}
+
+/// A repaired copy does not take the place of a file a process has open for writing: that
+/// process would go on writing to the file moved aside.
+#[test]
+fn a_repaired_copy_does_not_replace_a_file_a_writer_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held.redb");
+    let (repaired, keep) = (dir.path().join("held.redb.repaired"), dir.path().join("held.redb.damaged"));
+    let writer = RedbStore::open(&path).unwrap();
+    RedbStore::open_read_only(&path).unwrap().repair_into(&repaired).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let err = RedbStore::replace_damaged(&path, &repaired, &keep).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    assert!(std::fs::read(&path).unwrap() == before && repaired.exists() && !keep.exists(), "nothing moved");
+    drop(writer);
+    RedbStore::replace_damaged(&path, &repaired, &keep).unwrap();
+    assert!(keep.exists() && !repaired.exists(), "once no process writes it, the copy takes its place");
+    RedbStore::open_read_only(&path).unwrap();
 }

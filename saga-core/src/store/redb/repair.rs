@@ -116,6 +116,14 @@ impl RedbStore {
         {
             let mut rows: Vec<Row> = Vec::new();
             let mut last = 0u64;
+            // A row is kept if it reads and its process's record was kept.
+            let mut keep = |table: &'static str, seq: u64, owner: &str, read: Result<Vec<_>>| match read {
+                Ok(entries) if processes.contains(owner) => {
+                    rows.push(Row { seq, owner: owner.to_owned(), entries })
+                }
+                Ok(_) => report.lost(table, format!("row {seq} of {owner}"), "its process has no record"),
+                Err(e) => report.lost(table, format!("row {seq} of {owner}"), reason(e)),
+            };
             let read = catch(|| -> std::result::Result<(), redb::Error> {
                 // Schema 1 kept history under (process, sequence), without links.
                 if self.history_v1 {
@@ -123,19 +131,9 @@ impl RedbStore {
                         let (key, value) = entry?;
                         let (owner, seq) = key.value();
                         last = seq;
-                        match self.codec.history(seq, owner, 0, value.value()) {
-                            Ok(entries) if processes.contains(owner) => {
-                                rows.push(Row { seq, owner: owner.to_owned(), entries })
-                            }
-                            Ok(_) => report.lost(
-                                "history",
-                                format!("row {seq} of {owner}"),
-                                "its process has no record",
-                            ),
-                            Err(e) => report.lost("history", format!("row {seq} of {owner}"), reason(e)),
-                        }
+                        let read = self.codec.history(seq, owner, 0, value.value());
+                        keep("history", seq, owner, read);
                     }
-                    rows.sort_by_key(|row| row.seq);
                     return Ok(());
                 }
                 for entry in r(source.open_table(HISTORY))?.iter()? {
@@ -143,21 +141,13 @@ impl RedbStore {
                     let seq = seq.value();
                     last = seq;
                     let (owner, previous, stored) = value.value();
-                    match self.codec.history(seq, owner, previous, stored) {
-                        Ok(entries) if processes.contains(owner) => {
-                            rows.push(Row { seq, owner: owner.to_owned(), entries })
-                        }
-                        Ok(_) => report.lost(
-                            "history_log",
-                            format!("row {seq} of {owner}"),
-                            "its process has no record",
-                        ),
-                        Err(e) => report.lost("history_log", format!("row {seq} of {owner}"), reason(e)),
-                    }
+                    keep("history_log", seq, owner, self.codec.history(seq, owner, previous, stored));
                 }
                 Ok(())
             });
             unreadable(report, "history_log", &last.to_string(), read)?;
+            // Schema 1's rows come by process; the chains are built in sequence order.
+            rows.sort_by_key(|row| row.seq);
             let mut table = txn.open_table(HISTORY)?;
             let mut heads: BTreeMap<&str, u64> = BTreeMap::new();
             for row in &rows {
