@@ -87,4 +87,39 @@ mod settlement {
             assert!(result.unwrap().is_err(), "a message nobody handled is not reported published");
         }
     }
+
+    /// Publishes `envelope` while a group acks everything, and returns how many times it was
+    /// delivered once `later` more messages have gone through after it.
+    async fn deliveries_of_a_duplicate(later: usize) -> usize {
+        let transport = InProcessTransport::new();
+        let mut sub = transport.subscribe(Subscribe::new("pings", "g")).await.unwrap();
+        let first = Envelope::new("pings", "first", &Ping).unwrap();
+        let id = first.id();
+        let acking = tokio::spawn(async move {
+            let mut seen = 0;
+            while let Ok(Some(delivery)) = sub.next().await {
+                seen += usize::from(delivery.envelope.id() == id);
+                delivery.ack().await.unwrap();
+            }
+            seen
+        });
+        transport.publish(first.clone()).await.unwrap();
+        for n in 0..later {
+            transport.publish(Envelope::new("pings", &format!("k{n}"), &Ping).unwrap()).await.unwrap();
+        }
+        transport.publish(first).await.unwrap();
+        transport.close().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), acking).await.expect("the group ends").unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_among_the_last_ids_is_not_delivered_again() {
+        assert_eq!(deliveries_of_a_duplicate(100).await, 1);
+    }
+
+    #[tokio::test]
+    async fn ids_older_than_the_last_8192_are_forgotten_so_memory_stays_bounded() {
+        // Forgotten, the duplicate is delivered again; the receiver's inbox is what drops it.
+        assert_eq!(deliveries_of_a_duplicate(8192).await, 2);
+    }
 }

@@ -157,18 +157,25 @@ impl Settlement {
     }
 }
 
+/// Message ids remembered for deduplication at most.
+const DEDUP_IDS: usize = 8192;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks leaves plain queues behind, still usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl InProcessTransport {
-    /// A transport that deduplicates by message id over the last ten seconds.
+    /// A transport that deduplicates by message id over the last ten seconds (and at most the
+    /// last 8,192 ids).
     pub fn new() -> Self {
         Self::with_dedup_window(Duration::from_secs(10))
     }
 
-    /// A transport that deduplicates by message id over `window`.
+    /// A transport that deduplicates by message id over `window`, and at most the last 8,192
+    /// ids: a duplicate is a rare event (a relay that publishes a row again), and remembering
+    /// every id of a busy ten seconds cost more memory than anything else the transport holds.
+    /// A duplicate it no longer recognises is delivered, and the receiver's inbox drops it.
     pub fn with_dedup_window(window: Duration) -> Self {
         InProcessTransport {
             shared: Arc::new(Shared { state: Mutex::new(State::default()), dedup_window: window }),
@@ -182,7 +189,7 @@ impl InProcessTransport {
         }
         let now = Instant::now();
         while let Some(&(at, id)) = state.dedup_order.front() {
-            if now.duration_since(at) < self.shared.dedup_window {
+            if now.duration_since(at) < self.shared.dedup_window && state.dedup_order.len() < DEDUP_IDS {
                 break;
             }
             state.dedup_order.pop_front();
