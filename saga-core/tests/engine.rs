@@ -449,3 +449,71 @@ async fn a_row_another_writer_commits_between_two_of_the_runtimes_is_published_i
     assert_eq!(deposits(store.as_ref()), [1, 5, 9], "in outbox order");
     runtime.shutdown().await.unwrap();
 }
+
+/// A handler on `topic` that asks for every message's first delivery again in `wait`, and
+/// records each attempt it sees.
+fn hesitant(
+    topic: &str,
+    wait: Duration,
+    attempts: Arc<std::sync::Mutex<Vec<(u32, u32)>>>,
+) -> saga_core::Service {
+    saga_core::Service::new("hesitant").on(topic, move |ctx: &mut saga_core::Context, d: Deposit| {
+        let attempt = ctx.message().attempt();
+        attempts.lock().unwrap().push((d.n, attempt));
+        if d.n == 0 && attempt == 1 {
+            return Err(saga_core::ActionError::transient("not yet").with_retry_after(wait));
+        }
+        Ok(())
+    })
+}
+
+#[tokio::test]
+async fn a_message_waiting_for_its_next_attempt_holds_no_place_in_the_relay_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(dir.path().join("w.redb")).unwrap());
+    let mut config = saga_core::Config::default();
+    // One message in flight at a time between the services.
+    config.relay_window = 1;
+    let attempts = Arc::default();
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .config(config)
+        .register(hesitant("deposits", Duration::from_secs(3600), Arc::clone(&attempts)))
+        .start()
+        .await
+        .unwrap();
+    runtime.send_envelope(Envelope::new("deposits", "a", &deposit(0)).unwrap()).await.unwrap();
+    runtime.send_envelope(Envelope::new("deposits", "b", &deposit(1)).unwrap()).await.unwrap();
+    // Deposit 0 waits an hour for its next attempt; deposit 1 goes through meanwhile.
+    saga_core::testkit::eventually_within("deposit 1 handled", Duration::from_secs(10), || {
+        attempts.lock().unwrap().contains(&(1, 1))
+    })
+    .await;
+    let waiting = store.timers().unwrap();
+    assert_eq!(waiting.len(), 1, "deposit 0 waits, durably, as a timer");
+    assert_eq!(waiting[0].envelope.decode::<Deposit>().unwrap().n, 0);
+    // Its row leaves the outbox too, where it would stay for the hour if the transport held it.
+    saga_core::testkit::eventually_within("the outbox empties", Duration::from_secs(10), || {
+        store.outbox_after(None, 10).unwrap().is_empty()
+    })
+    .await;
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_message_that_waits_comes_again_with_its_attempt_counted_and_its_effect_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(dir.path().join("a.redb")).unwrap());
+    let attempts = Arc::default();
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(hesitant("deposits", Duration::from_millis(5), Arc::clone(&attempts)))
+        .start()
+        .await
+        .unwrap();
+    runtime.send_envelope(Envelope::new("deposits", "a", &deposit(0)).unwrap()).await.unwrap();
+    // wait_idle counts a message waiting for its next attempt as work still to do.
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(*attempts.lock().unwrap(), vec![(0, 1), (0, 2)]);
+    assert!(store.timers().unwrap().is_empty());
+    assert_eq!(runtime.stats().redelivered, 1);
+    runtime.shutdown().await.unwrap();
+}

@@ -487,9 +487,10 @@ impl RuntimeHandle {
         self.shared.clock.clone()
     }
 
-    /// Returns once the outbox is empty and no timer is due. With the in-process transport that
-    /// means everything sent so far has been handled (timers set for later may still be
-    /// pending); with a broker it means the broker has every message, not that they were handled.
+    /// Returns once the outbox is empty, no timer is due and no message waits for its next
+    /// attempt. With the in-process transport that means everything sent so far has been
+    /// handled (timers set for later may still be pending); with a broker it means the broker
+    /// has every message, not that they were handled.
     pub async fn wait_idle(&self) -> Result<()> {
         let mut quiet = 0;
         loop {
@@ -501,7 +502,7 @@ impl RuntimeHandle {
             let busy = tokio::task::spawn_blocking(move || -> Result<bool> {
                 let outbox = !store.outbox_after(None, 1)?.is_empty();
                 let due = store.next_timer_due()?.is_some_and(|t| t <= now);
-                Ok(outbox || due)
+                Ok(outbox || due || store.has_timer_under(consumer::NEXT_ATTEMPTS)?)
             })
             .await
             .map_err(|e| Error::Internal(format!("the idle check's task failed: {e}")))??;
