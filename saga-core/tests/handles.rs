@@ -197,3 +197,48 @@ async fn starting_an_existing_saga_gives_its_handle_or_refuses_another_input() {
     assert_eq!(begun, 1, "neither start began it again");
     runtime.shutdown().await.unwrap();
 }
+
+/// Runs one `ok` order on `backend` and returns what its `result()` said; `None` if the disk
+/// filled before the saga could start.
+async fn one_order_on(backend: saga_core::testkit::FaultyBackend) -> Option<saga_core::Result<Status>> {
+    let store = RedbStore::with_backend(backend).ok()?;
+    let runtime = Runtime::builder(store, InProcessTransport::new())
+        .register(order())
+        .register(circle())
+        .start()
+        .await
+        .ok()?;
+    let Ok(handle) = runtime.start_saga("order", "o-1", &"ok".to_string()).await else {
+        let _ = runtime.shutdown().await;
+        return None;
+    };
+    let result = within("result()", handle.result()).await.map(|outcome| outcome.status());
+    let _ = runtime.shutdown().await;
+    Some(result)
+}
+
+/// A disk that fills up while the saga runs stops the runtime: `result()` then ends with that
+/// failure, named, instead of waiting for an end that no commit can write, or saying only that
+/// the runtime stopped. Filled at each write of the run in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_ends_with_the_stores_failure_when_the_disk_fills_while_the_saga_runs() {
+    use saga_core::testkit::FaultyBackend;
+    let probe = FaultyBackend::new();
+    assert!(matches!(one_order_on(probe.clone()).await, Some(Ok(Status::Completed))));
+    let (mut completed, mut stopped) = (0, 0);
+    for n in 1..=probe.operations() {
+        match one_order_on(FaultyBackend::full_from(n)).await {
+            None => {}
+            Some(Ok(status)) => {
+                assert_eq!(status, Status::Completed, "disk full from op {n}");
+                completed += 1;
+            }
+            Some(Err(e)) => {
+                assert!(e.is_store_failure(), "disk full from op {n}: {e:?}");
+                assert!(e.to_string().contains("No space left on device"), "disk full from op {n}: {e}");
+                stopped += 1;
+            }
+        }
+    }
+    assert!(stopped > 0, "the disk filled while a saga ran at least once ({completed} completed)");
+}

@@ -14,6 +14,10 @@ pub(crate) struct Watchers {
 #[derive(Default)]
 struct State {
     waiting: HashMap<String, Vec<oneshot::Sender<()>>>,
+    /// Waiters registered since the last sweep of those that gave up.
+    since_sweep: usize,
+    /// Processes waited for after the last sweep.
+    kept_at_sweep: usize,
     /// The runtime shut down: nothing will end here any more, and nobody waits in vain.
     closed: bool,
 }
@@ -30,6 +34,18 @@ impl Watchers {
             // Waiters that gave up are dropped here, so a process that never ends keeps none.
             waiting.retain(|w| !w.is_closed());
             waiting.push(tx);
+            state.since_sweep += 1;
+            // A waiter that read the end itself (the process had ended when it looked) gives
+            // up without being woken: sweep those now and then, in time proportional to the
+            // registrations since the last sweep, so they do not pile up.
+            if state.since_sweep > state.kept_at_sweep.max(1024) {
+                state.since_sweep = 0;
+                state.waiting.retain(|_, waiters| {
+                    waiters.retain(|w| !w.is_closed());
+                    !waiters.is_empty()
+                });
+                state.kept_at_sweep = state.waiting.len();
+            }
         }
         rx
     }
@@ -117,5 +133,34 @@ impl ProcessWatch {
     /// See [`Watchers::until_ended`].
     pub(crate) fn until_ended(&self, id: &str) -> oneshot::Receiver<()> {
         self.watchers.until_ended(id)
+    }
+
+    /// Why the runtime stopped watching: the failure its store stopped at, if it failed for
+    /// good, else [`Error::Shutdown`](crate::Error::Shutdown).
+    pub(crate) fn why_stopped(&self) -> crate::Error {
+        self.store.failure().unwrap_or(crate::Error::Shutdown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Watchers;
+
+    #[test]
+    fn waiters_that_read_the_end_themselves_do_not_pile_up() {
+        let watchers = Watchers::default();
+        // Each registers, finds its process already ended, and lets go without being woken.
+        for n in 0..100_000 {
+            drop(watchers.until_ended(&format!("saga-{n}")));
+        }
+        let kept = watchers.lock().waiting.len();
+        assert!(kept <= 2048, "{kept} waiters kept for 100,000 that gave up");
+        // One that still waits is kept, and woken.
+        let mut waiting = watchers.until_ended("saga-live");
+        for n in 0..100_000 {
+            drop(watchers.until_ended(&format!("other-{n}")));
+        }
+        watchers.ended(&["saga-live".to_owned()]);
+        assert!(waiting.try_recv().is_ok(), "the live waiter was woken");
     }
 }

@@ -67,7 +67,9 @@ impl SagaHandle {
     /// Waits until the instance ends (completed, compensated, cancelled, terminated, or failed
     /// and waiting for an operator) and returns how. Resolves at once for an instance that ended before the call;
     /// otherwise the commit that ends it wakes the caller, with no polling of the store. Fails
-    /// with [`Error::Shutdown`] if the runtime stops first.
+    /// with [`Error::Shutdown`] if the runtime stops first, or with the failure its store
+    /// stopped at (a full disk, a damaged value: see
+    /// [`RuntimeHandle::failure`](crate::RuntimeHandle::failure)) if it stopped there.
     ///
     /// A saga that another process runs (over a broker) is asked to say how it ended: the
     /// runtime must take answers ([`RuntimeBuilder::replies`](crate::RuntimeBuilder::replies)).
@@ -86,7 +88,7 @@ impl SagaHandle {
                 None if !self.hosted_here() => return self.remote_result().await,
                 None => {}
             }
-            ended.await.map_err(|_| Error::Shutdown)?;
+            ended.await.map_err(|_| self.runtime.why_stopped())?;
         }
     }
 
