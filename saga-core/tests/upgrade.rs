@@ -486,3 +486,35 @@ fn a_database_of_schema_2_lists_by_creation_time_before_and_after_its_upgrade() 
     let newest = reader.processes_page(&ProcessQuery::new().limit(1)).unwrap();
     assert_eq!(newest.rows[0].id, expected[expected.len() - 1], "newest first by default");
 }
+
+/// A repair reads an older schema's file as it is and writes today's: every process with its
+/// history, the outbox, the timers and the dead letter come through, and nothing is lost.
+#[test]
+fn a_repair_of_an_older_schemas_file_keeps_everything_in_it() {
+    for schema in [2, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, repaired) = (dir.path().join("agency.redb"), dir.path().join("repaired.redb"));
+        std::fs::copy(fixture(schema), &path).expect("the fixture is in the repository");
+        let source = RedbStore::open_read_only(&path).expect("an older schema reads as it is");
+        let report = source.repair_into(&repaired).unwrap();
+        assert!(report.lost.is_empty(), "schema {schema}: lost {:?}", report.lost);
+        let store = RedbStore::open_read_only(&repaired).unwrap();
+        let check = store.check().unwrap();
+        assert!(check.problems.is_empty(), "schema {schema}: {:?}", check.problems);
+        assert_eq!(statuses(&store), as_written(), "schema {schema}: every process, where it stopped");
+        for id in statuses(&source).keys() {
+            assert_eq!(events(&store, id), events(&source, id), "schema {schema}: the history of {id}");
+        }
+        assert_eq!(guide_requests(&store), 2, "schema {schema}: the outbox");
+        assert_eq!(
+            store.timers().unwrap().len(),
+            source.timers().unwrap().len(),
+            "schema {schema}: the timers"
+        );
+        assert_eq!(
+            store.dead_letters().unwrap(),
+            source.dead_letters().unwrap(),
+            "schema {schema}: the dead letter"
+        );
+    }
+}
