@@ -2330,7 +2330,13 @@ fn damaged_copies_of_a_database_give_data_or_an_error_never_a_panic_nor_other_da
                 Err(_) => return (false, false),
             };
             if let Ok(seen) = read_all(&store, &sound_ids) {
-                assert!(seen == sound, "variant {k}: read without an error, and not what was written");
+                assert!(
+                    seen == sound,
+                    "variant {k}: read without an error, and not what was written: listed {:?} vs {:?}; records equal: {}",
+                    seen.0,
+                    sound.0,
+                    seen.1 == sound.1
+                );
             }
             let report = store.check().expect("a check reads what it can and reports the rest");
             (true, !report.problems.is_empty())

@@ -15,20 +15,6 @@ fn envelopes() -> Vec<Envelope> {
     (0..DEPOSITS).map(|n| Envelope::new("ledger", &format!("acct-{}", n % 4), &deposit(n)).unwrap()).collect()
 }
 
-/// The auditor, busy at the first delivery of every announcement: each waits for its next
-/// attempt, as a timer, so a crash meets that path too.
-fn hesitant_auditor() -> saga_core::Service {
-    saga_core::Service::new("auditor").on("audit", |ctx: &mut saga_core::Context, d: Deposited| {
-        if ctx.message().attempt() == 1 {
-            return Err(saga_core::ActionError::transient("busy").with_retry_after(Duration::from_millis(2)));
-        }
-        let key = format!("seen-{}", d.n);
-        let seen: u32 = ctx.load(&key)?.unwrap_or(0);
-        ctx.save(&key, &(seen + 1))?;
-        Ok(())
-    })
-}
-
 fn quick_retries() -> Config {
     let mut config = Config::default();
     config.redelivery = saga_core::RetryPolicy::exponential(u32::MAX, Duration::from_millis(1))
@@ -47,7 +33,7 @@ async fn workload(backend: FaultyBackend, envelopes: &[Envelope]) -> bool {
     let started = Runtime::builder_shared(store, Arc::new(InProcessTransport::new()))
         .config(quick_retries())
         .register(ledger(Arc::new(AtomicUsize::new(0))))
-        .register(hesitant_auditor())
+        .register(auditor())
         .start()
         .await;
     let Ok(runtime) = started else { return true };
@@ -124,17 +110,12 @@ fn assert_whole(store: &RedbStore, point: &str) {
     let mut unique = applied.clone();
     unique.dedup();
     assert_eq!(unique, applied, "{point}: a deposit applied twice: {applied:?}");
-    // An announcement waits in the outbox, or, after its first delivery, as a timer for its
-    // next attempt.
-    let waiting = store.timers().unwrap().into_iter().map(|timer| timer.envelope);
     let pending: Vec<u32> = store
         .outbox_after(None, 10_000)
         .unwrap()
         .into_iter()
-        .map(|row| row.envelope)
-        .chain(waiting)
-        .filter(|envelope| envelope.kind() == "test.deposited")
-        .map(|envelope| envelope.decode::<Deposited>().unwrap().n)
+        .filter(|row| row.envelope.kind() == "test.deposited")
+        .map(|row| row.envelope.decode::<Deposited>().unwrap().n)
         .collect();
     for n in &applied {
         let announced = pending.contains(n) || audited(store, *n) > 0;
@@ -153,7 +134,7 @@ async fn recover_and_finish(image: FaultyBackend, envelopes: &[Envelope], point:
     assert_whole(&store, point);
     let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
         .register(ledger(Arc::new(AtomicUsize::new(0))))
-        .register(hesitant_auditor())
+        .register(auditor())
         .start()
         .await
         .unwrap();

@@ -17,9 +17,3 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// an inbox key). A message sent again to the one consumer that gave up on it carries it, so
 /// the consumers that had handled it are not asked again.
 pub const FOR_CONSUMER: &str = "for-consumer";
-
-/// On a message that waits for its next attempt as a timer (see
-/// `Transport::confirms_when_handled`):
-/// the id of the message it is the next attempt of. The copy has an id of its own, so that the
-/// inbox can record the earlier one as taken care of in the same commit that sets the timer.
-pub const NEXT_ATTEMPT_OF: &str = "next-attempt-of";

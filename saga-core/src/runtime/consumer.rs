@@ -5,7 +5,7 @@ use super::Shared;
 use super::context::Context;
 use super::stats::Counters;
 use crate::model::{ActionError, Envelope, headers};
-use crate::store::{CommitUnit, DeadLetter, InboxKey, Timer, TimerOp, UnitOutcome};
+use crate::store::{CommitUnit, DeadLetter, InboxKey, UnitOutcome};
 use crate::transport::{Acknowledge, Delivery, Subscribe};
 use async_trait::async_trait;
 use futures_util::FutureExt;
@@ -352,9 +352,6 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                         ),
                         None => tracing::info!(error = %e, "handler failed; the message will be redelivered"),
                     }
-                    if shared.transport.confirms_when_handled() {
-                        return wait_as_timer(shared, acker, envelope, inbox, e.retry_after(), now).await;
-                    }
                     return retry_later(shared, acker, attempt, e.retry_after()).await;
                 }
                 Ok(Err(e)) => {
@@ -421,52 +418,6 @@ async fn retry_later(
     Counters::add(&shared.counters.redelivered, 1);
     let wait = asked.unwrap_or_else(|| shared.config.redelivery.backoff(attempt));
     settle(acker.nack(wait).await)
-}
-
-/// What the keys of the timers that hold messages for their next attempt begin with.
-pub(crate) const NEXT_ATTEMPTS: &str = "next-attempt/";
-
-/// Keeps the message for its next attempt as a durable timer, due after the wait the handler
-/// asked for (else the redelivery backoff) on the runtime's clock, addressed to this consumer
-/// alone; the same commit records this delivery in the inbox as taken care of, so that a crash
-/// before the ack brings it back only as a duplicate. Then acks it: a transport that confirms a
-/// message only once it is handled would otherwise hold it, and a place in the relay window,
-/// for the whole wait. The copy keeps the attempt count, which its delivery raises.
-async fn wait_as_timer(
-    shared: &Shared,
-    acker: Box<dyn Acknowledge>,
-    envelope: Envelope,
-    inbox: InboxKey,
-    asked: Option<Duration>,
-    now: crate::Timestamp,
-) {
-    let attempt = envelope.attempt;
-    let wait = asked.unwrap_or_else(|| shared.config.redelivery.backoff(attempt));
-    let mut next = envelope.with_id(crate::model::MessageId::new());
-    next.headers.insert(headers::FOR_CONSUMER.into(), inbox.consumer.clone());
-    next.headers.insert(headers::NEXT_ATTEMPT_OF.into(), inbox.message.to_string());
-    let key = format!("{NEXT_ATTEMPTS}{}/{}", inbox.consumer, next.id);
-    let timer = Timer { key, due: now + wait, envelope: next };
-    // Set, not added: its key is indexed, so `wait_idle` can see that a message is waiting.
-    let unit = CommitUnit::new(now).with_inbox(inbox).with_timer(TimerOp::Set(Box::new(timer)));
-    match shared.committer.commit(unit).await {
-        Ok(UnitOutcome::Committed) => {
-            Counters::add(&shared.counters.redelivered, 1);
-            settle(acker.ack().await)
-        }
-        Ok(UnitOutcome::Duplicate) => {
-            Counters::add(&shared.counters.duplicates, 1);
-            settle(acker.ack().await)
-        }
-        Ok(UnitOutcome::Conflict(e)) => {
-            tracing::debug!(error = %e, "keeping a message for later conflicted; the transport keeps it");
-            retry_later(shared, acker, attempt, asked).await
-        }
-        Err(e) => {
-            shared.store_failed("keeping a message for its next attempt", &e);
-            retry_later(shared, acker, attempt, asked).await
-        }
-    }
 }
 
 fn settle(result: crate::Result<()>) {

@@ -37,16 +37,14 @@ use tokio::task::JoinSet;
 ///
 /// ```
 /// let config = saga_core::Config::default();
-/// assert_eq!((config.max_in_flight, config.max_batch), (1024, 4096));
-/// assert_eq!((config.max_deliveries, config.relay_window), (10, 1024));
+/// assert_eq!((config.max_in_flight, config.max_batch), (2048, 4096));
+/// assert_eq!((config.max_deliveries, config.relay_window), (10, 8192));
 /// assert_eq!(config.retention, Some(std::time::Duration::from_secs(7 * 24 * 3600)));
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// Messages one consumer handles at once (each key one at a time). Default 1024: each holds
-    /// a task, its envelope and a read snapshot until its group commit. With the in-process
-    /// transport the relay window bounds them first.
+    /// Messages one consumer handles at once (each key one at a time). Default 2048.
     pub max_in_flight: usize,
     /// Units in one group commit at most. Default 4096.
     pub max_batch: usize,
@@ -58,11 +56,7 @@ pub struct Config {
     /// How long inbox keys are kept: a duplicate older than this is no longer recognised.
     /// Default 7 days.
     pub inbox_retention: Duration,
-    /// Outbox rows published and not yet confirmed at once. Default 1024. It bounds the
-    /// messages the runtime holds in memory however many wait in the outbox: the in-process
-    /// transport confirms a message once it has been handled, so the window is also the most
-    /// messages in flight between its services. (A message that must wait for a later attempt
-    /// waits as a durable timer, outside the window.)
+    /// Outbox rows published and not yet confirmed at once. Default 8192.
     pub relay_window: usize,
     /// How long a finished process (see [`Status::is_finished`]) is kept after it ended, by
     /// the runtime's clock; then it is removed with its history, leaving a tombstone of its id
@@ -75,13 +69,13 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_in_flight: 1024,
+            max_in_flight: 2048,
             max_batch: 4096,
             max_deliveries: 10,
             redelivery: RetryPolicy::exponential(u32::MAX, Duration::from_millis(100))
                 .with_max_backoff(Duration::from_secs(30)),
             inbox_retention: Duration::from_secs(7 * 24 * 3600),
-            relay_window: 1024,
+            relay_window: 8192,
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
         }
     }
@@ -493,10 +487,9 @@ impl RuntimeHandle {
         self.shared.clock.clone()
     }
 
-    /// Returns once the outbox is empty, no timer is due and no message waits for its next
-    /// attempt. With the in-process transport that means everything sent so far has been
-    /// handled (timers set for later may still be pending); with a broker it means the broker
-    /// has every message, not that they were handled.
+    /// Returns once the outbox is empty and no timer is due. With the in-process transport that
+    /// means everything sent so far has been handled (timers set for later may still be
+    /// pending); with a broker it means the broker has every message, not that they were handled.
     pub async fn wait_idle(&self) -> Result<()> {
         let mut quiet = 0;
         loop {
@@ -508,7 +501,7 @@ impl RuntimeHandle {
             let busy = tokio::task::spawn_blocking(move || -> Result<bool> {
                 let outbox = !store.outbox_after(None, 1)?.is_empty();
                 let due = store.next_timer_due()?.is_some_and(|t| t <= now);
-                Ok(outbox || due || store.has_timer_under(consumer::NEXT_ATTEMPTS)?)
+                Ok(outbox || due)
             })
             .await
             .map_err(|e| Error::Internal(format!("the idle check's task failed: {e}")))??;

@@ -88,13 +88,6 @@ pub trait Store: std::any::Any + Send + Sync {
     /// When the earliest pending timer falls due.
     fn next_timer_due(&self) -> Result<Option<Timestamp>>;
 
-    /// Whether a timer whose key begins with `prefix` is pending (set with [`TimerOp::Set`]:
-    /// a timer added with [`TimerOp::Add`] keeps no key to look up). The default reads every
-    /// timer; a store with an index of timer keys looks there.
-    fn has_timer_under(&self, prefix: &str) -> Result<bool> {
-        Ok(self.timers()?.iter().any(|t| t.key.starts_with(prefix)))
-    }
-
     /// Moves up to `limit` timers due at `now` into the outbox, in one durable transaction, and
     /// returns how many fired. Each fired message gets a fresh id.
     fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize>;

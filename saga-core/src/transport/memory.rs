@@ -283,10 +283,6 @@ impl Transport for InProcessTransport {
         Ok(Box::new(MemorySubscription { group }))
     }
 
-    fn confirms_when_handled(&self) -> bool {
-        true
-    }
-
     async fn close(&self) -> Result<()> {
         let mut state = lock(&self.shared.state);
         state.closed = true;

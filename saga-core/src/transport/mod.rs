@@ -43,15 +43,6 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Stops the transport: subscriptions end and publishing fails from now on.
     async fn close(&self) -> Result<()>;
-
-    /// Whether `publish` returns only once the message is handled (the [`InProcessTransport`]),
-    /// rather than once the transport has stored it. A message that such a transport holds for
-    /// a later attempt holds a place in the runtime's relay window, and its memory, for as long
-    /// as it waits; so a runtime on it keeps a message that must wait (a transient failure, a
-    /// handler that asks for it again later) as a durable timer instead. Default: false.
-    fn confirms_when_handled(&self) -> bool {
-        false
-    }
 }
 
 /// What to subscribe to.

@@ -686,19 +686,6 @@ impl Store for RedbStore {
         })
     }
 
-    fn has_timer_under(&self, prefix: &str) -> Result<bool> {
-        self.guarded("timer_keys", || {
-            let txn = self.read()?;
-            let err = self.err("reading timer keys");
-            let table = r(txn.open_table(TIMER_KEYS)).map_err(&err)?;
-            let first = r(table.range(prefix..)).map_err(&err)?.next();
-            match first {
-                Some(entry) => Ok(r(entry).map_err(&err)?.0.value().starts_with(prefix)),
-                None => Ok(false),
-            }
-        })
-    }
-
     fn fire_due_timers(&self, now: Timestamp, limit: usize) -> Result<usize> {
         self.fire_and_report(now, limit).map(|report| report.fired)
     }
