@@ -152,6 +152,16 @@ impl StoreOptions {
 }
 
 impl RedbStore {
+    /// Whether process `id` has a history: every process that changed has one, written in the
+    /// commits that wrote its record, so a history without a record is damage. Files without the
+    /// table (older schemas) say no.
+    fn has_history(&self, txn: &redb::ReadTransaction, id: &str) -> Result<bool> {
+        match txn.open_table(HISTORY_HEADS) {
+            Ok(heads) => Ok(r(heads.get(id)).map_err(self.err("reading history heads"))?.is_some()),
+            Err(_) => Ok(false),
+        }
+    }
+
     /// Opens the saga database at `path` for writing, creating it if there is none, with the
     /// default [`StoreOptions`].
     pub fn open(path: impl AsRef<Path>) -> Result<RedbStore> {
@@ -506,7 +516,17 @@ impl Store for RedbStore {
             let txn = self.read()?;
             let table = r(txn.open_table(RECORDS)).map_err(self.err("reading records"))?;
             let value = r(table.get((space, id))).map_err(self.err("reading records"))?;
-            value.map(|v| self.codec.record(space, id, v.value())).transpose()
+            match value {
+                Some(v) => self.codec.record(space, id, v.value()).map(Some),
+                None if space == super::PROCESS_SPACE && self.has_history(&txn, id)? => {
+                    Err(self.codec.damaged(
+                        "records",
+                        format!("{space}/{id}"),
+                        "the process has a history but no record (its key does not read as written)",
+                    ))
+                }
+                None => Ok(None),
+            }
         })
     }
 
