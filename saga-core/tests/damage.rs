@@ -227,3 +227,32 @@ fn a_repaired_copy_does_not_replace_a_file_a_writer_holds() {
     assert!(keep.exists() && !repaired.exists(), "once no process writes it, the copy takes its place");
     RedbStore::open_read_only(&path).unwrap();
 }
+
+/// A process whose record no longer reads under its id (a damaged key) while its history does
+/// is reported as damage at that record, not as a process that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_record_gone_from_under_its_history_is_damage_not_absence() {
+    use saga_core::store::{CommitUnit, PROCESS_SPACE, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path().join("gone.redb")).unwrap();
+    let runtime =
+        Runtime::builder(store, InProcessTransport::new())
+            .register(saga_core::saga::Saga::<String>::new("trip").step(saga_core::saga::Step::local(
+                "book",
+                |_: saga_core::saga::StepContext<String>| async { Ok::<_, saga_core::ActionError>(()) },
+            )))
+            .start()
+            .await
+            .unwrap();
+    let trip = runtime.start_saga("trip", "t-1", &"Lisbon".to_owned()).await.unwrap();
+    trip.result().await.unwrap();
+    let store = runtime.store();
+    runtime.shutdown().await.unwrap();
+    let record = store.record(PROCESS_SPACE, trip.id()).unwrap().expect("the saga's record");
+    // Only the record goes, as a damaged key would make it: the history stays.
+    let unit = CommitUnit::default().with_write(Write::delete(PROCESS_SPACE, trip.id(), record.version));
+    store.commit(&saga_core::store::Batch { units: vec![unit], sent: vec![] }).unwrap();
+    let err = store.record(PROCESS_SPACE, trip.id()).unwrap_err();
+    assert!(matches!(&err, Error::Damaged { table: "records", .. }), "{err:?}");
+    assert!(store.record(PROCESS_SPACE, "trip/never-started").unwrap().is_none(), "a true absence is none");
+}

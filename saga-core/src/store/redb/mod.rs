@@ -158,7 +158,8 @@ impl RedbStore {
     fn has_history(&self, txn: &redb::ReadTransaction, id: &str) -> Result<bool> {
         match txn.open_table(HISTORY_HEADS) {
             Ok(heads) => Ok(r(heads.get(id)).map_err(self.err("reading history heads"))?.is_some()),
-            Err(_) => Ok(false),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(e) => Err(self.err("reading history heads")(e.into())),
         }
     }
 
