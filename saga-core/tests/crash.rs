@@ -197,9 +197,13 @@ mod sagas {
     }
 
     /// Reserve, summon (refused for every third order), deliver; the reservation is refunded.
+    /// Two actions a commit: an order begins in its client's commit with reserve and summon run
+    /// one after the other, and goes on in a message of its own (deliver, or the refund and
+    /// then the end), so both ways a local action follows another cross every crash point.
     fn order(world: &World) -> Saga<u64> {
         let (w1, w2, w3, w4) = (world.clone(), world.clone(), world.clone(), world.clone());
         Saga::<u64>::new("order")
+            .actions_per_commit(2)
             .step(
                 Step::local("reserve", move |ctx: StepContext<u64>| {
                     record(&w1, ctx.idempotency_key.clone());

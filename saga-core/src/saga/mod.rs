@@ -101,7 +101,12 @@ pub struct Saga<I> {
     steps: Vec<Step<I, ()>>,
     stages: definition::Stages,
     deadline: Option<std::time::Duration>,
+    actions_per_commit: usize,
 }
+
+/// How many local actions a saga runs in one commit unless [`Saga::actions_per_commit`] says
+/// otherwise.
+pub const ACTIONS_PER_COMMIT: usize = 8;
 
 impl<I> Saga<I>
 where
@@ -115,6 +120,7 @@ where
             steps: Vec::new(),
             stages: definition::Stages::default(),
             deadline: None,
+            actions_per_commit: ACTIONS_PER_COMMIT,
         }
     }
 
@@ -152,6 +158,22 @@ where
     /// cancelled (its completed steps are compensated) and ends `Cancelled`.
     pub fn deadline(mut self, deadline: std::time::Duration) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+
+    /// How many local actions (steps and compensations) may run, one after the other, before
+    /// the saga commits what they did ([`ACTIONS_PER_COMMIT`] unless set; at least 1).
+    ///
+    /// A local step that succeeds is followed by the next local action in the same handling,
+    /// as Temporal runs consecutive local activities in one workflow task: a saga of three
+    /// local steps begins, runs them and ends in one commit, so one at a time it costs one
+    /// durable commit where a commit per step costs three. The promise is the same either way:
+    /// every outcome recorded is recorded once, and an action's outside effect may happen again
+    /// if the process stops before the commit that records it. What the number bounds is how
+    /// many actions that can be, and how long a cancel or a signal waits for the commit. With
+    /// `1`, every local action is committed before the next one begins.
+    pub fn actions_per_commit(mut self, actions: usize) -> Self {
+        self.actions_per_commit = actions.max(1);
         self
     }
 
@@ -202,6 +224,7 @@ where
             steps: self.steps,
             stages: self.stages,
             deadline: self.deadline,
+            actions_per_commit: self.actions_per_commit,
         };
         family::SagaFamily::new(self.name, topic, (version, Arc::new(engine))).registration()
     }

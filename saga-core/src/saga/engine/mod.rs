@@ -38,6 +38,7 @@ pub(crate) struct SagaEngine<I> {
     pub(crate) steps: Vec<Step<I, ()>>,
     pub(crate) stages: Stages,
     pub(crate) deadline: Option<Duration>,
+    pub(crate) actions_per_commit: usize,
 }
 
 /// One instance, loaded for the handling of one message.
@@ -52,6 +53,12 @@ struct Run<'a, I> {
     /// The stage to start in this same commit: it has no local step, so starting it is only
     /// sending (commands, a child's start) and needs no round trip of its own.
     chained: Option<usize>,
+    /// Whether the next thing to run runs in this commit: a local action it makes due runs
+    /// here while fewer than `actions_per_commit` rounds have run.
+    again: bool,
+    /// The rounds of this handling so far: the message's own, and one per local action run
+    /// after it.
+    rounds: usize,
 }
 
 /// The name of a saga's one timeout timer.
@@ -129,8 +136,18 @@ where
             created_at: now,
             changes: 0,
         };
-        let mut run =
-            Run { engine: self, ctx, pid, key: envelope.key.clone(), input, state, meta, chained: None };
+        let mut run = Run {
+            engine: self,
+            ctx,
+            pid,
+            key: envelope.key.clone(),
+            input,
+            state,
+            meta,
+            chained: None,
+            again: false,
+            rounds: 1,
+        };
         run.ctx.history(&run.pid, HistoryEvent::Started { kind: self.name.clone() });
         run.ctx.process_changed(&run.pid, &mut run.meta, None)?;
         run.message_in(envelope);
@@ -168,6 +185,8 @@ where
             state: loaded.state,
             meta: loaded.meta,
             chained: None,
+            again: false,
+            rounds: 1,
         };
         match envelope.kind.as_str() {
             Continue::KIND => {
@@ -273,7 +292,13 @@ where
         Ok(envelope)
     }
 
+    /// Makes the next thing to run due: in this commit while the saga's actions per commit
+    /// allow another round, else in a message to the saga itself, handled after this commit.
     fn continue_later(&mut self) -> Result<(), ActionError> {
+        if self.rounds < self.engine.actions_per_commit {
+            self.again = true;
+            return Ok(());
+        }
         let envelope = self.envelope(&self.engine.topic, &Continue {})?;
         self.ctx.push_envelope(envelope);
         Ok(())
@@ -607,13 +632,20 @@ where
         self.turn_back(bound)
     }
 
-    /// Starts the stage chained to this commit, if any, removes the timers of a saga that
-    /// ended, then writes the instance.
+    /// Runs what this commit made due (a stage chained to it, the next local action while
+    /// the rounds allow), removes the timers of a saga that ended, then writes the instance.
     async fn finish(mut self) -> Result<(), ActionError> {
-        if let Some(next) = self.chained.take()
-            && self.state.phase == Phase::Forward
-        {
-            self.start_stage(next).await?;
+        loop {
+            if let Some(next) = self.chained.take()
+                && self.state.phase == Phase::Forward
+            {
+                self.start_stage(next).await?;
+            } else if std::mem::take(&mut self.again) {
+                self.rounds += 1;
+                self.next().await?;
+            } else {
+                break;
+            }
         }
         if self.state.phase == Phase::Done {
             if let Some(due) = self.state.timeout_timer.take() {
