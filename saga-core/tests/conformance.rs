@@ -34,7 +34,8 @@ fn a_redb_store_in_memory_passes_the_store_suite() {
 /// wait itself.
 mod settlement {
     use saga_core::Envelope;
-    use saga_core::transport::{InProcessTransport, Subscribe, Transport};
+    use saga_core::model::headers::FOR_CONSUMER;
+    use saga_core::transport::{InProcessTransport, Published, Subscribe, Transport};
     use std::time::Duration;
 
     #[derive(serde::Serialize, serde::Deserialize)]
@@ -121,5 +122,78 @@ mod settlement {
     async fn ids_older_than_the_last_8192_are_forgotten_so_memory_stays_bounded() {
         // Forgotten, the duplicate is delivered again; the receiver's inbox is what drops it.
         assert_eq!(deliveries_of_a_duplicate(8192).await, 2);
+    }
+
+    /// A message whose last group asks for it again later is handed back to a durable
+    /// publisher, which holds it on disk meanwhile, rather than kept in the transport's memory.
+    #[tokio::test]
+    async fn a_delayed_redelivery_is_handed_back_to_a_durable_publisher_and_taken_again() {
+        let transport = InProcessTransport::new();
+        let mut other = transport.subscribe(Subscribe::new("pings", "other")).await.unwrap();
+        let mut waiting = transport.subscribe(Subscribe::new("pings", "waiting")).await.unwrap();
+        let envelope = Envelope::new("pings", "k", &Ping).unwrap();
+        let publish = tokio::spawn({
+            let (transport, envelope) = (transport.clone(), envelope.clone());
+            async move { transport.publish_durable(envelope).await }
+        });
+        other.next().await.unwrap().unwrap().ack().await.unwrap();
+        let delivery = waiting.next().await.unwrap().unwrap();
+        assert_eq!(delivery.envelope.attempt(), 1);
+        let asked = std::time::Instant::now();
+        delivery.nack(Duration::from_secs(60)).await.unwrap();
+        let published = tokio::time::timeout(Duration::from_secs(5), publish).await.expect("handed back");
+        let Published::Deferred { due, attempts, group } = published.unwrap().unwrap() else {
+            panic!("not handed back");
+        };
+        assert!(due >= asked + Duration::from_secs(59), "due when the group asked for it");
+        assert_eq!((attempts, group.as_str()), (1, "waiting"));
+
+        // Published again (not taken for a duplicate of itself), it goes on counting attempts.
+        let again = envelope.with_attempt(attempts).with_header(FOR_CONSUMER, group);
+        let publish = tokio::spawn({
+            let transport = transport.clone();
+            async move { transport.publish_durable(again).await }
+        });
+        let delivery = waiting.next().await.unwrap().unwrap();
+        assert_eq!(delivery.envelope.attempt(), 2);
+        assert_eq!(delivery.envelope.header(FOR_CONSUMER), Some("waiting"));
+        delivery.ack().await.unwrap();
+        // The group that had it already gets the copy too, addressed to the other: a runtime
+        // acks it unhandled.
+        other.next().await.unwrap().unwrap().ack().await.unwrap();
+        let published = tokio::time::timeout(Duration::from_secs(5), publish).await.expect("taken");
+        assert_eq!(published.unwrap().unwrap(), Published::Taken);
+    }
+
+    /// While another group still has the message, a delayed redelivery stays in the transport;
+    /// so does every one for a publisher that does not keep the message (`publish`).
+    #[tokio::test]
+    async fn a_delayed_redelivery_stays_in_the_transport_while_another_group_has_the_message() {
+        let transport = InProcessTransport::new();
+        let mut other = transport.subscribe(Subscribe::new("pings", "other")).await.unwrap();
+        let mut waiting = transport.subscribe(Subscribe::new("pings", "waiting")).await.unwrap();
+        let publish = tokio::spawn({
+            let transport = transport.clone();
+            async move { transport.publish_durable(Envelope::new("pings", "k", &Ping).unwrap()).await }
+        });
+        let held = other.next().await.unwrap().unwrap();
+        waiting.next().await.unwrap().unwrap().nack(Duration::from_millis(10)).await.unwrap();
+        let again = tokio::time::timeout(Duration::from_secs(5), waiting.next()).await;
+        let again = again.expect("redelivered by the transport").unwrap().unwrap();
+        assert_eq!(again.envelope.attempt(), 2);
+        again.ack().await.unwrap();
+        held.ack().await.unwrap();
+        let published = tokio::time::timeout(Duration::from_secs(5), publish).await.expect("taken");
+        assert_eq!(published.unwrap().unwrap(), Published::Taken);
+
+        let publish = tokio::spawn({
+            let transport = transport.clone();
+            async move { transport.publish(Envelope::new("pings", "k", &Ping).unwrap()).await }
+        });
+        other.next().await.unwrap().unwrap().ack().await.unwrap();
+        waiting.next().await.unwrap().unwrap().nack(Duration::from_millis(10)).await.unwrap();
+        let again = tokio::time::timeout(Duration::from_secs(5), waiting.next()).await;
+        again.expect("redelivered by the transport").unwrap().unwrap().ack().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), publish).await.expect("taken").unwrap().unwrap();
     }
 }

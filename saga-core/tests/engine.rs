@@ -349,6 +349,122 @@ async fn a_handler_that_names_its_wait_is_redelivered_after_it_not_after_the_bac
     runtime.shutdown().await.unwrap();
 }
 
+/// A message waiting out its redelivery delay waits as its outbox row, on disk, not in the
+/// transport's memory; its key's later messages wait behind it; its attempts go on counting;
+/// and the wait is real time, not the runtime's clock (which stands still here).
+#[tokio::test]
+async fn a_message_waiting_for_its_next_attempt_waits_on_disk_with_its_keys_later_messages_behind_it() {
+    use saga_core::{ActionError, ManualClock, Service, Timestamp};
+    use std::sync::Mutex;
+
+    let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let handled: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let bank = {
+        let (attempts, handled) = (attempts.clone(), handled.clone());
+        Service::new("bank").on("bank", move |ctx, d: Deposit| {
+            if d.n == 1 {
+                attempts.lock().unwrap().push(ctx.message().attempt());
+                if ctx.message().attempt() < 3 {
+                    return Err(ActionError::transient("teller at lunch")
+                        .with_retry_after(Duration::from_millis(300)));
+                }
+            }
+            handled.lock().unwrap().push(d.n);
+            Ok(())
+        })
+    };
+    let (store, builder) = in_memory();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
+    let runtime = builder.clock(clock).register(bank).start().await.unwrap();
+    for n in 1..=3 {
+        runtime.send("bank", "acct-1", &deposit(n)).await.unwrap();
+    }
+    eventually("the first attempt", || attempts.lock().unwrap().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.outbox_after(None, 10).unwrap().len(), 3, "all three wait in the outbox");
+    assert!(handled.lock().unwrap().is_empty(), "deposits 2 and 3 wait behind deposit 1");
+    eventually("all three", || handled.lock().unwrap().len() == 3).await;
+    assert_eq!(*handled.lock().unwrap(), [1, 2, 3]);
+    assert_eq!(*attempts.lock().unwrap(), [1, 2, 3]);
+    runtime.wait_idle().await.unwrap();
+    assert!(store.outbox_after(None, 10).unwrap().is_empty());
+    assert_eq!(runtime.stats().redelivered, 2);
+    runtime.shutdown().await.unwrap();
+}
+
+/// A message waiting for its next attempt when its runtime stops is still in the outbox, and
+/// the next runtime on the store delivers it again.
+#[tokio::test]
+async fn a_message_waiting_for_its_next_attempt_at_shutdown_is_handled_after_a_restart() {
+    use saga_core::{ActionError, Service};
+    use std::sync::Mutex;
+
+    let handled: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let bank = |refuse: bool, handled: Arc<Mutex<Vec<u32>>>| {
+        Service::new("bank").on("bank", move |_ctx, d: Deposit| {
+            if refuse {
+                return Err(
+                    ActionError::transient("teller at lunch").with_retry_after(Duration::from_secs(60))
+                );
+            }
+            handled.lock().unwrap().push(d.n);
+            Ok(())
+        })
+    };
+    let (store, builder) = in_memory();
+    let runtime = builder.register(bank(true, handled.clone())).start().await.unwrap();
+    runtime.send("bank", "acct-1", &deposit(1)).await.unwrap();
+    eventually("the first attempt", || runtime.stats().redelivered == 1).await;
+    runtime.shutdown().await.unwrap();
+    assert_eq!(store.outbox_after(None, 10).unwrap().len(), 1, "it waits in the outbox");
+
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .register(bank(false, handled.clone()))
+        .start()
+        .await
+        .unwrap();
+    eventually("handled after the restart", || handled.lock().unwrap().len() == 1).await;
+    runtime.wait_idle().await.unwrap();
+    assert!(store.outbox_after(None, 10).unwrap().is_empty());
+    runtime.shutdown().await.unwrap();
+}
+
+/// What waits for a next attempt holds no place in the relay's window: with room for one
+/// message in flight, another key's message goes through while the first one waits.
+#[tokio::test]
+async fn a_message_waiting_for_its_next_attempt_holds_up_no_other_key_however_small_the_window() {
+    use saga_core::{ActionError, Config, Service};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    let handled: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
+    let bank = {
+        let handled = handled.clone();
+        Service::new("bank").on("bank", move |ctx, d: Deposit| {
+            if d.n == 1 && ctx.message().attempt() == 1 {
+                return Err(
+                    ActionError::transient("teller at lunch").with_retry_after(Duration::from_secs(2))
+                );
+            }
+            handled.lock().unwrap().push((d.n, Instant::now()));
+            Ok(())
+        })
+    };
+    let (_store, builder) = in_memory();
+    let mut config = Config::default();
+    config.relay_window = 1;
+    let runtime = builder.config(config).register(bank).start().await.unwrap();
+    let sent = Instant::now();
+    runtime.send("bank", "acct-1", &deposit(1)).await.unwrap();
+    runtime.send("bank", "acct-2", &deposit(2)).await.unwrap();
+    eventually("both", || handled.lock().unwrap().len() == 2).await;
+    let handled = handled.lock().unwrap().clone();
+    assert_eq!(handled.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [2, 1]);
+    let waited = handled[0].1 - sent;
+    assert!(waited < Duration::from_secs(1), "deposit 2 waited {waited:?} behind deposit 1's wait");
+    runtime.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_topic_whose_consumer_is_down_holds_up_nothing_on_other_topics_for_the_same_key() {
     let transport = Arc::new(InProcessTransport::new());

@@ -37,14 +37,15 @@ use tokio::task::JoinSet;
 ///
 /// ```
 /// let config = saga_core::Config::default();
-/// assert_eq!((config.max_in_flight, config.max_batch), (2048, 4096));
-/// assert_eq!((config.max_deliveries, config.relay_window), (10, 8192));
+/// assert_eq!((config.max_in_flight, config.max_batch), (256, 4096));
+/// assert_eq!((config.max_deliveries, config.relay_window), (10, 1024));
 /// assert_eq!(config.retention, Some(std::time::Duration::from_secs(7 * 24 * 3600)));
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// Messages one consumer handles at once (each key one at a time). Default 2048.
+    /// Messages one consumer handles at once (each key one at a time): each is a task holding
+    /// its envelope and its unit until the group commit that takes it. Default 256.
     pub max_in_flight: usize,
     /// Units in one group commit at most. Default 4096.
     pub max_batch: usize,
@@ -56,7 +57,10 @@ pub struct Config {
     /// How long inbox keys are kept: a duplicate older than this is no longer recognised.
     /// Default 7 days.
     pub inbox_retention: Duration,
-    /// Outbox rows published and not yet confirmed at once. Default 8192.
+    /// Outbox rows published and not yet confirmed at once. A row whose consumer waits out a
+    /// redelivery delay takes no place in it on the in-process transport, which hands such a
+    /// message back to be published again when it is due ([`Transport::publish_durable`]).
+    /// Default 1024.
     pub relay_window: usize,
     /// How long a finished process (see [`Status::is_finished`]) is kept after it ended, by
     /// the runtime's clock; then it is removed with its history, leaving a tombstone of its id
@@ -69,13 +73,13 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_in_flight: 2048,
+            max_in_flight: 256,
             max_batch: 4096,
             max_deliveries: 10,
             redelivery: RetryPolicy::exponential(u32::MAX, Duration::from_millis(100))
                 .with_max_backoff(Duration::from_secs(30)),
             inbox_retention: Duration::from_secs(7 * 24 * 3600),
-            relay_window: 8192,
+            relay_window: 1024,
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
         }
     }

@@ -6,11 +6,18 @@
 //! took. While those hand-overs follow one another without a gap, the relay publishes them as
 //! they come; after a gap (timers fired, a failed commit, rows committed by another handle) or
 //! when its window is full, it reads the outbox itself, which is always the truth.
+//!
+//! A transport may hand a row back to be published again later (the in-process transport does
+//! when the row's consumer asks for a delayed redelivery): the relay then keeps only its
+//! sequence number, when it is due, and a hold on its lane, so that the key's later rows keep
+//! waiting behind it; when it is due it reads the row again and publishes it to that consumer.
 
 use super::Shared;
 use crate::model::Envelope;
+use crate::model::headers::FOR_CONSUMER;
 use crate::retry::RetryPolicy;
-use std::collections::HashMap;
+use crate::transport::Published;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -29,12 +36,31 @@ pub(crate) struct Fresh {
 /// A topic and a key: the messages of one lane reach the transport in outbox order.
 type Lane = (String, String);
 
+/// A row the transport handed back, to publish again when it is due.
+struct Deferred {
+    lane: Lane,
+    /// The deliveries it has had.
+    attempts: u32,
+    /// The consumer group that wants it again.
+    group: String,
+    /// Holds the lane: the key's later rows wait until this one has been taken.
+    hold: oneshot::Sender<()>,
+}
+
+/// How one publish ended: its row's sequence number and lane, and whether it was handed back.
+type Ended = (u64, Lane, Option<(std::time::Instant, Deferred)>);
+
 /// What the relay has under way.
 struct Relay {
     shared: Arc<Shared>,
     backoff: RetryPolicy,
-    /// Each publish ends with its row's sequence number and lane, once the transport took it.
-    publishing: JoinSet<(u64, Lane)>,
+    /// Each publish ends with its row's sequence number and lane, once the transport took it
+    /// or handed it back.
+    publishing: JoinSet<Ended>,
+    /// The rows handed back, by when they are due.
+    deferred: BTreeMap<(std::time::Instant, u64), Deferred>,
+    /// The read of due rows handed back, at most one at a time.
+    rereading: JoinSet<Reread>,
     /// Per lane, the last publish under way: the next one in that lane waits until it is over,
     /// retries included, so a key's messages reach each topic in outbox order even when the
     /// transport refuses some for a while. (Not across topics: each topic has its own
@@ -105,10 +131,17 @@ impl Outage {
 }
 
 impl Relay {
-    fn publish(&mut self, seq: u64, envelope: Envelope) {
-        let (done, finished) = oneshot::channel::<()>();
+    /// Publishes row `seq` once the previous row of its lane has been taken; a row published
+    /// again after it was handed back comes with the `hold` it kept on its lane.
+    fn publish(&mut self, seq: u64, envelope: Envelope, hold: Option<oneshot::Sender<()>>) {
         let lane = (envelope.topic.clone(), envelope.key.clone());
-        let previous = self.tails.insert(lane.clone(), (seq, finished)).map(|(_, rx)| rx);
+        let (done, previous) = match hold {
+            Some(hold) => (hold, None),
+            None => {
+                let (done, finished) = oneshot::channel::<()>();
+                (done, self.tails.insert(lane.clone(), (seq, finished)).map(|(_, rx)| rx))
+            }
+        };
         let transport = self.shared.transport.clone();
         let backoff = self.backoff.clone();
         let outage = self.outage.clone();
@@ -118,29 +151,105 @@ impl Relay {
                 let _ = previous.await;
             }
             let mut attempt = 1;
-            while let Err(e) = transport.publish(envelope.clone()).await {
-                let wait = backoff.backoff(attempt);
-                tracing::debug!(seq, error = %e, retry_in_ms = wait.as_millis() as u64, "publish failed");
-                outage.failed(attempt == 1, &e);
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
+            let published = loop {
+                match transport.publish_durable(envelope.clone()).await {
+                    Ok(published) => break published,
+                    Err(e) => {
+                        let wait = backoff.backoff(attempt);
+                        tracing::debug!(seq, error = %e, retry_in_ms = wait.as_millis() as u64, "publish failed");
+                        outage.failed(attempt == 1, &e);
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                }
+            };
             if attempt > 1 {
                 outage.recovered();
             }
-            drop(done);
-            (seq, lane)
+            let deferred = match published {
+                Published::Deferred { due, attempts, group } => {
+                    Some((due, Deferred { lane: lane.clone(), attempts, group, hold: done }))
+                }
+                _ => None,
+            };
+            (seq, lane, deferred)
         });
     }
 
-    /// Records a row the transport took.
-    fn finished(&mut self, (seq, lane): (u64, Lane)) {
+    /// Records a row the transport took, or handed back.
+    fn finished(&mut self, (seq, lane, deferred): Ended) {
+        if let Some((due, deferred)) = deferred {
+            // Its lane stays held, by the entry in `tails` and the hold kept here.
+            self.deferred.insert((due, seq), deferred);
+            return;
+        }
         if self.tails.get(&lane).is_some_and(|(tail, _)| *tail == seq) {
             self.tails.remove(&lane);
         }
         self.sent.push(seq);
     }
+
+    /// When the first row handed back is due.
+    fn next_due(&self) -> Option<std::time::Instant> {
+        self.deferred.keys().next().map(|(due, _)| *due)
+    }
+
+    /// Takes the rows handed back that are due, at most `room`, and reads them again from the
+    /// outbox in one read off the relay's loop; [`Relay::reread`] publishes what it found.
+    fn reread_due(&mut self, room: usize) {
+        let now = std::time::Instant::now();
+        let mut due = Vec::new();
+        while due.len() < room
+            && let Some(entry) = self.deferred.first_entry()
+            && entry.key().0 <= now
+        {
+            let ((_, seq), deferred) = entry.remove_entry();
+            due.push((seq, deferred));
+        }
+        if due.is_empty() {
+            return;
+        }
+        let store = self.shared.store.clone();
+        self.rereading.spawn_blocking(move || {
+            let seqs: Vec<u64> = due.iter().map(|(seq, _)| *seq).collect();
+            let rows = store.outbox_rows(&seqs);
+            (due, rows)
+        });
+    }
+
+    /// Publishes the rows read again to the consumers that asked for them; a row gone meanwhile
+    /// (redriven, removed) releases its lane. A failed read puts them back, due in a moment.
+    fn reread(&mut self, (due, rows): Reread) {
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.shared.store_failed("the relay's read of rows handed back", &e);
+                let later = std::time::Instant::now() + REREAD_AFTER_FAILURE;
+                for (seq, deferred) in due {
+                    self.deferred.insert((later, seq), deferred);
+                }
+                return;
+            }
+        };
+        for ((seq, deferred), row) in due.into_iter().zip(rows) {
+            let Some(envelope) = row else {
+                if self.tails.get(&deferred.lane).is_some_and(|(tail, _)| *tail == seq) {
+                    self.tails.remove(&deferred.lane);
+                }
+                continue;
+            };
+            let mut envelope = envelope.with_attempt(deferred.attempts);
+            envelope.headers.insert(FOR_CONSUMER.into(), deferred.group);
+            self.publish(seq, envelope, Some(deferred.hold));
+        }
+    }
 }
+
+/// Rows handed back that were due, and what reading them again found.
+type Reread = (Vec<(u64, Deferred)>, crate::Result<Vec<Option<Envelope>>>);
+
+/// How long rows handed back wait after a failed read before they are read again.
+const REREAD_AFTER_FAILURE: Duration = Duration::from_millis(100);
 
 /// Runs until `stop` turns true. Rows still unpublished (or unconfirmed) then stay in the outbox,
 /// and the next relay on this store starts with them.
@@ -155,6 +264,8 @@ pub(crate) async fn run(
         backoff: RetryPolicy::exponential(u32::MAX, Duration::from_millis(50))
             .with_max_backoff(Duration::from_secs(5)),
         publishing: JoinSet::new(),
+        deferred: BTreeMap::new(),
+        rereading: JoinSet::new(),
         tails: HashMap::new(),
         sent: Vec::new(),
         outage: std::sync::Arc::default(),
@@ -180,13 +291,20 @@ pub(crate) async fn run(
                     expected = if cut_by_window { None } else { next };
                     for row in rows {
                         cursor = Some(row.seq);
-                        relay.publish(row.seq, row.envelope);
+                        relay.publish(row.seq, row.envelope, None);
                     }
                 }
                 Ok(Err(e)) => shared.store_failed("the relay's read of the outbox", &e),
                 Err(e) => tracing::error!(error = %e, "relay read panicked"),
             }
         }
+        let room = window.saturating_sub(relay.publishing.len());
+        let due_now = relay.next_due().is_some_and(|due| due <= std::time::Instant::now());
+        if room > 0 && relay.rereading.is_empty() && due_now {
+            relay.reread_due(room);
+        }
+        // Whether to wake for the next row handed back to fall due.
+        let reread = room > 0 && relay.rereading.is_empty() && relay.next_due().is_some();
         if !relay.sent.is_empty() && (relay.publishing.is_empty() || relay.sent.len() >= 256) {
             super::stats::Counters::add(&shared.counters.published, relay.sent.len() as u64);
             shared.committer.sent(std::mem::take(&mut relay.sent));
@@ -203,7 +321,7 @@ pub(crate) async fn run(
                     for (seq, envelope) in handed.rows {
                         if cursor.is_none_or(|c| seq > c) {
                             cursor = Some(seq);
-                            relay.publish(seq, envelope);
+                            relay.publish(seq, envelope, None);
                         }
                     }
                     expected = Some(handed.range.end);
@@ -217,6 +335,13 @@ pub(crate) async fn run(
             // Rows committed without a wake-up (another store handle, a restart) are found by
             // looking again now and then.
             _ = tokio::time::sleep(IDLE_POLL) => more = true,
+            // A row handed back is due: read again on the next pass.
+            _ = tokio::time::sleep_until(relay.next_due().unwrap_or_else(std::time::Instant::now).into()),
+                if reread => {}
+            Some(read) = relay.rereading.join_next(), if !relay.rereading.is_empty() => match read {
+                Ok(read) => relay.reread(read),
+                Err(e) => tracing::error!(error = %e, "relay read panicked"),
+            },
             done = relay.publishing.join_next(), if !relay.publishing.is_empty() => match done {
                 Some(Ok(published)) => {
                     relay.finished(published);
@@ -231,8 +356,9 @@ pub(crate) async fn run(
         }
     }
     relay.publishing.abort_all();
+    relay.rereading.abort_all();
     while let Some(done) = relay.publishing.join_next().await {
-        if let Ok((seq, _)) = done {
+        if let Ok((seq, _, None)) = done {
             relay.sent.push(seq);
         }
     }

@@ -2,7 +2,7 @@
 //! and the fast paths of the store that has them.
 
 use crate::error::Result;
-use crate::model::Timestamp;
+use crate::model::{Envelope, Timestamp};
 use crate::store::{Batch, CommitReport, CommitUnit, FireReport, OutboxRow, RedbStore, Store};
 use std::any::Any;
 use std::sync::Arc;
@@ -65,6 +65,22 @@ impl Storage {
             Some(redb) => redb.outbox_page(after, limit),
             None => Ok((self.store.outbox_after(after, limit)?, None)),
         }
+    }
+}
+
+impl Storage {
+    /// The outbox rows numbered `seqs` (`None` for a row that is gone), in one read where the
+    /// store can.
+    pub(crate) fn outbox_rows(&self, seqs: &[u64]) -> Result<Vec<Option<Envelope>>> {
+        if let Some(redb) = &self.redb {
+            return redb.outbox_rows(seqs);
+        }
+        seqs.iter()
+            .map(|&seq| {
+                let row = self.store.outbox_after(seq.checked_sub(1), 1)?.into_iter().next();
+                Ok(row.filter(|row| row.seq == seq).map(|row| row.envelope))
+            })
+            .collect()
     }
 }
 

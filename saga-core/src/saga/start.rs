@@ -13,7 +13,7 @@ impl RuntimeHandle {
     /// commit with its first step (a local step's action runs, a remote step's command goes
     /// out); otherwise a start message goes to the saga's topic. Starting an instance that
     /// exists with the same input changes nothing and returns its handle; with another input it
-    /// is refused with [`Error::AlreadyStarted`](crate::Error::AlreadyStarted).
+    /// is refused with [`Error::AlreadyStarted`].
     pub async fn start_saga<I: Serialize>(&self, saga: &str, key: &str, input: &I) -> Result<SagaHandle> {
         let envelope = super::start_message(saga, key, input)?;
         let id = super::process_id(saga, key);

@@ -1,13 +1,13 @@
 //! The in-process transport: queues in memory, at-least-once, for services in one process.
 
-use super::{Acknowledge, Delivery, Subscribe, Subscription, Transport};
+use super::{Acknowledge, Delivery, Published, Subscribe, Subscription, Transport};
 use crate::error::{Error, Result};
 use crate::model::{Envelope, MessageId};
 use async_trait::async_trait;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -20,6 +20,11 @@ use tokio::sync::Notify;
 /// restarted relay publishes again whatever was not yet handled.
 ///
 /// Messages published to a topic that nobody subscribed to yet wait for the first group.
+///
+/// A message published with [`Transport::publish_durable`] that its last group nacks with a
+/// delay is handed back to its publisher ([`Published::Deferred`]) rather than kept here until
+/// it is due: the outbox relay keeps its row and publishes it again then, so messages waiting
+/// out redelivery delays cost memory only while they are delivered.
 ///
 /// ```
 /// use saga_core::transport::{InProcessTransport, Subscribe, Transport};
@@ -114,20 +119,35 @@ struct Settlement {
     remaining: AtomicUsize,
     state: AtomicU8,
     settled: Notify,
+    /// Whether the publisher takes the message back for a delayed redelivery.
+    deferrable: bool,
+    /// When, after how many deliveries and for which group it is wanted again, once deferred.
+    deferral: OnceLock<(Instant, u32, String)>,
 }
 
 const PENDING: u8 = 0;
 const DONE: u8 = 1;
 const CLOSED: u8 = 2;
+const DEFERRED: u8 = 3;
 
 impl Settlement {
-    fn new(groups: usize) -> Arc<Self> {
+    fn new(groups: usize, deferrable: bool) -> Arc<Self> {
         let initial = if groups == 0 { DONE } else { PENDING };
         Arc::new(Settlement {
             remaining: AtomicUsize::new(groups),
             state: AtomicU8::new(initial),
             settled: Notify::new(),
+            deferrable,
+            deferral: OnceLock::new(),
         })
+    }
+
+    /// Records that `group`, the last one to settle, wants the message again at `due`, if the
+    /// publisher takes it back; the caller then forgets its id and settles it `DEFERRED`.
+    fn defer(&self, due: Instant, attempts: u32, group: &str) -> bool {
+        self.deferrable
+            && self.remaining.load(Ordering::Acquire) == 1
+            && self.deferral.set((due, attempts, group.to_owned())).is_ok()
     }
 
     fn acknowledged(&self) {
@@ -142,7 +162,7 @@ impl Settlement {
         self.settled.notify_waiters();
     }
 
-    async fn wait(&self) -> Result<()> {
+    async fn wait(&self) -> Result<Published> {
         loop {
             let notified = self.settled.notified();
             let mut notified = std::pin::pin!(notified);
@@ -151,7 +171,13 @@ impl Settlement {
             match self.state.load(Ordering::Acquire) {
                 PENDING => notified.await,
                 CLOSED => return Err(Error::Transport("in-process transport closed".into())),
-                _ => return Ok(()),
+                DEFERRED => {
+                    let deferral = self.deferral.get().cloned();
+                    return Ok(deferral.map_or(Published::Taken, |(due, attempts, group)| {
+                        Published::Deferred { due, attempts, group }
+                    }));
+                }
+                _ => return Ok(Published::Taken),
             }
         }
     }
@@ -182,7 +208,7 @@ impl InProcessTransport {
         }
     }
 
-    fn enqueue(&self, envelope: Envelope) -> Result<Arc<Settlement>> {
+    fn enqueue(&self, envelope: Envelope, deferrable: bool) -> Result<Arc<Settlement>> {
         let mut state = lock(&self.shared.state);
         if state.closed {
             return Err(Error::Transport("in-process transport closed".into()));
@@ -200,7 +226,7 @@ impl InProcessTransport {
         }
         let id = envelope.id;
         let topic = state.topics.entry(envelope.topic.clone()).or_default();
-        let settlement = Settlement::new(topic.groups.len().max(1));
+        let settlement = Settlement::new(topic.groups.len().max(1), deferrable);
         let count = topic.groups.len();
         if count == 0 {
             topic.waiting.push(Pending { envelope, settlement: settlement.clone() });
@@ -266,7 +292,12 @@ impl Group {
 #[async_trait]
 impl Transport for InProcessTransport {
     async fn publish(&self, envelope: Envelope) -> Result<()> {
-        let settlement = self.enqueue(envelope)?;
+        let settlement = self.enqueue(envelope, false)?;
+        settlement.wait().await.map(|_| ())
+    }
+
+    async fn publish_durable(&self, envelope: Envelope) -> Result<Published> {
+        let settlement = self.enqueue(envelope, true)?;
         settlement.wait().await
     }
 
@@ -280,7 +311,7 @@ impl Transport for InProcessTransport {
         for pending in topic.waiting.drain(..) {
             group.requeue(pending, Requeue::Back);
         }
-        Ok(Box::new(MemorySubscription { group }))
+        Ok(Box::new(MemorySubscription { group, name: spec.group, shared: self.shared.clone() }))
     }
 
     async fn close(&self) -> Result<()> {
@@ -309,6 +340,8 @@ impl Transport for InProcessTransport {
 
 struct MemorySubscription {
     group: Arc<Group>,
+    name: String,
+    shared: Arc<Shared>,
 }
 
 #[async_trait]
@@ -336,7 +369,12 @@ impl Subscription for MemorySubscription {
                     }
                     pending.envelope.attempt += 1;
                     let envelope = pending.envelope.clone();
-                    let acker = MemoryAcker { group: self.group.clone(), pending: Some(pending) };
+                    let acker = MemoryAcker {
+                        group: self.group.clone(),
+                        name: self.name.clone(),
+                        shared: self.shared.clone(),
+                        pending: Some(pending),
+                    };
                     return Ok(Some(Delivery::new(envelope, Box::new(acker))));
                 }
                 queue.delayed.peek().map(|Reverse(d)| d.due)
@@ -356,6 +394,9 @@ impl Subscription for MemorySubscription {
 
 struct MemoryAcker {
     group: Arc<Group>,
+    /// The group's name, for a deferral.
+    name: String,
+    shared: Arc<Shared>,
     pending: Option<Pending>,
 }
 
@@ -370,8 +411,15 @@ impl Acknowledge for MemoryAcker {
 
     async fn nack(mut self: Box<Self>, delay: Duration) -> Result<()> {
         if let Some(pending) = self.pending.take() {
-            let place = if delay.is_zero() { Requeue::Back } else { Requeue::After(delay) };
-            self.group.requeue(pending, place);
+            if delay.is_zero() {
+                self.group.requeue(pending, Requeue::Back);
+            } else if pending.settlement.defer(Instant::now() + delay, pending.envelope.attempt, &self.name) {
+                // Its publisher publishes it again when it is due: that is not a duplicate.
+                lock(&self.shared.state).dedup.remove(&pending.envelope.id);
+                pending.settlement.settle(DEFERRED);
+            } else {
+                self.group.requeue(pending, Requeue::After(delay));
+            }
         }
         Ok(())
     }

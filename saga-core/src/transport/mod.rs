@@ -38,11 +38,41 @@ pub trait Transport: Send + Sync + 'static {
     /// transport's deduplication window are accepted and not delivered again.
     async fn publish(&self, envelope: Envelope) -> Result<()>;
 
+    /// Publishes like [`publish`](Self::publish), for a publisher that keeps the message
+    /// durably until this returns (the outbox relay). A transport that would otherwise hold the
+    /// message in memory while a group waits out a redelivery delay may instead hand it back,
+    /// [`Published::Deferred`], for the publisher to publish again when it is due: what waits is
+    /// then a row on disk and a few bytes in the publisher, not the message. The default never
+    /// defers.
+    async fn publish_durable(&self, envelope: Envelope) -> Result<Published> {
+        self.publish(envelope).await.map(|()| Published::Taken)
+    }
+
     /// Starts receiving the messages of a topic as a member of a group.
     async fn subscribe(&self, spec: Subscribe) -> Result<Box<dyn Subscription>>;
 
     /// Stops the transport: subscriptions end and publishing fails from now on.
     async fn close(&self) -> Result<()>;
+}
+
+/// How a [`Transport::publish_durable`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Published {
+    /// The transport took responsibility for the message.
+    Taken,
+    /// Every group but one took the message, and that one asked for it again later: publish it
+    /// again at `due`, with [`Envelope::with_attempt`]`(attempts)` and the
+    /// [`FOR_CONSUMER`](crate::model::headers::FOR_CONSUMER) header naming `group`
+    /// ([`Envelope::with_header`]), so that the groups that took it do not handle it twice.
+    Deferred {
+        /// When the group wants it again.
+        due: std::time::Instant,
+        /// The deliveries it has had.
+        attempts: u32,
+        /// The group that wants it again.
+        group: String,
+    },
 }
 
 /// What to subscribe to.

@@ -30,7 +30,7 @@ use super::{
     UnitOutcome,
 };
 use crate::error::{Error, Result};
-use crate::model::{MessageId, Timestamp};
+use crate::model::{Envelope, MessageId, Timestamp};
 use redb::backends::InMemoryBackend;
 use redb::{
     Builder, ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -493,6 +493,23 @@ impl RedbStore {
             .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
             .map(u64::from_le_bytes);
         Ok((out, next))
+    }
+
+    /// The outbox rows numbered `seqs`, in one read (`None` for a row that is gone): rows the
+    /// transport handed back to the relay, to publish again. They were committed long before,
+    /// so unlike a page of new rows this leaves the handlers' shared snapshot be.
+    pub(crate) fn outbox_rows(&self, seqs: &[u64]) -> Result<Vec<Option<Envelope>>> {
+        self.guarded("outbox", || {
+            let txn = self.read()?;
+            let err = self.err("reading the outbox");
+            let table = r(txn.open_table(OUTBOX)).map_err(&err)?;
+            seqs.iter()
+                .map(|&seq| match r(table.get(seq)).map_err(&err)? {
+                    Some(value) => Ok(Some(self.codec.outbox(seq, value.value())?)),
+                    None => Ok(None),
+                })
+                .collect()
+        })
     }
 
     /// Fires like [`Store::fire_due_timers`] and returns the outbox rows it wrote with the

@@ -40,7 +40,7 @@ pub struct Features {
     /// it again are skipped.
     pub cannot_reopen: bool,
     /// The store lists processes with the default
-    /// [`Store::processes_page`](crate::store::Store::processes_page), which cannot tell a
+    /// [`Store::processes_page`], which cannot tell a
     /// process created after a listing's first page from one that was there: the check that
     /// later pages leave such processes out is skipped.
     pub new_processes_join_a_listing: bool,
