@@ -158,11 +158,30 @@ mod settlement {
         assert_eq!(delivery.envelope.attempt(), 2);
         assert_eq!(delivery.envelope.header(FOR_CONSUMER), Some("waiting"));
         delivery.ack().await.unwrap();
-        // The group that had it already gets the copy too, addressed to the other: a runtime
-        // acks it unhandled.
-        other.next().await.unwrap().unwrap().ack().await.unwrap();
+        // Addressed to the group that wanted it, it is taken once that group has it: the group
+        // that had it already is not asked again.
         let published = tokio::time::timeout(Duration::from_secs(5), publish).await.expect("taken");
         assert_eq!(published.unwrap().unwrap(), Published::Taken);
+        let none = tokio::time::timeout(Duration::from_millis(50), other.next()).await;
+        assert!(none.is_err(), "the other group got the copy too");
+    }
+
+    /// A publisher that stopped waiting (its relay stopped) cannot take a message back: the
+    /// transport redelivers it itself.
+    #[tokio::test]
+    async fn a_delayed_redelivery_stays_in_the_transport_once_its_publisher_stopped_waiting() {
+        let transport = InProcessTransport::new();
+        let mut waiting = transport.subscribe(Subscribe::new("pings", "waiting")).await.unwrap();
+        let publish = tokio::spawn({
+            let transport = transport.clone();
+            async move { transport.publish_durable(Envelope::new("pings", "k", &Ping).unwrap()).await }
+        });
+        let delivery = waiting.next().await.unwrap().unwrap();
+        publish.abort();
+        let _ = publish.await;
+        delivery.nack(Duration::from_millis(10)).await.unwrap();
+        let again = tokio::time::timeout(Duration::from_secs(5), waiting.next()).await;
+        assert_eq!(again.expect("redelivered by the transport").unwrap().unwrap().envelope.attempt(), 2);
     }
 
     /// While another group still has the message, a delayed redelivery stays in the transport;

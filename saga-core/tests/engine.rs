@@ -350,8 +350,9 @@ async fn a_handler_that_names_its_wait_is_redelivered_after_it_not_after_the_bac
 }
 
 /// A message waiting out its redelivery delay waits as its outbox row, on disk, not in the
-/// transport's memory; its key's later messages wait behind it; its attempts go on counting;
-/// and the wait is real time, not the runtime's clock (which stands still here).
+/// transport's memory; its key's later messages wait behind it, even when they fill the relay's
+/// window (of one here); its attempts go on counting; and the wait is real time, not the
+/// runtime's clock (which stands still here).
 #[tokio::test]
 async fn a_message_waiting_for_its_next_attempt_waits_on_disk_with_its_keys_later_messages_behind_it() {
     use saga_core::{ActionError, ManualClock, Service, Timestamp};
@@ -375,7 +376,9 @@ async fn a_message_waiting_for_its_next_attempt_waits_on_disk_with_its_keys_late
     };
     let (store, builder) = in_memory();
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
-    let runtime = builder.clock(clock).register(bank).start().await.unwrap();
+    let mut config = saga_core::Config::default();
+    config.relay_window = 1;
+    let runtime = builder.clock(clock).config(config).register(bank).start().await.unwrap();
     for n in 1..=3 {
         runtime.send("bank", "acct-1", &deposit(n)).await.unwrap();
     }

@@ -724,3 +724,34 @@ async fn a_saga_writes_one_timeout_timer_for_all_its_steps_and_still_times_out_t
     assert!(store.timers().unwrap().is_empty());
     runtime.shutdown().await.unwrap();
 }
+
+/// Local actions run in one commit, and one of them panics: the actions before it keep their
+/// recorded outcome (they are committed and never run again), and it runs again in a message of
+/// the saga's own.
+#[tokio::test]
+async fn a_local_step_that_panics_after_others_in_its_commit_does_not_undo_their_record() {
+    let j = journal();
+    let panicked = Arc::new(Mutex::new(false));
+    let flaky = {
+        let (j, panicked) = (j.clone(), panicked.clone());
+        Step::local("flaky", move |_: StepContext<u32>| {
+            let (j, panicked) = (j.clone(), panicked.clone());
+            async move {
+                j.lock().unwrap().push("run flaky".into());
+                let first = !std::mem::replace(&mut *panicked.lock().unwrap(), true);
+                assert!(!first, "the first run of flaky panics");
+                Ok::<_, ActionError>(())
+            }
+        })
+    };
+    let saga =
+        Saga::<u32>::new("trip").step(recorded_step("book", &j)).step(flaky).step(recorded_step("pay", &j));
+    let (store, builder) = in_memory();
+    let runtime = builder.register(saga).start().await.unwrap();
+    let handle = runtime.start_saga("trip", "t1", &1).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), handle.result()).await;
+    ended.expect("the saga ends").unwrap();
+    assert_eq!(status(store.as_ref(), "trip/t1"), Some(Status::Completed));
+    assert_eq!(entries(&j), ["run book", "run flaky", "run flaky", "run pay"], "book ran once");
+    runtime.shutdown().await.unwrap();
+}

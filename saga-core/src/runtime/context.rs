@@ -37,7 +37,42 @@ pub struct Context {
     ended: Vec<String>,
 }
 
+/// How far a handling had come: [`Context::rollback`] goes back to it.
+pub(crate) struct Mark {
+    writes: usize,
+    outbox: usize,
+    history: usize,
+    timers: usize,
+    in_commit: usize,
+    ended: usize,
+    versions: HashMap<(String, String), u64>,
+}
+
 impl Context {
+    /// Marks how far this handling has come, to go back to if what it does next fails.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            writes: self.unit.writes.len(),
+            outbox: self.unit.outbox.len(),
+            history: self.unit.history.len(),
+            timers: self.unit.timers.len(),
+            in_commit: self.in_commit.len(),
+            ended: self.ended.len(),
+            versions: self.versions.clone(),
+        }
+    }
+
+    /// Forgets everything this handling added after `mark`: its commit holds what came before.
+    pub(crate) fn rollback(&mut self, mark: Mark) {
+        self.unit.writes.truncate(mark.writes);
+        self.unit.outbox.truncate(mark.outbox);
+        self.unit.history.truncate(mark.history);
+        self.unit.timers.truncate(mark.timers);
+        self.in_commit.truncate(mark.in_commit);
+        self.ended.truncate(mark.ended);
+        self.versions = mark.versions;
+    }
+
     pub(crate) fn new(
         snapshot: Box<dyn Snapshot>,
         store: Arc<dyn Store>,

@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 ///
 /// ```
 /// let config = saga_core::Config::default();
-/// assert_eq!((config.max_in_flight, config.max_batch), (256, 4096));
+/// assert_eq!((config.max_in_flight, config.max_batch), (512, 4096));
 /// assert_eq!((config.max_deliveries, config.relay_window), (10, 1024));
 /// assert_eq!(config.retention, Some(std::time::Duration::from_secs(7 * 24 * 3600)));
 /// ```
@@ -45,7 +45,7 @@ use tokio::task::JoinSet;
 #[non_exhaustive]
 pub struct Config {
     /// Messages one consumer handles at once (each key one at a time): each is a task holding
-    /// its envelope and its unit until the group commit that takes it. Default 256.
+    /// its envelope and its unit until the group commit that takes it. Default 512.
     pub max_in_flight: usize,
     /// Units in one group commit at most. Default 4096.
     pub max_batch: usize,
@@ -73,7 +73,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_in_flight: 256,
+            max_in_flight: 512,
             max_batch: 4096,
             max_deliveries: 10,
             redelivery: RetryPolicy::exponential(u32::MAX, Duration::from_millis(100))

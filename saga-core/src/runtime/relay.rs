@@ -194,12 +194,12 @@ impl Relay {
         self.deferred.keys().next().map(|(due, _)| *due)
     }
 
-    /// Takes the rows handed back that are due, at most `room`, and reads them again from the
+    /// Takes the rows handed back that are due, at most `at_most` of them, and reads them again from the
     /// outbox in one read off the relay's loop; [`Relay::reread`] publishes what it found.
-    fn reread_due(&mut self, room: usize) {
+    fn reread_due(&mut self, at_most: usize) {
         let now = std::time::Instant::now();
         let mut due = Vec::new();
-        while due.len() < room
+        while due.len() < at_most
             && let Some(entry) = self.deferred.first_entry()
             && entry.key().0 <= now
         {
@@ -298,13 +298,14 @@ pub(crate) async fn run(
                 Err(e) => tracing::error!(error = %e, "relay read panicked"),
             }
         }
-        let room = window.saturating_sub(relay.publishing.len());
+        // Rows handed back are read again when due whether or not the window has room: the
+        // publishes that fill it may be their keys' later rows, waiting for them.
         let due_now = relay.next_due().is_some_and(|due| due <= std::time::Instant::now());
-        if room > 0 && relay.rereading.is_empty() && due_now {
-            relay.reread_due(room);
+        if relay.rereading.is_empty() && due_now {
+            relay.reread_due(window);
         }
         // Whether to wake for the next row handed back to fall due.
-        let reread = room > 0 && relay.rereading.is_empty() && relay.next_due().is_some();
+        let reread = relay.rereading.is_empty() && relay.next_due().is_some();
         if !relay.sent.is_empty() && (relay.publishing.is_empty() || relay.sent.len() >= 256) {
             super::stats::Counters::add(&shared.counters.published, relay.sent.len() as u64);
             shared.committer.sent(std::mem::take(&mut relay.sent));

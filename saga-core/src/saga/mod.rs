@@ -161,17 +161,20 @@ where
         self
     }
 
-    /// How many local actions (steps and compensations) may run, one after the other, before
-    /// the saga commits what they did ([`ACTIONS_PER_COMMIT`] unless set; at least 1).
+    /// How many local actions (steps and compensations; the local branches of a parallel group
+    /// count as one) may run, one after the other, before the saga commits what they did
+    /// ([`ACTIONS_PER_COMMIT`] unless set; at least 1).
     ///
     /// A local step that succeeds is followed by the next local action in the same handling,
     /// as Temporal runs consecutive local activities in one workflow task: a saga of three
     /// local steps begins, runs them and ends in one commit, so one at a time it costs one
     /// durable commit where a commit per step costs three. The promise is the same either way:
     /// every outcome recorded is recorded once, and an action's outside effect may happen again
-    /// if the process stops before the commit that records it. What the number bounds is how
-    /// many actions that can be, and how long a cancel or a signal waits for the commit. With
-    /// `1`, every local action is committed before the next one begins.
+    /// if the process stops before the commit that records it (or a version conflict runs the
+    /// handling again). What the number bounds is how many actions that can be, and how long a
+    /// cancel or a signal waits for the commit. An action that panics, or fails to build what it
+    /// sends, after others leaves theirs to be committed and runs again in a message of the
+    /// saga's own. With `1`, every local action is committed before the next one begins.
     pub fn actions_per_commit(mut self, actions: usize) -> Self {
         self.actions_per_commit = actions.max(1);
         self

@@ -2,11 +2,12 @@
 
 use super::{Acknowledge, Delivery, Published, Subscribe, Subscription, Transport};
 use crate::error::{Error, Result};
+use crate::model::headers::FOR_CONSUMER;
 use crate::model::{Envelope, MessageId};
 use async_trait::async_trait;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -58,7 +59,9 @@ struct Shared {
 struct State {
     closed: bool,
     topics: HashMap<String, Topic>,
-    dedup: HashMap<MessageId, Arc<Settlement>>,
+    /// Each id with when it was remembered (an id forgotten and published again is remembered
+    /// anew, and only its newest entry in `dedup_order` forgets it).
+    dedup: HashMap<MessageId, (Instant, Arc<Settlement>)>,
     dedup_order: VecDeque<(Instant, MessageId)>,
 }
 
@@ -119,8 +122,9 @@ struct Settlement {
     remaining: AtomicUsize,
     state: AtomicU8,
     settled: Notify,
-    /// Whether the publisher takes the message back for a delayed redelivery.
-    deferrable: bool,
+    /// Whether the publisher takes the message back for a delayed redelivery: it published
+    /// with `publish_durable` and is still waiting.
+    deferrable: AtomicBool,
     /// When, after how many deliveries and for which group it is wanted again, once deferred.
     deferral: OnceLock<(Instant, u32, String)>,
 }
@@ -137,7 +141,7 @@ impl Settlement {
             remaining: AtomicUsize::new(groups),
             state: AtomicU8::new(initial),
             settled: Notify::new(),
-            deferrable,
+            deferrable: AtomicBool::new(deferrable),
             deferral: OnceLock::new(),
         })
     }
@@ -145,7 +149,7 @@ impl Settlement {
     /// Records that `group`, the last one to settle, wants the message again at `due`, if the
     /// publisher takes it back; the caller then forgets its id and settles it `DEFERRED`.
     fn defer(&self, due: Instant, attempts: u32, group: &str) -> bool {
-        self.deferrable
+        self.deferrable.load(Ordering::Acquire)
             && self.remaining.load(Ordering::Acquire) == 1
             && self.deferral.set((due, attempts, group.to_owned())).is_ok()
     }
@@ -180,6 +184,15 @@ impl Settlement {
                 _ => return Ok(Published::Taken),
             }
         }
+    }
+}
+
+/// Ends a message's hand-backs once its publisher stops waiting for it.
+struct StopsDeferring(Arc<Settlement>);
+
+impl Drop for StopsDeferring {
+    fn drop(&mut self) {
+        self.0.deferrable.store(false, Ordering::Release);
     }
 }
 
@@ -219,13 +232,31 @@ impl InProcessTransport {
                 break;
             }
             state.dedup_order.pop_front();
-            state.dedup.remove(&id);
+            if state.dedup.get(&id).is_some_and(|(remembered, _)| *remembered == at) {
+                state.dedup.remove(&id);
+            }
         }
-        if let Some(existing) = state.dedup.get(&envelope.id) {
+        if let Some((_, existing)) = state.dedup.get(&envelope.id) {
             return Ok(existing.clone());
         }
         let id = envelope.id;
         let topic = state.topics.entry(envelope.topic.clone()).or_default();
+        // A message addressed to one consumer goes to its group alone.
+        let only = envelope.header(FOR_CONSUMER).and_then(|group| topic.groups.get(group)).cloned();
+        let settlement = if let Some(group) = only {
+            let settlement = Settlement::new(1, deferrable);
+            group.requeue(Pending { envelope, settlement: settlement.clone() }, Requeue::Back);
+            settlement
+        } else {
+            Self::fan_out(topic, envelope, deferrable)
+        };
+        state.dedup.insert(id, (now, settlement.clone()));
+        state.dedup_order.push_back((now, id));
+        Ok(settlement)
+    }
+
+    /// Hands `envelope` to every group of `topic`, or keeps it for the first to come.
+    fn fan_out(topic: &mut Topic, envelope: Envelope, deferrable: bool) -> Arc<Settlement> {
         let settlement = Settlement::new(topic.groups.len().max(1), deferrable);
         let count = topic.groups.len();
         if count == 0 {
@@ -240,9 +271,7 @@ impl InProcessTransport {
                 }
             }
         }
-        state.dedup.insert(id, settlement.clone());
-        state.dedup_order.push_back((now, id));
-        Ok(settlement)
+        settlement
     }
 }
 
@@ -298,6 +327,9 @@ impl Transport for InProcessTransport {
 
     async fn publish_durable(&self, envelope: Envelope) -> Result<Published> {
         let settlement = self.enqueue(envelope, true)?;
+        // A publisher that stops waiting (its relay stopped) can take nothing back: the
+        // transport then keeps a delayed redelivery itself.
+        let _waiting = StopsDeferring(settlement.clone());
         settlement.wait().await
     }
 

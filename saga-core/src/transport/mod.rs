@@ -64,7 +64,8 @@ pub enum Published {
     /// Every group but one took the message, and that one asked for it again later: publish it
     /// again at `due`, with [`Envelope::with_attempt`]`(attempts)` and the
     /// [`FOR_CONSUMER`](crate::model::headers::FOR_CONSUMER) header naming `group`
-    /// ([`Envelope::with_header`]), so that the groups that took it do not handle it twice.
+    /// ([`Envelope::with_header`]), so that the groups that took it do not handle it twice (the
+    /// in-process transport delivers a message with that header to the named group alone).
     Deferred {
         /// When the group wants it again.
         due: std::time::Instant,

@@ -23,10 +23,12 @@ use crate::store::retention::REMOVED_SPACE;
 use crate::store::{Class, HistoryEvent, PROCESS_SPACE, ProcessMeta, Status};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 pub(crate) struct SagaEngine<I> {
@@ -222,6 +224,13 @@ where
         run.finish().await?;
         Ok(Handled::Commit)
     }
+}
+
+/// What one round of a handling runs: a stage chained to the round before, or the next thing.
+#[derive(Clone, Copy)]
+enum Round {
+    Stage(usize),
+    Next,
 }
 
 fn ignored(envelope: &Envelope, reason: &str) -> HistoryEvent {
@@ -636,14 +645,37 @@ where
     /// the rounds allow), removes the timers of a saga that ended, then writes the instance.
     async fn finish(mut self) -> Result<(), ActionError> {
         loop {
-            if let Some(next) = self.chained.take()
+            let round = if let Some(next) = self.chained.take()
                 && self.state.phase == Phase::Forward
             {
-                self.start_stage(next).await?;
+                Round::Stage(next)
             } else if std::mem::take(&mut self.again) {
                 self.rounds += 1;
-                self.next().await?;
+                Round::Next
             } else {
+                break;
+            };
+            if self.rounds == 1 {
+                // Still the message's own round: a failure is the handling's.
+                match round {
+                    Round::Stage(next) => self.start_stage(next).await?,
+                    Round::Next => self.next().await?,
+                }
+                continue;
+            }
+            // A later round that fails (an error, a panicking action) leaves the earlier ones
+            // committed and runs again in a message of its own, whose handling meets the
+            // failure as its own.
+            let (mark, state, meta) = (self.ctx.mark(), self.state.clone(), self.meta.clone());
+            let ran = match round {
+                Round::Stage(next) => AssertUnwindSafe(self.start_stage(next)).catch_unwind().await,
+                Round::Next => AssertUnwindSafe(self.next()).catch_unwind().await,
+            };
+            if !matches!(ran, Ok(Ok(()))) {
+                self.ctx.rollback(mark);
+                (self.state, self.meta, self.chained, self.again) = (state, meta, None, false);
+                let envelope = self.envelope(&self.engine.topic, &Continue {})?;
+                self.ctx.push_envelope(envelope);
                 break;
             }
         }
