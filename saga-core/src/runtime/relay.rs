@@ -248,6 +248,9 @@ impl Relay {
 /// Rows handed back that were due, and what reading them again found.
 type Reread = (Vec<(u64, Deferred)>, crate::Result<Vec<Option<Envelope>>>);
 
+/// How many due rows handed back are read again at once when the window is full.
+const REREAD_BEYOND_WINDOW: usize = 16;
+
 /// How long rows handed back wait after a failed read before they are read again.
 const REREAD_AFTER_FAILURE: Duration = Duration::from_millis(100);
 
@@ -298,11 +301,12 @@ pub(crate) async fn run(
                 Err(e) => tracing::error!(error = %e, "relay read panicked"),
             }
         }
-        // Rows handed back are read again when due whether or not the window has room: the
-        // publishes that fill it may be their keys' later rows, waiting for them.
+        // Rows handed back are read again when due as the window has room, and a few even when
+        // it has none: the publishes that fill it may be their keys' later rows, waiting for them.
         let due_now = relay.next_due().is_some_and(|due| due <= std::time::Instant::now());
         if relay.rereading.is_empty() && due_now {
-            relay.reread_due(window);
+            let room = window.saturating_sub(relay.publishing.len());
+            relay.reread_due(room.max(REREAD_BEYOND_WINDOW));
         }
         // Whether to wake for the next row handed back to fall due.
         let reread = relay.rereading.is_empty() && relay.next_due().is_some();
