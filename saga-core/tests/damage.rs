@@ -233,26 +233,47 @@ fn a_repaired_copy_does_not_replace_a_file_a_writer_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_record_gone_from_under_its_history_is_damage_not_absence() {
     use saga_core::store::{CommitUnit, PROCESS_SPACE, Write};
+    let trip_saga = || {
+        saga_core::saga::Saga::<String>::new("trip")
+            .step(saga_core::saga::Step::local("book", |_: saga_core::saga::StepContext<String>| async {
+                Ok::<_, saga_core::ActionError>(())
+            }))
+    };
     let dir = tempfile::tempdir().unwrap();
-    let store = RedbStore::open(dir.path().join("gone.redb")).unwrap();
-    let runtime =
-        Runtime::builder(store, InProcessTransport::new())
-            .register(saga_core::saga::Saga::<String>::new("trip").step(saga_core::saga::Step::local(
-                "book",
-                |_: saga_core::saga::StepContext<String>| async { Ok::<_, saga_core::ActionError>(()) },
-            )))
-            .start()
-            .await
-            .unwrap();
+    let store = std::sync::Arc::new(RedbStore::open(dir.path().join("gone.redb")).unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), std::sync::Arc::new(InProcessTransport::new()))
+        .register(trip_saga())
+        .start()
+        .await
+        .unwrap();
     let trip = runtime.start_saga("trip", "t-1", &"Lisbon".to_owned()).await.unwrap();
     trip.result().await.unwrap();
-    let store = runtime.store();
-    runtime.shutdown().await.unwrap();
     let record = store.record(PROCESS_SPACE, trip.id()).unwrap().expect("the saga's record");
     // Only the record goes, as a damaged key would make it: the history stays.
     let unit = CommitUnit::default().with_write(Write::delete(PROCESS_SPACE, trip.id(), record.version));
     store.commit(&saga_core::store::Batch { units: vec![unit], sent: vec![] }).unwrap();
+
+    // A handler's read meets the damage: a start message for the trip, as another service
+    // sends it, stops the runtime with it, and the trip is not begun again as if it had never
+    // been.
+    let start = saga_core::saga::start_message("trip", "t-1", &"Porto".to_owned()).unwrap();
+    runtime.send_all(vec![start]).await.unwrap();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), runtime.wait_idle())
+        .await
+        .expect("the runtime stops")
+        .unwrap_err();
+    assert!(matches!(&stopped, Error::Damaged { table: "records", .. }), "{stopped:?}");
+    let begun = store
+        .history(trip.id())
+        .unwrap()
+        .iter()
+        .filter(|h| matches!(h.event, saga_core::store::HistoryEvent::Started { .. }))
+        .count();
+    assert_eq!(begun, 1, "the trip began once");
+    let _ = runtime.shutdown().await;
+    // So does a read of the store itself; a process never begun is simply absent.
     let err = store.record(PROCESS_SPACE, trip.id()).unwrap_err();
     assert!(matches!(&err, Error::Damaged { table: "records", .. }), "{err:?}");
-    assert!(store.record(PROCESS_SPACE, "trip/never-started").unwrap().is_none(), "a true absence is none");
+    let never = RedbStore::open_read_only(dir.path().join("gone.redb")).unwrap();
+    assert!(never.record(PROCESS_SPACE, "trip/never-started").unwrap().is_none(), "a true absence is none");
 }

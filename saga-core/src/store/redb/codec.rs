@@ -60,6 +60,16 @@ impl Codec {
         }
     }
 
+    /// A process record that does not read while the process's history does: they are
+    /// written in the same commits, so its key was damaged.
+    pub(super) fn record_gone(&self, space: &str, id: &str) -> Error {
+        self.damaged(
+            "records",
+            format!("{space}/{id}"),
+            "the process has a history but no record (its key does not read as written)",
+        )
+    }
+
     /// The bytes under a value's seal (the value itself in the JSON layout).
     fn open<'a>(
         &self,

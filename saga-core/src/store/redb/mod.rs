@@ -156,9 +156,20 @@ impl RedbStore {
     /// commits that wrote its record, so a history without a record is damage. Files without the
     /// table (older schemas) say no.
     fn has_history(&self, txn: &redb::ReadTransaction, id: &str) -> Result<bool> {
+        match self.history_heads(txn)? {
+            Some(heads) => Ok(r(heads.get(id)).map_err(self.err("reading history heads"))?.is_some()),
+            None => Ok(false),
+        }
+    }
+
+    /// The table of history heads, `None` in a file of an older schema that has none.
+    fn history_heads(
+        &self,
+        txn: &redb::ReadTransaction,
+    ) -> Result<Option<redb::ReadOnlyTable<&'static str, u64>>> {
         match txn.open_table(HISTORY_HEADS) {
-            Ok(heads) => Ok(r(heads.get(id)).map_err(self.err("reading history heads"))?.is_some()),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Ok(heads) => Ok(Some(heads)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
             Err(e) => Err(self.err("reading history heads")(e.into())),
         }
     }
@@ -537,11 +548,7 @@ impl Store for RedbStore {
             match value {
                 Some(v) => self.codec.record(space, id, v.value()).map(Some),
                 None if space == super::PROCESS_SPACE && self.has_history(&txn, id)? => {
-                    Err(self.codec.damaged(
-                        "records",
-                        format!("{space}/{id}"),
-                        "the process has a history but no record (its key does not read as written)",
-                    ))
+                    Err(self.codec.record_gone(space, id))
                 }
                 None => Ok(None),
             }
@@ -573,6 +580,7 @@ impl Store for RedbStore {
             Ok(snapshot::RedbSnapshot {
                 records: r(txn.open_table(RECORDS)).map_err(&err)?,
                 inbox: r(txn.open_table(INBOX)).map_err(&err)?,
+                history_heads: self.history_heads(&txn)?,
                 path: self.path.clone(),
                 codec: self.codec.clone(),
                 failure: self.failure.clone(),

@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub(super) struct RedbSnapshot {
     pub(super) records: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
     pub(super) inbox: redb::ReadOnlyTable<(u128, &'static str), u64>,
+    /// To tell a process record that is gone from one never written (`None` in older files).
+    pub(super) history_heads: Option<redb::ReadOnlyTable<&'static str, u64>>,
     pub(super) path: PathBuf,
     pub(super) codec: Codec,
     pub(super) failure: super::Failure,
@@ -34,7 +36,21 @@ impl Snapshot for RedbSnapshot {
         self.guarded("records", || {
             let value = r(self.records.get((space, id)))
                 .map_err(|e| Error::storage(format!("{}: reading records", self.path.display()), e))?;
-            value.map(|v| self.codec.record(space, id, v.value())).transpose()
+            match value {
+                Some(v) => self.codec.record(space, id, v.value()).map(Some),
+                // A process with a history has a record: written in the same commits.
+                None if space == crate::store::PROCESS_SPACE
+                    && let Some(heads) = &self.history_heads
+                    && r(heads.get(id))
+                        .map_err(|e| {
+                            Error::storage(format!("{}: reading history heads", self.path.display()), e)
+                        })?
+                        .is_some() =>
+                {
+                    Err(self.codec.record_gone(space, id))
+                }
+                None => Ok(None),
+            }
         })
     }
 
