@@ -166,6 +166,25 @@ mod settlement {
         assert!(none.is_err(), "the other group got the copy too");
     }
 
+    /// A message addressed to one consumer (a redriven dead letter, a redelivery handed back)
+    /// waits for that consumer's group to subscribe; no other group takes it in its place.
+    #[tokio::test]
+    async fn a_message_addressed_to_a_group_not_yet_subscribed_waits_for_that_group() {
+        let transport = InProcessTransport::new();
+        let mut other = transport.subscribe(Subscribe::new("pings", "other")).await.unwrap();
+        let envelope = Envelope::new("pings", "k", &Ping).unwrap().with_header(FOR_CONSUMER, "late");
+        let publish = tokio::spawn({
+            let transport = transport.clone();
+            async move { transport.publish(envelope).await }
+        });
+        let none = tokio::time::timeout(Duration::from_millis(50), other.next()).await;
+        assert!(none.is_err(), "another group took a message addressed to 'late'");
+        let mut late = transport.subscribe(Subscribe::new("pings", "late")).await.unwrap();
+        let delivery = tokio::time::timeout(Duration::from_secs(5), late.next()).await;
+        delivery.expect("'late' gets it once it subscribes").unwrap().unwrap().ack().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), publish).await.expect("taken").unwrap().unwrap();
+    }
+
     /// A publisher that stopped waiting (its relay stopped) cannot take a message back: the
     /// transport redelivers it itself.
     #[tokio::test]

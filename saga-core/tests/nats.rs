@@ -272,10 +272,16 @@ async fn a_transport_whose_broker_is_gone_still_closes() {
     config.stream = "GONE".into();
     config.subject_prefix = "gone".into();
     let transport = NatsTransport::connect(&server.url(), config).await.unwrap();
+    let address = server.url().trim_start_matches("nats://").to_owned();
     server.kill();
+    // Hold the port, so that the client cannot reconnect to a broker another test starts on it.
+    let held = std::net::TcpListener::bind(&address);
     let closed = tokio::time::timeout(Duration::from_secs(20), transport.close()).await;
-    let error = closed.expect("close returns without its broker").unwrap_err().to_string();
-    assert!(error.contains("flushing"), "{error}");
+    let closed = closed.expect("close returns without its broker");
+    if held.is_ok() {
+        let error = closed.unwrap_err().to_string();
+        assert!(error.contains("flushing"), "{error}");
+    }
 }
 
 /// A client runtime with no components, over the broker, drives sagas another runtime hosts:

@@ -248,7 +248,7 @@ impl Relay {
 /// Rows handed back that were due, and what reading them again found.
 type Reread = (Vec<(u64, Deferred)>, crate::Result<Vec<Option<Envelope>>>);
 
-/// How many due rows handed back are read again at once when the window is full.
+/// How many publishes of rows read again may go beyond the window.
 const REREAD_BEYOND_WINDOW: usize = 16;
 
 /// How long rows handed back wait after a failed read before they are read again.
@@ -301,15 +301,16 @@ pub(crate) async fn run(
                 Err(e) => tracing::error!(error = %e, "relay read panicked"),
             }
         }
-        // Rows handed back are read again when due as the window has room, and a few even when
-        // it has none: the publishes that fill it may be their keys' later rows, waiting for them.
+        // Rows handed back are read again when due as the window has room, and a few beyond it:
+        // the publishes that fill it may be their keys' later rows, waiting for them. (A row
+        // read again holds its own lane, so the few beyond always go through.)
+        let room = (window + REREAD_BEYOND_WINDOW).saturating_sub(relay.publishing.len());
         let due_now = relay.next_due().is_some_and(|due| due <= std::time::Instant::now());
-        if relay.rereading.is_empty() && due_now {
-            let room = window.saturating_sub(relay.publishing.len());
-            relay.reread_due(room.max(REREAD_BEYOND_WINDOW));
+        if room > 0 && relay.rereading.is_empty() && due_now {
+            relay.reread_due(room);
         }
         // Whether to wake for the next row handed back to fall due.
-        let reread = relay.rereading.is_empty() && relay.next_due().is_some();
+        let reread = room > 0 && relay.rereading.is_empty() && relay.next_due().is_some();
         if !relay.sent.is_empty() && (relay.publishing.is_empty() || relay.sent.len() >= 256) {
             super::stats::Counters::add(&shared.counters.published, relay.sent.len() as u64);
             shared.committer.sent(std::mem::take(&mut relay.sent));
@@ -361,7 +362,8 @@ pub(crate) async fn run(
         }
     }
     relay.publishing.abort_all();
-    relay.rereading.abort_all();
+    // A read under way finishes (a blocking task cannot be aborted): it holds the store.
+    while relay.rereading.join_next().await.is_some() {}
     while let Some(done) = relay.publishing.join_next().await {
         if let Ok((seq, _, None)) = done {
             relay.sent.push(seq);

@@ -70,6 +70,8 @@ struct Topic {
     groups: HashMap<String, Arc<Group>>,
     /// Published before any group subscribed; handed to the first group.
     waiting: Vec<Pending>,
+    /// Addressed to a group that has not subscribed yet; handed to that group alone.
+    addressed: HashMap<String, Vec<Pending>>,
 }
 
 #[derive(Default)]
@@ -241,14 +243,18 @@ impl InProcessTransport {
         }
         let id = envelope.id;
         let topic = state.topics.entry(envelope.topic.clone()).or_default();
-        // A message addressed to one consumer goes to its group alone.
-        let only = envelope.header(FOR_CONSUMER).and_then(|group| topic.groups.get(group)).cloned();
-        let settlement = if let Some(group) = only {
-            let settlement = Settlement::new(1, deferrable);
-            group.requeue(Pending { envelope, settlement: settlement.clone() }, Requeue::Back);
-            settlement
-        } else {
-            Self::fan_out(topic, envelope, deferrable)
+        // A message addressed to one consumer goes to its group alone, or waits for it.
+        let settlement = match envelope.header(FOR_CONSUMER).map(str::to_owned) {
+            Some(only) => {
+                let settlement = Settlement::new(1, deferrable);
+                let pending = Pending { envelope, settlement: settlement.clone() };
+                match topic.groups.get(&only) {
+                    Some(group) => group.requeue(pending, Requeue::Back),
+                    None => topic.addressed.entry(only).or_default().push(pending),
+                }
+                settlement
+            }
+            None => Self::fan_out(topic, envelope, deferrable),
         };
         state.dedup.insert(id, (now, settlement.clone()));
         state.dedup_order.push_back((now, id));
@@ -340,7 +346,9 @@ impl Transport for InProcessTransport {
         }
         let topic = state.topics.entry(spec.topic.clone()).or_default();
         let group = topic.groups.entry(spec.group.clone()).or_default().clone();
-        for pending in topic.waiting.drain(..) {
+        for pending in
+            topic.waiting.drain(..).chain(topic.addressed.remove(&spec.group).into_iter().flatten())
+        {
             group.requeue(pending, Requeue::Back);
         }
         Ok(Box::new(MemorySubscription { group, name: spec.group, shared: self.shared.clone() }))
@@ -350,7 +358,7 @@ impl Transport for InProcessTransport {
         let mut state = lock(&self.shared.state);
         state.closed = true;
         for topic in state.topics.values_mut() {
-            for pending in topic.waiting.drain(..) {
+            for pending in topic.waiting.drain(..).chain(topic.addressed.drain().flat_map(|(_, p)| p)) {
                 pending.settlement.settle(CLOSED);
             }
             for group in topic.groups.values() {

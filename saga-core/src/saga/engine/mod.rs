@@ -655,17 +655,9 @@ where
             } else {
                 break;
             };
-            if self.rounds == 1 {
-                // Still the message's own round: a failure is the handling's.
-                match round {
-                    Round::Stage(next) => self.start_stage(next).await?,
-                    Round::Next => self.next().await?,
-                }
-                continue;
-            }
-            // A later round that fails (an error, a panicking action) leaves the earlier ones
-            // committed and runs again in a message of its own, whose handling meets the
-            // failure as its own.
+            // A round after the message's own that fails (an error, a panicking action) leaves
+            // the rounds before it committed and runs again in a message of its own, whose
+            // handling meets the failure as its own.
             let (mark, state, meta) = (self.ctx.mark(), self.state.clone(), self.meta.clone());
             let ran = match round {
                 Round::Stage(next) => AssertUnwindSafe(self.start_stage(next)).catch_unwind().await,

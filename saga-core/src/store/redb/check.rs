@@ -8,10 +8,9 @@ use super::tables::{
 };
 use super::{RedbStore, r};
 use crate::error::{Error, Result};
-use crate::store::PROCESS_SPACE;
+use crate::store::{PROCESS_SPACE, Status};
 use redb::ReadableTable;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 
 /// One thing wrong in a database file: where, and what.
@@ -115,8 +114,12 @@ impl RedbStore {
         let txn = self.read()?;
         let err = self.err("checking the file");
 
+        // Each table is read once in key order and the others are asked about each entry by
+        // point reads, so what a check holds does not grow with the file.
         *reading = "records";
-        let mut processes: BTreeMap<String, Indexed> = BTreeMap::new();
+        let status_index = r(txn.open_table(STATUS_INDEX)).map_err(&err)?;
+        // Files of older schemas have no creation index.
+        let created = txn.open_table(CREATED_INDEX).ok();
         for entry in r(r(txn.open_table(RECORDS)).map_err(&err)?.iter()).map_err(&err)? {
             let (key, value) = r(entry).map_err(&err)?;
             let (space, id) = key.value();
@@ -126,7 +129,25 @@ impl RedbStore {
                 Ok(record) if space == PROCESS_SPACE => match record.process {
                     Some(meta) => {
                         report.processes += 1;
-                        processes.insert(id.to_owned(), (meta.status.code(), meta.created_at.as_millis()));
+                        *reading = "process_status";
+                        let listed = |code: u8| r(status_index.get((code, id))).map(|found| found.is_some());
+                        // Listed under another status, it is reported from the index's side.
+                        if !listed(meta.status.code()).map_err(&err)?
+                            && !Status::ALL.iter().map(|s| listed(s.code())).any(|l| matches!(l, Ok(true)))
+                        {
+                            report.problem("process_status", id, "a process the status index does not list");
+                        }
+                        *reading = "process_created";
+                        if let Some(created) = &created
+                            && r(created.get((meta.created_at.as_millis(), id))).map_err(&err)?.is_none()
+                        {
+                            report.problem(
+                                "process_created",
+                                id,
+                                "a process the creation index does not list at its creation time",
+                            );
+                        }
+                        *reading = "records";
                     }
                     None => report.problem(
                         "records",
@@ -137,57 +158,54 @@ impl RedbStore {
                 Ok(_) => {}
             }
         }
+        let records = r(txn.open_table(RECORDS)).map_err(&err)?;
+        // The process an index entry names, as its record says; `None` without a readable one.
+        let process = |id: &str| -> Result<Option<Indexed>> {
+            let Some(value) = r(records.get((PROCESS_SPACE, id))).map_err(&err)? else { return Ok(None) };
+            let meta =
+                self.codec.record(PROCESS_SPACE, id, value.value()).ok().and_then(|record| record.process);
+            Ok(meta.map(|meta| (meta.status.code(), meta.created_at.as_millis())))
+        };
 
         *reading = "process_status";
-        let mut indexed = BTreeSet::new();
-        for entry in r(r(txn.open_table(STATUS_INDEX)).map_err(&err)?.iter()).map_err(&err)? {
+        for entry in r(status_index.iter()).map_err(&err)? {
             let (key, _) = r(entry).map_err(&err)?;
             let (code, id) = key.value();
-            match processes.get(id) {
+            match process(id)? {
                 None => report.problem("process_status", id, "indexes a process that has no record"),
-                Some((status, _)) if *status != code => report.problem(
+                Some((status, _)) if status != code => report.problem(
                     "process_status",
                     id,
                     format!("indexed under status code {code}, its record says {status}"),
                 ),
                 Some(_) => {}
             }
-            indexed.insert(id.to_owned());
-        }
-        for id in processes.keys().filter(|id| !indexed.contains(*id)) {
-            report.problem("process_status", id.as_str(), "a process the status index does not list");
         }
 
         *reading = "process_created";
-        if let Ok(created) = txn.open_table(CREATED_INDEX) {
-            let mut listed = BTreeSet::new();
+        if let Some(created) = &created {
             for entry in r(created.iter()).map_err(&err)? {
                 let (key, _) = r(entry).map_err(&err)?;
                 let (at, id) = key.value();
-                match processes.get(id) {
+                match process(id)? {
                     None => report.problem("process_created", id, "indexes a process that has no record"),
-                    Some((_, created_at)) if *created_at != at => report.problem(
+                    Some((_, created_at)) if created_at != at => report.problem(
                         "process_created",
                         id,
                         format!("indexed as created at {at} ms, its record says {created_at}"),
                     ),
                     Some(_) => {}
                 }
-                listed.insert(id.to_owned());
-            }
-            for id in processes.keys().filter(|id| !listed.contains(*id)) {
-                report.problem("process_created", id.as_str(), "a process the creation index does not list");
             }
         }
 
         *reading = "history_log";
         if !self.history_v1 {
             let history = r(txn.open_table(HISTORY)).map_err(&err)?;
-            let mut reached = BTreeSet::new();
-            for entry in r(r(txn.open_table(HISTORY_HEADS)).map_err(&err)?.iter()).map_err(&err)? {
-                let (key, head) = r(entry).map_err(&err)?;
-                let process = key.value();
-                let mut next = head.value();
+            let heads = r(txn.open_table(HISTORY_HEADS)).map_err(&err)?;
+            // Walks `process`'s chain down from row `head`; `visit` sees each row reached.
+            let walk = |report: &mut CheckReport, process: &str, head: u64, visit: &mut dyn FnMut(u64)| {
+                let mut next = head;
                 while next != 0 {
                     let row = r(history.get(next)).map_err(&err)?;
                     let Some((owner, previous, entries)) = row.as_ref().map(|v| v.value()) else {
@@ -205,19 +223,35 @@ impl RedbStore {
                     if let Err(e) = self.codec.history(next, owner, previous, entries) {
                         report.unreadable("history_log", format!("row {next} of {process}"), e);
                     }
-                    reached.insert(next);
+                    visit(next);
                     next = previous;
                 }
+                Ok::<(), Error>(())
+            };
+            // The chains are disjoint (a row is reached only from its owner's head, each chain
+            // descending), so every row is reached when as many are reached as there are.
+            let mut reached = 0u64;
+            for entry in r(heads.iter()).map_err(&err)? {
+                let (key, head) = r(entry).map_err(&err)?;
+                walk(report, key.value(), head.value(), &mut |_| reached += 1)?;
             }
             for entry in r(history.iter()).map_err(&err)? {
-                let (seq, _) = r(entry).map_err(&err)?;
+                r(entry).map_err(&err)?;
                 report.history_rows += 1;
-                if !reached.contains(&seq.value()) {
-                    report.problem(
-                        "history_log",
-                        seq.value().to_string(),
-                        "a row no process's history reaches",
-                    );
+            }
+            if reached != report.history_rows {
+                // Some are not: name them, walking each row's owner's chain again.
+                let mut quiet = CheckReport::default();
+                for entry in r(history.iter()).map_err(&err)? {
+                    let (seq, value) = r(entry).map_err(&err)?;
+                    let (seq, (owner, _, _)) = (seq.value(), value.value());
+                    let mut found = false;
+                    if let Some(head) = r(heads.get(owner)).map_err(&err)? {
+                        walk(&mut quiet, owner, head.value(), &mut |row| found |= row == seq)?;
+                    }
+                    if !found {
+                        report.problem("history_log", seq.to_string(), "a row no process's history reaches");
+                    }
                 }
             }
         }
@@ -232,12 +266,11 @@ impl RedbStore {
         }
 
         *reading = "timers";
-        let mut timers = BTreeSet::new();
-        for entry in r(r(txn.open_table(TIMERS)).map_err(&err)?.iter()).map_err(&err)? {
+        let timers = r(txn.open_table(TIMERS)).map_err(&err)?;
+        for entry in r(timers.iter()).map_err(&err)? {
             let (key, value) = r(entry).map_err(&err)?;
             let (due, name) = key.value();
             report.timers += 1;
-            timers.insert((due, name.to_owned()));
             if let Err(e) = self.codec.timer(due, name, value.value()) {
                 report.unreadable("timers", name, e);
             }
@@ -245,7 +278,7 @@ impl RedbStore {
         *reading = "timer_keys";
         for entry in r(r(txn.open_table(TIMER_KEYS)).map_err(&err)?.iter()).map_err(&err)? {
             let (key, due) = r(entry).map_err(&err)?;
-            if !timers.contains(&(due.value(), key.value().to_owned())) {
+            if r(timers.get((due.value(), key.value()))).map_err(&err)?.is_none() {
                 report.problem("timer_keys", key.value(), "names a timer that is not pending");
             }
         }
