@@ -12,14 +12,14 @@ impl Invariants for DocumentVoiding {
     /// Voiding rules, checked against billing's, reports' and the process's own records.
     fn invariants(&self, store: &dyn Records) -> saga_core::Result<Vec<Invariant>> {
         let mut live_per_document: HashMap<String, u32> = HashMap::new();
-        for p in store.processes()? {
-            let Some(meta) = p.meta() else { continue };
+        store.each_process(&mut |p| {
+            let Some(meta) = p.meta() else { return };
             if meta.class != Class::Process || meta.kind != PROCESS || meta.status == Status::Acknowledged {
-                continue;
+                return;
             }
             let document = p.id.split('/').nth(1).unwrap_or_default().to_owned();
             *live_per_document.entry(document).or_default() += 1;
-        }
+        })?;
         let doubled = live_per_document.values().filter(|n| **n > 1).count();
         let (mut voided, mut in_published, mut unmarked) = (0, 0, 0);
         for n in 0..self.documents {

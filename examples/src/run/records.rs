@@ -1,7 +1,7 @@
 //! Where a check finds a service's records: one store for all, or each service's own.
 
 use saga_core::Store;
-use saga_core::store::{ProcessSummary, Record};
+use saga_core::store::{ProcessQuery, ProcessSummary, Record};
 use std::sync::Arc;
 
 /// Where a check finds a service's records: one store for all (all-in-one), or one store per
@@ -9,8 +9,28 @@ use std::sync::Arc;
 pub trait Records {
     /// The record `id` in `space`.
     fn record(&self, space: &str, id: &str) -> saga_core::Result<Option<Record>>;
-    /// Every saga and process instance, wherever it runs.
-    fn processes(&self) -> saga_core::Result<Vec<ProcessSummary>>;
+    /// Shows `visit` every saga and process instance, wherever it runs, a page at a time: a
+    /// store of a million processes is never held at once.
+    fn each_process(&self, visit: &mut dyn FnMut(&ProcessSummary)) -> saga_core::Result<()>;
+}
+
+/// How many processes a page of [`each_process`] holds.
+const PAGE: usize = 4096;
+
+/// Shows `visit` every process of `store`, a page at a time.
+pub(super) fn each_process<S: Store + ?Sized>(
+    store: &S,
+    visit: &mut dyn FnMut(&ProcessSummary),
+) -> saga_core::Result<()> {
+    let mut query = ProcessQuery::new().limit(PAGE);
+    loop {
+        let page = store.processes_page(&query)?;
+        page.rows.iter().for_each(&mut *visit);
+        match page.next {
+            Some(next) => query = query.after(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 impl<S: Store + ?Sized> Records for S {
@@ -18,8 +38,8 @@ impl<S: Store + ?Sized> Records for S {
         Store::record(self, space, id)
     }
 
-    fn processes(&self) -> saga_core::Result<Vec<ProcessSummary>> {
-        Store::processes(self, None)
+    fn each_process(&self, visit: &mut dyn FnMut(&ProcessSummary)) -> saga_core::Result<()> {
+        each_process(self, visit)
     }
 }
 
@@ -29,8 +49,8 @@ impl Records for super::RunContext {
         self.store.record(space, id)
     }
 
-    fn processes(&self) -> saga_core::Result<Vec<ProcessSummary>> {
-        self.store.processes(None)
+    fn each_process(&self, visit: &mut dyn FnMut(&ProcessSummary)) -> saga_core::Result<()> {
+        each_process(self.store.as_ref(), visit)
     }
 }
 
@@ -49,12 +69,11 @@ impl Records for ServiceStores {
         Ok(None)
     }
 
-    fn processes(&self) -> saga_core::Result<Vec<ProcessSummary>> {
-        let mut all = Vec::new();
+    fn each_process(&self, visit: &mut dyn FnMut(&ProcessSummary)) -> saga_core::Result<()> {
         for (_, store) in &self.0 {
-            all.extend(store.processes(None)?);
+            each_process(store.as_ref(), visit)?;
         }
-        Ok(all)
+        Ok(())
     }
 }
 

@@ -41,26 +41,26 @@ impl Summary {
 /// Counts the processes in `store` by status.
 pub fn process_counts(store: &dyn Store) -> saga_core::Result<Summary> {
     let mut summary = Summary::default();
-    for p in store.processes(None)? {
+    super::records::each_process(store, &mut |p| {
         if let Some(meta) = p.meta() {
             summary.count(meta.status);
         }
-    }
+    })?;
     Ok(summary)
 }
 
 /// The 50th and 99th percentile of start-to-end time of terminal sagas, in milliseconds of
 /// the run's clock; `None` when no saga has ended (a domain of process managers only).
 pub fn saga_latency(store: &dyn Store) -> saga_core::Result<Option<(u64, u64)>> {
-    let mut latencies: Vec<u64> = store
-        .processes(None)?
-        .iter()
-        .filter_map(|p: &ProcessSummary| {
-            let meta = p.meta()?;
-            (meta.class == Class::Saga && meta.status.is_terminal())
-                .then(|| p.record.updated_at.as_millis().saturating_sub(meta.created_at.as_millis()))
-        })
-        .collect();
+    let mut latencies: Vec<u64> = Vec::new();
+    super::records::each_process(store, &mut |p: &ProcessSummary| {
+        if let Some(meta) = p.meta()
+            && meta.class == Class::Saga
+            && meta.status.is_terminal()
+        {
+            latencies.push(p.record.updated_at.as_millis().saturating_sub(meta.created_at.as_millis()));
+        }
+    })?;
     if latencies.is_empty() {
         return Ok(None);
     }

@@ -126,16 +126,26 @@ async fn sweep(shared: &Arc<Shared>, now: Timestamp, keep: Duration) {
             break;
         }
     }
-    let store = shared.store.store().clone();
-    let expired = tokio::task::spawn_blocking(move || {
-        retention::expired_tombstones(store.as_ref(), tombstones_cut, now)
-    })
-    .await;
-    let tombstones = match expired {
-        Ok(Ok(units)) => commit_all(shared, units).await,
-        Ok(Err(e)) => return tracing::warn!(error = %e, "finding expired tombstones failed"),
-        Err(e) => return tracing::error!(error = %e, "finding expired tombstones panicked"),
-    };
+    let (mut tombstones, mut after) = (0, None);
+    loop {
+        let store = shared.store.store().clone();
+        let expired = tokio::task::spawn_blocking(move || {
+            retention::expired_tombstones(store.as_ref(), tombstones_cut, now, after, SWEEP_BATCH)
+        })
+        .await;
+        let next = match expired {
+            Ok(Ok((units, next))) => {
+                tombstones += commit_all(shared, units).await;
+                next
+            }
+            Ok(Err(e)) => return tracing::warn!(error = %e, "finding expired tombstones failed"),
+            Err(e) => return tracing::error!(error = %e, "finding expired tombstones panicked"),
+        };
+        match next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
     if removed + tombstones > 0 {
         tracing::info!(removed, tombstones, "finished processes past their retention removed");
     }

@@ -51,6 +51,14 @@ pub trait Store: std::any::Any + Send + Sync {
     /// Every record in `space`, ordered by id.
     fn records(&self, space: &str) -> Result<Vec<(String, Record)>>;
 
+    /// Up to `limit` records in `space` whose ids come after `after` (from the first without
+    /// one), ordered by id: [`records`](Self::records) a page at a time. The default reads them
+    /// all and keeps the page; a store of many records should read only the page.
+    fn records_after(&self, space: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Record)>> {
+        let all = self.records(space)?;
+        Ok(all.into_iter().filter(|(id, _)| after.is_none_or(|a| id.as_str() > a)).take(limit).collect())
+    }
+
     /// A consistent view for the reads of one handled message (one read transaction).
     fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
 

@@ -69,14 +69,31 @@ pub fn removal(process: &ProcessSummary, now: Timestamp) -> Option<CommitUnit> {
     Some(unit)
 }
 
-/// The units that take away the tombstones written before `before`.
-pub fn expired_tombstones(store: &dyn Store, before: Timestamp, now: Timestamp) -> Result<Vec<CommitUnit>> {
-    Ok(store
-        .records(REMOVED_SPACE)?
-        .into_iter()
-        .filter(|(_, r)| r.updated_at < before)
-        .map(|(id, r)| CommitUnit::new(now).with_write(Write::delete(REMOVED_SPACE, id, r.version)))
-        .collect())
+/// The units that take away tombstones written before `before`, reading them in id order from
+/// after `after`, a page at a time: up to `limit` units, and the id to go on after (`None` once
+/// every tombstone was read). What it holds is a page and the units, however many there are.
+pub fn expired_tombstones(
+    store: &dyn Store,
+    before: Timestamp,
+    now: Timestamp,
+    after: Option<String>,
+    limit: usize,
+) -> Result<(Vec<CommitUnit>, Option<String>)> {
+    let mut units = Vec::new();
+    let mut cursor = after;
+    loop {
+        let page = store.records_after(REMOVED_SPACE, cursor.as_deref(), limit.clamp(1, 1000))?;
+        let Some((last, _)) = page.last() else { return Ok((units, None)) };
+        cursor = Some(last.clone());
+        for (id, record) in page {
+            if record.updated_at < before {
+                units.push(CommitUnit::new(now).with_write(Write::delete(REMOVED_SPACE, id, record.version)));
+            }
+        }
+        if units.len() >= limit {
+            return Ok((units, cursor));
+        }
+    }
 }
 
 /// The tombstone of process `id`, if it was removed and its tombstone is still kept.

@@ -573,6 +573,27 @@ impl Store for RedbStore {
         })
     }
 
+    fn records_after(&self, space: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Record)>> {
+        self.guarded("records", || {
+            let txn = self.read()?;
+            let err = self.err("reading records");
+            let table = r(txn.open_table(RECORDS)).map_err(&err)?;
+            let mut out = Vec::new();
+            for entry in r(table.range((space, after.unwrap_or(""))..)).map_err(&err)? {
+                let (key, value) = r(entry).map_err(&err)?;
+                let (in_space, id) = key.value();
+                if in_space != space || out.len() == limit {
+                    break;
+                }
+                if after == Some(id) {
+                    continue;
+                }
+                out.push((id.to_owned(), self.codec.record(space, id, value.value())?));
+            }
+            Ok(out)
+        })
+    }
+
     fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
         self.failure.note(self.snapshots.get(|| {
             let txn = self.read()?;

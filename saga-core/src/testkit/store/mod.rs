@@ -78,6 +78,7 @@ where
         Fresh units::every_write_is_checked_against_its_version,
         Fresh units::a_snapshot_reads_one_moment,
         Fresh units::the_inbox_drops_a_handled_message,
+        Fresh units::records_are_read_a_page_at_a_time_in_id_order,
         Fresh timers::timers_fire_in_due_order,
         Fresh outbox::the_outbox_is_read_in_order_and_sent_rows_go,
         Fresh outbox::dead_letters_are_kept_oldest_first,

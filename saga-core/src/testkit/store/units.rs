@@ -239,3 +239,23 @@ pub(super) fn the_inbox_drops_a_handled_message(store: &dyn Store) {
     assert!(handled(&keys[3]) && handled(&billing) && handled(&shipped), "newer messages are kept");
     assert_eq!(store.prune_inbox(cut).expect("pruning the inbox"), 0, "nothing more to prune");
 }
+
+/// `records_after` reads a space a page at a time, in id order, from after the id it is given
+/// and never into the next space.
+pub(super) fn records_are_read_a_page_at_a_time_in_id_order(store: &dyn Store) {
+    let writes = ["b", "a", "d", "c", "e"].iter().map(|id| put("room", id, 0, value(id))).collect();
+    let unit = CommitUnit { at: T0, writes, ..CommitUnit::default() };
+    assert_committed(&commit_one(store, unit), "five rooms");
+    let unit =
+        CommitUnit { at: T0, writes: vec![put("roomz", "a", 0, value("other"))], ..CommitUnit::default() };
+    assert_committed(&commit_one(store, unit), "a room of another space");
+    let ids = |after: Option<&str>, limit| -> Vec<String> {
+        let page = store.records_after("room", after, limit).expect("reading a page of records");
+        page.into_iter().map(|(id, _)| id).collect()
+    };
+    assert_eq!(ids(None, 2), ["a", "b"], "the first page");
+    assert_eq!(ids(Some("b"), 2), ["c", "d"], "the page after b");
+    assert_eq!(ids(Some("d"), 2), ["e"], "the last page ends at the space's end");
+    assert!(ids(Some("e"), 2).is_empty(), "after the last, nothing");
+    assert_eq!(ids(Some("bb"), 10), ["c", "d", "e"], "after an id that is not there");
+}
