@@ -741,7 +741,103 @@ fn one_line(e: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{one_line, usage_error};
+    use super::{Cli, one_line, usage_error};
+    use clap::Parser;
+    use proptest::prelude::*;
+
+    /// Words the command line knows, and words it does not.
+    fn word() -> impl Strategy<Value = String> {
+        let known = [
+            "run",
+            "imp-summoning",
+            "bakery",
+            "online-shop",
+            "petstore",
+            "document-voiding",
+            "list",
+            "inspect",
+            "process",
+            "watch",
+            "retry",
+            "acknowledge",
+            "cancel",
+            "signal",
+            "dead-letters",
+            "check",
+            "archive",
+            "compact",
+            "bench",
+            "saga",
+            "sagas",
+            "engine",
+            "service",
+            "completions",
+            "--db",
+            "--json",
+            "--limit",
+            "--status",
+            "--prefix",
+            "--kind",
+            "--since",
+            "--orders",
+            "--documents",
+            "--transport",
+            "--mode",
+            "seq",
+            "--sagas",
+            "--runs",
+            "--in-memory",
+            "--redrive",
+            "--repair",
+            "--before",
+            "--to",
+            "--retention",
+            "--fresh",
+            "--seed",
+            "--failure-rate",
+            "--follow",
+            "--mermaid",
+            "--domain",
+            "-h",
+            "--help",
+            "-V",
+            "--",
+            "-",
+            "0",
+            "-1",
+            "1.5",
+            "18446744073709551616",
+            "nats://127.0.0.1:1",
+            "nats://",
+            "x.redb",
+            "completed",
+            "7d",
+            "2026-12-04",
+            "",
+        ];
+        prop_oneof![
+            3 => proptest::sample::select(known.to_vec()).prop_map(str::to_owned),
+            1 => ".{0,12}",
+            1 => "--[a-z-]{0,10}(=.{0,6})?",
+        ]
+    }
+
+    proptest! {
+        /// Whatever the arguments, parsing gives a command or a usage error that is one line
+        /// (what `main` prints before exit 2), never a panic.
+        #[test]
+        fn any_arguments_parse_or_are_one_line_of_usage(words in proptest::collection::vec(word(), 0..8)) {
+            let args = std::iter::once("saga-cli".to_owned()).chain(words.iter().cloned());
+            let parsed = std::panic::catch_unwind(|| Cli::try_parse_from(args));
+            let Ok(parsed) = parsed else { panic!("parsing {words:?} panicked") };
+            if let Err(e) = parsed
+                && e.use_stderr()
+            {
+                let line = usage_error(&e.render().to_string());
+                prop_assert!(!line.is_empty() && !line.contains('\n'), "{words:?}: {line:?}");
+            }
+        }
+    }
 
     #[test]
     fn a_missing_argument_is_named_on_the_line_that_says_it_is_missing() {

@@ -6,6 +6,8 @@ mod check;
 mod codec;
 mod commit;
 mod compact;
+#[cfg(test)]
+mod decode_fuzz;
 mod entries;
 #[cfg(test)]
 mod fast_path_tests;
