@@ -755,3 +755,33 @@ async fn a_local_step_that_panics_after_others_in_its_commit_does_not_undo_their
     assert_eq!(entries(&j), ["run book", "run flaky", "run flaky", "run pay"], "book ran once");
     runtime.shutdown().await.unwrap();
 }
+
+/// A remote step's reply timeout counts from when its command goes out, also when local steps
+/// before it ran in the same handling and took their time.
+#[tokio::test]
+async fn a_reply_timeout_counts_from_when_the_command_goes_out_after_slow_local_steps() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
+    let pack = {
+        let clock = clock.clone();
+        Step::local("pack", move |_: StepContext<u32>| {
+            let clock = clock.clone();
+            async move {
+                clock.advance(Duration::from_secs(20));
+                Ok::<_, ActionError>(())
+            }
+        })
+    };
+    let saga = Saga::<u32>::new("order").step(pack).step(summon_step(Duration::from_secs(30)));
+    let (store, builder) = in_memory();
+    // Nobody answers the circle: the command waits, and its timeout timer is set.
+    let runtime = builder.clock(clock.clone()).register(saga).start().await.unwrap();
+    runtime.start_saga("order", "1", &1).await.unwrap();
+    let timers = store.timers().unwrap();
+    let timeout = timers.iter().find(|t| t.key.ends_with("/timeout")).unwrap_or_else(|| panic!("{timers:?}"));
+    assert_eq!(
+        timeout.due,
+        Timestamp::from_millis(1_000_000 + 20_000 + 30_000),
+        "from the command, not the pack"
+    );
+    runtime.shutdown().await.unwrap();
+}

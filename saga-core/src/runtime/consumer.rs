@@ -88,6 +88,7 @@ pub(crate) async fn take_here(shared: &Shared, envelope: &Envelope) -> crate::Re
             name.clone(),
             envelope.clone(),
             now,
+            shared.clock.clone(),
             shared.announce.clone(),
         );
         let taken = AssertUnwindSafe(hook.take(&mut ctx, envelope)).catch_unwind().await;
@@ -326,6 +327,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 name.clone(),
                 envelope,
                 now,
+                shared.clock.clone(),
                 shared.announce.clone(),
             );
             let handled =

@@ -25,6 +25,8 @@ pub struct Context {
     service: Arc<str>,
     incoming: Envelope,
     now: Timestamp,
+    /// The runtime's clock, for a handling that runs long enough to [`tick`](Context::tick).
+    clock: Arc<dyn crate::clock::Clock>,
     versions: HashMap<(String, String), u64>,
     unit: CommitUnit,
     /// Messages for components of this runtime that may take them inside this commit, once
@@ -79,6 +81,7 @@ impl Context {
         service: Arc<str>,
         incoming: Envelope,
         now: Timestamp,
+        clock: Arc<dyn crate::clock::Clock>,
         announce: Option<Arc<str>>,
     ) -> Self {
         Context {
@@ -87,6 +90,7 @@ impl Context {
             service,
             incoming,
             now,
+            clock,
             versions: HashMap::new(),
             unit: CommitUnit { at: now, ..CommitUnit::default() },
             in_commit: Vec::new(),
@@ -95,9 +99,17 @@ impl Context {
         }
     }
 
-    /// The current time by the runtime's clock.
+    /// The current time by the runtime's clock: the time the handling began, until it
+    /// [`tick`](Context::tick)s.
     pub fn now(&self) -> Timestamp {
         self.now
+    }
+
+    /// Reads the clock again, for what this handling does from now on (a saga's later rounds:
+    /// a reply's timeout counts from when its command goes out, not from when the local steps
+    /// before it began). Never goes back.
+    pub(crate) fn tick(&mut self) {
+        self.now = self.now.max(self.clock.now());
     }
 
     /// The message being handled.

@@ -655,6 +655,8 @@ where
             } else {
                 break;
             };
+            // What this round sends or sets counts from now, not from the handling's start.
+            self.ctx.tick();
             // A round after the message's own that fails (an error, a panicking action) leaves
             // the rounds before it committed and runs again in a message of its own, whose
             // handling meets the failure as its own.
