@@ -277,3 +277,83 @@ async fn a_process_record_gone_from_under_its_history_is_damage_not_absence() {
     let never = RedbStore::open_read_only(dir.path().join("gone.redb")).unwrap();
     assert!(never.record(PROCESS_SPACE, "trip/never-started").unwrap().is_none(), "a true absence is none");
 }
+
+/// `check` names every place where the tables disagree, from both sides: an index that misses
+/// a process or lists one that has no record or another status or time, a history row no
+/// process's chain reaches, a timer key naming no timer. (Keys are not sealed: only these
+/// rules see such damage.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_each_table_that_disagrees_with_another() {
+    use redb::TableDefinition;
+    let status_index: TableDefinition<(u8, &str), ()> = TableDefinition::new("process_status");
+    let created_index: TableDefinition<(u64, &str), u64> = TableDefinition::new("process_created");
+    let history: TableDefinition<u64, (&str, u64, &[u8])> = TableDefinition::new("history_log");
+    let timer_keys: TableDefinition<&str, u64> = TableDefinition::new("timer_keys");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("disagree.redb");
+    let runtime =
+        Runtime::builder(RedbStore::open(&path).unwrap(), InProcessTransport::new())
+            .register(saga_core::saga::Saga::<String>::new("trip").step(saga_core::saga::Step::local(
+                "book",
+                |_: saga_core::saga::StepContext<String>| async { Ok::<_, saga_core::ActionError>(()) },
+            )))
+            .start()
+            .await
+            .unwrap();
+    for n in 1..=2 {
+        runtime
+            .start_saga("trip", &n.to_string(), &"Lisbon".to_owned())
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap();
+    }
+    let store = runtime.store();
+    // The index's status code is the status's place in `Status::ALL`.
+    let status = |id: &str| {
+        let status = store.record("process", id).unwrap().unwrap().process.unwrap().status;
+        saga_core::Status::ALL.iter().position(|s| *s == status).unwrap() as u8
+    };
+    let (one, two) = (status("trip/1"), status("trip/2"));
+    runtime.shutdown().await.unwrap();
+    drop(store);
+
+    let mut builder = redb::Builder::new();
+    builder.set_concurrency_mode(redb::ConcurrencyMode::SingleWriter);
+    let db = builder.create(&path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut index = txn.open_table(status_index).unwrap();
+        index.remove((one, "trip/1")).unwrap();
+        index.insert((one, "trip/ghost"), ()).unwrap();
+        index.remove((two, "trip/2")).unwrap();
+        index.insert((two.wrapping_add(1), "trip/2"), ()).unwrap();
+        txn.open_table(created_index).unwrap().insert((123, "trip/2"), 0).unwrap();
+        txn.open_table(history).unwrap().insert(999_999, ("trip/ghost", 0, &b""[..])).unwrap();
+        txn.open_table(timer_keys).unwrap().insert("trip/ghost/timeout", 5).unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+
+    let report = RedbStore::open_read_only(&path).unwrap().check().unwrap();
+    let found = |table: &str, key: &str, says: &str| {
+        report.problems.iter().any(|p| p.table == table && p.key == key && p.problem.contains(says))
+    };
+    let expected = [
+        ("process_status", "trip/1", "a process the status index does not list"),
+        ("process_status", "trip/ghost", "indexes a process that has no record"),
+        ("process_status", "trip/2", "its record says"),
+        ("process_created", "trip/2", "indexed as created at 123 ms"),
+        ("history_log", "999999", "a row no process's history reaches"),
+        ("timer_keys", "trip/ghost/timeout", "names a timer that is not pending"),
+    ];
+    for (table, key, says) in expected {
+        assert!(found(table, key, says), "{table} {key}: {says}; found {:?}", report.problems);
+    }
+    // Listed under another status, trip/2 is reported once, from the index's side.
+    let not_listed =
+        report.problems.iter().filter(|p| p.key == "trip/2" && p.problem.contains("does not list"));
+    assert_eq!(not_listed.count(), 0, "{:?}", report.problems);
+}

@@ -183,10 +183,15 @@ impl Relay {
             self.deferred.insert((due, seq), deferred);
             return;
         }
-        if self.tails.get(&lane).is_some_and(|(tail, _)| *tail == seq) {
-            self.tails.remove(&lane);
-        }
+        self.release(&lane, seq);
         self.sent.push(seq);
+    }
+
+    /// Lets the next row of `lane` go, if row `seq` was its last one under way.
+    fn release(&mut self, lane: &Lane, seq: u64) {
+        if self.tails.get(lane).is_some_and(|(tail, _)| *tail == seq) {
+            self.tails.remove(lane);
+        }
     }
 
     /// When the first row handed back is due.
@@ -233,9 +238,7 @@ impl Relay {
         };
         for ((seq, deferred), row) in due.into_iter().zip(rows) {
             let Some(envelope) = row else {
-                if self.tails.get(&deferred.lane).is_some_and(|(tail, _)| *tail == seq) {
-                    self.tails.remove(&deferred.lane);
-                }
+                self.release(&deferred.lane, seq);
                 continue;
             };
             let mut envelope = envelope.with_attempt(deferred.attempts);

@@ -66,9 +66,7 @@ impl Storage {
             None => Ok((self.store.outbox_after(after, limit)?, None)),
         }
     }
-}
 
-impl Storage {
     /// The outbox rows numbered `seqs` (`None` for a row that is gone), in one read where the
     /// store can.
     pub(crate) fn outbox_rows(&self, seqs: &[u64]) -> Result<Vec<Option<Envelope>>> {

@@ -74,8 +74,9 @@ struct Topic {
     addressed: HashMap<String, Vec<Pending>>,
 }
 
-#[derive(Default)]
 struct Group {
+    /// The group's name, for a message it asks for again later.
+    name: String,
     queue: Mutex<Queue>,
     wake: Notify,
 }
@@ -332,11 +333,20 @@ impl Transport for InProcessTransport {
     }
 
     async fn publish_durable(&self, envelope: Envelope) -> Result<Published> {
+        let id = envelope.id;
         let settlement = self.enqueue(envelope, true)?;
         // A publisher that stops waiting (its relay stopped) can take nothing back: the
         // transport then keeps a delayed redelivery itself.
         let _waiting = StopsDeferring(settlement.clone());
-        settlement.wait().await
+        let published = settlement.wait().await?;
+        if matches!(published, Published::Deferred { .. }) {
+            // Its publisher publishes it again when it is due: that is not a duplicate.
+            let mut state = lock(&self.shared.state);
+            if state.dedup.get(&id).is_some_and(|(_, remembered)| Arc::ptr_eq(remembered, &settlement)) {
+                state.dedup.remove(&id);
+            }
+        }
+        Ok(published)
     }
 
     async fn subscribe(&self, spec: Subscribe) -> Result<Box<dyn Subscription>> {
@@ -345,13 +355,20 @@ impl Transport for InProcessTransport {
             return Err(Error::Transport("in-process transport closed".into()));
         }
         let topic = state.topics.entry(spec.topic.clone()).or_default();
-        let group = topic.groups.entry(spec.group.clone()).or_default().clone();
+        let group = topic
+            .groups
+            .entry(spec.group.clone())
+            .or_insert_with(|| {
+                let (queue, wake) = (Mutex::default(), Notify::new());
+                Arc::new(Group { name: spec.group.clone(), queue, wake })
+            })
+            .clone();
         for pending in
             topic.waiting.drain(..).chain(topic.addressed.remove(&spec.group).into_iter().flatten())
         {
             group.requeue(pending, Requeue::Back);
         }
-        Ok(Box::new(MemorySubscription { group, name: spec.group, shared: self.shared.clone() }))
+        Ok(Box::new(MemorySubscription { group }))
     }
 
     async fn close(&self) -> Result<()> {
@@ -380,8 +397,6 @@ impl Transport for InProcessTransport {
 
 struct MemorySubscription {
     group: Arc<Group>,
-    name: String,
-    shared: Arc<Shared>,
 }
 
 #[async_trait]
@@ -409,12 +424,7 @@ impl Subscription for MemorySubscription {
                     }
                     pending.envelope.attempt += 1;
                     let envelope = pending.envelope.clone();
-                    let acker = MemoryAcker {
-                        group: self.group.clone(),
-                        name: self.name.clone(),
-                        shared: self.shared.clone(),
-                        pending: Some(pending),
-                    };
+                    let acker = MemoryAcker { group: self.group.clone(), pending: Some(pending) };
                     return Ok(Some(Delivery::new(envelope, Box::new(acker))));
                 }
                 queue.delayed.peek().map(|Reverse(d)| d.due)
@@ -434,9 +444,6 @@ impl Subscription for MemorySubscription {
 
 struct MemoryAcker {
     group: Arc<Group>,
-    /// The group's name, for a deferral.
-    name: String,
-    shared: Arc<Shared>,
     pending: Option<Pending>,
 }
 
@@ -453,9 +460,11 @@ impl Acknowledge for MemoryAcker {
         if let Some(pending) = self.pending.take() {
             if delay.is_zero() {
                 self.group.requeue(pending, Requeue::Back);
-            } else if pending.settlement.defer(Instant::now() + delay, pending.envelope.attempt, &self.name) {
-                // Its publisher publishes it again when it is due: that is not a duplicate.
-                lock(&self.shared.state).dedup.remove(&pending.envelope.id);
+            } else if pending.settlement.defer(
+                Instant::now() + delay,
+                pending.envelope.attempt,
+                &self.group.name,
+            ) {
                 pending.settlement.settle(DEFERRED);
             } else {
                 self.group.requeue(pending, Requeue::After(delay));

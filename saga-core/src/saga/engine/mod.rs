@@ -308,6 +308,11 @@ where
             self.again = true;
             return Ok(());
         }
+        self.continue_in_a_message()
+    }
+
+    /// Makes the next thing to run due in a message to the saga itself.
+    fn continue_in_a_message(&mut self) -> Result<(), ActionError> {
         let envelope = self.envelope(&self.engine.topic, &Continue {})?;
         self.ctx.push_envelope(envelope);
         Ok(())
@@ -668,8 +673,7 @@ where
             if !matches!(ran, Ok(Ok(()))) {
                 self.ctx.rollback(mark);
                 (self.state, self.meta, self.chained, self.again) = (state, meta, None, false);
-                let envelope = self.envelope(&self.engine.topic, &Continue {})?;
-                self.ctx.push_envelope(envelope);
+                self.continue_in_a_message()?;
                 break;
             }
         }

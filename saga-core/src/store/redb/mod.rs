@@ -154,16 +154,6 @@ impl StoreOptions {
 }
 
 impl RedbStore {
-    /// Whether process `id` has a history: every process that changed has one, written in the
-    /// commits that wrote its record, so a history without a record is damage. Files without the
-    /// table (older schemas) say no.
-    fn has_history(&self, txn: &redb::ReadTransaction, id: &str) -> Result<bool> {
-        match self.history_heads(txn)? {
-            Some(heads) => Ok(r(heads.get(id)).map_err(self.err("reading history heads"))?.is_some()),
-            None => Ok(false),
-        }
-    }
-
     /// The table of history heads, `None` in a file of an older schema that has none.
     fn history_heads(
         &self,
@@ -449,6 +439,19 @@ fn read_error(path: &Path, e: redb::TransactionError) -> Error {
     Error::storage(format!("{}: beginning a read", path.display()), e)
 }
 
+/// Whether process `id` has a history in `heads` (`None` in a file of an older schema, which
+/// says no). Every process that changed has one, written in the commits that wrote its record,
+/// so a history without a record is damage: a miss in the process space asks this.
+fn has_history(
+    heads: Option<&redb::ReadOnlyTable<&'static str, u64>>,
+    id: &str,
+) -> std::result::Result<bool, redb::Error> {
+    match heads {
+        Some(heads) => Ok(r(heads.get(id))?.is_some()),
+        None => Ok(false),
+    }
+}
+
 /// Folds redb's many error types into `redb::Error` so one `map_err` serves them all.
 fn r<T, E: Into<redb::Error>>(result: std::result::Result<T, E>) -> std::result::Result<T, redb::Error> {
     result.map_err(Into::into)
@@ -549,7 +552,10 @@ impl Store for RedbStore {
             let value = r(table.get((space, id))).map_err(self.err("reading records"))?;
             match value {
                 Some(v) => self.codec.record(space, id, v.value()).map(Some),
-                None if space == super::PROCESS_SPACE && self.has_history(&txn, id)? => {
+                None if space == super::PROCESS_SPACE
+                    && has_history(self.history_heads(&txn)?.as_ref(), id)
+                        .map_err(self.err("reading history heads"))? =>
+                {
                     Err(self.codec.record_gone(space, id))
                 }
                 None => Ok(None),

@@ -40,12 +40,9 @@ impl Snapshot for RedbSnapshot {
                 Some(v) => self.codec.record(space, id, v.value()).map(Some),
                 // A process with a history has a record: written in the same commits.
                 None if space == crate::store::PROCESS_SPACE
-                    && let Some(heads) = &self.history_heads
-                    && r(heads.get(id))
-                        .map_err(|e| {
-                            Error::storage(format!("{}: reading history heads", self.path.display()), e)
-                        })?
-                        .is_some() =>
+                    && super::has_history(self.history_heads.as_ref(), id).map_err(|e| {
+                        Error::storage(format!("{}: reading history heads", self.path.display()), e)
+                    })? =>
                 {
                     Err(self.codec.record_gone(space, id))
                 }
