@@ -18,6 +18,7 @@ mod redrive;
 mod retention;
 mod sagas;
 mod signals;
+mod simulation;
 mod stopping;
 mod syncs;
 mod upgrade;

@@ -29,6 +29,10 @@ impl MessageId {
     /// millisecond still sort in order of creation) and 62 random bits from a per-thread
     /// generator: no system call per id.
     pub fn new() -> Self {
+        #[cfg(feature = "testkit")]
+        if let Some(id) = simulated::next() {
+            return id;
+        }
         static LAST: AtomicU64 = AtomicU64::new(0);
         let now = Timestamp::now().0 << 12;
         let mut previous = LAST.load(Ordering::Relaxed);
@@ -90,6 +94,54 @@ impl FromStr for MessageId {
     type Err = uuid::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         s.parse().map(MessageId)
+    }
+}
+
+/// Ids made inside a simulation: on its thread, from its clock and its seed, so that the same
+/// seed makes the same ids in the same order.
+#[cfg(feature = "testkit")]
+pub(crate) mod simulated {
+    use super::{MessageId, Timestamp};
+    use std::cell::RefCell;
+
+    /// A thread's source of ids while a simulation runs on it.
+    pub(crate) struct Ids {
+        /// The simulation's time, in milliseconds since the Unix epoch.
+        pub(crate) now: Box<dyn Fn() -> Timestamp>,
+        pub(crate) rng: fastrand::Rng,
+        pub(crate) last: u64,
+    }
+
+    thread_local! {
+        static IDS: RefCell<Option<Ids>> = const { RefCell::new(None) };
+    }
+
+    /// Makes ids on this thread from `ids` until the guard is dropped.
+    pub(crate) fn install(ids: Ids) -> Installed {
+        IDS.with(|cell| *cell.borrow_mut() = Some(ids));
+        Installed(())
+    }
+
+    /// Ends [`install`]: ids come from the wall clock again.
+    pub(crate) struct Installed(());
+
+    impl Drop for Installed {
+        fn drop(&mut self) {
+            IDS.with(|cell| *cell.borrow_mut() = None);
+        }
+    }
+
+    pub(super) fn next() -> Option<MessageId> {
+        IDS.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let ids = cell.as_mut()?;
+            let stamp = ((ids.now)().0 << 12).max(ids.last + 1);
+            ids.last = stamp;
+            let mut tail = [0u8; 10];
+            tail[..2].copy_from_slice(&((stamp & 0xfff) as u16).to_be_bytes());
+            tail[2..].copy_from_slice(&ids.rng.u64(..).to_be_bytes());
+            Some(MessageId(uuid::Builder::from_unix_timestamp_millis(stamp >> 12, &tail).into_uuid()))
+        })
     }
 }
 

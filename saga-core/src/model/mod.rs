@@ -10,5 +10,7 @@ mod message;
 
 pub use control::{OperatorAction, OperatorAnswer};
 pub use envelope::Envelope;
+#[cfg(feature = "testkit")]
+pub(crate) use id::simulated;
 pub use id::{MessageId, Timestamp};
 pub use message::{ActionError, FailureKind, Message};

@@ -34,8 +34,26 @@ const SENT_LINGER: Duration = Duration::from_millis(50);
 /// The sending side of the committer thread.
 #[derive(Clone)]
 pub(crate) struct Committer {
-    jobs: jobs::Sender<Job>,
+    jobs: Jobs,
     store: Storage,
+}
+
+/// Where a committer's work is done.
+#[derive(Clone)]
+enum Jobs {
+    /// On the committer thread, which gathers what arrives together into one commit.
+    Thread(jobs::Sender<Job>),
+    /// On the caller's thread, one unit a commit (a simulation's: the same inputs give the same
+    /// writes in the same order, and no thread outside the runtime's).
+    Inline(Arc<std::sync::Mutex<Inline>>),
+}
+
+/// An inline committer's state.
+struct Inline {
+    wakers: Wakers,
+    counters: Arc<Counters>,
+    /// Deletions of published rows, riding on the next commit.
+    sent: Vec<u64>,
 }
 
 /// Who to tell after a commit.
@@ -62,15 +80,49 @@ impl Committer {
             .name("saga-committer".into())
             .spawn(move || run(writer, rx, max_batch.max(1), wakers, &counters))
             .map_err(|source| Error::Io { context: "starting the committer thread".into(), source })?;
-        Ok((Committer { jobs, store }, thread))
+        Ok((Committer { jobs: Jobs::Thread(jobs), store }, thread))
+    }
+
+    /// A committer that commits each unit at once on the caller's thread, with the deletions of
+    /// published rows riding on the next commit (or a flush): what a deterministic simulation
+    /// needs, at the cost of group commit.
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))]
+    pub(crate) fn inline(store: Storage, wakers: Wakers, counters: Arc<Counters>) -> Committer {
+        let inline = Inline { wakers, counters, sent: Vec::new() };
+        Committer { jobs: Jobs::Inline(Arc::new(std::sync::Mutex::new(inline))), store }
+    }
+
+    fn inline_batch(
+        &self,
+        inline: &std::sync::Mutex<Inline>,
+        units: Vec<CommitUnit>,
+    ) -> Vec<oneshot::Receiver<(Result<UnitOutcome>, CommitUnit)>> {
+        let mut inline = inline.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut replies, mut outcomes) = (Vec::new(), Vec::new());
+        for _ in &units {
+            let (reply, outcome) = oneshot::channel();
+            replies.push(reply);
+            outcomes.push(outcome);
+        }
+        let batch = Batch { units, sent: std::mem::take(&mut inline.sent) };
+        if !batch.units.is_empty() || !batch.sent.is_empty() {
+            commit(&self.store, batch, &mut replies, &inline.wakers, &inline.counters);
+        }
+        outcomes
     }
 
     /// Commits `unit` together with whatever else is waiting, durably.
     pub(crate) async fn commit(&self, mut unit: CommitUnit) -> Result<UnitOutcome> {
         // Encoding here, on the caller's thread, leaves the committer only the writing.
         self.store.prepare(&mut unit);
-        let (reply, outcome) = oneshot::channel();
-        self.jobs.send(Job::Unit(Box::new(unit), reply)).map_err(|_| Error::Shutdown)?;
+        let outcome = match &self.jobs {
+            Jobs::Thread(jobs) => {
+                let (reply, outcome) = oneshot::channel();
+                jobs.send(Job::Unit(Box::new(unit), reply)).map_err(|_| Error::Shutdown)?;
+                outcome
+            }
+            Jobs::Inline(inline) => self.inline_batch(inline, vec![unit]).pop().ok_or(Error::Shutdown)?,
+        };
         let (outcome, unit) = outcome.await.map_err(|_| Error::Shutdown)?;
         drop(unit);
         outcome
@@ -78,23 +130,45 @@ impl Committer {
 
     /// Commits the deletions of published rows that wait for a commit to ride on, now.
     pub(crate) fn flush(&self) {
-        let _ = self.jobs.send(Job::Flush);
+        match &self.jobs {
+            Jobs::Thread(jobs) => {
+                let _ = jobs.send(Job::Flush);
+            }
+            Jobs::Inline(inline) => {
+                self.inline_batch(inline, Vec::new());
+            }
+        }
     }
 
     /// Moves up to `limit` timers due at `now` into the outbox, between two group commits, and
     /// returns how many fired: the relay learns of their rows like of any commit's.
     pub(crate) async fn fire(&self, now: Timestamp, limit: usize) -> Result<usize> {
-        let (reply, fired) = oneshot::channel();
-        self.jobs.send(Job::Fire(now, limit, reply)).map_err(|_| Error::Shutdown)?;
-        fired.await.map_err(|_| Error::Shutdown)?
+        match &self.jobs {
+            Jobs::Thread(jobs) => {
+                let (reply, fired) = oneshot::channel();
+                jobs.send(Job::Fire(now, limit, reply)).map_err(|_| Error::Shutdown)?;
+                fired.await.map_err(|_| Error::Shutdown)?
+            }
+            Jobs::Inline(inline) => {
+                self.inline_batch(inline, Vec::new());
+                let inline = inline.lock().unwrap_or_else(|p| p.into_inner());
+                fire(&self.store, now, limit, &inline.wakers)
+            }
+        }
     }
 
     /// Deletes delivered outbox rows with the next commit (or, with none to ride on within
     /// [`SENT_LINGER`], in one of their own).
     pub(crate) fn sent(&self, seqs: Vec<u64>) {
-        if !seqs.is_empty() {
+        if seqs.is_empty() {
+            return;
+        }
+        match &self.jobs {
             // After shutdown the rows stay and are published again: harmless, receivers dedupe.
-            let _ = self.jobs.send(Job::Sent(seqs));
+            Jobs::Thread(jobs) => {
+                let _ = jobs.send(Job::Sent(seqs));
+            }
+            Jobs::Inline(inline) => inline.lock().unwrap_or_else(|p| p.into_inner()).sent.extend(seqs),
         }
     }
 }

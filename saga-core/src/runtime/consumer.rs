@@ -53,6 +53,9 @@ async fn handle_with_hooks(
     consumer: &dyn Consumer,
     ctx: &mut Context,
 ) -> Result<Handled, ActionError> {
+    if shared.injected.as_ref().is_some_and(|fails| fails(consumer.name(), ctx.message())) {
+        return Err(ActionError::transient("a transient failure injected by the simulation"));
+    }
     let handled = consumer.handle(ctx).await?;
     if matches!(handled, Handled::Commit) {
         for message in ctx.take_in_commit() {

@@ -108,9 +108,27 @@ pub(crate) struct Shared {
     pub(crate) stop: watch::Sender<bool>,
     /// Whether the runtime stopped at a store failure (said once, as an error).
     pub(crate) halted: std::sync::atomic::AtomicBool,
+    /// A simulation's transient handler failures: whether the handling of a message by a
+    /// consumer (by name) fails as a transient error before its handler runs.
+    pub(crate) injected: Option<InjectedFailures>,
 }
 
+/// A simulation's choice of the handlings that fail transiently (consumer, message).
+pub(crate) type InjectedFailures = Arc<dyn Fn(&str, &Envelope) -> bool + Send + Sync>;
+
 impl Shared {
+    /// Runs `read` (of the store) on Tokio's blocking threads, or, in a simulation, at once
+    /// on this thread: a simulation's reads must not race its commits.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce() -> T + Send + 'static,
+    ) -> std::result::Result<T, tokio::task::JoinError> {
+        if self.injected.is_some() {
+            return Ok(read());
+        }
+        tokio::task::spawn_blocking(read).await
+    }
+
     /// Logs a failure of the store while `doing`. If the store failed for good (a damaged
     /// value, a stopped device: [`Store::failure`]), the runtime stops: every later message
     /// would meet the same failure, and handling on would only dead-letter good messages or
@@ -193,6 +211,7 @@ impl Runtime {
             refused: Vec::new(),
             announce: None,
             replies: None,
+            simulated: None,
         }
     }
 }
@@ -208,9 +227,20 @@ pub struct RuntimeBuilder {
     refused: Vec<String>,
     announce: Option<Arc<str>>,
     replies: Option<String>,
+    /// Set by a simulation: commits inline, and these handlings fail transiently.
+    simulated: Option<InjectedFailures>,
 }
 
 impl RuntimeBuilder {
+    /// A runtime for a deterministic simulation: each unit is committed at once on the
+    /// runtime's thread (no committer thread, no group commit), and the handlings `injected`
+    /// chooses fail as a transient error before their handler runs.
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))]
+    pub(crate) fn simulated(mut self, injected: InjectedFailures) -> Self {
+        self.simulated = Some(injected);
+        self
+    }
+
     /// Uses `clock` for timers, timeouts and history.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -281,12 +311,15 @@ impl RuntimeBuilder {
         let timer_wake = Arc::new(Notify::new());
         let counters = Arc::new(stats::Counters::default());
         let store = storage::Storage::new(self.store);
-        let (committer, committer_thread) = Committer::start(
-            store.clone(),
-            self.config.max_batch,
-            Wakers { fresh, relay: relay_wake.clone(), timers: timer_wake.clone() },
-            counters.clone(),
-        )?;
+        let wakers = Wakers { fresh, relay: relay_wake.clone(), timers: timer_wake.clone() };
+        let (committer, committer_thread) = match &self.simulated {
+            Some(_) => (Committer::inline(store.clone(), wakers, counters.clone()), None),
+            None => {
+                let (committer, thread) =
+                    Committer::start(store.clone(), self.config.max_batch, wakers, counters.clone())?;
+                (committer, Some(thread))
+            }
+        };
         let in_commit = self
             .components
             .iter()
@@ -311,6 +344,7 @@ impl RuntimeBuilder {
             replies: self.replies.map(|topic| Arc::new(replies::Replies::new(topic))),
             stop: stop.clone(),
             halted: std::sync::atomic::AtomicBool::new(false),
+            injected: self.simulated,
         });
         let mut consumers = JoinSet::new();
         for Registration { consumer, .. } in self.components {
@@ -332,7 +366,7 @@ impl RuntimeBuilder {
             services.spawn(replies::run(shared.clone(), replies, stopped.clone()));
         }
         shared.relay_wake.notify_one();
-        Ok(RuntimeHandle { shared, stop, consumers, services, committer_thread: Some(committer_thread) })
+        Ok(RuntimeHandle { shared, stop, consumers, services, committer_thread })
     }
 }
 

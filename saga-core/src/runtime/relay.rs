@@ -215,11 +215,18 @@ impl Relay {
             return;
         }
         let store = self.shared.store.clone();
-        self.rereading.spawn_blocking(move || {
+        let read = move || {
             let seqs: Vec<u64> = due.iter().map(|(seq, _)| *seq).collect();
             let rows = store.outbox_rows(&seqs);
             (due, rows)
-        });
+        };
+        if self.shared.injected.is_some() {
+            // A simulation's reads do not race its commits.
+            let read = read();
+            self.rereading.spawn(async move { read });
+        } else {
+            self.rereading.spawn_blocking(read);
+        }
     }
 
     /// Publishes the rows read again to the consumers that asked for them; a row gone meanwhile
@@ -289,7 +296,7 @@ pub(crate) async fn run(
         if more && relay.publishing.len() < window {
             let store = shared.store.clone();
             let limit = window - relay.publishing.len();
-            let page = tokio::task::spawn_blocking(move || store.outbox_page(cursor, limit)).await;
+            let page = shared.blocking(move || store.outbox_page(cursor, limit)).await;
             more = false;
             match page {
                 Ok(Ok((rows, next))) => {

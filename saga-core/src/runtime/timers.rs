@@ -23,7 +23,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         // A read first: most wake-ups come from timers set for later, and firing is a write.
         let mut next = {
             let store = shared.store.clone();
-            match tokio::task::spawn_blocking(move || store.next_timer_due()).await {
+            match shared.blocking(move || store.next_timer_due()).await {
                 Ok(Ok(next)) => next,
                 _ => Some(now + Duration::from_secs(1)),
             }
@@ -38,7 +38,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             last_prune = Some(now);
             let before = Timestamp(now.0.saturating_sub(retention.as_millis() as u64));
             let store = shared.store.clone();
-            match tokio::task::spawn_blocking(move || store.prune_inbox(before)).await {
+            match shared.blocking(move || store.prune_inbox(before)).await {
                 Ok(Ok(0)) => {}
                 Ok(Ok(pruned)) => tracing::debug!(pruned, "inbox pruned"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "pruning the inbox failed"),
@@ -110,8 +110,7 @@ async fn sweep(shared: &Arc<Shared>, now: Timestamp, keep: Duration) {
     loop {
         let store = shared.store.store().clone();
         let found =
-            tokio::task::spawn_blocking(move || retention::finished_before(store.as_ref(), cut, SWEEP_BATCH))
-                .await;
+            shared.blocking(move || retention::finished_before(store.as_ref(), cut, SWEEP_BATCH)).await;
         let finished = match found {
             Ok(Ok(finished)) => finished,
             Ok(Err(e)) => return tracing::warn!(error = %e, "finding processes past their retention failed"),
@@ -129,10 +128,11 @@ async fn sweep(shared: &Arc<Shared>, now: Timestamp, keep: Duration) {
     let (mut tombstones, mut after) = (0, None);
     loop {
         let store = shared.store.store().clone();
-        let expired = tokio::task::spawn_blocking(move || {
-            retention::expired_tombstones(store.as_ref(), tombstones_cut, now, after, SWEEP_BATCH)
-        })
-        .await;
+        let expired = shared
+            .blocking(move || {
+                retention::expired_tombstones(store.as_ref(), tombstones_cut, now, after, SWEEP_BATCH)
+            })
+            .await;
         let next = match expired {
             Ok(Ok((units, next))) => {
                 tombstones += commit_all(shared, units).await;

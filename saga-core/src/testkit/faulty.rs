@@ -61,6 +61,13 @@ impl FaultyBackend {
         backend
     }
 
+    /// Makes the `n`th write or sync from now (counting from 1) fail, and every one after it,
+    /// as [`failing_at`](Self::failing_at) does from the start.
+    pub fn crash_after(&self, n: u64) {
+        let mut state = self.lock();
+        state.fail_at = Some(state.operations + n.max(1));
+    }
+
     /// Whether a write has been refused for want of space.
     pub fn filled_up(&self) -> bool {
         let state = self.lock();

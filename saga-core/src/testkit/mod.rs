@@ -1,12 +1,13 @@
 //! Tools for testing code built on `saga-core` (the `testkit` feature): the conformance suites
 //! every [`Transport`](crate::Transport) ([`transport`]) and every [`Store`](crate::Store)
-//! ([`store`]) must pass, a storage backend that crashes on demand, and a wait for what happens
-//! in the background.
+//! ([`store`]) must pass, a storage backend that crashes on demand, a wait for what happens in
+//! the background, and a seeded [`simulation`] of your own sagas under faults.
 
 mod eventually;
 mod faulty;
 #[cfg(feature = "nats")]
 mod nats_server;
+pub mod simulation;
 pub mod store;
 mod suite;
 pub mod transport;
