@@ -261,6 +261,71 @@ async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_
     runtime.shutdown().await.unwrap();
 }
 
+#[derive(Serialize, Deserialize)]
+struct Dismiss {
+    imp: String,
+}
+saga_core::message!(Dismiss = "circle.dismiss");
+
+/// The command went out and its effect happened, but its success came after the saga gave up
+/// on the step and turned back: the step is undone too, with the log the late reply carries
+/// (compensation is exact even for a reply that lost the race with the timeout).
+#[tokio::test]
+async fn a_success_that_comes_after_its_step_was_given_up_on_is_compensated_with_its_log() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
+    let saga = Saga::<u32>::new("imp").step(
+        summon_step(Duration::from_secs(30))
+            .compensate_with("circle", |imp: &String| Dismiss { imp: imp.clone() }),
+    );
+    let commands = Arc::new(Mutex::new(Vec::new()));
+    let dismissed = Arc::new(Mutex::new(Vec::new()));
+    let circle = {
+        let (commands, dismissed) = (commands.clone(), dismissed.clone());
+        Service::new("circle")
+            .on("circle", move |ctx, s: Summon| {
+                commands.lock().unwrap().push((ctx.message().clone(), s.order));
+                Ok(())
+            })
+            .on("circle", move |_ctx, d: Dismiss| {
+                dismissed.lock().unwrap().push(d.imp);
+                Ok(())
+            })
+    };
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .clock(clock.clone())
+        .register(saga)
+        .register(circle)
+        .start()
+        .await
+        .unwrap();
+    let id = runtime.start_saga("imp", "1", &1u32).await.unwrap().id().to_owned();
+    eventually("the command to reach the circle", || commands.lock().unwrap().len() == 1).await;
+    runtime.wait_idle().await.unwrap();
+    clock.advance(Duration::from_secs(31));
+    eventually("the saga to give up", || status(store.as_ref(), &id) == Some(Status::Compensated)).await;
+    assert!(dismissed.lock().unwrap().is_empty(), "nothing to undo yet: the step failed");
+
+    let (command, _) = commands.lock().unwrap()[0].clone();
+    let mut late =
+        saga_core::Envelope::new("saga.imp", command.key(), &Summoned { imp: "Gorb".into() }).unwrap();
+    for (name, value) in command.headers() {
+        late = late.with_header(name, value);
+    }
+    runtime.send_envelope(late.with_source("circle")).await.unwrap();
+    eventually("the late success to be undone", || dismissed.lock().unwrap().len() == 1).await;
+    assert_eq!(dismissed.lock().unwrap()[0], "Gorb");
+    let history = store.history(&id).unwrap();
+    let events: Vec<&HistoryEvent> = history.iter().map(|h| &h.event).collect();
+    let late_success = events.iter().position(|e| matches!(e, HistoryEvent::StepSucceeded { .. })).unwrap();
+    assert!(matches!(events[late_success + 1], HistoryEvent::CompensationStarted { .. }), "{events:?}");
+    assert_eq!(status(store.as_ref(), &id), Some(Status::Compensated));
+    // The same success again (a redelivery, another attempt's reply) undoes nothing more.
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(dismissed.lock().unwrap().len(), 1);
+    runtime.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_saga_dropped_mid_way_resumes_at_the_right_step_and_never_reruns_a_committed_action() {
     let dir = tempfile::tempdir().unwrap();

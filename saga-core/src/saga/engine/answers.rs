@@ -67,16 +67,23 @@ where
                 _ => self.step_failed(i, ActionError::transient(format!("no reply within {limit:?}")))?,
             }
         }
-        // Set for an earlier deadline whose answer came: now wait for the next one's.
-        if let Some(&(i, deadline, attempt)) =
-            awaited.iter().filter(|&&(i, _, _)| self.state.steps[i].deadline.is_some()).min_by_key(|a| a.1)
-        {
+        // Set for an earlier deadline whose answer came, or spent on the ones that passed: now
+        // wait for the next one, as the steps stand now (a step that timed out and is retried
+        // awaits its new attempt's answer, by its new deadline).
+        let next = (0..self.state.steps.len())
+            .filter_map(|i| {
+                let step = &self.state.steps[i];
+                let deadline = step.deadline.filter(|_| self.awaits(i, step.attempts))?;
+                Some((i, deadline, step.attempts))
+            })
+            .min_by_key(|&(_, deadline, _)| deadline);
+        if let Some((i, deadline, attempt)) = next {
             self.arm_timeout(deadline, i, attempt)?;
         }
         Ok(())
     }
 
-    pub(super) fn reply(&mut self, envelope: &Envelope) -> Result<(), ActionError> {
+    pub(super) async fn reply(&mut self, envelope: &Envelope) -> Result<(), ActionError> {
         self.message_in(envelope);
         let target =
             envelope.headers.get(STEP_HEADER).and_then(|h| h.split_once(':')).and_then(|(step, attempt)| {
@@ -104,6 +111,22 @@ where
             return self.child_compensated(i, ended);
         }
         if !self.awaits(i, attempt) || envelope.kind != expected {
+            if envelope.kind == expected
+                && record.status == StepStatus::Failed
+                && self.state.phase != Phase::Forward
+                && self.compensable(i)
+                && let Action::Remote { on_reply, .. } = &step.action
+                && let Ok(log) = on_reply(envelope)
+            {
+                // A success that came after its step was given up on (no answer in time, or
+                // another attempt's failure): its effect happened, and the saga has turned
+                // back, so it is undone like a completed step's.
+                let name = record.name.clone();
+                self.history(HistoryEvent::StepSucceeded { step: name, attempt });
+                let record = &mut self.state.steps[i];
+                (record.status, record.log, record.error) = (StepStatus::Succeeded, Some(log), None);
+                return self.compensate(i).await;
+            }
             let reason = format!(
                 "late reply: step {} is {:?} (attempt {})",
                 record.name, record.status, record.attempts

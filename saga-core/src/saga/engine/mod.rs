@@ -219,7 +219,7 @@ where
                 let request: OperatorRequest = envelope.decode()?;
                 run.operator(envelope, request.action)?;
             }
-            _ => run.reply(envelope)?,
+            _ => run.reply(envelope).await?,
         }
         run.finish().await?;
         Ok(Handled::Commit)
