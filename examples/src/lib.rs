@@ -22,7 +22,9 @@ pub mod petstore;
 pub mod registry;
 mod run;
 
-pub use domain::{Domain, DomainKind, Invariants, Knob, Knobs, Role, Scenario, Services, Setting, restore};
+pub use domain::{
+    Domain, DomainKind, Invariants, Knob, Knobs, Role, Scenario, Services, Setting, restore, simulation,
+};
 pub use driver::{ANNOUNCEMENTS, DRIVER, Receipt};
 pub use run::{
     Invariant, Outcome, Progress, Records, RunContext, ServiceStores, Summary, process_counts, saga_latency,

@@ -1,7 +1,7 @@
 //! The registry's domains as subcommands of `run`, `service` and `drive`, each domain's knobs
 //! as its flags: the CLI names no domain, so a new one needs no change here.
 
-use crate::cli::{ApartArgs, CommonRun, DriverArgs};
+use crate::cli::{ApartArgs, CommonRun, DriverArgs, SimulateArgs};
 use clap::builder::{TypedValueParser as _, ValueParser};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, Subcommand, value_parser};
@@ -25,6 +25,10 @@ impl RoleArgs for ApartArgs {
 
 impl RoleArgs for DriverArgs {
     const ROLE: Role = Role::Drive;
+}
+
+impl RoleArgs for SimulateArgs {
+    const ROLE: Role = Role::Run;
 }
 
 /// The domain a command line chose, with the options its flags gave, and the arguments of the

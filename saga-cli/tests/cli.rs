@@ -191,6 +191,41 @@ fn bench_sagas_reports_every_run_and_their_median_and_leaves_no_file() {
 }
 
 #[test]
+fn simulate_runs_seeds_of_a_domain_under_faults_and_reports_them_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = saga_cli(&["simulate", "petstore", "--seeds", "4", "--from", "10", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let verdict = json(&out);
+    assert_eq!(
+        (&verdict["domain"], &verdict["seeds"], &verdict["from"]),
+        (&"petstore".into(), &4.into(), &10.into())
+    );
+    assert_eq!((&verdict["violations"], &verdict["failing_seeds"]), (&0.into(), &serde_json::json!([])));
+    for fault in ["lost", "duplicated", "reordered", "delayed", "crashes", "transient_errors"] {
+        assert!(verdict["faults"][fault].is_u64(), "{verdict}");
+    }
+    let faults = &verdict["faults"];
+    assert!(faults["lost"].as_u64().unwrap() + faults["crashes"].as_u64().unwrap() >= 4, "{verdict}");
+    // The same seeds, the same faults; and nothing written where it ran.
+    assert_eq!(
+        json(&saga_cli(&["simulate", "petstore", "--seeds", "4", "--from", "10", "--json"], dir.path())),
+        verdict
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // A domain's flag sizes the domain; the summary is one line of seeds and violations.
+    let out = saga_cli(&["simulate", "imp-summoning", "--seeds", "2", "--orders", "3"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("imp-summoning: 2 seeds from 0, 0 violations\nfaults: "),
+        "{}",
+        stdout(&out)
+    );
+    let out = saga_cli(&["simulate", "petstore", "--seeds", "many"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+#[test]
 fn bench_saga_reports_the_medians_on_top_and_each_run_below() {
     let dir = tempfile::tempdir().unwrap();
     let args = ["bench", "saga", "--mode", "seq", "--sagas", "20", "--runs", "1", "--json"];

@@ -193,3 +193,43 @@ fn a_process_that_never_ends_breaks_the_rule_that_every_process_ends() {
     assert!(report.to_string().contains("replay: cargo test -- never_ends # seed 5"));
     assert_eq!(report.processes["adoption/rex"], Status::Running);
 }
+
+#[derive(Serialize, Deserialize)]
+struct Open;
+saga_core::message!(Open = "ledger.open");
+
+#[derive(Serialize, Deserialize)]
+struct Close;
+saga_core::message!(Close = "ledger.close");
+
+/// What follows `settle` is sent only once what came before it was handled: a close sent in the
+/// same moment as the open, under a key of its own, would be handed over first (ready messages
+/// are looked at by content, and its key sorts first).
+#[test]
+fn what_follows_settle_waits_for_what_came_before() {
+    let ledger = |runtime: saga_core::RuntimeBuilder| {
+        runtime.register(
+            Service::new("ledger").on("ledger", |ctx, _: Open| Ok(ctx.save("acct", &"open")?)).on(
+                "ledger",
+                |ctx, _: Close| {
+                    let state: Option<String> = ctx.load("acct")?;
+                    Ok(ctx.save(
+                        "acct",
+                        &if state.is_some() { "closed" } else { "closed before it was opened" },
+                    )?)
+                },
+            ),
+        )
+    };
+    let closed = |store: &dyn Store| -> Result<(), Broken> {
+        let record = store.record("ledger", "acct")?.ok_or("no account")?;
+        let state: String = serde_json::from_slice(&record.data).map_err(|e| e.to_string())?;
+        if state == "closed" { Ok(()) } else { Err(Broken::new(state)) }
+    };
+    let settled = Simulation::new(ledger).send("ledger", "z", &Open).settle().send("ledger", "a", &Close);
+    let settled = settled.faults(Faults::none()).invariant("closed after opening", closed);
+    assert!(settled.run(1).passed(), "{}", settled.run(1));
+    let at_once = Simulation::new(ledger).send("ledger", "z", &Open).send("ledger", "a", &Close);
+    let report = at_once.faults(Faults::none()).invariant("closed after opening", closed).run(1);
+    assert_eq!(report.broken.len(), 1, "without settle, the close overtakes the open: {report}");
+}

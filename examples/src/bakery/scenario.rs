@@ -7,6 +7,7 @@ use super::products::{DAY, OPENING};
 use crate::driver::Driver;
 use crate::run::{Invariant, Outcome, RunContext, chance, drive, settle};
 use crate::{Invariants, Scenario, Services};
+use saga_core::testkit::simulation::Simulation;
 use saga_core::{Status, Timestamp};
 use std::collections::BTreeMap;
 
@@ -97,5 +98,21 @@ impl Scenario for Bakery {
             }
         }
         Ok((outcome, verdicts))
+    }
+
+    /// The day opened, each order placed at its time, and the run lasting until closing.
+    fn workload(&self, seed: u64, simulation: Simulation) -> Simulation {
+        let simulation = simulation.starting_at(OPENING).time_limit(DAY + DAY).lasting_at_least(DAY).send(
+            "production",
+            "day",
+            &OpenDay {},
+        );
+        orders(seed, self).into_iter().fold(simulation, |simulation, (at, order)| {
+            simulation.send_at(at.since(OPENING), "sales", &order.order.clone(), &order)
+        })
+    }
+
+    fn for_simulation(&self) -> Box<dyn crate::Domain> {
+        Box::new(Bakery { orders: 10, ..self.clone() })
     }
 }

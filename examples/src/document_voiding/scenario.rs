@@ -7,6 +7,7 @@ use crate::driver::Driver;
 use crate::run::{Invariant, Outcome, RunContext, chance, drive, idle, send_in_batches};
 use crate::{Invariants, Scenario, Services};
 use saga_core::Status;
+use saga_core::testkit::simulation::Simulation;
 
 /// What the scenario sends: the documents to issue, the reports published before any voiding, and the
 /// voiding requests (some twice), with the number of documents asked to be voided.
@@ -91,5 +92,23 @@ impl Scenario for DocumentVoiding {
             outcome = driver.ended(&mut ctx, script.voided).await?;
         }
         driver.finish(&ctx, outcome, script.voided).await
+    }
+
+    /// The phases of a run: the documents issued, then the reports published, then the voids
+    /// asked for, each once the one before settled.
+    fn workload(&self, seed: u64, simulation: Simulation) -> Simulation {
+        let script = script(seed, self);
+        let simulation =
+            script.issues.iter().fold(simulation, |s, (key, issue)| s.send("billing", key, issue)).settle();
+        let simulation = script
+            .publications
+            .iter()
+            .fold(simulation, |s, (key, publish)| s.send("reports", key, publish))
+            .settle();
+        script.voids.iter().fold(simulation, |s, (key, void)| s.send("billing", key, void))
+    }
+
+    fn for_simulation(&self) -> Box<dyn crate::Domain> {
+        Box::new(DocumentVoiding { documents: 8, customers: 3, ..self.clone() })
     }
 }

@@ -3,12 +3,15 @@
 
 mod kind;
 mod knobs;
+mod simulated;
 mod stored;
 
 pub use kind::{DomainKind, restore};
 pub use knobs::{Knob, Knobs, Role, Setting};
+pub use simulated::simulation;
 
 use crate::run::{Invariant, Outcome, Records, RunContext};
+use saga_core::testkit::simulation::Simulation;
 use saga_core::{Clock, RuntimeBuilder, SystemClock};
 use serde::Serialize;
 use std::sync::Arc;
@@ -68,6 +71,14 @@ pub trait Scenario {
     /// (`saga-cli drive`): sends its commands and follows its processes to their end by the
     /// messages it receives, reading no service's records.
     async fn drive_apart(&self, ctx: RunContext) -> saga_core::Result<(Outcome, Vec<Invariant>)>;
+
+    /// The scenario as the workload of a seeded simulation ([`simulation`]): what
+    /// [`run`](Self::run) sends, in its phases and at its times, added to `simulation`.
+    fn workload(&self, seed: u64, simulation: Simulation) -> Simulation;
+
+    /// This domain sized for a simulation: a few processes, so that a seed takes milliseconds
+    /// (what `saga-cli simulate` runs when its command line sets none of the domain's flags).
+    fn for_simulation(&self) -> Box<dyn Domain>;
 }
 
 /// What a domain promises, checked against its services' own records. Implemented in each

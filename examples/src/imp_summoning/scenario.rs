@@ -8,6 +8,7 @@ use crate::driver::Driver;
 use crate::run::{Invariant, Outcome, RunContext, finished_sagas, send_in_batches};
 use crate::{Invariants, Scenario, Services};
 use saga_core::Store;
+use saga_core::testkit::simulation::Simulation;
 use std::time::Duration;
 
 /// The orders, keyed by order.
@@ -61,5 +62,15 @@ impl Scenario for ImpSummoning {
         let (outcome, mut verdicts) = driver.finish(&ctx, outcome, self.orders).await?;
         verdicts.insert(0, verdict);
         Ok((outcome, verdicts))
+    }
+
+    /// The orders, all placed at the start.
+    fn workload(&self, _seed: u64, simulation: Simulation) -> Simulation {
+        orders(self)
+            .fold(simulation, |simulation, (order, place)| simulation.send("reception", &order, &place))
+    }
+
+    fn for_simulation(&self) -> Box<dyn crate::Domain> {
+        Box::new(ImpSummoning { orders: 8, ..self.clone() })
     }
 }

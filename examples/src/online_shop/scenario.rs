@@ -6,6 +6,7 @@ use super::messages::Checkout;
 use crate::driver::Driver;
 use crate::run::{Invariant, Outcome, RunContext, drive, finished_sagas, send_in_batches};
 use crate::{Invariants, Scenario, Services};
+use saga_core::testkit::simulation::Simulation;
 
 /// The scenario's checkouts, keyed by order.
 fn checkouts(shop: &OnlineShop) -> impl Iterator<Item = (String, Checkout)> {
@@ -34,5 +35,15 @@ impl Scenario for OnlineShop {
         driver.send(&ctx, "shop", checkouts(self)).await?;
         let outcome = driver.ended(&mut ctx, self.orders).await?;
         driver.finish(&ctx, outcome, self.orders).await
+    }
+
+    /// Every order checked out at the start.
+    fn workload(&self, _seed: u64, simulation: Simulation) -> Simulation {
+        checkouts(self)
+            .fold(simulation, |simulation, (order, checkout)| simulation.send("shop", &order, &checkout))
+    }
+
+    fn for_simulation(&self) -> Box<dyn crate::Domain> {
+        Box::new(OnlineShop { orders: 6, ..self.clone() })
     }
 }

@@ -7,6 +7,7 @@ use super::{Petstore, register_inventory};
 use crate::driver::Driver;
 use crate::run::{Invariant, Outcome, RunContext, chance, drive, finished_sagas, send_in_batches};
 use crate::{Invariants, Scenario};
+use saga_core::testkit::simulation::Simulation;
 use saga_core::transport::Subscribe;
 
 /// What the scenario sends: sign-ups, new pets, orders (keyed by order: they race each other, only the
@@ -85,5 +86,20 @@ impl Scenario for Petstore {
             outcome = driver.ended(&mut ctx, self.orders).await?;
         }
         driver.finish(&ctx, outcome, self.orders).await
+    }
+
+    /// Users and pets first (the driver waits for them too), then the orders and deletions.
+    fn workload(&self, seed: u64, simulation: Simulation) -> Simulation {
+        let script = script(seed, self);
+        let simulation = script.users.iter().fold(simulation, |s, (key, user)| s.send("users", key, user));
+        let simulation =
+            script.pets.iter().fold(simulation, |s, (key, pet)| s.send("pets", key, pet)).settle();
+        let simulation =
+            script.orders.iter().fold(simulation, |s, (key, order)| s.send("orders", key, order));
+        script.deletions.iter().fold(simulation, |s, (key, deletion)| s.send("pets", key, deletion))
+    }
+
+    fn for_simulation(&self) -> Box<dyn crate::Domain> {
+        Box::new(Petstore { pets: 3, orders: 6, ..self.clone() })
     }
 }

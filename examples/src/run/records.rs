@@ -18,7 +18,7 @@ pub trait Records {
 const PAGE: usize = 4096;
 
 /// Shows `visit` every process of `store`, a page at a time.
-pub(super) fn each_process<S: Store + ?Sized>(
+pub(crate) fn each_process<S: Store + ?Sized>(
     store: &S,
     visit: &mut dyn FnMut(&ProcessSummary),
 ) -> saga_core::Result<()> {

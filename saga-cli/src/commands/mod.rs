@@ -10,6 +10,7 @@ mod remote;
 mod request;
 mod run;
 mod service;
+mod simulate;
 mod watch;
 
 use request::Ask;
@@ -74,6 +75,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Service { domain } => service::serve(domain).await,
         Command::Drive { domain } => service::drive(domain).await,
+        Command::Simulate { domain } => simulate::simulate(domain).await,
         Command::Bench { what } => bench(what).await,
         Command::Completions { shell } => completions(shell),
     }

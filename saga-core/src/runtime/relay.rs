@@ -24,6 +24,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 const IDLE_POLL: Duration = Duration::from_millis(250);
+/// The same in a simulation (on its clock).
+const SIMULATED_IDLE_POLL: Duration = Duration::from_secs(60);
 
 /// The outbox rows of one commit, handed to the relay in memory.
 pub(crate) struct Fresh {
@@ -292,6 +294,9 @@ pub(crate) async fn run(
     // read stopped at the window's edge and the window has room again.
     let mut more = true;
     let mut cut_by_window = false;
+    // A simulation's clock runs through hours in moments: a look every quarter of a second
+    // would be most of what it does, and its store has no other writer.
+    let idle_poll = if shared.injected.is_some() { SIMULATED_IDLE_POLL } else { IDLE_POLL };
     loop {
         if more && relay.publishing.len() < window {
             let store = shared.store.clone();
@@ -350,7 +355,7 @@ pub(crate) async fn run(
             },
             // Rows committed without a wake-up (another store handle, a restart) are found by
             // looking again now and then.
-            _ = tokio::time::sleep(IDLE_POLL) => more = true,
+            _ = tokio::time::sleep(idle_poll) => more = true,
             // A row handed back is due: read again on the next pass.
             _ = tokio::time::sleep_until(relay.next_due().unwrap_or_else(std::time::Instant::now).into()),
                 if reread => {}
