@@ -199,6 +199,42 @@ fn summon_step(timeout: Duration) -> Step<u32, String> {
     .retry(RetryPolicy::none())
 }
 
+/// Starts the saga `imp/1` beside `circle`, which takes the summon command (into `commands`)
+/// and never answers; moves the clock past the step's 30 s timeout and waits for the saga to
+/// give up.
+async fn give_up_on_the_summon(
+    saga: Saga<u32>,
+    circle: Service,
+    clock: &Arc<ManualClock>,
+    commands: &Mutex<Vec<(saga_core::Envelope, u32)>>,
+) -> (saga_core::RuntimeHandle, Arc<RedbStore>, String) {
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
+        .clock(clock.clone())
+        .register(saga)
+        .register(circle)
+        .start()
+        .await
+        .unwrap();
+    let id = runtime.start_saga("imp", "1", &1u32).await.unwrap().id().to_owned();
+    eventually("the command to reach the circle", || commands.lock().unwrap().len() == 1).await;
+    runtime.wait_idle().await.unwrap();
+    assert_eq!(status(store.as_ref(), &id), Some(Status::Running));
+    clock.advance(Duration::from_secs(31));
+    eventually("the saga to give up", || status(store.as_ref(), &id) == Some(Status::Compensated)).await;
+    (runtime, store, id)
+}
+
+/// The circle's success for `command`, sent when it is too late.
+fn late_reply(command: &saga_core::Envelope) -> saga_core::Envelope {
+    let mut late =
+        saga_core::Envelope::new("saga.imp", command.key(), &Summoned { imp: "Gorb".into() }).unwrap();
+    for (name, value) in command.headers() {
+        late = late.with_header(name, value);
+    }
+    late.with_source("circle")
+}
+
 #[tokio::test]
 async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_changes_nothing() {
     let j = journal();
@@ -215,32 +251,12 @@ async fn a_remote_step_without_reply_times_out_and_compensates_and_a_late_reply_
             Ok(())
         })
     };
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    let transport = Arc::new(InProcessTransport::new());
-    let runtime = Runtime::builder_shared(store.clone(), transport.clone())
-        .clock(clock.clone())
-        .register(saga)
-        .register(circle)
-        .start()
-        .await
-        .unwrap();
-    let id = runtime.start_saga("imp", "1", &1u32).await.unwrap().id().to_owned();
-    eventually("the command to reach the circle", || commands.lock().unwrap().len() == 1).await;
-    runtime.wait_idle().await.unwrap();
-    assert_eq!(status(store.as_ref(), &id), Some(Status::Running));
-    clock.advance(Duration::from_secs(31));
-    eventually("the saga to compensate", || status(store.as_ref(), &id) == Some(Status::Compensated)).await;
+    let (runtime, store, id) = give_up_on_the_summon(saga, circle, &clock, &commands).await;
     assert_eq!(entries(&j), ["run take-fee", "compensate take-fee with take-fee-log-1"]);
     let before = saga_state(store.as_ref(), &id);
 
     // The reply finally comes.
-    let (command, _) = commands.lock().unwrap()[0].clone();
-    let mut late =
-        saga_core::Envelope::new("saga.imp", command.key(), &Summoned { imp: "Gorb".into() }).unwrap();
-    for (name, value) in command.headers() {
-        late = late.with_header(name, value);
-    }
-    late = late.with_source("circle");
+    let late = late_reply(&commands.lock().unwrap()[0].0);
     runtime.send_envelope(late.clone()).await.unwrap();
     eventually("the late reply to be recorded", || {
         store
@@ -291,28 +307,11 @@ async fn a_success_that_comes_after_its_step_was_given_up_on_is_compensated_with
                 Ok(())
             })
     };
-    let store = Arc::new(RedbStore::in_memory().unwrap());
-    let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
-        .clock(clock.clone())
-        .register(saga)
-        .register(circle)
-        .start()
-        .await
-        .unwrap();
-    let id = runtime.start_saga("imp", "1", &1u32).await.unwrap().id().to_owned();
-    eventually("the command to reach the circle", || commands.lock().unwrap().len() == 1).await;
-    runtime.wait_idle().await.unwrap();
-    clock.advance(Duration::from_secs(31));
-    eventually("the saga to give up", || status(store.as_ref(), &id) == Some(Status::Compensated)).await;
+    let (runtime, store, id) = give_up_on_the_summon(saga, circle, &clock, &commands).await;
     assert!(dismissed.lock().unwrap().is_empty(), "nothing to undo yet: the step failed");
 
-    let (command, _) = commands.lock().unwrap()[0].clone();
-    let mut late =
-        saga_core::Envelope::new("saga.imp", command.key(), &Summoned { imp: "Gorb".into() }).unwrap();
-    for (name, value) in command.headers() {
-        late = late.with_header(name, value);
-    }
-    runtime.send_envelope(late.with_source("circle")).await.unwrap();
+    let late = late_reply(&commands.lock().unwrap()[0].0);
+    runtime.send_envelope(late).await.unwrap();
     eventually("the late success to be undone", || dismissed.lock().unwrap().len() == 1).await;
     assert_eq!(dismissed.lock().unwrap()[0], "Gorb");
     let history = store.history(&id).unwrap();
