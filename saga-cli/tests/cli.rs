@@ -2061,10 +2061,15 @@ fn the_bakery_over_a_broker_sells_as_its_day_does_all_in_one_and_a_second_drive_
         (all["processes"]["completed"].as_u64().unwrap(), all["processes"]["compensated"].as_u64().unwrap());
     assert_eq!(apart.0 + apart.1, 120, "every order ended: {apart:?}");
     assert!(together.0 > 20, "the day sells: {together:?}");
-    // Within a quarter: on a loaded machine (the whole suite on two cores) seven processes on a
-    // day of ten real seconds lose some sales to timing, which is not what this guards against.
-    let gap = apart.0.abs_diff(together.0);
-    assert!(gap * 4 <= together.0, "apart the day sold to {} orders, all in one to {}", apart.0, together.0);
+    // At least half: seven processes on a day of ten real seconds lose sales to timing on a
+    // loaded machine (apart 45-81 against 74-81 all in one, with the whole suite or two busy
+    // loops on two cores), which is not what this guards against: a handful sold while the
+    // rest time out.
+    let (sold_apart, sold_together) = (apart.0, together.0);
+    assert!(
+        sold_apart * 2 >= sold_together,
+        "apart the day sold to {sold_apart} orders, all in one to {sold_together}"
+    );
     // The day is over: every order of a second drive is placed after closing.
     let second = drive("second.redb");
     assert_eq!(ended(&second), (0, 120), "after closing nothing is left to sell");
