@@ -351,3 +351,9 @@ async fn a_client_runtime_starts_signals_cancels_and_awaits_sagas_hosted_elsewhe
     client.shutdown().await.unwrap();
     owner.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_nats_a_saga_is_one_trace() {
+    let Some(server) = NatsServer::start() else { return };
+    crate::traces::a_saga_is_one_trace(fresh_transport(&server).await).await;
+}

@@ -21,5 +21,6 @@ mod signals;
 mod simulation;
 mod stopping;
 mod syncs;
+mod traces;
 mod upgrade;
 mod versions;

@@ -17,3 +17,9 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// an inbox key). A message sent again to the one consumer that gave up on it carries it, so
 /// the consumers that had handled it are not asked again.
 pub const FOR_CONSUMER: &str = "for-consumer";
+
+/// The W3C trace context of the span that sent the message
+/// (`00-{trace id: 32 hex}-{parent span id: 16 hex}-{flags: 2 hex}`): a handler's span is its
+/// child, so the messages of one saga are one trace across services and processes. See
+/// [`TraceParent`](crate::model::TraceParent).
+pub const TRACEPARENT: &str = "traceparent";

@@ -7,6 +7,7 @@ pub(crate) mod frame;
 pub mod headers;
 mod id;
 mod message;
+mod trace;
 
 pub use control::{OperatorAction, OperatorAnswer};
 pub use envelope::Envelope;
@@ -14,3 +15,4 @@ pub use envelope::Envelope;
 pub(crate) use id::simulated;
 pub use id::{MessageId, Timestamp};
 pub use message::{ActionError, FailureKind, Message};
+pub use trace::TraceParent;

@@ -247,8 +247,11 @@ fn spawn_handling(
     let shared = shared.clone();
     let consumer = consumer.clone();
     let key = delivery.envelope.key.clone();
+    let trace = crate::model::TraceParent::of_handling(&delivery.envelope, consumer.name());
     let span = tracing::info_span!(
         "handle",
+        trace_id = %format_args!("{:032x}", trace.trace_id()),
+        span_id = %format_args!("{:016x}", trace.span_id()),
         consumer = consumer.name(),
         kind = %delivery.envelope.kind,
         id = %delivery.envelope.id,

@@ -1,7 +1,7 @@
 //! [`Context`]: what a handler reads and writes; it becomes one commit unit.
 
 use crate::error::{Error, Result};
-use crate::model::{Envelope, Message, MessageId, Timestamp, headers};
+use crate::model::{Envelope, Message, MessageId, Timestamp, TraceParent, headers};
 use crate::store::{
     CommitUnit, HistoryEntry, HistoryEvent, InboxKey, Record, Snapshot, Store, Timer, TimerOp, Write,
 };
@@ -24,6 +24,8 @@ pub struct Context {
     store: Arc<dyn Store>,
     service: Arc<str>,
     incoming: Envelope,
+    /// This handling's span: what the messages it sends name as their parent.
+    trace: TraceParent,
     now: Timestamp,
     /// The runtime's clock, for a handling that runs long enough to [`tick`](Context::tick).
     clock: Arc<dyn crate::clock::Clock>,
@@ -87,6 +89,7 @@ impl Context {
         Context {
             snapshot,
             store,
+            trace: TraceParent::of_handling(&incoming, &service),
             service,
             incoming,
             now,
@@ -255,9 +258,17 @@ impl Context {
         self.unit.timers.push(TimerOp::Cancel(key));
     }
 
+    /// This handling's span in the trace of the message it handles (W3C trace context): every
+    /// message it sends carries it as `traceparent`; give it to an HTTP call made from here
+    /// (`traceparent: {ctx.traceparent()}`) and that call joins the same trace.
+    pub fn traceparent(&self) -> TraceParent {
+        self.trace
+    }
+
     /// A new envelope for `message`, caused by the message being handled.
     pub(crate) fn envelope<M: Message>(&self, topic: &str, key: &str, message: &M) -> Result<Envelope> {
         let mut envelope = Envelope::new(topic, key, message)?;
+        envelope.headers.insert(headers::TRACEPARENT.into(), self.trace.to_string());
         envelope.correlation_id = self.incoming.correlation_id.clone();
         envelope.causation_id = Some(self.incoming.id);
         envelope.source = self.service.to_string();

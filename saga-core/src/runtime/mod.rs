@@ -618,6 +618,11 @@ fn as_client(shared: &Shared, mut envelope: Envelope) -> Envelope {
     if envelope.source.is_empty() {
         envelope.source = "client".into();
     }
+    // A client's message begins a trace, unless its sender gave it one to join.
+    envelope
+        .headers
+        .entry(crate::model::headers::TRACEPARENT.into())
+        .or_insert_with(|| crate::model::TraceParent::root().to_string());
     envelope.created_at = shared.clock.now();
     envelope
 }
