@@ -247,17 +247,22 @@ fn spawn_handling(
     let shared = shared.clone();
     let consumer = consumer.clone();
     let key = delivery.envelope.key.clone();
-    let trace = crate::model::TraceParent::of_handling(&delivery.envelope, consumer.name());
-    let span = tracing::info_span!(
-        "handle",
-        trace_id = %format_args!("{:032x}", trace.trace_id()),
-        span_id = %format_args!("{:016x}", trace.span_id()),
-        consumer = consumer.name(),
-        kind = %delivery.envelope.kind,
-        id = %delivery.envelope.id,
-        correlation_id = %delivery.envelope.correlation_id,
-        attempt = delivery.envelope.attempt,
-    );
+    // The span's trace context is worked out only where the span is recorded.
+    let span = if tracing::enabled!(tracing::Level::INFO) {
+        let trace = crate::model::TraceParent::of_handling(&delivery.envelope, consumer.name());
+        tracing::info_span!(
+            "handle",
+            trace_id = %format_args!("{:032x}", trace.trace_id()),
+            span_id = %format_args!("{:016x}", trace.span_id()),
+            consumer = consumer.name(),
+            kind = %delivery.envelope.kind,
+            id = %delivery.envelope.id,
+            correlation_id = %delivery.envelope.correlation_id,
+            attempt = delivery.envelope.attempt,
+        )
+    } else {
+        tracing::Span::none()
+    };
     handling.spawn(
         async move {
             handle_delivery(&shared, consumer.as_ref(), delivery).await;

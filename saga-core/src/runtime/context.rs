@@ -26,6 +26,8 @@ pub struct Context {
     incoming: Envelope,
     /// This handling's span: what the messages it sends name as their parent.
     trace: TraceParent,
+    /// `trace` as the header its messages carry, written once for them all.
+    trace_header: String,
     now: Timestamp,
     /// The runtime's clock, for a handling that runs long enough to [`tick`](Context::tick).
     clock: Arc<dyn crate::clock::Clock>,
@@ -86,10 +88,12 @@ impl Context {
         clock: Arc<dyn crate::clock::Clock>,
         announce: Option<Arc<str>>,
     ) -> Self {
+        let trace = TraceParent::of_handling(&incoming, &service);
         Context {
             snapshot,
             store,
-            trace: TraceParent::of_handling(&incoming, &service),
+            trace,
+            trace_header: trace.to_string(),
             service,
             incoming,
             now,
@@ -268,7 +272,7 @@ impl Context {
     /// A new envelope for `message`, caused by the message being handled.
     pub(crate) fn envelope<M: Message>(&self, topic: &str, key: &str, message: &M) -> Result<Envelope> {
         let mut envelope = Envelope::new(topic, key, message)?;
-        envelope.headers.insert(headers::TRACEPARENT.into(), self.trace.to_string());
+        envelope.headers.insert(headers::TRACEPARENT.into(), self.trace_header.clone());
         envelope.correlation_id = self.incoming.correlation_id.clone();
         envelope.causation_id = Some(self.incoming.id);
         envelope.source = self.service.to_string();
