@@ -20,6 +20,7 @@ use std::str::FromStr;
 /// assert_eq!(parent.to_string(), header);
 /// assert_eq!(parent.trace_id(), 0x4bf92f3577b34da6a3ce929d0e0e4736);
 /// assert!("00-00000000000000000000000000000000-00f067aa0ba902b7-01".parse::<TraceParent>().is_err());
+/// assert!("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01".parse::<TraceParent>().is_err());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TraceParent {
@@ -85,8 +86,9 @@ impl FromStr for TraceParent {
         let (Some(version), Some(trace), Some(span), Some(flags)) = (version, trace, span, flags) else {
             return Err(bad());
         };
+        // Lowercase only, as the W3C writes it.
         let hex = |text: &str, len: usize| {
-            (text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())
+            (text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(())
         };
         hex(version, 2).ok_or_else(bad)?;
         hex(trace, 32).ok_or_else(bad)?;

@@ -71,6 +71,15 @@ impl FaultyBackend {
         state.fail_at = Some(state.operations + n.max(1));
     }
 
+    /// Takes back a failure set to come (by [`crash_after`](Self::crash_after) or
+    /// [`failing_at`](Self::failing_at)) that has not happened yet.
+    pub fn disarm(&self) {
+        let mut state = self.lock();
+        if !state.crashed {
+            state.fail_at = None;
+        }
+    }
+
     /// Whether a write has been refused for want of space.
     pub fn filled_up(&self) -> bool {
         let state = self.lock();

@@ -111,9 +111,13 @@ where
             return self.child_compensated(i, ended);
         }
         if !self.awaits(i, attempt) || envelope.kind != expected {
+            // Only while the saga undoes its steps, or once it has undone them all (compensated
+            // or cancelled): a terminated, failed or acknowledged saga undoes nothing more.
+            let undoing = self.state.phase == Phase::Compensating
+                || matches!(self.meta.status, Status::Compensated | Status::Cancelled);
             if envelope.kind == expected
                 && record.status == StepStatus::Failed
-                && self.state.phase != Phase::Forward
+                && undoing
                 && self.compensable(i)
                 && let Action::Remote { on_reply, .. } = &step.action
                 && let Ok(log) = on_reply(envelope)
@@ -125,6 +129,8 @@ where
                 self.history(HistoryEvent::StepSucceeded { step: name, attempt });
                 let record = &mut self.state.steps[i];
                 (record.status, record.log, record.error) = (StepStatus::Succeeded, Some(log), None);
+                // Its compensation's retries count from now, not from the step's first attempt.
+                record.first_attempt_at = None;
                 return self.compensate(i).await;
             }
             let reason = format!(

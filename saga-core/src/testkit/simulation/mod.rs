@@ -554,6 +554,8 @@ impl<'a> Run<'a> {
 
     /// Stops the runtime and checks the rules over what its file holds.
     async fn finish(self, report: &mut Report, life: Option<Life>) {
+        // The run is over: a crash set to come would hit the shutdown's writes, not the workload.
+        self.backend.disarm();
         report.elapsed_ms = self.at_ms();
         report.faults = std::mem::take(&mut *self.log.lock().unwrap_or_else(|p| p.into_inner()));
         let Some(life) = life else { return };

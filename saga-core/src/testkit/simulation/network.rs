@@ -60,6 +60,7 @@ impl Waiting {
             self.subscription,
             &e.payload,
             e.attempt,
+            e.id,
             self.acker.is_none(),
         )
     }
@@ -169,7 +170,13 @@ impl Network {
 /// Hands `waiting` to its subscription, with an acknowledgement that reports back to the pool.
 fn hand_over(shared: &Arc<Mutex<Pool>>, pool: &mut Pool, waiting: Waiting) {
     let Waiting { subscription, envelope, acker } = waiting;
-    let acker = SimulatedAck { pool: shared.clone(), subscription, envelope: envelope.clone(), inner: acker };
+    let acker = SimulatedAck {
+        pool: shared.clone(),
+        subscription,
+        envelope: envelope.clone(),
+        inner: acker,
+        settled: false,
+    };
     if pool.subscriptions[subscription].1.send(Delivery::new(envelope, Box::new(acker))).is_ok() {
         pool.handed += 1;
     }
@@ -182,13 +189,27 @@ struct SimulatedAck {
     subscription: usize,
     envelope: Envelope,
     inner: Option<Box<dyn Acknowledge>>,
+    /// Whether it was acked or nacked (a delivery dropped without either is settled by its
+    /// drop: the transport has it again).
+    settled: bool,
 }
 
 impl SimulatedAck {
-    fn settled(&self) -> MutexGuard<'_, Pool> {
+    /// Counts the delivery settled; the pool, to hold it back in.
+    fn settled(&mut self) -> Arc<Mutex<Pool>> {
+        self.settled = true;
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         pool.handed = pool.handed.saturating_sub(1);
-        pool
+        drop(pool);
+        self.pool.clone()
+    }
+}
+
+impl Drop for SimulatedAck {
+    fn drop(&mut self) {
+        if !self.settled {
+            drop(self.settled());
+        }
     }
 }
 
@@ -204,7 +225,8 @@ impl Acknowledge for SimulatedAck {
 
     async fn nack(mut self: Box<Self>, delay: Duration) -> Result<()> {
         let inner = self.inner.take();
-        let mut pool = self.settled();
+        let pool = self.settled();
+        let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
         // A duplicate's copy nacked is not delivered again: the transport never held it.
         if let Some(inner) = inner {
             let mut envelope = self.envelope.clone();
