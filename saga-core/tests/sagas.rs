@@ -208,6 +208,17 @@ async fn give_up_on_the_summon(
     clock: &Arc<ManualClock>,
     commands: &Mutex<Vec<(saga_core::Envelope, u32)>>,
 ) -> (saga_core::RuntimeHandle, Arc<RedbStore>, String) {
+    give_up_on_the_summon_ending(saga, circle, clock, commands, Status::Compensated).await
+}
+
+/// [`give_up_on_the_summon`], for a saga that ends `ends` once it gave up.
+async fn give_up_on_the_summon_ending(
+    saga: Saga<u32>,
+    circle: Service,
+    clock: &Arc<ManualClock>,
+    commands: &Mutex<Vec<(saga_core::Envelope, u32)>>,
+    ends: Status,
+) -> (saga_core::RuntimeHandle, Arc<RedbStore>, String) {
     let store = Arc::new(RedbStore::in_memory().unwrap());
     let runtime = Runtime::builder_shared(store.clone(), Arc::new(InProcessTransport::new()))
         .clock(clock.clone())
@@ -221,7 +232,7 @@ async fn give_up_on_the_summon(
     runtime.wait_idle().await.unwrap();
     assert_eq!(status(store.as_ref(), &id), Some(Status::Running));
     clock.advance(Duration::from_secs(31));
-    eventually("the saga to give up", || status(store.as_ref(), &id) == Some(Status::Compensated)).await;
+    eventually("the saga to give up", || status(store.as_ref(), &id) == Some(ends)).await;
     (runtime, store, id)
 }
 
@@ -322,6 +333,50 @@ async fn a_success_that_comes_after_its_step_was_given_up_on_is_compensated_with
     // The same success again (a redelivery, another attempt's reply) undoes nothing more.
     runtime.wait_idle().await.unwrap();
     assert_eq!(dismissed.lock().unwrap().len(), 1);
+    runtime.shutdown().await.unwrap();
+}
+
+/// A saga whose compensation failed is the operator's: a success that comes late for the step
+/// it gave up on undoes nothing, before or after the operator acknowledges it.
+#[tokio::test]
+async fn a_late_success_undoes_nothing_on_a_failed_or_acknowledged_saga() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
+    let take_fee = Step::local("take-fee", |ctx: StepContext<u32>| async move { Ok(ctx.input) }).compensate(
+        |_: CompensationContext<u32>| async { Err(ActionError::permanent("the till is closed")) },
+    );
+    let saga = Saga::<u32>::new("imp").step(take_fee).step(
+        summon_step(Duration::from_secs(30))
+            .compensate_with("circle", |imp: &String| Dismiss { imp: imp.clone() }),
+    );
+    let commands = Arc::new(Mutex::new(Vec::new()));
+    let dismissed = Arc::new(Mutex::new(Vec::new()));
+    let circle = {
+        let (commands, dismissed) = (commands.clone(), dismissed.clone());
+        Service::new("circle")
+            .on("circle", move |ctx, s: Summon| {
+                commands.lock().unwrap().push((ctx.message().clone(), s.order));
+                Ok(())
+            })
+            .on("circle", move |_ctx, d: Dismiss| {
+                dismissed.lock().unwrap().push(d.imp);
+                Ok(())
+            })
+    };
+    let (runtime, store, id) =
+        give_up_on_the_summon_ending(saga, circle, &clock, &commands, Status::Failed).await;
+    let late = late_reply(&commands.lock().unwrap()[0].0);
+    runtime.send_envelope(late.clone()).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    runtime.acknowledge(&id).await.unwrap();
+    eventually("the acknowledgement", || status(store.as_ref(), &id) == Some(Status::Acknowledged)).await;
+    runtime.send_envelope(late.with_id(saga_core::MessageId::new())).await.unwrap();
+    runtime.wait_idle().await.unwrap();
+    assert!(dismissed.lock().unwrap().is_empty(), "nothing undone: {:?}", dismissed.lock().unwrap());
+    let history = store.history(&id).unwrap();
+    let late_replies = history.iter().filter(
+        |h| matches!(&h.event, HistoryEvent::Ignored { reason, .. } if reason.starts_with("late reply")),
+    );
+    assert_eq!(late_replies.count(), 2);
     runtime.shutdown().await.unwrap();
 }
 
