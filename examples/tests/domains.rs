@@ -38,7 +38,8 @@ fn context(
         seed,
         progress,
         stop: stopped,
-        stats: Default::default(),
+        metrics: Default::default(),
+        serve: false,
     };
     (ctx, stop)
 }

@@ -218,7 +218,16 @@ pub(crate) async fn sagas(domain: &dyn Domain, orders: u64, seed: u64, runs: u32
         let transport: Arc<dyn Transport> = Arc::new(InProcessTransport::new());
         let (_stop, stopped) = watch::channel(false);
         let quiet: Arc<dyn Progress> = Arc::new(|_: u64, _: u64| {});
-        let run = crate::commands::execute(domain, seed, store, transport.clone(), quiet, stopped).await;
+        let run = crate::commands::execute(
+            domain,
+            seed,
+            store,
+            transport.clone(),
+            quiet,
+            stopped,
+            &Default::default(),
+        )
+        .await;
         transport.close().await?;
         let run = run?;
         eprintln!("{} run {n}/{runs}: {:.0} sagas/s", domain.name(), run.throughput());

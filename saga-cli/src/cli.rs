@@ -193,6 +193,11 @@ pub(crate) enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Serves the web console on a database: processes (filtered, paged, live), each process
+    /// with its steps, history and sequence diagram, dead letters, and the operator's actions;
+    /// also /metrics (Prometheus), /healthz and /readyz. It reads the file beside a run that
+    /// writes it, and acts on it when no other process holds it.
+    Serve(ServeArgs),
     /// Runs one service of a domain as a process of its own, until SIGINT or SIGTERM.
     Service {
         #[command(subcommand)]
@@ -480,6 +485,44 @@ pub(crate) struct CommonRun {
     /// resumes, and flags given that differ from the ones it was started with are refused.
     #[arg(long)]
     pub(crate) fresh: bool,
+    /// Serve the web console and the domain's own pages on ADDR (default 127.0.0.1:8080; port
+    /// 0 takes any free one) while the run goes on; the services keep running once the
+    /// scenario is done, until SIGINT.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    pub(crate) serve: Option<std::net::SocketAddr>,
+    /// Serve /metrics (Prometheus), /healthz and /readyz on ADDR while the run goes on.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub(crate) console: ConsoleArgs,
+}
+
+/// Where the console listens and who may use it.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ConsoleArgs {
+    /// The token every request must carry (`Authorization: Bearer TOKEN`, or `?token=TOKEN`
+    /// once, which sets a cookie); needed to listen beyond loopback. Default: the
+    /// SAGA_CONSOLE_TOKEN environment variable.
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) token: Option<String>,
+}
+
+impl ConsoleArgs {
+    /// The token given, by flag or by environment.
+    pub(crate) fn token(&self) -> Option<String> {
+        self.token.clone().or_else(|| std::env::var(crate::console::TOKEN_VAR).ok()).filter(|t| !t.is_empty())
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArg,
+    /// The address to listen on (port 0: any free port; the one taken is printed).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub(crate) addr: std::net::SocketAddr,
+    #[command(flatten)]
+    pub(crate) console: ConsoleArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -592,6 +635,11 @@ pub(crate) struct ApartArgs {
     /// real-time clock, off on a scaled one.
     #[arg(long, value_name = "DURATION", value_parser = parse_retention)]
     pub(crate) retention: Option<Retention>,
+    /// Serve /metrics (Prometheus), /healthz and /readyz on ADDR while the service runs.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub(crate) console: ConsoleArgs,
 }
 
 /// How long finished processes are kept.
@@ -665,7 +713,7 @@ fn parse_limit(s: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_time(s: &str) -> Result<saga_core::Timestamp, String> {
+pub(crate) fn parse_time(s: &str) -> Result<saga_core::Timestamp, String> {
     s.parse().map_err(what_is_wrong)
 }
 

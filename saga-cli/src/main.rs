@@ -3,7 +3,10 @@
 mod bench;
 mod cli;
 mod commands;
+mod console;
+mod diagram;
 mod domain_flags;
+mod html;
 mod output;
 
 use std::process::ExitCode;

@@ -32,7 +32,8 @@ pub use model::{
 pub use process::ProcessManager;
 pub use retry::RetryPolicy;
 pub use runtime::{
-    Component, Config, Context, ProcessChanged, Runtime, RuntimeBuilder, RuntimeHandle, Stats,
+    Component, Config, Context, Histogram, Metrics, ProcessChanged, Runtime, RuntimeBuilder, RuntimeHandle,
+    Stats,
 };
 pub use saga::{Saga, Step};
 pub use service::{AppliedKeys, Service};

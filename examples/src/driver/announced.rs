@@ -70,7 +70,8 @@ mod tests {
             seed: 1,
             progress: Arc::new(|_: u64, _: u64| {}),
             stop: stopped,
-            stats: Default::default(),
+            metrics: Default::default(),
+            serve: false,
         };
         let driver = Driver::start(&ctx).await.unwrap();
         let announcement = |change: u64, from: Option<Status>, to: Status| {

@@ -1,6 +1,6 @@
 //! What a domain's run is given, what it reports as it goes, and how it ends.
 
-use saga_core::{Clock, RuntimeHandle, Stats, Store, Transport};
+use saga_core::{Clock, Metrics, RuntimeHandle, Store, Transport};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -33,31 +33,41 @@ pub struct RunContext {
     pub progress: Arc<dyn Progress>,
     /// Turns true when the run must stop (SIGINT).
     pub stop: watch::Receiver<bool>,
-    /// What the run's runtimes did, added up as each one shuts down.
-    pub stats: Arc<std::sync::Mutex<Stats>>,
+    /// What the run's runtimes do, counted live into one set (what a metrics endpoint reads
+    /// while they run).
+    pub metrics: Metrics,
+    /// The run is served (`saga-cli run --serve`): its runtimes announce every change of a
+    /// process's status on [`ANNOUNCEMENTS`](crate::ANNOUNCEMENTS), and keep running once the
+    /// scenario is done, until [`stop`](Self::stop), for a person to go on using them.
+    pub serve: bool,
 }
 
 impl RunContext {
     /// A runtime builder over this run's store, transport and clock.
     pub fn builder(&self) -> saga_core::RuntimeBuilder {
-        saga_core::Runtime::builder_shared(self.store.clone(), self.transport.clone())
+        let builder = saga_core::Runtime::builder_shared(self.store.clone(), self.transport.clone())
             .clock(self.clock.clone())
             .config(self.config.clone())
+            .metrics(self.metrics.clone());
+        if self.serve { builder.announce(crate::ANNOUNCEMENTS) } else { builder }
     }
 
-    /// Waits for `runtime` to go idle (when the run finished), shuts it down, adds its counts
-    /// to [`stats`](Self::stats) and passes `outcome` on.
+    /// Waits for `runtime` to go idle (when the run finished), or, when the run is
+    /// [served](Self::serve), for [`stop`](Self::stop); shuts it down and passes `outcome` on.
     pub(crate) async fn finish(
         &self,
         runtime: RuntimeHandle,
         outcome: Outcome,
     ) -> saga_core::Result<Outcome> {
         if outcome == Outcome::Finished {
+            if self.serve {
+                let mut stop = self.stop.clone();
+                // A closed channel stops the wait as a stop would.
+                let _ = stop.wait_for(|stop| *stop).await;
+            }
             runtime.wait_idle().await?;
         }
-        let stats = runtime.stats();
         runtime.shutdown().await?;
-        *self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += stats;
         Ok(outcome)
     }
 }

@@ -96,7 +96,7 @@ fn render(found: &Inspection, answered_by: Option<&str>, as_json: bool, mermaid:
     let Inspection { id, meta, .. } = found;
     let state = &found.state;
     if mermaid {
-        emit(&sequence_diagram(id, meta, &found.history))?;
+        emit(&crate::diagram::mermaid(id, &crate::diagram::flow(&meta.kind, &found.history)))?;
         return Ok(());
     }
     let outbox: Vec<Value> = found
@@ -187,7 +187,7 @@ fn render(found: &Inspection, answered_by: Option<&str>, as_json: bool, mermaid:
 }
 
 /// A saga's parent (from its state) and children (from its child steps), as process ids.
-fn family_of(state: &Value, steps: &[Value]) -> (Option<String>, Vec<String>) {
+pub(crate) fn family_of(state: &Value, steps: &[Value]) -> (Option<String>, Vec<String>) {
     let parent = state.pointer("/parent/id").and_then(Value::as_str).map(str::to_owned);
     let children =
         steps.iter().filter_map(|s| s.get("child").and_then(Value::as_str).map(str::to_owned)).collect();
@@ -214,7 +214,7 @@ pub(crate) fn history_json(history: &[HistoryEntry]) -> Vec<Value> {
         .collect()
 }
 
-fn steps_of(id: &str, meta: &ProcessMeta, state: &Value) -> Vec<Value> {
+pub(crate) fn steps_of(id: &str, meta: &ProcessMeta, state: &Value) -> Vec<Value> {
     if meta.class != Class::Saga {
         return Vec::new();
     }
@@ -292,67 +292,4 @@ pub(crate) fn describe(event: &HistoryEvent) -> String {
         HistoryEvent::Halted { error } => format!("halted: {error}"),
         other => format!("{other:?}"),
     }
-}
-
-/// A mermaid `sequenceDiagram` of the messages the process exchanged, one participant per
-/// service (or topic) and one for the process itself.
-fn sequence_diagram(id: &str, meta: &ProcessMeta, history: &[HistoryEntry]) -> String {
-    let me = meta.kind.clone();
-    let mut participants = vec![me.clone()];
-    let mut lines = Vec::new();
-    let seen = |name: &str, participants: &mut Vec<String>| {
-        let name = name.trim_start_matches("saga.").trim_start_matches("process.").to_owned();
-        let name = if name.is_empty() { "client".to_owned() } else { name };
-        if !participants.contains(&name) {
-            participants.push(name.clone());
-        }
-        participants.iter().position(|p| *p == name).unwrap_or(0)
-    };
-    for entry in history {
-        match &entry.event {
-            HistoryEvent::MessageOut { kind, to, .. } => {
-                let to = seen(to, &mut participants);
-                lines.push(format!("    P0-)P{to}: {kind}"));
-            }
-            HistoryEvent::MessageIn { kind, from, .. } if from != &me => {
-                let from = seen(from, &mut participants);
-                lines.push(format!("    P{from}--)P0: {kind}"));
-            }
-            HistoryEvent::TimerFired { name } => lines.push(format!("    Note over P0: timer {name}")),
-            HistoryEvent::StatusChanged { to, .. } => lines.push(format!("    Note over P0: {to}")),
-            HistoryEvent::StepFailed { step, error, will_retry, .. } => {
-                let then = if *will_retry { "will retry" } else { "for good" };
-                lines.push(format!("    Note over P0: ✗ {step} failed ({then}): {}", mermaid_text(error)));
-            }
-            HistoryEvent::CompensationFailed { step, error, .. } => {
-                lines.push(format!("    Note over P0: ✗ undoing {step} failed: {}", mermaid_text(error)));
-            }
-            HistoryEvent::Ignored { kind, reason } if reason.starts_with("late reply") => {
-                lines.push(format!("    Note over P0: ignored late {kind}"));
-            }
-            HistoryEvent::StopRequested { action, by, .. } => {
-                lines.push(format!("    Note over P0: {action} asked by {}", mermaid_text(by)));
-            }
-            HistoryEvent::Signal { name, .. } => lines.push(format!("    Note over P0: signal {name}")),
-            HistoryEvent::ChildStarted { child, .. } => {
-                let saga = child.split('/').next().unwrap_or(child);
-                let to = seen(saga, &mut participants);
-                lines.push(format!("    P0-)P{to}: start child {child}"));
-            }
-            HistoryEvent::Halted { .. } => lines.push("    Note over P0: ✗ halted".to_owned()),
-            _ => {}
-        }
-    }
-    let mut out = vec!["sequenceDiagram".to_owned(), format!("    %% {id}")];
-    for (i, name) in participants.iter().enumerate() {
-        out.push(format!("    participant P{i} as {name}"));
-    }
-    out.extend(lines);
-    out.join("\n")
-}
-
-/// `text` as a mermaid note or message may hold it: no line breaks, no `;` or `#` (which end a
-/// statement or start an entity).
-fn mermaid_text(text: &str) -> String {
-    text.replace(['\n', '\r'], " ").replace(';', ",").replace('#', "no. ")
 }

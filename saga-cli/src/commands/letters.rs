@@ -175,7 +175,7 @@ fn payload_text(payload: &Value) -> String {
 }
 
 /// What became of one redriven dead letter.
-enum Fate {
+pub(crate) enum Fate {
     /// Its handler ran and did not give up.
     Handled,
     /// Its handler gave up again: a new dead letter, with this error.
@@ -302,7 +302,7 @@ impl Tally {
 
 /// Runs the domain recorded in `store` until what was redriven has been handled, and says what
 /// became of each copy (by its message id); with no run recorded, each stays queued.
-async fn settle(
+pub(crate) async fn settle(
     store: &Arc<RedbStore>,
     redriven: &[&Redriven],
 ) -> Result<HashMap<saga_core::MessageId, Fate>> {

@@ -2,13 +2,14 @@
 
 mod archive;
 mod check;
-mod inspect;
-mod letters;
+pub(crate) mod inspect;
+pub(crate) mod letters;
 mod letters_remote;
 mod list;
 mod remote;
-mod request;
+pub(crate) mod request;
 mod run;
+mod serve;
 mod service;
 mod simulate;
 mod watch;
@@ -73,6 +74,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
             let id = saga_core::saga::process_id(&saga, &key);
             request::ask(&target, &id, Ask::Start { saga, key, input }).await
         }
+        Command::Serve(args) => serve::serve(args).await,
         Command::Service { domain } => service::serve(domain).await,
         Command::Drive { domain } => service::drive(domain).await,
         Command::Simulate { domain } => simulate::simulate(domain).await,

@@ -31,7 +31,7 @@ pub(crate) enum Ask {
 }
 
 impl Ask {
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Ask::Retry => "retry",
             Ask::Acknowledge => "acknowledge",
@@ -170,23 +170,74 @@ pub(crate) async fn ask_failed(
     })
 }
 
-/// Sends `ask` about process `id` to its owner where `target` says, and reports the answer.
-pub(crate) async fn ask(target: &Target, id: &str, ask: Ask) -> Result<u8> {
-    match &target.transport {
-        Some(transport) => through_broker(target, transport, id, &ask).await,
-        None => on_file(target, id, &ask).await,
+/// What became of an operator's request: the owner's answer (`None`: none in time), how it
+/// travelled, and the process's status after (when known).
+pub(crate) struct Performed {
+    pub(crate) answer: Option<Envelope>,
+    pub(crate) via: &'static str,
+    pub(crate) now: Option<Status>,
+}
+
+impl Performed {
+    /// The outcome in one sentence, and whether it was applied (`None`: not answered in
+    /// time).
+    pub(crate) fn sentence(&self, id: &str, ask: &Ask, timeout: Duration) -> Result<(String, Option<bool>)> {
+        let via = self.via;
+        let Some(answer) = &self.answer else {
+            let secs = timeout.as_secs_f64();
+            let line = format!(
+                "{id}: {} not answered within {secs} s {via}; the request is queued and may still take effect",
+                ask.name()
+            );
+            return Ok((line, None));
+        };
+        let answer: OperatorAnswer = answer.decode()?;
+        let line = if answer.applied {
+            let status = self.now.map(|s| format!(" (now {s})")).unwrap_or_default();
+            format!("{id}: {} applied {via}: {}{status}", answer.request, answer.detail)
+        } else {
+            format!("{id}: {} refused: {}", answer.request, answer.detail)
+        };
+        Ok((line, Some(answer.applied)))
     }
 }
 
-async fn through_broker(target: &Target, transport: &TransportArg, id: &str, ask: &Ask) -> Result<u8> {
+/// Sends `ask` about process `id` to its owner where `target` says, and reports the answer.
+pub(crate) async fn ask(target: &Target, id: &str, ask: Ask) -> Result<u8> {
+    let performed = perform(target, id, &ask).await?;
+    report(target, id, &ask, performed.answer, performed.via, performed.now)
+}
+
+/// Sends `ask` about process `id` to its owner where `target` says, and waits for the answer.
+pub(crate) async fn perform(target: &Target, id: &str, ask: &Ask) -> Result<Performed> {
+    match &target.transport {
+        Some(transport) => through_broker(target, transport, id, ask).await,
+        None => on_file(target, id, ask).await,
+    }
+}
+
+/// Sends `ask` about process `id` through `client`, a runtime on the transport of the
+/// process's owner, reading who owns it from `store`.
+pub(crate) async fn through_client(
+    client: &saga_core::RuntimeHandle,
+    store: &dyn Store,
+    id: &str,
+    ask: &Ask,
+    timeout: Duration,
+) -> Result<Performed> {
+    let answer = client.ask(ask.envelopes(id, Some(store))?, timeout).await?;
+    Ok(Performed { answer, via: "through the run", now: None })
+}
+
+async fn through_broker(target: &Target, transport: &TransportArg, id: &str, ask: &Ask) -> Result<Performed> {
     let domain = target.domain.as_deref().context("--transport needs --domain")?;
     let remote = super::remote::Remote::connect(transport, domain).await?;
     let answer = remote.ask(ask.envelopes(id, None)?, target.timeout).await;
     remote.close().await?;
-    report(target, id, ask, answer?, "through the broker", None)
+    Ok(Performed { answer: answer?, via: "through the broker", now: None })
 }
 
-async fn on_file(target: &Target, id: &str, ask: &Ask) -> Result<u8> {
+async fn on_file(target: &Target, id: &str, ask: &Ask) -> Result<Performed> {
     let db = &target.db;
     if !db.exists() {
         return Err(Error::NoDatabase { path: db.to_owned() }.into());
@@ -203,7 +254,11 @@ async fn on_file(target: &Target, id: &str, ask: &Ask) -> Result<u8> {
                 );
             }
             if let Some(reason) = ask.refused_by(&reader, id)? {
-                return report(target, id, ask, Some(refusal(id, ask, reason)), "on the file", None);
+                return Ok(Performed {
+                    answer: Some(refusal(id, ask, reason)),
+                    via: "on the file",
+                    now: None,
+                });
             }
         }
         Err(e @ Error::Locked { .. }) => return Err(held(db, e)),
@@ -228,7 +283,7 @@ async fn on_file(target: &Target, id: &str, ask: &Ask) -> Result<u8> {
     runtime.wait_idle().await?;
     runtime.shutdown().await?;
     let now = status_of(store.as_ref(), id)?;
-    report(target, id, ask, answer?, "on the file", now)
+    Ok(Performed { answer: answer?, via: "on the file", now })
 }
 
 fn held(db: &std::path::Path, e: Error) -> anyhow::Error {
@@ -256,26 +311,15 @@ fn report(
     id: &str,
     ask: &Ask,
     answer: Option<Envelope>,
-    via: &str,
+    via: &'static str,
     now: Option<Status>,
 ) -> Result<u8> {
-    let Some(answer) = answer else {
-        let secs = target.timeout.as_secs_f64();
-        let line = format!(
-            "{id}: {} not answered within {secs} s {via}; the request is queued and may still take effect",
-            ask.name()
-        );
-        if target.json {
-            let json =
-                serde_json::json!({"process": id, "request": ask.name(), "answered": false, "via": via});
-            crate::output::emit(&json.to_string())?;
-        } else {
-            crate::output::emit(&line)?;
-        }
-        return Ok(3);
-    };
-    let answer: OperatorAnswer = answer.decode()?;
-    if target.json {
+    let performed = Performed { answer, via, now };
+    let (line, applied) = performed.sentence(id, ask, target.timeout)?;
+    if !target.json {
+        crate::output::emit(&line)?;
+    } else if let Some(answer) = &performed.answer {
+        let answer: OperatorAnswer = answer.decode()?;
         let json = serde_json::json!({
             "process": answer.process,
             "request": answer.request,
@@ -286,11 +330,13 @@ fn report(
             "via": via,
         });
         crate::output::emit(&json.to_string())?;
-    } else if answer.applied {
-        let status = now.map(|s| format!(" (now {s})")).unwrap_or_default();
-        crate::output::emit(&format!("{id}: {} applied {via}: {}{status}", answer.request, answer.detail))?;
     } else {
-        crate::output::emit(&format!("{id}: {} refused: {}", answer.request, answer.detail))?;
+        let json = serde_json::json!({"process": id, "request": ask.name(), "answered": false, "via": via});
+        crate::output::emit(&json.to_string())?;
     }
-    Ok(if answer.applied { 0 } else { 1 })
+    Ok(match applied {
+        Some(true) => 0,
+        Some(false) => 1,
+        None => 3,
+    })
 }

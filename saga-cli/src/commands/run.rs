@@ -44,6 +44,13 @@ pub(crate) async fn connect_as(
 
 pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
     let Chosen { args: common, domain: requested, mut flags, given } = args;
+    let token = common.console.token();
+    for addr in common.serve.iter().chain(&common.metrics) {
+        if let Some(refused) = crate::console::refuse_binding(addr, token.as_deref()) {
+            eprintln!("saga-cli: {refused}");
+            return Ok(2);
+        }
+    }
     flags.insert("seed".to_owned(), common.seed.to_string());
     let path = common.db.db.clone();
     let existed = path.exists();
@@ -103,7 +110,17 @@ pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
     });
     let progress = Arc::new(ProgressLine::new(domain.name()));
     let transport = connect(&common.transport, domain.name()).await?;
-    let measured = execute(domain.as_ref(), seed, store, transport.clone(), progress.clone(), stopped).await;
+    let live = Live { metrics: saga_core::Metrics::new(), serve: common.serve.is_some() };
+    let served = match serving(&common, domain.as_ref(), &store, &transport, &live.metrics).await {
+        Ok(served) => served,
+        Err(e) => {
+            let _ = transport.close().await;
+            return Err(e);
+        }
+    };
+    let measured =
+        execute(domain.as_ref(), seed, store, transport.clone(), progress.clone(), stopped, &live).await;
+    served.stop().await;
     progress.finish();
     let closed = transport.close().await;
     let measured = measured?;
@@ -164,6 +181,14 @@ impl Measured {
     }
 }
 
+/// What a run's runtimes count into, and whether the run is served (its services announce
+/// their processes' changes, and keep running once the scenario is done, until the stop).
+#[derive(Default)]
+pub(crate) struct Live {
+    pub(crate) metrics: saga_core::Metrics,
+    pub(crate) serve: bool,
+}
+
 /// Runs `domain` (seeded with `seed`) over `store` and `transport` until it finishes or `stop`
 /// turns true, then counts its processes and measures its saga latency.
 pub(crate) async fn execute(
@@ -173,8 +198,8 @@ pub(crate) async fn execute(
     transport: Arc<dyn Transport>,
     progress: Arc<dyn Progress>,
     stop: watch::Receiver<bool>,
+    live: &Live,
 ) -> Result<Measured> {
-    let stats = Arc::new(std::sync::Mutex::new(saga_core::Stats::default()));
     let ctx = RunContext {
         store: store.clone(),
         transport,
@@ -183,7 +208,8 @@ pub(crate) async fn execute(
         seed,
         progress,
         stop,
-        stats: stats.clone(),
+        metrics: live.metrics.clone(),
+        serve: live.serve,
     };
     let started = Instant::now();
     let (outcome, invariants) = domain.run(ctx).await?;
@@ -192,7 +218,7 @@ pub(crate) async fn execute(
     // Latency in real milliseconds, whatever the domain's clock speed.
     let real = |ms: u64| (ms as f64 / domain.speed()) as u64;
     let latency_ms = saga_examples::saga_latency(store.as_ref())?.map(|(p50, p99)| (real(p50), real(p99)));
-    let stats = *stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let stats = live.metrics.stats();
     Ok(Measured { outcome, invariants, counts, elapsed, latency_ms, stats })
 }
 
@@ -302,4 +328,67 @@ fn refuse_changed(
         differ.join("; ")
     );
     Ok(Some(2))
+}
+
+/// The console and metrics endpoint of a run, while it runs.
+struct Served {
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    client: Option<Arc<saga_core::RuntimeHandle>>,
+}
+
+impl Served {
+    async fn stop(self) {
+        for server in self.servers {
+            server.abort();
+            // Its routes, and the client they hold, are dropped with it.
+            let _ = server.await;
+        }
+        if let Some(client) = self.client.and_then(Arc::into_inner) {
+            let _ = client.shutdown().await;
+        }
+    }
+}
+
+/// Starts what `common` asks to serve of this run: the console with the domain's face
+/// (`--serve`), the metrics endpoint (`--metrics`).
+async fn serving(
+    common: &CommonRun,
+    domain: &dyn Domain,
+    store: &Arc<RedbStore>,
+    transport: &Arc<dyn Transport>,
+    metrics: &saga_core::Metrics,
+) -> Result<Served> {
+    use crate::console::{self, Console, Hub, Source, faces};
+    let token = common.console.token();
+    let mut served = Served { servers: Vec::new(), client: None };
+    let spawn = |listener, router| {
+        tokio::spawn(async move {
+            if let Err(e) = console::serve(listener, router, std::future::pending()).await {
+                eprintln!("saga-cli: {e:#}");
+            }
+        })
+    };
+    if let Some(addr) = common.metrics {
+        let listener = console::listen(addr, "metrics").await?;
+        let source = Source::Run { store: store.clone(), client: None, metrics: metrics.clone() };
+        served.servers.push(spawn(listener, console::metrics_router(source, token.clone())));
+    }
+    let Some(addr) = common.serve else { return Ok(served) };
+    let listener = console::listen(addr, "console").await?;
+    let hub = Hub::default();
+    // Subscribed before the first process starts, so that no change goes unheard.
+    hub.follow_announcements(transport.clone(), saga_examples::ANNOUNCEMENTS).await?;
+    let client = saga_core::Runtime::builder_shared(Arc::new(RedbStore::in_memory()?), transport.clone())
+        .replies(format!("saga-cli.console.{}", saga_core::MessageId::new()))
+        .start()
+        .await?;
+    let client = Arc::new(client);
+    served.client = Some(client.clone());
+    let copy: Box<dyn Domain> = serde_json::from_value(serde_json::to_value(domain)?)?;
+    let face = faces::of(faces::FaceContext { domain: copy, store: store.clone(), client: client.clone() });
+    let source = Source::Run { store: store.clone(), client: Some(client), metrics: metrics.clone() };
+    let console = Arc::new(Console::new(source, hub, face.as_deref()));
+    let router = console::router(console, face.map(|f| f.routes()), token);
+    served.servers.push(spawn(listener, router));
+    Ok(served)
 }

@@ -108,7 +108,8 @@ pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
         seed: driver.broker.seed,
         progress: progress.clone(),
         stop: stop_on_signal()?,
-        stats: Default::default(),
+        metrics: Default::default(),
+        serve: false,
     };
     let started = Instant::now();
     let (outcome, invariants) = domain.drive_apart(ctx).await?;

@@ -247,9 +247,7 @@ fn commit(store: &Storage, batch: Batch, replies: &mut Vec<Reply>, wakers: &Wake
     let size = batch.units.len();
     let started = std::time::Instant::now();
     let result = store.commit_and_report(&batch);
-    Counters::add(&counters.commit_us, started.elapsed().as_micros() as u64);
-    Counters::add(&counters.commits, 1);
-    Counters::add(&counters.units, size as u64);
+    counters.committed(size, started.elapsed().as_micros() as u64);
     match result {
         Ok(report) => {
             let sequences = report.sequences.unwrap_or_default();

@@ -19,7 +19,7 @@ pub(crate) use component::{Join, Registration, sealed};
 pub(crate) use consumer::{Consumer, Handled, InCommit};
 pub use context::Context;
 pub(crate) use ends::ProcessWatch;
-pub use stats::Stats;
+pub use stats::{COMMIT_SECONDS, GROUP_SIZES, Histogram, Metrics, Stats};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -211,6 +211,7 @@ impl Runtime {
             refused: Vec::new(),
             announce: None,
             replies: None,
+            metrics: None,
             simulated: None,
         }
     }
@@ -227,6 +228,7 @@ pub struct RuntimeBuilder {
     refused: Vec<String>,
     announce: Option<Arc<str>>,
     replies: Option<String>,
+    metrics: Option<Metrics>,
     /// Set by a simulation: commits inline, and these handlings fail transiently.
     simulated: Option<InjectedFailures>,
 }
@@ -238,6 +240,13 @@ impl RuntimeBuilder {
     #[cfg_attr(not(feature = "testkit"), allow(dead_code))]
     pub(crate) fn simulated(mut self, injected: InjectedFailures) -> Self {
         self.simulated = Some(injected);
+        self
+    }
+
+    /// Counts into `metrics` (shared with other runtimes given the same set) instead of a set
+    /// of its own: one metrics endpoint for every runtime of a process.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -309,7 +318,7 @@ impl RuntimeBuilder {
         let relay_wake = Arc::new(Notify::new());
         let (fresh, fresh_rows) = tokio::sync::mpsc::unbounded_channel();
         let timer_wake = Arc::new(Notify::new());
-        let counters = Arc::new(stats::Counters::default());
+        let counters = self.metrics.clone().unwrap_or_default().counters;
         let store = storage::Storage::new(self.store);
         let wakers = Wakers { fresh, relay: relay_wake.clone(), timers: timer_wake.clone() };
         let (committer, committer_thread) = match &self.simulated {
@@ -518,6 +527,12 @@ impl RuntimeHandle {
     /// What the runtime has done since it started.
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
+    }
+
+    /// The runtime's live counters and histograms (shared with the runtimes given the same
+    /// [`RuntimeBuilder::metrics`]).
+    pub fn metrics(&self) -> Metrics {
+        Metrics { counters: self.shared.counters.clone() }
     }
 
     /// The runtime's clock.

@@ -1,0 +1,100 @@
+//! Live updates: what changed, pushed to every open page as server-sent events. A served run
+//! feeds them from its processes' announcements; a file, from the file's own changes (a run in
+//! another process writing it).
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use saga_core::transport::{Subscribe, Transport};
+use saga_core::{Message, ProcessChanged};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Changes waiting for a slow page before it is told to read everything again.
+const BACKLOG: usize = 1024;
+
+/// How often a file is looked at for changes.
+const FILE_LOOK: Duration = Duration::from_millis(300);
+
+/// The changes every page hears: a process's new status (`{"process": ID, "to": STATUS, ...}`,
+/// an announcement as it came), or `{"process": null}`: something changed, read again.
+#[derive(Clone)]
+pub(crate) struct Hub {
+    changes: broadcast::Sender<Value>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub { changes: broadcast::channel(BACKLOG).0 }
+    }
+}
+
+impl Hub {
+    /// Tells every page about `change`.
+    pub(crate) fn tell(&self, change: Value) {
+        // No page open: nobody to tell.
+        let _ = self.changes.send(change);
+    }
+
+    /// The event stream of one page: each change as an event `change`, and a comment now and
+    /// then that keeps the connection open.
+    pub(crate) fn stream(&self) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>> + use<>> {
+        let receiver = self.changes.subscribe();
+        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            let change = match receiver.recv().await {
+                Ok(change) => change,
+                // Too slow to hear each change: it reads everything again.
+                Err(broadcast::error::RecvError::Lagged(_)) => json!({ "process": null }),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            let event = Event::default().event("change").data(change.to_string());
+            Some((Ok(event), receiver))
+        });
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    }
+
+    /// Tells the pages about every announcement on `topic` of `transport`, heard by a group of
+    /// this console's own, until the transport closes.
+    pub(crate) async fn follow_announcements(
+        &self,
+        transport: Arc<dyn Transport>,
+        topic: &str,
+    ) -> anyhow::Result<()> {
+        let group = format!("saga-cli.console.{}", saga_core::MessageId::new());
+        let mut subscription = transport.subscribe(Subscribe::new(topic, group).transient()).await?;
+        let hub = self.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(delivery)) = subscription.next().await {
+                if delivery.envelope.kind() == ProcessChanged::KIND
+                    && let Ok(change) = delivery.envelope.decode::<ProcessChanged>()
+                {
+                    hub.tell(serde_json::to_value(&change).unwrap_or(Value::Null));
+                }
+                if delivery.ack().await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Tells the pages whenever `path` changes (its length or modification time), as long as
+    /// the console runs.
+    pub(crate) fn follow_file(&self, path: PathBuf) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let look = |path: &PathBuf| std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()));
+            let mut last = look(&path);
+            loop {
+                tokio::time::sleep(FILE_LOOK).await;
+                let now = look(&path);
+                if now != last {
+                    last = now;
+                    hub.tell(json!({ "process": null }));
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,385 @@
+//! The web console (`saga-cli serve`, `saga-cli run DOMAIN --serve`): in a real headless
+//! Chromium, and over plain HTTP.
+
+mod browser;
+mod served;
+
+use browser::Browser;
+use serde_json::Value;
+use served::{Served, request};
+use std::path::Path;
+
+/// A finished imp-summoning run of 30 orders in `dir/imp.redb`: some compensated.
+fn imp_run(dir: &Path) {
+    let out = crate::saga_cli(&["run", "imp-summoning", "--db", "imp.redb", "--orders", "30"], dir);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
+}
+
+#[test]
+fn in_a_browser_the_console_filters_to_compensated_processes_and_shows_one_with_its_steps_and_diagram() {
+    let dir = tempfile::tempdir().unwrap();
+    imp_run(dir.path());
+    let served =
+        Served::start(&["serve", "--db", "imp.redb", "--addr", "127.0.0.1:0"], dir.path(), "console");
+    let mut browser = Browser::open("console-imp-summoning");
+    browser.goto(&served.url("/"));
+    browser.wait_for("document.querySelectorAll('#processes tbody tr').length > 0", "the processes");
+    browser.eval("document.getElementById('status-filter').value = 'compensated'");
+    browser.click("#apply-filters");
+    browser.wait_for("location.search.includes('status=compensated')", "the filtered page");
+    let statuses = browser
+        .eval("[...document.querySelectorAll('#processes tbody td.status')].map(td => td.textContent)");
+    let statuses: Vec<&str> = statuses.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(!statuses.is_empty(), "no compensated process is listed");
+    assert!(statuses.iter().all(|s| *s == "compensated"), "{statuses:?}");
+    let counted = browser.eval("document.querySelector('#counts a.here b').textContent");
+    assert_eq!(counted.as_str().unwrap(), statuses.len().to_string(), "the count of the status shown");
+
+    browser.click("#processes tbody tr a");
+    browser.wait_for("location.pathname.startsWith('/processes/summoning%2F')", "a process's page");
+    browser.wait_for("document.getElementById('process-status') !== null", "its status");
+    assert_eq!(browser.eval("document.getElementById('process-status').textContent"), "compensated");
+    let steps = browser.eval("[...document.querySelectorAll('#steps tbody tr')].map(tr => [...tr.cells].slice(0, 2).map(c => c.textContent))");
+    let steps: Vec<(String, String)> = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s[0].as_str().unwrap().to_owned(), s[1].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(steps.first().map(|s| s.0.as_str()), Some("collect-fee"), "{steps:?}");
+    assert!(steps.iter().any(|(_, status)| status == "compensated"), "a step was undone: {steps:?}");
+    assert!(steps.iter().any(|(_, status)| status == "failed"), "a step failed: {steps:?}");
+    // The diagram is a picture in the page: the saga and the services it spoke to, the
+    // failure marked.
+    let participants = browser
+        .eval("[...document.querySelectorAll('#diagram svg .participant text')].map(t => t.textContent)");
+    let participants: Vec<&str> = participants.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(participants.first(), Some(&"summoning"), "{participants:?}");
+    assert!(participants.contains(&"treasury"), "{participants:?}");
+    assert!(browser.eval("document.querySelectorAll('#diagram svg .message').length").as_u64().unwrap() >= 4);
+    assert_eq!(browser.eval("document.querySelectorAll('#diagram svg .note.failed').length"), 1);
+    let drawn = browser.eval("document.querySelector('#diagram svg').getBoundingClientRect().height");
+    assert!(drawn.as_f64().unwrap() > 100.0, "the diagram is drawn: {drawn}");
+}
+
+#[test]
+fn in_a_browser_a_document_voided_from_its_page_is_seen_to_end_without_a_reload_and_a_failed_one_is_acknowledged()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "document-voiding",
+        "--db",
+        "dv.redb",
+        "--documents",
+        "6",
+        "--slow",
+        "--serve",
+        "127.0.0.1:0",
+    ];
+    let served = Served::start(&args, dir.path(), "console");
+    let mut browser = Browser::open("console-document-voiding");
+    browser.goto(&served.url("/documents"));
+    browser.fill("#issue-document", "doc-web");
+    browser.fill("#issue-customer", "customer-web");
+    browser.click("#issue");
+    browser.wait_for(
+        "document.querySelector('tr[data-document=\"doc-web\"] button.void') !== null",
+        "the issued document",
+    );
+    browser.click("tr[data-document=\"doc-web\"] button.void");
+    assert!(browser.confirmed.iter().any(|m| m.contains("Void doc-web")), "{:?}", browser.confirmed);
+    browser.wait_for("location.search.includes('voiding%20asked')", "the page after the request");
+    // From here on the page is not loaded again: what it shows comes from the server's events.
+    browser.eval("window.loadedOnce = true");
+    let voiding = "document.querySelector('tr[data-document=\"doc-web\"] td.voiding .status')";
+    browser.wait_for(&format!("{voiding}.textContent === 'running'"), "the voiding to run (slowly)");
+    browser.wait_for(&format!("{voiding}.textContent === 'completed'"), "the voiding to complete");
+    assert_eq!(browser.eval("window.loadedOnce === true"), true, "the page was not reloaded");
+    assert_eq!(
+        browser.eval("document.querySelector('tr[data-document=\"doc-web\"] td.billing').textContent"),
+        "voided"
+    );
+
+    // A voiding of a document whose report was published fails, and waits for an operator.
+    browser.wait_for("document.querySelector('button.acknowledge') !== null", "a failed voiding");
+    let row = browser.eval("document.querySelector('button.acknowledge').closest('tr').dataset.document");
+    browser.click("button.acknowledge");
+    assert!(
+        browser.confirmed.iter().any(|m| m.starts_with("Acknowledge the failed voiding")),
+        "{:?}",
+        browser.confirmed
+    );
+    browser.wait_for("location.pathname.startsWith('/processes/document-voiding%2F')", "the process's page");
+    browser.wait_for(
+        "document.getElementById('process-status').textContent === 'acknowledged'",
+        "it to be acknowledged",
+    );
+    let said = browser.eval("document.getElementById('said').textContent");
+    assert!(said.as_str().unwrap().contains("acknowledge applied"), "{said}");
+    drop(browser);
+    let (code, out) = served.interrupt();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("| NO "), "every invariant holds after {row}'s voiding was acknowledged: {out}");
+}
+
+#[test]
+fn in_a_browser_the_online_shops_scenario_page_is_told_each_event_of_its_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["run", "online-shop", "--db", "shop.redb", "--orders", "2", "--serve", "127.0.0.1:0"];
+    let served = Served::start(&args, dir.path(), "console");
+    let mut browser = Browser::open("console-online-shop");
+    browser.goto(&served.url("/scenario/1"));
+    browser.wait_for(
+        "document.getElementById('scenario-status').dataset.ended === 'true'",
+        "the purchase to end",
+    );
+    let status = browser.eval("document.getElementById('scenario-status').textContent");
+    assert!(matches!(status.as_str(), Some("completed" | "compensated")), "{status}");
+    let told = browser.eval("[...document.querySelectorAll('#notifications li')].map(li => li.textContent)");
+    let told: Vec<&str> = told.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let said = |what: &str| told.iter().any(|n| n.contains(what));
+    assert!(said("started (purchase)"), "{told:#?}");
+    assert!(said("sent order.create to order") && said("sent payment.cash to payment"), "{told:#?}");
+    if status == "completed" {
+        assert!(said("sent delivery.dispatch to delivery"), "{told:#?}");
+    }
+    assert!(
+        said(&format!("status running -> {}", status.as_str().unwrap())),
+        "the end is told too: {told:#?}"
+    );
+    // Told as they happened, in order, each once.
+    let started = told.iter().position(|n| n.contains("started (purchase)")).unwrap();
+    assert_eq!(started, 0, "{told:#?}");
+    assert_eq!(told.iter().filter(|n| n.contains("started (purchase)")).count(), 1, "{told:#?}");
+}
+
+/// `--limit`ed pages of `saga-cli list --json` with `args`, their ids in order.
+fn listed(args: &[&str], dir: &Path) -> Vec<String> {
+    let mut all = vec!["list", "--db", "imp.redb", "--json"];
+    all.extend(args);
+    let out = crate::saga_cli(&all, dir);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
+    crate::json(&out).as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Every page of `/api/processes?{query}`, `limit` at a time, their ids in order.
+fn paged(served: &Served, query: &str, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = served.get(&format!("/api/processes?limit={limit}&{query}{after}")).json();
+        let rows = page["rows"].as_array().unwrap();
+        assert!(rows.len() <= limit);
+        ids.extend(rows.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => return ids,
+        }
+    }
+}
+
+#[test]
+fn the_consoles_pages_and_filters_agree_with_list() {
+    let dir = tempfile::tempdir().unwrap();
+    imp_run(dir.path());
+    let served =
+        Served::start(&["serve", "--db", "imp.redb", "--addr", "127.0.0.1:0"], dir.path(), "console");
+    let everything = listed(&[], dir.path());
+    assert_eq!(everything.len(), 30);
+    assert_eq!(paged(&served, "", 7), everything);
+    assert_eq!(paged(&served, "order=oldest", 4), listed(&["--oldest-first"], dir.path()));
+    assert_eq!(paged(&served, "status=compensated", 1), listed(&["--status", "compensated"], dir.path()));
+    assert_eq!(
+        paged(&served, "prefix=summoning%2Forder-1", 3),
+        listed(&["--prefix", "summoning/order-1"], dir.path())
+    );
+    assert_eq!(
+        paged(&served, "kind=summoning&status=completed", 50),
+        listed(&["--kind", "summoning", "--status", "completed"], dir.path())
+    );
+    // The page the browser sees holds the same rows, and counts them by status.
+    let page = served.get("/?status=completed&limit=1000");
+    assert_eq!(page.status, 200);
+    let shown = page.body.matches("<tr data-id=").count();
+    assert_eq!(shown, listed(&["--status", "completed"], dir.path()).len());
+    assert!(page.body.contains(&format!("completed <b>{shown}</b>")), "the count of completed processes");
+    // A bad filter is a 400 that says what is wrong.
+    let bad = served.get("/api/processes?status=sleeping");
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["error"].as_str().unwrap().contains("sleeping"), "{}", bad.body);
+    assert_eq!(served.get("/?limit=0").status, 400);
+    assert_eq!(served.get("/processes/summoning%2Fno-such-order").status, 404);
+}
+
+#[test]
+fn a_script_in_a_process_id_is_shown_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    imp_run(dir.path());
+    let key = "<script>alert(1)</script>";
+    let input = r#"{"order":"<script>alert(1)</script>","fee":5}"#;
+    let out = crate::saga_cli(&["start", "summoning", key, "--input", input, "--db", "imp.redb"], dir.path());
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", crate::stderr(&out));
+    let served =
+        Served::start(&["serve", "--db", "imp.redb", "--addr", "127.0.0.1:0"], dir.path(), "console");
+    let listing = served.get("/?prefix=summoning%2F%3Cscript");
+    assert!(listing.body.contains("summoning/&lt;script&gt;alert(1)&lt;/script&gt;"), "{}", listing.body);
+    let page = served.get("/processes/summoning%2F%3Cscript%3Ealert(1)%3C%2Fscript%3E");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    for body in [&listing.body, &page.body] {
+        assert!(!body.contains("<script>alert"), "a script reached the page");
+    }
+    assert!(page.header("content-security-policy").unwrap().contains("script-src 'self'"));
+}
+
+#[test]
+fn beyond_loopback_the_console_needs_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    imp_run(dir.path());
+    let refused = crate::saga_cli(&["serve", "--db", "imp.redb", "--addr", "0.0.0.0:0"], dir.path());
+    assert_eq!(refused.status.code(), Some(2));
+    let said = crate::stderr(&refused);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("token"), "{said}");
+
+    let served = Served::start(
+        &["serve", "--db", "imp.redb", "--addr", "0.0.0.0:0", "--token", "s3cret"],
+        dir.path(),
+        "console",
+    );
+    let addr = served.addr.clone();
+    assert_eq!(served.get("/").status, 401);
+    assert_eq!(served.get("/metrics").status, 401);
+    assert_eq!(served.get("/api/processes").status, 401);
+    assert_eq!(request(&addr, "GET", "/", &[("Authorization", "Bearer wrong")], "").status, 401);
+    assert_eq!(request(&addr, "GET", "/", &[("Authorization", "Bearer s3cret")], "").status, 200);
+    let with_query = served.get("/?token=s3cret");
+    assert_eq!(with_query.status, 200);
+    let cookie = with_query.header("set-cookie").unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap();
+    assert_eq!(request(&addr, "GET", "/dead-letters", &[("Cookie", pair)], "").status, 200);
+    // Health checks answer anyone; actions are POST only.
+    assert_eq!(served.get("/healthz").status, 200);
+    let as_get =
+        request(&addr, "GET", "/processes/summoning%2Forder-1?action=retry", &[("Cookie", pair)], "");
+    assert_eq!(as_get.status, 200, "a GET shows, it never acts");
+    let foreign = request(
+        &addr,
+        "POST",
+        "/processes/summoning%2Forder-1",
+        &[
+            ("Cookie", pair),
+            ("Origin", "http://elsewhere.example"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "action=retry",
+    );
+    assert_eq!(foreign.status, 403, "a form from another site acts on nothing");
+}
+
+/// The samples of a Prometheus text exposition, by name with labels; panics on a line that is
+/// not one (a `# TYPE` must come before its samples, a histogram's buckets must grow).
+fn prometheus(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut samples = std::collections::BTreeMap::new();
+    let mut typed = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            typed.insert(name.to_owned(), kind.to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'), "{line}");
+        let family = ["_bucket", "_sum", "_count"].iter().fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+        assert!(typed.contains_key(name) || typed.contains_key(family), "no TYPE before {line}");
+        if series.contains('{') {
+            assert!(series.ends_with('}') && series.contains("=\""), "{line}");
+        }
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line}"));
+        samples.insert(series.to_owned(), value);
+    }
+    for (name, kind) in &typed {
+        if kind == "histogram" {
+            let buckets: Vec<f64> = samples
+                .iter()
+                .filter(|(s, _)| s.starts_with(&format!("{name}_bucket{{")))
+                .map(|(_, v)| *v)
+                .collect();
+            let total = samples[&format!("{name}_bucket{{le=\"+Inf\"}}")];
+            assert!(buckets.iter().all(|b| *b <= total), "{name}: a bucket above +Inf");
+            assert_eq!(total, samples[&format!("{name}_count")], "{name}: +Inf is the count");
+        }
+    }
+    samples
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_move_with_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "document-voiding",
+        "--db",
+        "dv.redb",
+        "--documents",
+        "4",
+        "--serve",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    let served = Served::start(&args, dir.path(), "console");
+    let metrics_at = served
+        .said
+        .lines()
+        .find_map(|l| l.strip_prefix("metrics: http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let scrape = || {
+        let response = request(&metrics_at, "GET", "/metrics", &[], "");
+        assert_eq!(response.status, 200);
+        assert!(response.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+        prometheus(&response.body)
+    };
+    // The scenario's voidings end; then one more document is issued and voided from the page.
+    let ended = |m: &std::collections::BTreeMap<String, f64>| {
+        m["saga_processes{status=\"completed\"}"] + m["saga_processes{status=\"failed\"}"]
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut before = scrape();
+    while ended(&before) < 1.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        before = scrape();
+    }
+    assert!(before["saga_handled_messages_total"] > 0.0);
+    assert!(before["saga_commits_total"] > 0.0);
+    assert!(before["saga_commit_duration_seconds_count"] > 0.0);
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    request(&served.addr, "POST", "/documents/issue", &form, "document=doc-m&customer=customer-m");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    request(&served.addr, "POST", "/documents/void", &form, "document=doc-m");
+    let mut after = scrape();
+    while after["saga_processes{status=\"completed\"}"] <= before["saga_processes{status=\"completed\"}"]
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        after = scrape();
+    }
+    assert!(after["saga_handled_messages_total"] > before["saga_handled_messages_total"]);
+    assert!(after["saga_commits_total"] > before["saga_commits_total"]);
+    assert_eq!(
+        after["saga_processes{status=\"completed\"}"],
+        before["saga_processes{status=\"completed\"}"] + 1.0,
+        "the voiding asked from the page completed"
+    );
+    assert_eq!(request(&metrics_at, "GET", "/readyz", &[], "").status, 200);
+    assert_eq!(served.get("/healthz").body, "ok\n");
+}
