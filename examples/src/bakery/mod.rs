@@ -17,14 +17,13 @@ mod shelf;
 mod stock;
 
 pub use messages::*;
-pub use products::{OPENING, PRODUCTS, Product};
+pub use products::{DAY, OPENING, PRODUCTS, Product};
 pub use saga::{BakeryOrder, Held, saga};
 pub use services::Profile;
 pub use shelf::{Item, ItemState, Shelf};
 
 use crate::{Domain, DomainKind, Knob, Knobs, Role, Services};
 use production::production;
-use products::DAY;
 use saga_core::{Clock, RuntimeBuilder, ScaledClock, Timestamp};
 use serde::{Deserialize, Serialize};
 use services::{bank, menu, sales, users};

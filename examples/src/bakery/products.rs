@@ -6,7 +6,7 @@ use std::time::Duration;
 /// The bakery opens at 07:00 on 2026-03-02 and closes ten hours later.
 pub const OPENING: Timestamp = Timestamp::from_millis(1_772_434_800_000);
 /// How long the bakery is open.
-pub(super) const DAY: Duration = Duration::from_secs(10 * 3600);
+pub const DAY: Duration = Duration::from_secs(10 * 3600);
 /// How often stale items are swept off the shelf.
 pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(15 * 60);
 

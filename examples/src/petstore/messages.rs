@@ -41,6 +41,18 @@ pub struct PetCreated {
 }
 saga_core::message!(PetCreated = "pet.created");
 
+/// Someone changes a pet's name or photo; a new photo goes to the photo service.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct UpdatePet {
+    /// The pet.
+    pub pet: String,
+    /// Its name.
+    pub name: String,
+    /// Its photo.
+    pub photo: String,
+}
+saga_core::message!(UpdatePet = "pet.update");
+
 /// Someone wants a pet deleted.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct DeletePet {

@@ -12,8 +12,8 @@ mod scenario;
 mod services;
 
 pub use messages::*;
-pub use pets::PetState;
-pub use saga::{Adoption, saga};
+pub use pets::{PetDetails, PetState, details};
+pub use saga::{Adoption, SAGA, saga};
 pub use services::OrderState;
 
 use crate::{Domain, DomainKind, Knob, Knobs, Role, Services};

@@ -3,7 +3,7 @@
 
 use super::messages::{
     CreatePet, DeletePet, PetCreated, PetDeleted, PetRefused, PetReleased, PetReserved, PetSold, ReleasePet,
-    Reservation, ReservePet, SellPet, StorePhoto,
+    Reservation, ReservePet, SellPet, StorePhoto, UpdatePet,
 };
 use crate::driver::receipt;
 use saga_core::Service;
@@ -28,15 +28,42 @@ pub enum PetState {
     Deleted,
 }
 
+/// A pet's name and photo, as the pet service keeps them (under `details/PET`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PetDetails {
+    /// Its name.
+    pub name: String,
+    /// Its photo.
+    pub photo: String,
+}
+
+/// The key of pet `pet`'s details in the pet service's records.
+pub fn details(pet: &str) -> String {
+    format!("details/{pet}")
+}
+
 pub(super) fn pets() -> Service {
     Service::new("pets")
         .on("pets", |ctx, c: CreatePet| {
             if ctx.load::<PetState>(&c.pet)?.is_none() {
                 ctx.save(&c.pet, &PetState::Available)?;
+                ctx.save(&details(&c.pet), &PetDetails { name: c.name.clone(), photo: c.photo.clone() })?;
                 ctx.send_keyed("photos", &c.pet, &StorePhoto { pet: c.pet.clone(), photo: c.photo })?;
                 ctx.send_keyed("pet.events", &c.pet, &PetCreated { pet: c.pet.clone() })?;
             }
             receipt(ctx, &format!("pet/{}", c.pet))
+        })
+        .on("pets", |ctx, u: UpdatePet| {
+            // A deleted pet, or one never added, stays as it is.
+            if matches!(ctx.load::<PetState>(&u.pet)?, None | Some(PetState::Deleted)) {
+                return Ok(());
+            }
+            let before: Option<PetDetails> = ctx.load(&details(&u.pet))?;
+            if before.as_ref().is_none_or(|b| b.photo != u.photo) {
+                ctx.send_keyed("photos", &u.pet, &StorePhoto { pet: u.pet.clone(), photo: u.photo.clone() })?;
+            }
+            ctx.save(&details(&u.pet), &PetDetails { name: u.name, photo: u.photo })?;
+            Ok(())
         })
         .on("pets", |ctx, r: ReservePet| {
             // The version check on the pet's record makes the reservation atomic: of two

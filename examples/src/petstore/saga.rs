@@ -19,7 +19,8 @@ pub struct Adoption {
     pub user: String,
 }
 
-pub(super) const SAGA: &str = "adoption";
+/// The saga's name: an order's adoption is `adoption/ORDER`.
+pub const SAGA: &str = "adoption";
 
 /// The saga per order: reserve the pet, wait for the owner's decision, sell; a refusal ends it
 /// compensated with nothing to undo, a rejection (or no decision within a minute) releases the

@@ -38,6 +38,12 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
         eprintln!("saga-cli: {unknown}");
         return Ok(2);
     }
+    if let Some(addr) = &apart.metrics
+        && let Some(refused) = crate::console::refuse_binding(addr, apart.console.token().as_deref())
+    {
+        eprintln!("saga-cli: {refused}");
+        return Ok(2);
+    }
     // A signal stops the service also while it waits for its broker; the database is created
     // only once the broker answered.
     let mut stopped = stop_on_signal()?;
@@ -51,7 +57,9 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
         }
     };
     let store = Arc::new(super::open_writer(&apart.broker.db.db)?);
-    let builder = saga_core::Runtime::builder_shared(store, transport.clone())
+    let metrics = saga_core::Metrics::new();
+    let builder = saga_core::Runtime::builder_shared(store.clone(), transport.clone())
+        .metrics(metrics.clone())
         .clock(domain.clock())
         .config(match apart.retention {
             Some(retention) => retention.apply(domain.config()),
@@ -68,6 +76,15 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
     };
     let builder = builder.register(saga_core::operator::Operations::new(answering_as));
     let runtime = builder.start().await?;
+    let endpoint = match apart.metrics {
+        Some(addr) => {
+            let listener = crate::console::listen(addr, "metrics").await?;
+            let source = crate::console::Source::Run { store, client: None, metrics };
+            let router = crate::console::metrics_router(source, apart.console.token());
+            Some(tokio::spawn(crate::console::serve(listener, router, std::future::pending())))
+        }
+        None => None,
+    };
     eprintln!(
         "{name} {service}: serving over {} as member {}/{}, records in {}",
         apart.broker.transport,
@@ -77,6 +94,9 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
     );
     let _ = stopped.wait_for(|s| *s).await;
     eprintln!("{name} {service}: stopping, finishing the messages in flight");
+    if let Some(endpoint) = endpoint {
+        endpoint.abort();
+    }
     runtime.shutdown().await?;
     transport.close().await?;
     Ok(0)

@@ -383,3 +383,130 @@ fn metrics_parse_as_prometheus_text_and_move_with_the_run() {
     assert_eq!(request(&metrics_at, "GET", "/readyz", &[], "").status, 200);
     assert_eq!(served.get("/healthz").body, "ok\n");
 }
+
+/// `method path` with a JSON `body` to the served run.
+fn send_json(served: &Served, method: &str, path: &str, body: &str) -> served::Response {
+    request(&served.addr, method, path, &[("Content-Type", "application/json")], body)
+}
+
+#[test]
+fn the_petstores_rest_api_answers_with_status_codes_and_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let args =
+        ["run", "petstore", "--db", "pets.redb", "--pets", "3", "--orders", "3", "--serve", "127.0.0.1:0"];
+    let served = Served::start(&args, dir.path(), "console");
+    let created = send_json(&served, "POST", "/pet", r#"{"id":"rex","name":"Rex","photo":"rex.jpg"}"#);
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.header("location"), Some("/pet/rex"));
+    let rex = served.get("/pet/rex").json();
+    assert_eq!(
+        (rex["name"].as_str(), rex["photo"].as_str(), rex["status"].as_str()),
+        (Some("Rex"), Some("rex.jpg"), Some("available"))
+    );
+    assert_eq!(
+        send_json(&served, "POST", "/pet", r#"{"id":"rex","name":"Rex","photo":"rex.jpg"}"#).status,
+        409
+    );
+    let malformed = send_json(&served, "POST", "/pet", r#"{"id": "rex", "name": "#);
+    assert_eq!(malformed.status, 400);
+    assert!(malformed.json()["error"].as_str().is_some(), "{}", malformed.body);
+    assert_eq!(
+        send_json(&served, "POST", "/pet", r#"{"id":"rex"}"#).status,
+        400,
+        "a pet without a name or photo"
+    );
+    let updated = send_json(&served, "PUT", "/pet", r#"{"id":"rex","name":"Rex II","photo":"rex-2.jpg"}"#);
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(
+        (updated.json()["name"].as_str(), updated.json()["photo"].as_str()),
+        (Some("Rex II"), Some("rex-2.jpg"))
+    );
+    assert_eq!(
+        send_json(&served, "PUT", "/pet", r#"{"id":"nobody","name":"N","photo":"n.jpg"}"#).status,
+        404
+    );
+    assert_eq!(served.get("/pet/nobody").status, 404);
+    assert_eq!(served.get("/pet/nobody").json()["error"].as_str().map(|e| e.contains("nobody")), Some(true));
+
+    // Two orders for one pet at once: exactly one reserves it, the other is refused.
+    let orders: Vec<u16> = std::thread::scope(|s| {
+        let placing: Vec<_> = ["first", "second"]
+            .iter()
+            .map(|id| {
+                let body = format!(r#"{{"id":"{id}","petId":"rex","user":"user-0"}}"#);
+                let served = &served;
+                s.spawn(move || send_json(served, "POST", "/store/order", &body).status)
+            })
+            .collect();
+        placing.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    let mut sorted = orders.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![201, 409], "{orders:?}");
+    assert_eq!(
+        send_json(&served, "POST", "/store/order", r#"{"id":"third","petId":"rex","user":"user-1"}"#).status,
+        409
+    );
+    assert_eq!(
+        send_json(&served, "POST", "/store/order", r#"{"id":"fourth","petId":"nobody","user":"user-1"}"#)
+            .status,
+        404
+    );
+    assert_eq!(send_json(&served, "POST", "/store/order", r#"{"id":"fifth"}"#).status, 400);
+    let deleted = request(&served.addr, "DELETE", "/pet/rex", &[], "");
+    assert_eq!(deleted.status, 409, "a reserved or sold pet is not deleted: {}", deleted.body);
+    let winner = if orders[0] == 201 { "first" } else { "second" };
+    let order = served.get(&format!("/store/order/{winner}")).json();
+    assert_eq!(order["petId"], "rex");
+    assert!(["placed", "completed", "cancelled"].contains(&order["status"].as_str().unwrap()), "{order}");
+    assert_eq!(served.get("/store/order/nobody").status, 404);
+
+    assert_eq!(
+        send_json(&served, "POST", "/pet", r#"{"id":"tom","name":"Tom","photo":"tom.jpg"}"#).status,
+        201
+    );
+    assert_eq!(request(&served.addr, "DELETE", "/pet/tom", &[], "").status, 204);
+    assert_eq!(served.get("/pet/tom").status, 404);
+    assert_eq!(request(&served.addr, "DELETE", "/pet/tom", &[], "").status, 404);
+    let inventory = served.get("/store/inventory").json();
+    assert!(inventory["deleted"].as_u64().unwrap() >= 1, "{inventory}");
+    assert!(
+        inventory["reserved"].as_u64().unwrap() + inventory["sold"].as_u64().unwrap() >= 1,
+        "{inventory}"
+    );
+}
+
+#[test]
+fn the_bakerys_menu_shows_prices_and_an_order_placed_from_it_runs_its_saga() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["run", "bakery", "--db", "bakery.redb", "--orders", "3", "--serve", "127.0.0.1:0"];
+    let served = Served::start(&args, dir.path(), "console");
+    let page = served.get("/bakery");
+    assert_eq!(page.status, 200);
+    for product in ["bread", "donut"] {
+        assert!(page.body.contains(&format!(r#"<tr data-product="{product}">"#)), "{}", page.body);
+    }
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let placed = request(&served.addr, "POST", "/bakery/order", &form, "customer=walk-in&bread=1&donut=0");
+    assert_eq!(placed.status, 303);
+    let location = placed.header("location").unwrap().to_owned();
+    assert!(location.starts_with("/processes/bakery-order%2Fweb-"), "{location}");
+    let process = location.split('?').next().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut shown = served.get(&process);
+    while !(shown.status == 200
+        && ["completed", "compensated"].iter().any(|s| shown.body.contains(&format!(">{s}</span>"))))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        shown = served.get(&process);
+    }
+    assert!(
+        shown.body.contains(r#"id="process-status">completed"#)
+            || shown.body.contains(r#"id="process-status">compensated"#),
+        "{}",
+        shown.body
+    );
+    let refused = request(&served.addr, "POST", "/bakery/order", &form, "customer=walk-in&bread=many");
+    assert!(refused.header("location").unwrap().contains("error"), "a bad quantity is refused");
+}

@@ -68,7 +68,7 @@ pub const GROUP_SIZES: [f64; 11] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0,
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let metrics = Metrics::new();
-/// let bank = Service::new("bank").on("bank", |ctx, d: Deposit| ctx.save("total", &d.amount));
+/// let bank = Service::new("bank").on("bank", |ctx, d: Deposit| Ok(ctx.save("total", &d.amount)?));
 /// let runtime = Runtime::builder(RedbStore::in_memory().unwrap(), InProcessTransport::new())
 ///     .register(bank)
 ///     .metrics(metrics.clone())

@@ -2,8 +2,10 @@
 //! is a client of the running domain, sending its commands through the run's transport as
 //! the seed's own front end would.
 
+mod bakery;
 mod document_voiding;
 mod online_shop;
+mod petstore;
 
 use axum::Router;
 use saga_core::{RedbStore, RuntimeHandle};
@@ -38,6 +40,8 @@ pub(crate) fn of(context: FaceContext) -> Option<Arc<dyn Face>> {
     match context.domain.name() {
         "document-voiding" => Some(Arc::new(document_voiding::DocumentVoidingFace::new(context))),
         "online-shop" => Some(Arc::new(online_shop::OnlineShopFace::new(context))),
+        "bakery" => Some(Arc::new(bakery::BakeryFace::new(context))),
+        "petstore" => Some(Arc::new(petstore::PetstoreFace::new(context))),
         _ => None,
     }
 }
