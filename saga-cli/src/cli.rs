@@ -193,10 +193,11 @@ pub(crate) enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Serves the web console on a database: processes (filtered, paged, live), each process
-    /// with its steps, history and sequence diagram, dead letters, and the operator's actions;
-    /// also /metrics (Prometheus), /healthz and /readyz. It reads the file beside a run that
-    /// writes it, and acts on it when no other process holds it.
+    /// Serves the web console on a database, or on a deployment through its broker: processes
+    /// (filtered, paged, live), each process with its steps, history and sequence diagram, dead
+    /// letters, and the operator's actions; also /metrics (Prometheus), /healthz and /readyz.
+    /// It reads a file beside a run that writes it, and acts on it when no other process holds
+    /// it; through a broker it lists what the services announce and asks each process's owner.
     Serve(ServeArgs),
     /// Runs one service of a domain as a process of its own, until SIGINT or SIGTERM.
     Service {
@@ -518,6 +519,8 @@ impl ConsoleArgs {
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) db: DbArg,
+    #[command(flatten)]
+    pub(crate) broker: BrokerArg,
     /// The address to listen on (port 0: any free port; the one taken is printed).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub(crate) addr: std::net::SocketAddr,

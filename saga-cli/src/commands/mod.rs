@@ -6,7 +6,7 @@ pub(crate) mod inspect;
 pub(crate) mod letters;
 mod letters_remote;
 mod list;
-mod remote;
+pub(crate) mod remote;
 pub(crate) mod request;
 mod run;
 mod serve;

@@ -94,6 +94,11 @@ impl Remote {
         Ok(merged.into_values().collect())
     }
 
+    /// The broker connection.
+    pub(crate) fn transport(&self) -> Arc<dyn Transport> {
+        self.transport.clone()
+    }
+
     /// The deployment's domain.
     pub(crate) fn domain(&self) -> &str {
         &self.domain

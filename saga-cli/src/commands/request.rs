@@ -220,13 +220,25 @@ pub(crate) async fn perform(target: &Target, id: &str, ask: &Ask) -> Result<Perf
 /// process's owner, reading who owns it from `store`.
 pub(crate) async fn through_client(
     client: &saga_core::RuntimeHandle,
-    store: &dyn Store,
+    store: Option<&dyn Store>,
     id: &str,
     ask: &Ask,
     timeout: Duration,
 ) -> Result<Performed> {
-    let answer = client.ask(ask.envelopes(id, Some(store))?, timeout).await?;
+    let answer = client.ask(ask.envelopes(id, store)?, timeout).await?;
     Ok(Performed { answer, via: "through the run", now: None })
+}
+
+/// Sends `ask` about process `id` through `remote`, a deployment's broker, to whichever
+/// service owns the process.
+pub(crate) async fn through_remote(
+    remote: &super::remote::Remote,
+    id: &str,
+    ask: &Ask,
+    timeout: Duration,
+) -> Result<Performed> {
+    let answer = remote.ask(ask.envelopes(id, None)?, timeout).await?;
+    Ok(Performed { answer, via: "through the broker", now: None })
 }
 
 async fn through_broker(target: &Target, transport: &TransportArg, id: &str, ask: &Ask) -> Result<Performed> {

@@ -1,8 +1,9 @@
-//! `saga-cli serve`: the web console on a database file.
+//! `saga-cli serve`: the web console on a database file, or on a deployment through its
+//! broker.
 
 use crate::cli::ServeArgs;
-use crate::console::{self, Console, Hub, Source};
-use anyhow::Result;
+use crate::console::{self, Console, Deployment, Hub, Source};
+use anyhow::{Context as _, Result};
 use saga_core::Error;
 use std::sync::Arc;
 
@@ -13,15 +14,25 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8> {
         eprintln!("saga-cli: {refused}");
         return Ok(2);
     }
-    let path = args.db.db.clone();
-    if !path.exists() {
-        return Err(Error::NoDatabase { path }.into());
-    }
-    // A file that is no saga database is refused now, not at the first page.
-    drop(super::open_existing(&path)?);
     let hub = Hub::default();
-    hub.follow_file(path.clone());
-    let console = Arc::new(Console::new(Source::File(path), hub, None));
+    let source = match &args.broker.transport {
+        Some(transport) => {
+            let domain = args.broker.domain.as_deref().context("--transport needs --domain")?;
+            let remote = super::remote::Remote::connect(transport, domain).await?;
+            Source::Broker(Deployment::follow(remote, args.broker.timeout, hub.clone()).await?)
+        }
+        None => {
+            let path = args.db.db.clone();
+            if !path.exists() {
+                return Err(Error::NoDatabase { path }.into());
+            }
+            // A file that is no saga database is refused now, not at the first page.
+            drop(super::open_existing(&path)?);
+            hub.follow_file(path.clone());
+            Source::File(path)
+        }
+    };
+    let console = Arc::new(Console::new(source, hub, None));
     let listener = console::listen(args.addr, "console").await?;
     let router = console::router(console, None, token);
     console::serve(listener, router, async {

@@ -31,7 +31,7 @@ impl Held {
 }
 
 /// The exposition of `metrics` (the runtimes of this process, if any) and `held`.
-pub(crate) fn exposition(metrics: Option<&Metrics>, held: &Held) -> String {
+pub(crate) fn exposition(metrics: Option<&Metrics>, held: Option<&Held>) -> String {
     let mut out = String::new();
     if let Some(metrics) = metrics {
         let stats = metrics.stats();
@@ -76,6 +76,7 @@ pub(crate) fn exposition(metrics: Option<&Metrics>, held: &Held) -> String {
         );
         histogram(&mut out, "saga_commit_group_size", "Units per group commit.", &metrics.group_sizes());
     }
+    let Some(held) = held else { return out };
     out.push_str("# HELP saga_processes Processes in the store, by status.\n# TYPE saga_processes gauge\n");
     for (status, n) in &held.processes {
         let _ = writeln!(out, "saga_processes{{status=\"{status}\"}} {n}");

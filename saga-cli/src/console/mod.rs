@@ -8,6 +8,7 @@
 //! and every text shown is escaped.
 
 mod auth;
+mod deployment;
 pub(crate) mod faces;
 mod live;
 mod metrics;
@@ -16,6 +17,7 @@ mod routes;
 mod source;
 
 pub(crate) use auth::{TOKEN_VAR, refuse_binding};
+pub(crate) use deployment::Deployment;
 pub(crate) use live::Hub;
 pub(crate) use source::Source;
 

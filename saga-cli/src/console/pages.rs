@@ -2,9 +2,9 @@
 //! text that comes from the store, a request or a user is escaped here.
 
 use crate::html::{encode, escape};
-use saga_core::Status;
 use saga_core::operator::Inspection;
 use saga_core::store::{Class, DeadLetter, ProcessSummary};
+use saga_core::{Status, Timestamp};
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -130,14 +130,49 @@ pub(crate) fn filters_form(f: &Filters, kinds: &[String]) -> String {
     )
 }
 
+/// One row of the processes page.
+pub(crate) struct Row {
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    pub(crate) class: Class,
+    pub(crate) status: Status,
+    pub(crate) step: Option<String>,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+}
+
+impl Row {
+    /// The row of a process as a store lists it; `None` for a record that is no process.
+    pub(crate) fn of(summary: &ProcessSummary) -> Option<Row> {
+        let meta = summary.meta()?;
+        Some(Row {
+            id: summary.id.clone(),
+            kind: meta.kind.clone(),
+            class: meta.class,
+            status: meta.status,
+            step: meta.step.clone(),
+            created_at: meta.created_at,
+            updated_at: summary.record.updated_at,
+        })
+    }
+
+    /// As `list --json` gives it.
+    pub(crate) fn json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "kind": self.kind,
+            "class": format!("{:?}", self.class).to_lowercase(),
+            "status": self.status.to_string(),
+            "step": self.step,
+            "created_at": self.created_at.to_string(),
+            "updated_at": self.updated_at.to_string(),
+        })
+    }
+}
+
 /// The live part of the processes page: counts by status (each a filter), the rows of this
 /// page, and the link to the next one.
-pub(crate) fn processes(
-    f: &Filters,
-    counts: &[(Status, u64)],
-    rows: &[ProcessSummary],
-    next: Option<&str>,
-) -> String {
+pub(crate) fn processes(f: &Filters, counts: &[(Status, u64)], rows: &[Row], next: Option<&str>) -> String {
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
     let mut out = String::from(r#"<nav class="counts" id="counts">"#);
     let here = |on: bool| if on { r#" class="here""# } else { "" };
@@ -165,18 +200,17 @@ pub(crate) fn processes(
         r#"<table id="processes"><thead><tr><th>id</th><th>kind</th><th>class</th><th>status</th><th>step</th><th>created</th><th>updated</th></tr></thead><tbody>"#,
     );
     for row in rows {
-        let Some(meta) = row.meta() else { continue };
         let _ = write!(
             out,
             r#"<tr data-id="{id}"><td><a href="/processes/{link}">{id}</a></td><td>{kind}</td><td>{class}</td><td class="status status-{status}">{status}</td><td>{step}</td><td>{created}</td><td>{updated}</td></tr>"#,
             id = escape(&row.id),
             link = encode(&row.id),
-            kind = escape(&meta.kind),
-            class = class_name(meta.class),
-            status = meta.status.as_str(),
-            step = escape(meta.step.as_deref().unwrap_or_default()),
-            created = meta.created_at,
-            updated = row.record.updated_at,
+            kind = escape(&row.kind),
+            class = class_name(row.class),
+            status = row.status.as_str(),
+            step = escape(row.step.as_deref().unwrap_or_default()),
+            created = row.created_at,
+            updated = row.updated_at,
         );
     }
     out.push_str("</tbody></table>");
@@ -216,7 +250,7 @@ pub(crate) fn process_actions(id: &str) -> String {
 
 /// The live part of a process's page: what it is, its steps (a saga) or state, its sequence
 /// diagram, its history, and what it still has pending.
-pub(crate) fn process(found: &Inspection) -> String {
+pub(crate) fn process(found: &Inspection, kept_by: Option<&str>) -> String {
     let meta = &found.meta;
     let mut out = String::new();
     let _ = write!(
@@ -230,6 +264,9 @@ pub(crate) fn process(found: &Inspection) -> String {
         updated = found.updated_at,
         version = found.version,
     );
+    if let Some(service) = kept_by {
+        let _ = write!(out, r#"<p class="meta">kept by <b>{}</b></p>"#, escape(service));
+    }
     let steps = crate::commands::inspect::steps_of(&found.id, meta, &found.state);
     let (parent, children) = crate::commands::inspect::family_of(&found.state, &steps);
     if let Some(parent) = parent {
@@ -313,18 +350,33 @@ pub(crate) fn process(found: &Inspection) -> String {
     out
 }
 
+/// A dead letter as the console lists it: its id as an operator types it, the letter, and the
+/// service that keeps it (through a broker).
+pub(crate) struct Letter {
+    pub(crate) id: String,
+    pub(crate) letter: DeadLetter,
+    pub(crate) service: Option<String>,
+}
+
 /// The live part of the dead-letters page.
-pub(crate) fn dead_letters(letters: &[DeadLetter], ids: &[String]) -> String {
+pub(crate) fn dead_letters(letters: &[Letter]) -> String {
     if letters.is_empty() {
         return r#"<p id="no-letters">No dead letters.</p>"#.to_owned();
     }
-    let mut out = String::from(
-        r#"<table id="letters"><thead><tr><th>id</th><th>consumer</th><th>kind</th><th>attempts</th><th>error</th><th>at</th></tr></thead><tbody>"#,
+    let services = letters.iter().any(|l| l.service.is_some());
+    let mut out = format!(
+        r#"<table id="letters"><thead><tr><th>id</th>{}<th>consumer</th><th>kind</th><th>attempts</th><th>error</th><th>at</th></tr></thead><tbody>"#,
+        if services { "<th>service</th>" } else { "" }
     );
-    for (letter, id) in letters.iter().zip(ids) {
+    for Letter { id, letter, service } in letters {
+        let service = match service {
+            Some(s) => format!("<td>{}</td>", escape(s)),
+            None if services => "<td></td>".to_owned(),
+            None => String::new(),
+        };
         let _ = write!(
             out,
-            r#"<tr><td><a href="/dead-letters/{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td class="wrap">{}</td><td>{}</td></tr>"#,
+            r#"<tr><td><a href="/dead-letters/{}">{}</a></td>{service}<td>{}</td><td>{}</td><td>{}</td><td class="wrap">{}</td><td>{}</td></tr>"#,
             encode(id),
             escape(id),
             escape(&letter.consumer),
@@ -339,16 +391,22 @@ pub(crate) fn dead_letters(letters: &[DeadLetter], ids: &[String]) -> String {
 }
 
 /// One dead letter whole, with its redrive.
-pub(crate) fn dead_letter(id: &str, letter: &DeadLetter) -> String {
+pub(crate) fn dead_letter(found: &Letter) -> String {
+    let (id, letter) = (found.id.as_str(), &found.letter);
     let e = &letter.envelope;
     let payload = match serde_json::from_slice::<Value>(e.payload()) {
         Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
         Err(_) => String::from_utf8_lossy(e.payload()).into_owned(),
     };
     format!(
-        r#"<table id="letter"><tbody><tr><th>consumer</th><td>{consumer}</td></tr><tr><th>kind</th><td>{kind}</td></tr><tr><th>topic</th><td>{topic}</td></tr><tr><th>key</th><td>{key}</td></tr><tr><th>attempts</th><td>{attempts}</td></tr><tr><th>given up at</th><td>{at}</td></tr><tr><th>error</th><td class="wrap" id="letter-error">{error}</td></tr></tbody></table>
+        r#"<table id="letter"><tbody>{service}<tr><th>consumer</th><td>{consumer}</td></tr><tr><th>kind</th><td>{kind}</td></tr><tr><th>topic</th><td>{topic}</td></tr><tr><th>key</th><td>{key}</td></tr><tr><th>attempts</th><td>{attempts}</td></tr><tr><th>given up at</th><td>{at}</td></tr><tr><th>error</th><td class="wrap" id="letter-error">{error}</td></tr></tbody></table>
 <h2>Payload</h2><pre id="payload">{payload}</pre>
 <section class="actions"><form method="post" action="/dead-letters/{link}/redrive" data-confirm="Send {id} again to {consumer}?"><button type="submit" id="action-redrive">Redrive</button></form></section>"#,
+        service = found
+            .service
+            .as_deref()
+            .map(|s| format!("<tr><th>kept by</th><td>{}</td></tr>", escape(s)))
+            .unwrap_or_default(),
         consumer = escape(&letter.consumer),
         kind = escape(e.kind()),
         topic = escape(e.topic()),

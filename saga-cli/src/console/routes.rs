@@ -1,7 +1,7 @@
 //! The console's routes: pages, actions, live events, metrics and health.
 
 use super::Console;
-use super::metrics::{Held, exposition};
+use super::metrics::exposition;
 use super::pages::{self, Filters};
 use crate::commands::request::Ask;
 use crate::html::encode;
@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use saga_core::operator::{self, DeadLetterId};
+use saga_core::operator::DeadLetterId;
 use saga_core::store::{Order, PageCursor, ProcessQuery};
 use saga_core::{Status, Timestamp};
 use serde::Deserialize;
@@ -130,27 +130,6 @@ fn query_of(f: &Filters) -> Result<ProcessQuery, String> {
     Ok(query.limit(limit))
 }
 
-/// One page of processes as `query` selects them, the counts by status, and the kinds known.
-struct Listing {
-    rows: Vec<saga_core::store::ProcessSummary>,
-    next: Option<String>,
-    counts: Vec<(Status, u64)>,
-}
-
-async fn listing(console: &Console, query: ProcessQuery) -> anyhow::Result<Listing> {
-    console
-        .source
-        .read(move |store| {
-            let page = store.processes_page(&query)?;
-            let counts = Status::ALL
-                .iter()
-                .map(|s| Ok((*s, store.count_processes(*s)?)))
-                .collect::<saga_core::Result<_>>()?;
-            Ok(Listing { rows: page.rows, next: page.next.map(|c| c.to_string()), counts })
-        })
-        .await
-}
-
 async fn processes(State(console): Shared, headers: HeaderMap, Query(f): Query<Filters>) -> Response {
     let above =
         |kinds: &[String]| format!("{}{}", pages::said(f.said.as_deref()), pages::filters_form(&f, kinds));
@@ -163,10 +142,9 @@ async fn processes(State(console): Shared, headers: HeaderMap, Query(f): Query<F
             return response;
         }
     };
-    match listing(&console, query).await {
+    match console.source.listing(query).await {
         Ok(listing) => {
-            let mut kinds: Vec<String> =
-                listing.rows.iter().filter_map(|r| r.meta().map(|m| m.kind.clone())).collect();
+            let mut kinds: Vec<String> = listing.rows.iter().map(|r| r.kind.clone()).collect();
             kinds.extend(f.kind.clone());
             kinds.sort();
             kinds.dedup();
@@ -182,24 +160,9 @@ async fn processes_json(State(console): Shared, Query(f): Query<Filters>) -> Res
         Ok(query) => query,
         Err(e) => return (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": e }))).into_response(),
     };
-    match listing(&console, query).await {
+    match console.source.listing(query).await {
         Ok(listing) => {
-            let rows: Vec<_> = listing
-                .rows
-                .iter()
-                .filter_map(|r| {
-                    let meta = r.meta()?;
-                    Some(json!({
-                        "id": r.id,
-                        "kind": meta.kind,
-                        "class": format!("{:?}", meta.class).to_lowercase(),
-                        "status": meta.status.to_string(),
-                        "step": meta.step,
-                        "created_at": meta.created_at.to_string(),
-                        "updated_at": r.record.updated_at.to_string(),
-                    }))
-                })
-                .collect();
+            let rows: Vec<_> = listing.rows.iter().map(super::pages::Row::json).collect();
             let counts: serde_json::Map<String, serde_json::Value> =
                 listing.counts.iter().map(|(s, n)| (s.to_string(), (*n).into())).collect();
             axum::Json(json!({ "rows": rows, "next": listing.next, "counts": counts })).into_response()
@@ -214,12 +177,6 @@ struct Said {
     said: Option<String>,
 }
 
-/// Process `id` as the store keeps it; `None` if there is no such process.
-async fn inspected(console: &Console, id: &str) -> anyhow::Result<Option<operator::Inspection>> {
-    let key = id.to_owned();
-    console.source.read(move |store| Ok(operator::inspect(store, &key)?)).await
-}
-
 async fn process(
     State(console): Shared,
     headers: HeaderMap,
@@ -229,8 +186,10 @@ async fn process(
     let title = id.as_str();
     let above = format!("{}{}", pages::said(q.said.as_deref()), pages::process_actions(&id));
     let attrs = format!(r#"data-process="{}""#, crate::html::escape(&id));
-    match inspected(&console, &id).await {
-        Ok(Some(found)) => respond(&console, &headers, title, "", &above, &attrs, pages::process(&found)),
+    match console.source.inspect(&id).await {
+        Ok(Some((found, kept_by))) => {
+            respond(&console, &headers, title, "", &above, &attrs, pages::process(&found, kept_by.as_deref()))
+        }
         Ok(None) => {
             failed(&console, &headers, StatusCode::NOT_FOUND, title, &anyhow!("no process {id} is kept here"))
         }
@@ -239,8 +198,8 @@ async fn process(
 }
 
 async fn process_json(State(console): Shared, Path(id): Path<String>) -> Response {
-    match inspected(&console, &id).await {
-        Ok(Some(found)) => axum::Json(found).into_response(),
+    match console.source.inspect(&id).await {
+        Ok(Some((found, _))) => axum::Json(found).into_response(),
         Ok(None) => {
             (StatusCode::NOT_FOUND, axum::Json(json!({ "error": format!("no process {id} is kept here") })))
                 .into_response()
@@ -302,9 +261,8 @@ async fn act(State(console): Shared, Path(id): Path<String>, Form(action): Form<
 }
 
 async fn dead_letters(State(console): Shared, headers: HeaderMap, Query(q): Query<Said>) -> Response {
-    match console.source.read(|store| Ok(store.dead_letters()?)).await {
+    match console.source.dead_letters().await {
         Ok(letters) => {
-            let ids = crate::commands::letters::ids(&letters);
             let above = pages::said(q.said.as_deref());
             respond(
                 &console,
@@ -313,7 +271,7 @@ async fn dead_letters(State(console): Shared, headers: HeaderMap, Query(q): Quer
                 "/dead-letters",
                 &above,
                 "",
-                pages::dead_letters(&letters, &ids),
+                pages::dead_letters(&letters),
             )
         }
         Err(e) => failed(&console, &headers, StatusCode::INTERNAL_SERVER_ERROR, "Dead letters", &e),
@@ -335,10 +293,10 @@ async fn dead_letter(
         Ok(letter) => letter,
         Err(e) => return failed(&console, &headers, StatusCode::BAD_REQUEST, &title, &e),
     };
-    match console.source.read(move |store| Ok(operator::dead_letter(store, &letter)?)).await {
+    match console.source.dead_letter(&letter).await {
         Ok(found) => {
             let above = pages::said(q.said.as_deref());
-            respond(&console, &headers, &title, "/dead-letters", &above, "", pages::dead_letter(&id, &found))
+            respond(&console, &headers, &title, "/dead-letters", &above, "", pages::dead_letter(&found))
         }
         Err(e) => {
             let status = if e.downcast_ref::<saga_core::Error>().is_some_and(|e| matches!(e, saga_core::Error::DeadLetter { problem, .. } if problem.starts_with("not kept here"))) {
@@ -377,10 +335,10 @@ async fn js() -> Response {
 }
 
 async fn metrics(State(console): Shared) -> Response {
-    match console.source.read(|store| Ok(Held::read(store)?)).await {
+    match console.source.held().await {
         Ok(held) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            exposition(console.source.metrics(), &held),
+            exposition(console.source.metrics(), held.as_ref()),
         )
             .into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("reading the store: {e:#}\n")).into_response(),
@@ -393,9 +351,8 @@ async fn healthz() -> &'static str {
 
 /// Ready when the store reads (and, for a run, has not failed for good).
 async fn readyz(State(console): Shared) -> Response {
-    match console.source.read(|store| Ok(store.failure())).await {
-        Ok(None) => "ready\n".into_response(),
-        Ok(Some(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("the store failed: {e}\n")).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}\n")).into_response(),
+    match console.source.unready().await {
+        None => "ready\n".into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }

@@ -510,3 +510,99 @@ fn the_bakerys_menu_shows_prices_and_an_order_placed_from_it_runs_its_saga() {
     let refused = request(&served.addr, "POST", "/bakery/order", &form, "customer=walk-in&bread=many");
     assert!(refused.header("location").unwrap().contains("error"), "a bad quantity is refused");
 }
+
+/// Reads the console's event stream at `addr` until an event names `id` (or 30 s pass).
+fn hears(addr: &str, id: &str, after: impl FnOnce()) -> bool {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+    stream.write_all(format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    let mut heard = String::new();
+    let mut buffer = [0u8; 4096];
+    let mut after = Some(after);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = stream.read(&mut buffer) {
+            heard.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+        // Once the stream is open, what is done is heard.
+        if heard.contains("text/event-stream")
+            && let Some(after) = after.take()
+        {
+            after();
+        }
+        if heard.contains(&format!("\"process\":\"{id}\"")) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn the_console_of_a_deployment_lists_what_its_services_announce_and_acts_through_the_broker() {
+    let Some(broker) = saga_core::testkit::NatsServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = broker.url();
+    let service = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_saga-cli"))
+            .args(["service", "document-voiding", name, "--transport", &url, "--db", &format!("{name}.redb")])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let _services = crate::Children(["billing", "reports", "voiding"].iter().map(|n| service(n)).collect());
+    let drive = crate::saga_cli(
+        &["drive", "document-voiding", "--documents", "12", "--transport", &url, "--db", "driver.redb"],
+        dir.path(),
+    );
+    assert_eq!(drive.status.code(), Some(0), "{}", crate::stderr(&drive));
+    let args = [
+        "serve",
+        "--transport",
+        &url,
+        "--domain",
+        "document-voiding",
+        "--addr",
+        "127.0.0.1:0",
+        "--timeout",
+        "20",
+    ];
+    let served = Served::start(&args, dir.path(), "console");
+    let announced =
+        crate::saga_cli(&["list", "--json", "--transport", &url, "--domain", "document-voiding"], dir.path());
+    let announced: Vec<String> = crate::json(&announced)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!announced.is_empty());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut listed = paged(&served, "", 5);
+    while listed.len() < announced.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        listed = paged(&served, "", 5);
+    }
+    assert_eq!(listed, announced, "the console lists what list --transport lists, in its order");
+    let failed = paged(&served, "status=failed", 50);
+    let id = failed.first().expect("a voiding failed").clone();
+    let page = served.get(&format!("/processes/{}", id.replace('/', "%2F")));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("kept by <b>voiding</b>"), "the voiding service answered: {}", page.body);
+
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let path = format!("/processes/{}", id.replace('/', "%2F"));
+    let mut said = String::new();
+    let heard = hears(&served.addr, &id, || {
+        let acted = request(&served.addr, "POST", &path, &form, "action=acknowledge");
+        assert_eq!(acted.status, 303);
+        said = acted.header("location").unwrap().to_owned();
+    });
+    assert!(said.contains("acknowledge%20applied%20through%20the%20broker"), "{said}");
+    assert!(heard, "the page was told of the acknowledgement");
+    let now = served.get(&format!("/api/processes/{}", id.replace('/', "%2F"))).json();
+    assert_eq!(now["meta"]["status"], "acknowledged", "{now}");
+    assert_eq!(served.get("/dead-letters").status, 200);
+}

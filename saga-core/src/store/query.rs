@@ -165,8 +165,10 @@ pub struct PageCursor {
 
 impl PageCursor {
     /// A cursor after the process `id`, created at `created_at`, in a listing in `order` whose
-    /// first page was read when the store's sequence stood at `snapshot`.
-    pub(crate) fn new(order: Order, created_at: Timestamp, id: &str, snapshot: Option<u64>) -> Self {
+    /// first page was read when the store's sequence stood at `snapshot` (`None` for a listing
+    /// that numbers no creations: a [`Store`](super::Store) of another kind, a listing kept
+    /// elsewhere).
+    pub fn new(order: Order, created_at: Timestamp, id: &str, snapshot: Option<u64>) -> Self {
         PageCursor { order, created_at, id: id.to_owned(), snapshot }
     }
 
@@ -190,7 +192,7 @@ impl PageCursor {
     }
 
     /// Whether a row at `(created, id)` comes after this cursor in its order.
-    pub(crate) fn precedes(&self, created: Timestamp, id: &str) -> bool {
+    pub fn precedes(&self, created: Timestamp, id: &str) -> bool {
         let key = (created, id);
         let mine = (self.created_at, self.id.as_str());
         match self.order {
