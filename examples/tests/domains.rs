@@ -40,6 +40,7 @@ fn context(
         stop: stopped,
         metrics: Default::default(),
         serve: false,
+        done: Default::default(),
     };
     (ctx, stop)
 }

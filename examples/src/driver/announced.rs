@@ -72,6 +72,7 @@ mod tests {
             stop: stopped,
             metrics: Default::default(),
             serve: false,
+            done: Default::default(),
         };
         let driver = Driver::start(&ctx).await.unwrap();
         let announcement = |change: u64, from: Option<Status>, to: Status| {

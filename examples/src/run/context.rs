@@ -40,6 +40,9 @@ pub struct RunContext {
     /// process's status on [`ANNOUNCEMENTS`](crate::ANNOUNCEMENTS), and keep running once the
     /// scenario is done, until [`stop`](Self::stop), for a person to go on using them.
     pub serve: bool,
+    /// When a served run's scenario was done, before it held: its time does not count the
+    /// time it was served after.
+    pub done: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 impl RunContext {
@@ -61,6 +64,7 @@ impl RunContext {
     ) -> saga_core::Result<Outcome> {
         if outcome == Outcome::Finished {
             if self.serve {
+                let _ = self.done.set(std::time::Instant::now());
                 let mut stop = self.stop.clone();
                 // A closed channel stops the wait as a stop would.
                 let _ = stop.wait_for(|stop| *stop).await;

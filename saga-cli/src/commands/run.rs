@@ -210,10 +210,13 @@ pub(crate) async fn execute(
         stop,
         metrics: live.metrics.clone(),
         serve: live.serve,
+        done: Default::default(),
     };
+    let done = ctx.done.clone();
     let started = Instant::now();
     let (outcome, invariants) = domain.run(ctx).await?;
-    let elapsed = started.elapsed();
+    // A served run's time ends with its scenario, not when it was stopped.
+    let elapsed = done.get().map_or_else(|| started.elapsed(), |done| done.duration_since(started));
     let counts = saga_examples::process_counts(store.as_ref())?;
     // Latency in real milliseconds, whatever the domain's clock speed.
     let real = |ms: u64| (ms as f64 / domain.speed()) as u64;

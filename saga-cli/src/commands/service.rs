@@ -130,6 +130,7 @@ pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
         stop: stop_on_signal()?,
         metrics: Default::default(),
         serve: false,
+        done: Default::default(),
     };
     let started = Instant::now();
     let (outcome, invariants) = domain.drive_apart(ctx).await?;

@@ -20,20 +20,48 @@ const FILE_LOOK: Duration = Duration::from_millis(300);
 
 /// The changes every page hears: a process's new status (`{"process": ID, "to": STATUS, ...}`,
 /// an announcement as it came), or `{"process": null}`: something changed, read again.
+///
+/// Once changes stop for a second, the pages are told `{"process": null}` once more: what a
+/// page read during a burst of changes (counts by status are kept a second) is read again
+/// when it is over.
 #[derive(Clone)]
 pub(crate) struct Hub {
     changes: broadcast::Sender<Value>,
+    /// How many changes were told.
+    told: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How long changes must stop before the pages are told to read everything again.
+const SETTLED: Duration = Duration::from_secs(1);
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub { changes: broadcast::channel(BACKLOG).0 }
+        let hub = Hub { changes: broadcast::channel(BACKLOG).0, told: Arc::default() };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (changes, told) = (hub.changes.downgrade(), hub.told.clone());
+            runtime.spawn(async move {
+                let (mut seen, mut pending) = (0, false);
+                loop {
+                    tokio::time::sleep(SETTLED).await;
+                    let Some(changes) = changes.upgrade() else { break };
+                    let now = told.load(std::sync::atomic::Ordering::Relaxed);
+                    if now != seen {
+                        (seen, pending) = (now, true);
+                    } else if pending {
+                        pending = false;
+                        let _ = changes.send(json!({ "process": null, "settled": true }));
+                    }
+                }
+            });
+        }
+        hub
     }
 }
 
 impl Hub {
     /// Tells every page about `change`.
     pub(crate) fn tell(&self, change: Value) {
+        self.told.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // No page open: nobody to tell.
         let _ = self.changes.send(change);
     }

@@ -34,12 +34,19 @@ pub(crate) struct Console {
     pub(crate) hub: Hub,
     /// The links of its navigation: the console's own, then its face's.
     pub(crate) nav: Vec<pages::Nav>,
+    /// The counts by status last read.
+    pub(crate) counts: source::Counts,
 }
 
 impl Console {
     /// A console on `source`, with the links of `face` beside its own.
     pub(crate) fn new(source: Source, hub: Hub, face: Option<&dyn faces::Face>) -> Console {
-        Console { source, hub, nav: nav(&face.map(|f| f.nav()).unwrap_or_default()) }
+        Console {
+            source,
+            hub,
+            nav: nav(&face.map(|f| f.nav()).unwrap_or_default()),
+            counts: Default::default(),
+        }
     }
 }
 

@@ -142,7 +142,7 @@ async fn processes(State(console): Shared, headers: HeaderMap, Query(f): Query<F
             return response;
         }
     };
-    match console.source.listing(query).await {
+    match console.source.listing(query, &console.counts).await {
         Ok(listing) => {
             let mut kinds: Vec<String> = listing.rows.iter().map(|r| r.kind.clone()).collect();
             kinds.extend(f.kind.clone());
@@ -160,7 +160,7 @@ async fn processes_json(State(console): Shared, Query(f): Query<Filters>) -> Res
         Ok(query) => query,
         Err(e) => return (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": e }))).into_response(),
     };
-    match console.source.listing(query).await {
+    match console.source.listing(query, &console.counts).await {
         Ok(listing) => {
             let rows: Vec<_> = listing.rows.iter().map(super::pages::Row::json).collect();
             let counts: serde_json::Map<String, serde_json::Value> =

@@ -31,6 +31,36 @@ pub(crate) enum Source {
     Broker(Deployment),
 }
 
+/// How long counts by status are shown again before they are read anew (on a file, only
+/// while the file changes).
+const COUNTS_KEPT: Duration = Duration::from_secs(1);
+
+/// What a file looked like when it was counted: its length and modification time.
+type Stamp = Option<(u64, Option<std::time::SystemTime>)>;
+
+/// Counts by status, as last read, when, and of what.
+#[derive(Default)]
+pub(crate) struct Counts {
+    kept: std::sync::Mutex<Option<(Stamp, std::time::Instant, Vec<(Status, u64)>)>>,
+}
+
+impl Counts {
+    /// The counts kept, if they still hold: read less than [`COUNTS_KEPT`] ago, or of a file
+    /// that has not changed since.
+    fn fresh(&self, stamp: Stamp) -> Option<Vec<(Status, u64)>> {
+        let kept = self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (when, at, counts) = kept.as_ref()?;
+        let unchanged = stamp.is_some() && *when == stamp;
+        (unchanged || at.elapsed() < COUNTS_KEPT).then(|| counts.clone())
+    }
+
+    fn keep(&self, stamp: Stamp, counts: Vec<(Status, u64)>) -> Vec<(Status, u64)> {
+        *self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((stamp, std::time::Instant::now(), counts.clone()));
+        counts
+    }
+}
+
 /// One page of processes, the cursor of the next, and the counts by status.
 pub(crate) struct Listing {
     pub(crate) rows: Vec<Row>,
@@ -77,25 +107,42 @@ impl Source {
             .map_err(|e| anyhow!("reading the database: {e}"))?
     }
 
-    /// The page of processes `query` selects.
-    pub(crate) async fn listing(&self, query: ProcessQuery) -> Result<Listing> {
+    /// The page of processes `query` selects, with the counts by status (kept in `counts` a
+    /// moment: they read the whole status index).
+    pub(crate) async fn listing(&self, query: ProcessQuery, counts: &Counts) -> Result<Listing> {
         if let Source::Broker(d) = self {
             let (rows, next, counts) = d.listing(&query);
             return Ok(Listing { rows, next, counts });
         }
-        self.read(move |store| {
-            let page = store.processes_page(&query)?;
-            let counts = Status::ALL
-                .iter()
-                .map(|s| Ok((*s, store.count_processes(*s)?)))
-                .collect::<saga_core::Result<_>>()?;
-            Ok(Listing {
-                rows: page.rows.iter().filter_map(Row::of).collect(),
-                next: page.next.map(|c| c.to_string()),
-                counts,
+        let stamp = match self {
+            Source::File(path) => std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok())),
+            _ => None,
+        };
+        let kept = counts.fresh(stamp);
+        let counting = kept.is_none();
+        let (rows, next, counted) = self
+            .read(move |store| {
+                let page = store.processes_page(&query)?;
+                let counted = if counting {
+                    Status::ALL
+                        .iter()
+                        .map(|s| Ok((*s, store.count_processes(*s)?)))
+                        .collect::<saga_core::Result<Vec<_>>>()?
+                } else {
+                    Vec::new()
+                };
+                Ok((
+                    page.rows.iter().filter_map(Row::of).collect(),
+                    page.next.map(|c| c.to_string()),
+                    counted,
+                ))
             })
-        })
-        .await
+            .await?;
+        let counts = match kept {
+            Some(kept) => kept,
+            None => counts.keep(stamp, counted),
+        };
+        Ok(Listing { rows, next, counts })
     }
 
     /// Process `id` and the service that keeps it (through a broker); `None` if nobody keeps

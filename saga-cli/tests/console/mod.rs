@@ -21,7 +21,7 @@ fn in_a_browser_the_console_filters_to_compensated_processes_and_shows_one_with_
     imp_run(dir.path());
     let served =
         Served::start(&["serve", "--db", "imp.redb", "--addr", "127.0.0.1:0"], dir.path(), "console");
-    let mut browser = Browser::open("console-imp-summoning");
+    let Some(mut browser) = Browser::open("console-imp-summoning") else { return };
     browser.goto(&served.url("/"));
     browser.wait_for("document.querySelectorAll('#processes tbody tr').length > 0", "the processes");
     browser.eval("document.getElementById('status-filter').value = 'compensated'");
@@ -78,7 +78,7 @@ fn in_a_browser_a_document_voided_from_its_page_is_seen_to_end_without_a_reload_
         "127.0.0.1:0",
     ];
     let served = Served::start(&args, dir.path(), "console");
-    let mut browser = Browser::open("console-document-voiding");
+    let Some(mut browser) = Browser::open("console-document-voiding") else { return };
     browser.goto(&served.url("/documents"));
     browser.fill("#issue-document", "doc-web");
     browser.fill("#issue-customer", "customer-web");
@@ -128,7 +128,7 @@ fn in_a_browser_the_online_shops_scenario_page_is_told_each_event_of_its_order()
     let dir = tempfile::tempdir().unwrap();
     let args = ["run", "online-shop", "--db", "shop.redb", "--orders", "2", "--serve", "127.0.0.1:0"];
     let served = Served::start(&args, dir.path(), "console");
-    let mut browser = Browser::open("console-online-shop");
+    let Some(mut browser) = Browser::open("console-online-shop") else { return };
     browser.goto(&served.url("/scenario/1"));
     browser.wait_for(
         "document.getElementById('scenario-status').dataset.ended === 'true'",

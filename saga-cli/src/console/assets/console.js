@@ -12,6 +12,10 @@
   bind(document);
   const live = document.querySelector("main[data-live]");
   const source = new EventSource("/events");
+  // A page left (or kept in the back-forward cache) gives its connection back: a browser
+  // keeps six per server, and a seventh page would wait for one.
+  window.addEventListener("pagehide", () => source.close());
+  window.addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
   let pending = null;
   const refresh = () => {
     pending = null;

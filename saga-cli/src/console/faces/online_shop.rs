@@ -157,6 +157,7 @@ const SCRIPT: &str = r#"(() => {
   const list = document.getElementById("notifications");
   const status = document.getElementById("scenario-status");
   const events = new EventSource(list.dataset.events);
+  window.addEventListener("pagehide", () => events.close());
   events.addEventListener("notifications", (e) => {
     for (const n of JSON.parse(e.data)) {
       const item = document.createElement("li");
