@@ -38,10 +38,13 @@ const COUNTS_KEPT: Duration = Duration::from_secs(1);
 /// What a file looked like when it was counted: its length and modification time.
 type Stamp = Option<(u64, Option<std::time::SystemTime>)>;
 
+/// Counts by status as read at a moment, of a file as it was then.
+type Counted = (Stamp, std::time::Instant, Vec<(Status, u64)>);
+
 /// Counts by status, as last read, when, and of what.
 #[derive(Default)]
 pub(crate) struct Counts {
-    kept: std::sync::Mutex<Option<(Stamp, std::time::Instant, Vec<(Status, u64)>)>>,
+    kept: std::sync::Mutex<Option<Counted>>,
 }
 
 impl Counts {
