@@ -27,5 +27,6 @@ pub use domain::{
 };
 pub use driver::{ANNOUNCEMENTS, DRIVER, Receipt};
 pub use run::{
-    Invariant, Outcome, Progress, Records, RunContext, ServiceStores, Summary, process_counts, saga_latency,
+    Invariant, Observer, Outcome, Progress, Records, RunContext, ServiceStores, Summary, process_counts,
+    saga_latency,
 };

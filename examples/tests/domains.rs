@@ -39,7 +39,7 @@ fn context(
         progress,
         stop: stopped,
         metrics: Default::default(),
-        serve: false,
+        serve: None,
         done: Default::default(),
     };
     (ctx, stop)

@@ -12,6 +12,7 @@ mod handles;
 mod layering;
 #[cfg(feature = "nats")]
 mod nats;
+mod observed;
 mod parallel;
 mod processes;
 mod redrive;

@@ -71,7 +71,7 @@ mod tests {
             progress: Arc::new(|_: u64, _: u64| {}),
             stop: stopped,
             metrics: Default::default(),
-            serve: false,
+            serve: None,
             done: Default::default(),
         };
         let driver = Driver::start(&ctx).await.unwrap();

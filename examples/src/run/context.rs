@@ -4,6 +4,9 @@ use saga_core::{Clock, Metrics, RuntimeHandle, Store, Transport};
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// What a served run tells of each change of a process's status.
+pub type Observer = Arc<dyn Fn(&saga_core::ProcessChanged) + Send + Sync>;
+
 /// Reports how far a run has come.
 pub trait Progress: Send + Sync {
     /// `done` of `total` units of work (orders, documents, ...) are finished.
@@ -36,10 +39,10 @@ pub struct RunContext {
     /// What the run's runtimes do, counted live into one set (what a metrics endpoint reads
     /// while they run).
     pub metrics: Metrics,
-    /// The run is served (`saga-cli run --serve`): its runtimes announce every change of a
-    /// process's status on [`ANNOUNCEMENTS`](crate::ANNOUNCEMENTS), and keep running once the
-    /// scenario is done, until [`stop`](Self::stop), for a person to go on using them.
-    pub serve: bool,
+    /// Set when the run is served (`saga-cli run --serve`): its runtimes tell this observer of
+    /// every change of a process's status they commit, and keep running once the scenario is
+    /// done, until [`stop`](Self::stop), for a person to go on using them.
+    pub serve: Option<Observer>,
     /// When a served run's scenario was done, before it held: its time does not count the
     /// time it was served after.
     pub done: Arc<std::sync::OnceLock<std::time::Instant>>,
@@ -52,7 +55,13 @@ impl RunContext {
             .clock(self.clock.clone())
             .config(self.config.clone())
             .metrics(self.metrics.clone());
-        if self.serve { builder.announce(crate::ANNOUNCEMENTS) } else { builder }
+        match &self.serve {
+            Some(observer) => {
+                let observer = observer.clone();
+                builder.observe(move |change| observer(change))
+            }
+            None => builder,
+        }
     }
 
     /// Waits for `runtime` to go idle (when the run finished), or, when the run is
@@ -63,7 +72,7 @@ impl RunContext {
         outcome: Outcome,
     ) -> saga_core::Result<Outcome> {
         if outcome == Outcome::Finished {
-            if self.serve {
+            if self.serve.is_some() {
                 let _ = self.done.set(std::time::Instant::now());
                 let mut stop = self.stop.clone();
                 // A closed channel stops the wait as a stop would.

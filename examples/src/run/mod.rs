@@ -11,7 +11,7 @@ mod summary;
 mod waiting;
 
 pub(crate) use chance::{chance, id_number, order_number};
-pub use context::{Outcome, Progress, RunContext};
+pub use context::{Observer, Outcome, Progress, RunContext};
 pub use invariant::Invariant;
 pub use records::{Records, ServiceStores};
 pub(crate) use records::{each_process, read};

@@ -110,14 +110,15 @@ pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
     });
     let progress = Arc::new(ProgressLine::new(domain.name()));
     let transport = connect(&common.transport, domain.name()).await?;
-    let live = Live { metrics: saga_core::Metrics::new(), serve: common.serve.is_some() };
-    let served = match serving(&common, domain.as_ref(), &store, &transport, &live.metrics).await {
+    let metrics = saga_core::Metrics::new();
+    let served = match serving(&common, domain.as_ref(), &store, &transport, &metrics).await {
         Ok(served) => served,
         Err(e) => {
             let _ = transport.close().await;
             return Err(e);
         }
     };
+    let live = Live { metrics, serve: served.observer.clone() };
     let measured =
         execute(domain.as_ref(), seed, store, transport.clone(), progress.clone(), stopped, &live).await;
     served.stop().await;
@@ -181,12 +182,13 @@ impl Measured {
     }
 }
 
-/// What a run's runtimes count into, and whether the run is served (its services announce
-/// their processes' changes, and keep running once the scenario is done, until the stop).
+/// What a run's runtimes count into, and, when the run is served, what they tell of each
+/// change of a process's status (they keep running once the scenario is done, until the
+/// stop).
 #[derive(Default)]
 pub(crate) struct Live {
     pub(crate) metrics: saga_core::Metrics,
-    pub(crate) serve: bool,
+    pub(crate) serve: Option<saga_examples::Observer>,
 }
 
 /// Runs `domain` (seeded with `seed`) over `store` and `transport` until it finishes or `stop`
@@ -209,7 +211,7 @@ pub(crate) async fn execute(
         progress,
         stop,
         metrics: live.metrics.clone(),
-        serve: live.serve,
+        serve: live.serve.clone(),
         done: Default::default(),
     };
     let done = ctx.done.clone();
@@ -337,6 +339,8 @@ fn refuse_changed(
 struct Served {
     servers: Vec<tokio::task::JoinHandle<()>>,
     client: Option<Arc<saga_core::RuntimeHandle>>,
+    /// What tells the console's pages of each change, when there is a console.
+    observer: Option<saga_examples::Observer>,
 }
 
 impl Served {
@@ -363,7 +367,7 @@ async fn serving(
 ) -> Result<Served> {
     use crate::console::{self, Console, Hub, Source, faces};
     let token = common.console.token();
-    let mut served = Served { servers: Vec::new(), client: None };
+    let mut served = Served { servers: Vec::new(), client: None, observer: None };
     let spawn = |listener, router| {
         tokio::spawn(async move {
             if let Err(e) = console::serve(listener, router, std::future::pending()).await {
@@ -379,8 +383,10 @@ async fn serving(
     let Some(addr) = common.serve else { return Ok(served) };
     let listener = console::listen(addr, "console").await?;
     let hub = Hub::default();
-    // Subscribed before the first process starts, so that no change goes unheard.
-    hub.follow_announcements(transport.clone(), saga_examples::ANNOUNCEMENTS).await?;
+    let telling = hub.clone();
+    served.observer = Some(Arc::new(move |change: &saga_core::ProcessChanged| {
+        telling.tell(serde_json::to_value(change).unwrap_or_default())
+    }));
     let client = saga_core::Runtime::builder_shared(Arc::new(RedbStore::in_memory()?), transport.clone())
         .replies(format!("saga-cli.console.{}", saga_core::MessageId::new()))
         .start()

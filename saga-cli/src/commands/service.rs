@@ -129,7 +129,7 @@ pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
         progress: progress.clone(),
         stop: stop_on_signal()?,
         metrics: Default::default(),
-        serve: false,
+        serve: None,
         done: Default::default(),
     };
     let started = Instant::now();

@@ -3,8 +3,6 @@
 //! another process writing it).
 
 use axum::response::sse::{Event, KeepAlive, Sse};
-use saga_core::transport::{Subscribe, Transport};
-use saga_core::{Message, ProcessChanged};
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -14,6 +12,10 @@ use tokio::sync::broadcast;
 
 /// Changes waiting for a slow page before it is told to read everything again.
 const BACKLOG: usize = 1024;
+
+/// How long a page's changes are gathered into one event, and how many are named in one.
+const MOMENT: Duration = Duration::from_millis(200);
+const NAMED: usize = 50;
 
 /// How often a file is looked at for changes.
 const FILE_LOOK: Duration = Duration::from_millis(300);
@@ -66,46 +68,44 @@ impl Hub {
         let _ = self.changes.send(change);
     }
 
-    /// The event stream of one page: each change as an event `change`, and a comment now and
-    /// then that keeps the connection open.
+    /// The event stream of one page: the changes of each moment (a fifth of a second) as one
+    /// event `change`, `{"processes": [ID, ...]}`, or `{"processes": null}` when there were
+    /// too many to name or the page should read everything; and a comment now and then that
+    /// keeps the connection open. A busy run changes thousands of processes a second: a page
+    /// is told a few times a second, whatever the rate.
     pub(crate) fn stream(&self) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>> + use<>> {
         let receiver = self.changes.subscribe();
         let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-            let change = match receiver.recv().await {
-                Ok(change) => change,
-                // Too slow to hear each change: it reads everything again.
-                Err(broadcast::error::RecvError::Lagged(_)) => json!({ "process": null }),
+            let first = match receiver.recv().await {
+                Ok(change) => Some(change),
+                Err(broadcast::error::RecvError::Lagged(_)) => None,
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
-            let event = Event::default().event("change").data(change.to_string());
+            let mut named: Option<Vec<String>> = Some(Vec::new());
+            let mut take = |change: Option<Value>| {
+                let id = change.as_ref().and_then(|c| c["process"].as_str()).map(str::to_owned);
+                match (&mut named, id) {
+                    (Some(ids), Some(id)) if ids.len() < NAMED => {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                    _ => named = None,
+                }
+            };
+            take(first);
+            tokio::time::sleep(MOMENT).await;
+            loop {
+                match receiver.try_recv() {
+                    Ok(change) => take(Some(change)),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => take(None),
+                    Err(_) => break,
+                }
+            }
+            let event = Event::default().event("change").data(json!({ "processes": named }).to_string());
             Some((Ok(event), receiver))
         });
         Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-    }
-
-    /// Tells the pages about every announcement on `topic` of `transport`, heard by a group of
-    /// this console's own, until the transport closes.
-    pub(crate) async fn follow_announcements(
-        &self,
-        transport: Arc<dyn Transport>,
-        topic: &str,
-    ) -> anyhow::Result<()> {
-        let group = format!("saga-cli.console.{}", saga_core::MessageId::new());
-        let mut subscription = transport.subscribe(Subscribe::new(topic, group).transient()).await?;
-        let hub = self.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(delivery)) = subscription.next().await {
-                if delivery.envelope.kind() == ProcessChanged::KIND
-                    && let Ok(change) = delivery.envelope.decode::<ProcessChanged>()
-                {
-                    hub.tell(serde_json::to_value(&change).unwrap_or(Value::Null));
-                }
-                if delivery.ack().await.is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(())
     }
 
     /// Tells the pages whenever `path` changes (its length or modification time), as long as

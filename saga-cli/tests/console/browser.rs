@@ -165,25 +165,23 @@ impl Browser {
         panic!("waited 30 s for {what} ({condition})");
     }
 
-    /// Clicks the element `selector` names, as a person would (its centre, with the mouse).
+    /// Clicks the element `selector` names. The element is found and clicked in one turn of
+    /// the page's own work, so that a live part read again in between cannot move it from
+    /// under the click; the click is the element's own (a form's button submits the form,
+    /// through its confirmation).
     pub(crate) fn click(&mut self, selector: &str) {
         let found = format!("document.querySelector({})", serde_json::to_string(selector).unwrap());
         self.wait_for(&format!("{found} !== null"), selector);
-        let rect = self.eval(&format!(
-            "(() => {{ const e = {found}; e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        self.eval(&format!(
+            "(() => {{ const e = {found}; e.scrollIntoView({{block: 'center'}}); e.click(); }})()"
         ));
-        let (x, y) = (rect[0].as_f64().unwrap(), rect[1].as_f64().unwrap());
-        for kind in ["mousePressed", "mouseReleased"] {
-            self.call(
-                "Input.dispatchMouseEvent",
-                json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
-            );
-        }
     }
 
-    /// Types `text` into the field `selector` names.
+    /// Types `text` into the field `selector` names, as a keyboard would.
     pub(crate) fn fill(&mut self, selector: &str, text: &str) {
-        self.click(selector);
+        let found = format!("document.querySelector({})", serde_json::to_string(selector).unwrap());
+        self.wait_for(&format!("{found} !== null"), selector);
+        self.eval(&format!("{found}.focus()"));
         self.call("Input.insertText", json!({ "text": text }));
     }
 

@@ -531,7 +531,7 @@ fn hears(addr: &str, id: &str, after: impl FnOnce()) -> bool {
         {
             after();
         }
-        if heard.contains(&format!("\"process\":\"{id}\"")) {
+        if heard.contains(&format!("\"{id}\"")) {
             return true;
         }
     }

@@ -46,3 +46,6 @@ pub struct ProcessChanged {
 }
 
 crate::message!(ProcessChanged = "process.changed");
+
+/// What [`RuntimeBuilder::observe`](crate::RuntimeBuilder::observe) keeps.
+pub(crate) type Observer = std::sync::Arc<dyn Fn(&ProcessChanged) + Send + Sync>;

@@ -85,15 +85,7 @@ pub(crate) async fn take_here(shared: &Shared, envelope: &Envelope) -> crate::Re
     for round in 1..=CONFLICT_ROUNDS {
         let now = shared.clock.now();
         let snapshot = shared.store.snapshot()?;
-        let mut ctx = Context::new(
-            snapshot,
-            shared.store.store().clone(),
-            name.clone(),
-            envelope.clone(),
-            now,
-            shared.clock.clone(),
-            shared.announce.clone(),
-        );
+        let mut ctx = Context::new(snapshot, name.clone(), envelope.clone(), now, shared);
         let taken = AssertUnwindSafe(hook.take(&mut ctx, envelope)).catch_unwind().await;
         match taken {
             Ok(Ok(())) => {}
@@ -107,6 +99,7 @@ pub(crate) async fn take_here(shared: &Shared, envelope: &Envelope) -> crate::Re
         match shared.committer.commit(parts.unit).await? {
             UnitOutcome::Committed | UnitOutcome::Duplicate => {
                 shared.watchers.ended(&parts.ended);
+                shared.observed(&parts.changed);
                 return Ok(true);
             }
             UnitOutcome::Conflict(e) => {
@@ -320,6 +313,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             },
         };
         let mut ended = Vec::new();
+        let mut changed = Vec::new();
         let (unit, dead) = if envelope.kind == crate::transport::UNDECODABLE_KIND {
             let reason =
                 envelope.headers.get(crate::transport::DECODE_ERROR_HEADER).cloned().unwrap_or_default();
@@ -332,15 +326,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             );
             (dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now), true)
         } else {
-            let mut ctx = Context::new(
-                snapshot,
-                shared.store.store().clone(),
-                name.clone(),
-                envelope,
-                now,
-                shared.clock.clone(),
-                shared.announce.clone(),
-            );
+            let mut ctx = Context::new(snapshot, name.clone(), envelope, now, shared);
             let handled =
                 AssertUnwindSafe(handle_with_hooks(shared, consumer, &mut ctx)).catch_unwind().await;
             let parts = ctx.into_parts(Some(inbox.clone()));
@@ -350,6 +336,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 Ok(Ok(Handled::Ignore)) => return settle(acker.ack().await),
                 Ok(Ok(Handled::Commit)) => {
                     ended = parts.ended;
+                    changed = parts.changed;
                     (unit, false)
                 }
                 // A store that failed for good fails the handler: the message waits, unharmed,
@@ -382,6 +369,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
         match shared.committer.commit(unit).await {
             Ok(UnitOutcome::Committed) => {
                 shared.watchers.ended(&ended);
+                shared.observed(&changed);
                 Counters::add(&shared.counters.handled, 1);
                 if dead {
                     Counters::add(&shared.counters.dead_lettered, 1);

@@ -38,9 +38,14 @@ pub struct Context {
     in_commit: Vec<Envelope>,
     /// Where process status changes are announced, if anywhere.
     announce: Option<Arc<str>>,
+    /// Whether the runtime has an observer of process changes (see
+    /// [`RuntimeBuilder::observe`](crate::RuntimeBuilder::observe)).
+    observed: bool,
     /// The processes this unit ends (gives a terminal status), to wake their waiters once it
     /// is committed.
     ended: Vec<String>,
+    /// The changes of status this unit makes, for the observer, once it is committed.
+    changed: Vec<super::ProcessChanged>,
 }
 
 /// How far a handling had come: [`Context::rollback`] goes back to it.
@@ -51,6 +56,7 @@ pub(crate) struct Mark {
     timers: usize,
     in_commit: usize,
     ended: usize,
+    changed: usize,
     versions: HashMap<(String, String), u64>,
 }
 
@@ -64,6 +70,7 @@ impl Context {
             timers: self.unit.timers.len(),
             in_commit: self.in_commit.len(),
             ended: self.ended.len(),
+            changed: self.changed.len(),
             versions: self.versions.clone(),
         }
     }
@@ -76,33 +83,36 @@ impl Context {
         self.unit.timers.truncate(mark.timers);
         self.in_commit.truncate(mark.in_commit);
         self.ended.truncate(mark.ended);
+        self.changed.truncate(mark.changed);
         self.versions = mark.versions;
     }
 
+    /// The context of handling `incoming` as `service`, on `snapshot`, at `now`, in the
+    /// runtime `shared`.
     pub(crate) fn new(
         snapshot: Box<dyn Snapshot>,
-        store: Arc<dyn Store>,
         service: Arc<str>,
         incoming: Envelope,
         now: Timestamp,
-        clock: Arc<dyn crate::clock::Clock>,
-        announce: Option<Arc<str>>,
+        shared: &super::Shared,
     ) -> Self {
         let trace = TraceParent::of_handling(&incoming, &service);
         Context {
             snapshot,
-            store,
+            store: shared.store.store().clone(),
             trace,
             trace_header: trace.to_string(),
             service,
             incoming,
             now,
-            clock,
+            clock: shared.clock.clone(),
             versions: HashMap::new(),
             unit: CommitUnit { at: now, ..CommitUnit::default() },
             in_commit: Vec::new(),
-            announce,
+            announce: shared.announce.clone(),
+            observed: shared.observer.is_some(),
             ended: Vec::new(),
+            changed: Vec::new(),
         }
     }
 
@@ -308,7 +318,8 @@ impl Context {
 
     /// Counts a status of process `process` (its first: `from` is `None`) in `meta`, and
     /// announces it if this runtime announces (see
-    /// [`RuntimeBuilder::announce`](crate::RuntimeBuilder::announce)).
+    /// [`RuntimeBuilder::announce`](crate::RuntimeBuilder::announce)) and keeps it for the
+    /// runtime's observer if it has one.
     pub(crate) fn process_changed(
         &mut self,
         process: &str,
@@ -319,7 +330,9 @@ impl Context {
         if meta.status.is_terminal() {
             self.ended.push(process.to_owned());
         }
-        let Some(topic) = self.announce.clone() else { return Ok(()) };
+        if self.announce.is_none() && !self.observed {
+            return Ok(());
+        }
         let change = super::ProcessChanged {
             process: process.to_owned(),
             class: meta.class,
@@ -328,9 +341,14 @@ impl Context {
             to: meta.status,
             change: meta.changes,
         };
-        let mut envelope = self.envelope(&topic, process, &change)?;
-        envelope.correlation_id = process.to_owned();
-        self.unit.outbox.push(envelope);
+        if let Some(topic) = self.announce.clone() {
+            let mut envelope = self.envelope(&topic, process, &change)?;
+            envelope.correlation_id = process.to_owned();
+            self.unit.outbox.push(envelope);
+        }
+        if self.observed {
+            self.changed.push(change);
+        }
         Ok(())
     }
 
@@ -396,7 +414,7 @@ impl Context {
         self.unit.inbox = inbox;
         // What no component of this runtime took in this commit goes out as messages.
         self.unit.outbox.append(&mut self.in_commit);
-        Parts { unit: self.unit, incoming: self.incoming, ended: self.ended }
+        Parts { unit: self.unit, incoming: self.incoming, ended: self.ended, changed: self.changed }
     }
 }
 
@@ -406,6 +424,7 @@ pub(crate) struct Parts {
     pub(crate) unit: CommitUnit,
     pub(crate) incoming: Envelope,
     pub(crate) ended: Vec<String>,
+    pub(crate) changed: Vec<super::ProcessChanged>,
 }
 
 impl std::fmt::Debug for Context {

@@ -13,6 +13,7 @@ mod stats;
 mod storage;
 mod timers;
 
+use announce::Observer;
 pub use announce::ProcessChanged;
 pub use component::Component;
 pub(crate) use component::{Join, Registration, sealed};
@@ -100,6 +101,8 @@ pub(crate) struct Shared {
     pub(crate) in_commit: std::collections::HashMap<String, (Arc<str>, Arc<dyn InCommit>)>,
     /// Where process status changes are announced, if anywhere.
     pub(crate) announce: Option<Arc<str>>,
+    /// Told of every process status change once it is committed, if set.
+    pub(crate) observer: Option<Observer>,
     /// Who waits for which process to end.
     pub(crate) watchers: Arc<ends::Watchers>,
     /// Where answers to this runtime as a client come, if it takes any.
@@ -136,6 +139,15 @@ impl Shared {
     pub(crate) fn store_failed(&self, doing: &str, e: &Error) {
         if !self.halts() {
             self.counters.store_failed(doing, e);
+        }
+    }
+
+    /// Tells the observer, if there is one, of `changed`, committed.
+    pub(crate) fn observed(&self, changed: &[ProcessChanged]) {
+        if let Some(observer) = &self.observer {
+            for change in changed {
+                observer(change);
+            }
         }
     }
 
@@ -210,6 +222,7 @@ impl Runtime {
             components: Vec::new(),
             refused: Vec::new(),
             announce: None,
+            observer: None,
             replies: None,
             metrics: None,
             simulated: None,
@@ -227,6 +240,7 @@ pub struct RuntimeBuilder {
     /// Why registrations could not be joined; `start` reports the first.
     refused: Vec<String>,
     announce: Option<Arc<str>>,
+    observer: Option<Observer>,
     replies: Option<String>,
     metrics: Option<Metrics>,
     /// Set by a simulation: commits inline, and these handlings fail transiently.
@@ -271,6 +285,31 @@ impl RuntimeBuilder {
     /// subscribes to in the outbox until someone does.
     pub fn announce(mut self, topic: impl Into<String>) -> Self {
         self.announce = Some(Arc::from(topic.into()));
+        self
+    }
+
+    /// Tells `observer` of every change of a process's status (its start included) that this
+    /// runtime commits, once it is committed, in this process: what a dashboard beside the
+    /// runtime follows without a message per change. The observer runs on the runtime's
+    /// threads and must return at once (hand the change on to a channel).
+    ///
+    /// ```
+    /// use saga_core::{InProcessTransport, ProcessChanged, RedbStore, Runtime};
+    /// use std::sync::{Arc, Mutex};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let seen: Arc<Mutex<Vec<ProcessChanged>>> = Arc::default();
+    /// let keep = seen.clone();
+    /// let runtime = Runtime::builder(RedbStore::in_memory().unwrap(), InProcessTransport::new())
+    ///     .observe(move |change: &ProcessChanged| keep.lock().unwrap().push(change.clone()))
+    ///     .start()
+    ///     .await
+    ///     .unwrap();
+    /// assert!(seen.lock().unwrap().is_empty());
+    /// runtime.shutdown().await.unwrap();
+    /// # });
+    /// ```
+    pub fn observe(mut self, observer: impl Fn(&ProcessChanged) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
         self
     }
 
@@ -349,6 +388,7 @@ impl RuntimeBuilder {
             counters,
             in_commit,
             announce: self.announce,
+            observer: self.observer,
             watchers: Arc::default(),
             replies: self.replies.map(|topic| Arc::new(replies::Replies::new(topic))),
             stop: stop.clone(),

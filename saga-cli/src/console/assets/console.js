@@ -34,8 +34,8 @@
     document.dispatchEvent(new CustomEvent("saga-change", { detail: change }));
     if (!live) return;
     const watching = live.dataset.process;
-    if (watching && change.process && change.process !== watching) return;
-    if (pending === null) pending = setTimeout(refresh, watching ? 30 : 250);
+    if (watching && change.processes && !change.processes.includes(watching)) return;
+    if (pending === null) pending = setTimeout(refresh, watching ? 0 : 800);
   });
   document.documentElement.dataset.live = "connecting";
   source.addEventListener("open", () => { document.documentElement.dataset.live = "open"; });
