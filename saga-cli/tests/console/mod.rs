@@ -606,3 +606,31 @@ fn the_console_of_a_deployment_lists_what_its_services_announce_and_acts_through
     assert_eq!(now["meta"]["status"], "acknowledged", "{now}");
     assert_eq!(served.get("/dead-letters").status, 200);
 }
+
+#[test]
+fn beside_a_run_that_holds_the_file_the_console_reads_it_and_says_it_cannot_act_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["run", "document-voiding", "--db", "dv.redb", "--documents", "6", "--serve", "127.0.0.1:0"];
+    let run = Served::start(&args, dir.path(), "console");
+    // A voiding of a document whose report was published fails and waits for an operator.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let failed = loop {
+        if let Some(id) = paged(&run, "status=failed", 50).first() {
+            break id.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no voiding failed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let beside = Served::start(&["serve", "--db", "dv.redb", "--addr", "127.0.0.1:0"], dir.path(), "console");
+    assert!(paged(&beside, "status=failed", 50).contains(&failed), "the file reads while the run holds it");
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let path = format!("/processes/{}", failed.replace('/', "%2F"));
+    let acted = request(&beside.addr, "POST", &path, &form, "action=acknowledge");
+    assert_eq!(acted.status, 303);
+    let said = acted.header("location").unwrap().to_owned();
+    assert!(said.contains("held%20by%20a%20running%20process"), "it says it cannot, and why: {said}");
+    let page = beside.get(&format!("{path}?status=x"));
+    assert!(page.body.contains(r#"id="process-status">failed"#), "nothing was done");
+    let (code, _) = run.interrupt();
+    assert_eq!(code, Some(0));
+}
