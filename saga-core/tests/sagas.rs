@@ -294,6 +294,28 @@ struct Dismiss {
 }
 saga_core::message!(Dismiss = "circle.dismiss");
 
+/// The summons a circle received (each command and its order), and the imps it dismissed.
+type Summons = Arc<Mutex<Vec<(saga_core::Envelope, u32)>>>;
+type Dismissed = Arc<Mutex<Vec<String>>>;
+
+/// A circle that keeps the summons it receives without answering, and dismisses the imps it
+/// is told to.
+fn recording_circle() -> (Service, Summons, Dismissed) {
+    let commands: Summons = Arc::default();
+    let dismissed: Dismissed = Arc::default();
+    let (keep, undo) = (commands.clone(), dismissed.clone());
+    let circle = Service::new("circle")
+        .on("circle", move |ctx, s: Summon| {
+            keep.lock().unwrap().push((ctx.message().clone(), s.order));
+            Ok(())
+        })
+        .on("circle", move |_ctx, d: Dismiss| {
+            undo.lock().unwrap().push(d.imp);
+            Ok(())
+        });
+    (circle, commands, dismissed)
+}
+
 /// The command went out and its effect happened, but its success came after the saga gave up
 /// on the step and turned back: the step is undone too, with the log the late reply carries
 /// (compensation is exact even for a reply that lost the race with the timeout).
@@ -304,20 +326,7 @@ async fn a_success_that_comes_after_its_step_was_given_up_on_is_compensated_with
         summon_step(Duration::from_secs(30))
             .compensate_with("circle", |imp: &String| Dismiss { imp: imp.clone() }),
     );
-    let commands = Arc::new(Mutex::new(Vec::new()));
-    let dismissed = Arc::new(Mutex::new(Vec::new()));
-    let circle = {
-        let (commands, dismissed) = (commands.clone(), dismissed.clone());
-        Service::new("circle")
-            .on("circle", move |ctx, s: Summon| {
-                commands.lock().unwrap().push((ctx.message().clone(), s.order));
-                Ok(())
-            })
-            .on("circle", move |_ctx, d: Dismiss| {
-                dismissed.lock().unwrap().push(d.imp);
-                Ok(())
-            })
-    };
+    let (circle, commands, dismissed) = recording_circle();
     let (runtime, store, id) = give_up_on_the_summon(saga, circle, &clock, &commands).await;
     assert!(dismissed.lock().unwrap().is_empty(), "nothing to undo yet: the step failed");
 
@@ -348,20 +357,7 @@ async fn a_late_success_undoes_nothing_on_a_failed_or_acknowledged_saga() {
         summon_step(Duration::from_secs(30))
             .compensate_with("circle", |imp: &String| Dismiss { imp: imp.clone() }),
     );
-    let commands = Arc::new(Mutex::new(Vec::new()));
-    let dismissed = Arc::new(Mutex::new(Vec::new()));
-    let circle = {
-        let (commands, dismissed) = (commands.clone(), dismissed.clone());
-        Service::new("circle")
-            .on("circle", move |ctx, s: Summon| {
-                commands.lock().unwrap().push((ctx.message().clone(), s.order));
-                Ok(())
-            })
-            .on("circle", move |_ctx, d: Dismiss| {
-                dismissed.lock().unwrap().push(d.imp);
-                Ok(())
-            })
-    };
+    let (circle, commands, dismissed) = recording_circle();
     let (runtime, store, id) =
         give_up_on_the_summon_ending(saga, circle, &clock, &commands, Status::Failed).await;
     let late = late_reply(&commands.lock().unwrap()[0].0);

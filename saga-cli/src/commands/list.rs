@@ -2,8 +2,8 @@
 
 use crate::cli::{CountBy, ListArgs};
 use anyhow::Result;
-use saga_core::Status;
 use saga_core::store::{Order, ProcessQuery, ProcessSummary};
+use saga_core::{ProcessChanged, Status, Timestamp};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -49,35 +49,24 @@ const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 async fn list_announced(args: &ListArgs, transport: &crate::cli::TransportArg) -> Result<u8> {
     let domain = args.domain.as_deref().unwrap_or_default();
     let latest = read_announcements(transport, domain).await?;
-    let mut rows: Vec<(saga_core::Timestamp, Row)> = latest
-        .into_iter()
-        .filter(|(id, (change, began, _))| {
-            args.kind.as_ref().is_none_or(|k| *k == change.kind)
-                && args.status.is_none_or(|s| s == change.to)
-                && args.prefix.as_ref().is_none_or(|p| id.starts_with(p.as_str()))
-                && args.since.is_none_or(|t| *began >= t)
-                && args.until.is_none_or(|t| *began < t)
-        })
-        .map(|(id, (change, began, changed))| {
-            let row = Row {
-                id,
-                kind: change.kind,
-                class: format!("{:?}", change.class).to_lowercase(),
-                status: change.to.to_string(),
-                step: None,
-                created_at: began.to_string(),
-                updated_at: changed.to_string(),
-            };
-            (began, row)
-        })
-        .collect();
-    rows.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
-    if !args.oldest_first {
-        rows.reverse();
-    }
+    let order = if args.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
+    let mut query = ProcessQuery::new().order(order);
+    query.kind = args.kind.clone();
+    query.status = args.status;
+    query.prefix = args.prefix.clone();
+    query.since = args.since;
+    query.until = args.until;
     let mut sink = if args.json { Sink::Json(JsonArray::new()) } else { Sink::Table(Vec::new()) };
-    for (_, row) in rows.into_iter().take(args.limit.unwrap_or(usize::MAX)) {
-        sink.push(row)?;
+    for (id, known) in selected(&latest, &query).into_iter().take(args.limit.unwrap_or(usize::MAX)) {
+        sink.push(Row {
+            id: id.clone(),
+            kind: known.latest.kind.clone(),
+            class: format!("{:?}", known.latest.class).to_lowercase(),
+            status: known.latest.to.to_string(),
+            step: None,
+            created_at: known.began.to_string(),
+            updated_at: known.changed.to_string(),
+        })?;
     }
     sink.finish()?;
     Ok(0)
@@ -89,20 +78,61 @@ pub(crate) async fn announced(
     domain: &str,
 ) -> Result<Vec<(String, String, saga_core::Status)>> {
     let latest = read_announcements(transport, domain).await?;
-    Ok(latest.into_iter().map(|(id, (change, _, _))| (id, change.kind, change.to)).collect())
+    Ok(latest.into_iter().map(|(id, known)| (id, known.latest.kind, known.latest.to)).collect())
 }
 
-/// Per process: its latest announcement, and when it began and last changed.
-type Announced = std::collections::BTreeMap<
-    String,
-    (saga_core::ProcessChanged, saga_core::Timestamp, saga_core::Timestamp),
->;
+/// A process as its announcements tell it: the latest, and when it began and last changed.
+pub(crate) struct Known {
+    pub(crate) latest: ProcessChanged,
+    pub(crate) began: Timestamp,
+    pub(crate) changed: Timestamp,
+}
+
+/// Per process id, what its announcements tell.
+pub(crate) type Announced = std::collections::BTreeMap<String, Known>;
+
+/// Keeps `change`, announced at `at`. Announcements may come out of order (a transport
+/// redelivers one it lost track of): the highest change is the latest, and the earliest time
+/// heard is when the process began.
+pub(crate) fn remember(latest: &mut Announced, change: ProcessChanged, at: Timestamp) {
+    let known = latest.entry(change.process.clone()).or_insert_with(|| Known {
+        latest: change.clone(),
+        began: at,
+        changed: at,
+    });
+    known.began = known.began.min(at);
+    if change.change >= known.latest.change {
+        known.changed = at;
+        known.latest = change;
+    }
+}
+
+/// The processes of `latest` that `query` selects (its filters and its cursor, not its
+/// limit), in its order: by when each began, then by id.
+pub(crate) fn selected<'a>(latest: &'a Announced, query: &ProcessQuery) -> Vec<(&'a String, &'a Known)> {
+    let mut rows: Vec<(&String, &Known)> = latest
+        .iter()
+        .filter(|(id, k)| {
+            query.kind.as_ref().is_none_or(|kind| *kind == k.latest.kind)
+                && query.status.is_none_or(|s| s == k.latest.to)
+                && query.prefix.as_ref().is_none_or(|p| id.starts_with(p.as_str()))
+                && query.since.is_none_or(|t| k.began >= t)
+                && query.until.is_none_or(|t| k.began < t)
+                && query.after.as_ref().is_none_or(|after| after.precedes(k.began, id))
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.1.began, a.0).cmp(&(b.1.began, b.0)));
+    if query.order == Order::NewestFirst {
+        rows.reverse();
+    }
+    rows
+}
 
 /// Reads every announcement the broker keeps for `domain`, by a transient group of its own,
 /// until none has come for a moment.
 async fn read_announcements(transport: &crate::cli::TransportArg, domain: &str) -> Result<Announced> {
+    use saga_core::Message;
     use saga_core::transport::Subscribe;
-    use saga_core::{Message, ProcessChanged};
     let transport = super::run::connect(transport, domain).await?;
     let group = format!("saga-cli.list.{}", saga_core::MessageId::new());
     let mut subscription =
@@ -116,14 +146,7 @@ async fn read_announcements(transport: &crate::cli::TransportArg, domain: &str) 
         if delivery.envelope.kind() == ProcessChanged::KIND
             && let Ok(change) = delivery.envelope.decode::<ProcessChanged>()
         {
-            let entry = latest.entry(change.process.clone()).or_insert_with(|| (change.clone(), at, at));
-            if change.change == 1 || at < entry.1 {
-                entry.1 = entry.1.min(at);
-            }
-            if change.change >= entry.0.change {
-                entry.2 = at;
-                entry.0 = change;
-            }
+            remember(&mut latest, change, at);
         }
         delivery.ack().await?;
     }

@@ -5,7 +5,7 @@ mod check;
 pub(crate) mod inspect;
 pub(crate) mod letters;
 mod letters_remote;
-mod list;
+pub(crate) mod list;
 pub(crate) mod remote;
 pub(crate) mod request;
 mod run;

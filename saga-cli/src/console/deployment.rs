@@ -5,25 +5,19 @@
 
 use super::Hub;
 use super::pages::Row;
+use crate::commands::list::{Announced, remember, selected};
 use crate::commands::remote::Remote;
-use saga_core::store::{Order, PageCursor, ProcessQuery};
+use saga_core::store::{PageCursor, ProcessQuery};
 use saga_core::transport::Subscribe;
-use saga_core::{Message, ProcessChanged, Status, Timestamp};
+use saga_core::{Message, ProcessChanged, Status};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-
-/// A process as its announcements tell it: the latest, and when it began and last changed.
-struct Known {
-    latest: ProcessChanged,
-    began: Timestamp,
-    changed: Timestamp,
-}
 
 /// A deployment seen through its broker.
 pub(crate) struct Deployment {
     pub(crate) remote: Remote,
     pub(crate) timeout: std::time::Duration,
-    known: Arc<RwLock<BTreeMap<String, Known>>>,
+    known: Arc<RwLock<Announced>>,
 }
 
 impl Deployment {
@@ -39,7 +33,7 @@ impl Deployment {
             .transport()
             .subscribe(Subscribe::new(saga_examples::ANNOUNCEMENTS, group).transient())
             .await?;
-        let known: Arc<RwLock<BTreeMap<String, Known>>> = Arc::default();
+        let known: Arc<RwLock<Announced>> = Arc::default();
         let keeping = known.clone();
         tokio::spawn(async move {
             while let Ok(Some(delivery)) = subscription.next().await {
@@ -48,21 +42,11 @@ impl Deployment {
                     && let Ok(change) = delivery.envelope.decode::<ProcessChanged>()
                 {
                     let told = serde_json::to_value(&change).unwrap_or_default();
-                    let mut known = keeping.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let entry = known.entry(change.process.clone()).or_insert_with(|| Known {
-                        latest: change.clone(),
-                        began: at,
-                        changed: at,
-                    });
-                    if change.change == 1 || at < entry.began {
-                        entry.began = entry.began.min(at);
-                    }
-                    // Announcements may come out of order: the highest change is the latest.
-                    if change.change >= entry.latest.change {
-                        entry.changed = at;
-                        entry.latest = change;
-                    }
-                    drop(known);
+                    remember(
+                        &mut keeping.write().unwrap_or_else(std::sync::PoisonError::into_inner),
+                        change,
+                        at,
+                    );
                     hub.tell(told);
                 }
                 if delivery.ack().await.is_err() {
@@ -81,21 +65,7 @@ impl Deployment {
         for k in known.values() {
             *counts.entry(k.latest.to).or_default() += 1;
         }
-        let mut rows: Vec<(&String, &Known)> = known
-            .iter()
-            .filter(|(id, k)| {
-                query.kind.as_ref().is_none_or(|kind| *kind == k.latest.kind)
-                    && query.status.is_none_or(|s| s == k.latest.to)
-                    && query.prefix.as_ref().is_none_or(|p| id.starts_with(p.as_str()))
-                    && query.since.is_none_or(|t| k.began >= t)
-                    && query.until.is_none_or(|t| k.began < t)
-                    && query.after.as_ref().is_none_or(|after| after.precedes(k.began, id))
-            })
-            .collect();
-        rows.sort_by(|a, b| (a.1.began, a.0).cmp(&(b.1.began, b.0)));
-        if query.order == Order::NewestFirst {
-            rows.reverse();
-        }
+        let rows = selected(&known, query);
         let limit = query.limit.unwrap_or(usize::MAX);
         let next = (rows.len() > limit)
             .then(|| {
