@@ -39,7 +39,7 @@ use tokio::task::JoinSet;
 /// ```
 /// let config = saga_core::Config::default();
 /// assert_eq!((config.max_in_flight, config.max_batch), (512, 4096));
-/// assert_eq!((config.max_deliveries, config.relay_window), (10, 1024));
+/// assert_eq!((config.max_deliveries, config.relay_window), (10, 512));
 /// assert_eq!(config.retention, Some(std::time::Duration::from_secs(7 * 24 * 3600)));
 /// ```
 #[derive(Clone, Debug)]
@@ -61,7 +61,7 @@ pub struct Config {
     /// Outbox rows published and not yet confirmed at once. A row whose consumer waits out a
     /// redelivery delay takes no place in it on the in-process transport, which hands such a
     /// message back to be published again when it is due ([`Transport::publish_durable`]).
-    /// Default 1024.
+    /// Default 512.
     pub relay_window: usize,
     /// How long a finished process (see [`Status::is_finished`]) is kept after it ended, by
     /// the runtime's clock; then it is removed with its history, leaving a tombstone of its id
@@ -80,7 +80,7 @@ impl Default for Config {
             redelivery: RetryPolicy::exponential(u32::MAX, Duration::from_millis(100))
                 .with_max_backoff(Duration::from_secs(30)),
             inbox_retention: Duration::from_secs(7 * 24 * 3600),
-            relay_window: 1024,
+            relay_window: 512,
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
         }
     }

@@ -111,7 +111,7 @@ enum Db {
 /// ```
 /// use saga_core::store::StoreOptions;
 /// let options = StoreOptions::default();
-/// assert_eq!(options.cache_size, 8 * 1024 * 1024);
+/// assert_eq!(options.cache_size, 4 * 1024 * 1024);
 /// let larger = options.with_cache_size(256 * 1024 * 1024);
 /// assert_eq!(larger.cache_size, 256 * 1024 * 1024);
 /// ```
@@ -119,10 +119,10 @@ enum Db {
 #[non_exhaustive]
 pub struct StoreOptions {
     /// Bytes of the file's pages kept in memory, read and written (redb's page cache; up to half
-    /// of it holds a commit's written pages). Default 8 MiB: what a runtime touches is mostly
+    /// of it holds a commit's written pages). Default 4 MiB: what a runtime touches is mostly
     /// the newest pages and the tables' upper levels, so a larger cache bought little (a
-    /// 10,000-saga benchmark ran as fast with 8 MiB as with 64) and cost memory that grew with
-    /// the file. A process that reads much of a large file again and again (an operator's
+    /// 10,000-saga benchmark ran as fast with 4 MiB as with 8, and with 8 as with 64) and cost
+    /// memory that grew with the file. A process that reads much of a large file again and again (an operator's
     /// queries over millions of processes) may want more.
     pub cache_size: usize,
     /// Whether the whole file is [checked](RedbStore::check), read-only, before it is opened
@@ -426,7 +426,7 @@ impl RedbStore {
 const READ_ONLY_CACHE: usize = 16 * 1024 * 1024;
 
 /// The page cache of a store opened for writing, unless [`StoreOptions`] says otherwise.
-const DEFAULT_CACHE: usize = 8 * 1024 * 1024;
+const DEFAULT_CACHE: usize = 4 * 1024 * 1024;
 
 fn file_builder(cache_size: usize) -> Builder {
     let mut builder = Builder::new();
