@@ -40,6 +40,7 @@ fn context(
         stop: stopped,
         metrics: Default::default(),
         serve: None,
+        spans: None,
         done: Default::default(),
     };
     (ctx, stop)

@@ -494,6 +494,11 @@ pub(crate) struct CommonRun {
     /// Serve /metrics (Prometheus), /healthz and /readyz on ADDR while the run goes on.
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics: Option<std::net::SocketAddr>,
+    /// Send the runtimes' spans (one trace per saga) to the OpenTelemetry collector at URL:
+    /// `http://HOST:PORT` (OTLP over HTTP, JSON; to /v1/traces) or the full URL of its traces
+    /// endpoint. Default: OTEL_EXPORTER_OTLP_ENDPOINT, if set. Needs the otlp feature.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp: Option<String>,
     #[command(flatten)]
     pub(crate) console: ConsoleArgs,
 }
@@ -641,6 +646,11 @@ pub(crate) struct ApartArgs {
     /// Serve /metrics (Prometheus), /healthz and /readyz on ADDR while the service runs.
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics: Option<std::net::SocketAddr>,
+    /// Send the runtimes' spans (one trace per saga) to the OpenTelemetry collector at URL:
+    /// `http://HOST:PORT` (OTLP over HTTP, JSON; to /v1/traces) or the full URL of its traces
+    /// endpoint. Default: OTEL_EXPORTER_OTLP_ENDPOINT, if set. Needs the otlp feature.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp: Option<String>,
     #[command(flatten)]
     pub(crate) console: ConsoleArgs,
 }

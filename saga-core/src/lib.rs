@@ -14,6 +14,8 @@ pub mod clock;
 mod error;
 pub mod model;
 pub mod operator;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod process;
 mod retry;
 pub mod runtime;

@@ -13,6 +13,8 @@ mod layering;
 #[cfg(feature = "nats")]
 mod nats;
 mod observed;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod parallel;
 mod processes;
 mod redrive;

@@ -72,6 +72,7 @@ mod tests {
             stop: stopped,
             metrics: Default::default(),
             serve: None,
+            spans: None,
             done: Default::default(),
         };
         let driver = Driver::start(&ctx).await.unwrap();

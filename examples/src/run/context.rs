@@ -43,6 +43,8 @@ pub struct RunContext {
     /// every change of a process's status they commit, and keep running once the scenario is
     /// done, until [`stop`](Self::stop), for a person to go on using them.
     pub serve: Option<Observer>,
+    /// Where its runtimes hand their spans (a tracer's exporter), if anywhere.
+    pub spans: Option<Arc<dyn saga_core::runtime::SpanSink>>,
     /// When a served run's scenario was done, before it held: its time does not count the
     /// time it was served after.
     pub done: Arc<std::sync::OnceLock<std::time::Instant>>,
@@ -55,6 +57,10 @@ impl RunContext {
             .clock(self.clock.clone())
             .config(self.config.clone())
             .metrics(self.metrics.clone());
+        let builder = match &self.spans {
+            Some(sink) => builder.spans(sink.clone()),
+            None => builder,
+        };
         match &self.serve {
             Some(observer) => {
                 let observer = observer.clone();

@@ -6,6 +6,7 @@ pub(crate) mod inspect;
 pub(crate) mod letters;
 mod letters_remote;
 pub(crate) mod list;
+mod otlp;
 pub(crate) mod remote;
 pub(crate) mod request;
 mod run;

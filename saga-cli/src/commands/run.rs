@@ -51,6 +51,13 @@ pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
             return Ok(2);
         }
     }
+    let export = match super::otlp::Export::start(common.otlp.as_deref(), requested.name()) {
+        Ok(export) => export,
+        Err(refused) => {
+            eprintln!("saga-cli: {refused}");
+            return Ok(2);
+        }
+    };
     flags.insert("seed".to_owned(), common.seed.to_string());
     let path = common.db.db.clone();
     let existed = path.exists();
@@ -118,10 +125,11 @@ pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
             return Err(e);
         }
     };
-    let live = Live { metrics, serve: served.observer.clone() };
+    let live = Live { metrics, serve: served.observer.clone(), spans: export.sink() };
     let measured =
         execute(domain.as_ref(), seed, store, transport.clone(), progress.clone(), stopped, &live).await;
     served.stop().await;
+    export.finish().await;
     progress.finish();
     let closed = transport.close().await;
     let measured = measured?;
@@ -189,6 +197,8 @@ impl Measured {
 pub(crate) struct Live {
     pub(crate) metrics: saga_core::Metrics,
     pub(crate) serve: Option<saga_examples::Observer>,
+    /// Where the runtimes hand their spans, if anywhere.
+    pub(crate) spans: Option<Arc<dyn saga_core::runtime::SpanSink>>,
 }
 
 /// Runs `domain` (seeded with `seed`) over `store` and `transport` until it finishes or `stop`
@@ -212,6 +222,7 @@ pub(crate) async fn execute(
         stop,
         metrics: live.metrics.clone(),
         serve: live.serve.clone(),
+        spans: live.spans.clone(),
         done: Default::default(),
     };
     let done = ctx.done.clone();

@@ -44,6 +44,13 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
         eprintln!("saga-cli: {refused}");
         return Ok(2);
     }
+    let export = match super::otlp::Export::start(apart.otlp.as_deref(), &format!("{name}.{service}")) {
+        Ok(export) => export,
+        Err(refused) => {
+            eprintln!("saga-cli: {refused}");
+            return Ok(2);
+        }
+    };
     // A signal stops the service also while it waits for its broker; the database is created
     // only once the broker answered.
     let mut stopped = stop_on_signal()?;
@@ -66,6 +73,10 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
             None => domain.config(),
         })
         .announce(ANNOUNCEMENTS);
+    let builder = match export.sink() {
+        Some(sink) => builder.spans(sink),
+        None => builder,
+    };
     let Some(builder) = domain.register_service(builder, service, apart.broker.seed) else {
         anyhow::bail!("{name} has no service {service:?}");
     };
@@ -98,6 +109,7 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
         endpoint.abort();
     }
     runtime.shutdown().await?;
+    export.finish().await;
     transport.close().await?;
     Ok(0)
 }
@@ -130,6 +142,7 @@ pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
         stop: stop_on_signal()?,
         metrics: Default::default(),
         serve: None,
+        spans: None,
         done: Default::default(),
     };
     let started = Instant::now();

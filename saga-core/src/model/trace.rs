@@ -52,10 +52,16 @@ impl TraceParent {
     /// for a message that carries no (readable) trace context, the first span of a trace of its
     /// own, named after the message.
     pub(crate) fn of_handling(incoming: &Envelope, consumer: &str) -> TraceParent {
+        TraceParent::handling(incoming, consumer).1
+    }
+
+    /// The span that sent `incoming` (if it names a readable one) and the span of `consumer`'s
+    /// handling of it.
+    pub(crate) fn handling(incoming: &Envelope, consumer: &str) -> (Option<TraceParent>, TraceParent) {
         let sent_by = incoming.headers.get(TRACEPARENT).and_then(|h| h.parse::<TraceParent>().ok());
-        let sent_by =
+        let parent =
             sent_by.unwrap_or(TraceParent { trace_id: incoming.id.as_u128(), span_id: 1, sampled: true });
-        sent_by.child(incoming.id, consumer)
+        (sent_by, parent.child(incoming.id, consumer))
     }
 
     /// The trace's id.

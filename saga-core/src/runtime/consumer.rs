@@ -3,6 +3,7 @@
 
 use super::Shared;
 use super::context::Context;
+use super::spans::{Begun, SpanOutcome};
 use super::stats::Counters;
 use crate::model::{ActionError, Envelope, headers};
 use crate::store::{CommitUnit, DeadLetter, InboxKey, UnitOutcome};
@@ -82,6 +83,7 @@ async fn handle_with_hooks(
 pub(crate) async fn take_here(shared: &Shared, envelope: &Envelope) -> crate::Result<bool> {
     shared.refuse_if_halted()?;
     let Some((name, hook)) = shared.in_commit.get(&envelope.topic) else { return Ok(false) };
+    let begun = shared.spans.as_ref().map(|_| Begun::handling(envelope, name));
     for round in 1..=CONFLICT_ROUNDS {
         let now = shared.clock.now();
         let snapshot = shared.store.snapshot()?;
@@ -100,6 +102,9 @@ pub(crate) async fn take_here(shared: &Shared, envelope: &Envelope) -> crate::Re
             UnitOutcome::Committed | UnitOutcome::Duplicate => {
                 shared.watchers.ended(&parts.ended);
                 shared.observed(&parts.changed);
+                if let (Some(spans), Some(begun)) = (&shared.spans, begun) {
+                    spans.record(begun.end(SpanOutcome::Committed));
+                }
                 return Ok(true);
             }
             UnitOutcome::Conflict(e) => {
@@ -256,9 +261,13 @@ fn spawn_handling(
     } else {
         tracing::Span::none()
     };
+    let begun = shared.spans.as_ref().map(|_| Begun::handling(&delivery.envelope, consumer.name()));
     handling.spawn(
         async move {
-            handle_delivery(&shared, consumer.as_ref(), delivery).await;
+            let outcome = handle_delivery(&shared, consumer.as_ref(), delivery).await;
+            if let (Some(spans), Some(begun)) = (&shared.spans, begun) {
+                spans.record(begun.end(outcome));
+            }
             key
         }
         .instrument(span),
@@ -267,11 +276,11 @@ fn spawn_handling(
 
 /// Handles one delivery to the end: committed and acked, deduplicated and acked, dead-lettered
 /// and acked, or nacked for a later attempt.
-async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Delivery) {
+async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Delivery) -> SpanOutcome {
     // The envelope goes to the handler's context and comes back with its unit, uncloned.
     let (mut envelope, acker) = delivery.into_parts();
     if envelope.header(headers::FOR_CONSUMER).is_some_and(|only| only != consumer.name()) {
-        return settle(acker.ack().await);
+        return settle(acker.ack().await, SpanOutcome::Ignored);
     }
     let attempt = envelope.attempt;
     let inbox = InboxKey { consumer: consumer.name().to_owned(), message: envelope.id };
@@ -290,7 +299,7 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
         Ok(false) => {}
         Ok(true) => {
             Counters::add(&shared.counters.duplicates, 1);
-            return settle(acker.ack().await);
+            return settle(acker.ack().await, SpanOutcome::Duplicate);
         }
         Err(e) => {
             shared.store_failed("an inbox lookup", &e);
@@ -324,7 +333,8 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 reason,
                 "not a readable message; it goes to dead letters"
             );
-            (dead_letter(&envelope, &inbox, format!("not a readable message: {reason}"), now), true)
+            let reason = format!("not a readable message: {reason}");
+            (dead_letter(&envelope, &inbox, reason.clone(), now), Some(reason))
         } else {
             let mut ctx = Context::new(snapshot, name.clone(), envelope, now, shared);
             let handled =
@@ -333,11 +343,11 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
             envelope = parts.incoming;
             let unit = parts.unit;
             match handled {
-                Ok(Ok(Handled::Ignore)) => return settle(acker.ack().await),
+                Ok(Ok(Handled::Ignore)) => return settle(acker.ack().await, SpanOutcome::Ignored),
                 Ok(Ok(Handled::Commit)) => {
                     ended = parts.ended;
                     changed = parts.changed;
-                    (unit, false)
+                    (unit, None)
                 }
                 // A store that failed for good fails the handler: the message waits, unharmed,
                 // for a runtime on a mended file.
@@ -356,13 +366,14 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "handler gave up; message goes to dead letters");
-                    (dead_letter(&envelope, &inbox, e.to_string(), now), true)
+                    (dead_letter(&envelope, &inbox, e.to_string(), now), Some(e.to_string()))
                 }
                 // A handler that panics would panic again on every redelivery: give up at once.
                 Err(panic) => {
                     let reason = panic_message(panic.as_ref());
                     tracing::error!(reason, "handler panicked; message goes to dead letters");
-                    (dead_letter(&envelope, &inbox, format!("handler panicked: {reason}"), now), true)
+                    let reason = format!("handler panicked: {reason}");
+                    (dead_letter(&envelope, &inbox, reason.clone(), now), Some(reason))
                 }
             }
         };
@@ -371,14 +382,18 @@ async fn handle_delivery(shared: &Shared, consumer: &dyn Consumer, delivery: Del
                 shared.watchers.ended(&ended);
                 shared.observed(&changed);
                 Counters::add(&shared.counters.handled, 1);
-                if dead {
-                    Counters::add(&shared.counters.dead_lettered, 1);
-                }
-                return settle(acker.ack().await);
+                let outcome = match dead {
+                    Some(reason) => {
+                        Counters::add(&shared.counters.dead_lettered, 1);
+                        SpanOutcome::DeadLettered(reason)
+                    }
+                    None => SpanOutcome::Committed,
+                };
+                return settle(acker.ack().await, outcome);
             }
             Ok(UnitOutcome::Duplicate) => {
                 Counters::add(&shared.counters.duplicates, 1);
-                return settle(acker.ack().await);
+                return settle(acker.ack().await, SpanOutcome::Duplicate);
             }
             Ok(UnitOutcome::Conflict(e)) => {
                 Counters::add(&shared.counters.conflicts, 1);
@@ -415,17 +430,19 @@ async fn retry_later(
     acker: Box<dyn Acknowledge>,
     attempt: u32,
     asked: Option<std::time::Duration>,
-) {
+) -> SpanOutcome {
     Counters::add(&shared.counters.redelivered, 1);
     let wait = asked.unwrap_or_else(|| shared.config.redelivery.backoff(attempt));
-    settle(acker.nack(wait).await)
+    settle(acker.nack(wait).await, SpanOutcome::Retried)
 }
 
-fn settle(result: crate::Result<()>) {
+/// `outcome`, once the delivery is settled (acked or nacked).
+fn settle(result: crate::Result<()>, outcome: SpanOutcome) -> SpanOutcome {
     // A late or failed ack is not an error: the inbox makes the redelivery harmless.
     if let Err(e) = result {
         tracing::debug!(error = %e, "settling a delivery failed");
     }
+    outcome
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -9,6 +9,7 @@ mod context;
 mod ends;
 mod relay;
 mod replies;
+mod spans;
 mod stats;
 mod storage;
 mod timers;
@@ -20,6 +21,7 @@ pub(crate) use component::{Join, Registration, sealed};
 pub(crate) use consumer::{Consumer, Handled, InCommit};
 pub use context::Context;
 pub(crate) use ends::ProcessWatch;
+pub use spans::{Span, SpanKind, SpanOutcome, SpanSink};
 pub use stats::{COMMIT_SECONDS, GROUP_SIZES, Histogram, Metrics, Stats};
 
 use crate::clock::{Clock, SystemClock};
@@ -103,6 +105,8 @@ pub(crate) struct Shared {
     pub(crate) announce: Option<Arc<str>>,
     /// Told of every process status change once it is committed, if set.
     pub(crate) observer: Option<Observer>,
+    /// Where finished spans go, if anywhere.
+    pub(crate) spans: Option<spans::Spans>,
     /// Who waits for which process to end.
     pub(crate) watchers: Arc<ends::Watchers>,
     /// Where answers to this runtime as a client come, if it takes any.
@@ -223,6 +227,7 @@ impl Runtime {
             refused: Vec::new(),
             announce: None,
             observer: None,
+            spans: None,
             replies: None,
             metrics: None,
             simulated: None,
@@ -241,6 +246,7 @@ pub struct RuntimeBuilder {
     refused: Vec<String>,
     announce: Option<Arc<str>>,
     observer: Option<Observer>,
+    spans: Option<spans::Spans>,
     replies: Option<String>,
     metrics: Option<Metrics>,
     /// Set by a simulation: commits inline, and these handlings fail transiently.
@@ -310,6 +316,39 @@ impl RuntimeBuilder {
     /// ```
     pub fn observe(mut self, observer: impl Fn(&ProcessChanged) + Send + Sync + 'static) -> Self {
         self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Hands `sink` a [`Span`] for every handling of a message as it ends, and for every
+    /// message a client of this runtime sends that begins a trace: the spans of the W3C trace
+    /// context every message carries (`traceparent`), ready for a tracer. The `otlp` feature's
+    /// `saga_core::otlp::OtlpExporter` sends them to an OpenTelemetry collector.
+    /// Without a sink no span is made.
+    ///
+    /// ```
+    /// use saga_core::runtime::{Span, SpanSink};
+    /// use saga_core::{InProcessTransport, RedbStore, Runtime};
+    /// use std::sync::{Arc, Mutex};
+    /// #[derive(Default)]
+    /// struct Kept(Mutex<Vec<Span>>);
+    /// impl SpanSink for Kept {
+    ///     fn record(&self, span: Span) {
+    ///         self.0.lock().unwrap().push(span);
+    ///     }
+    /// }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let kept = Arc::new(Kept::default());
+    /// let runtime = Runtime::builder(RedbStore::in_memory().unwrap(), InProcessTransport::new())
+    ///     .spans(kept.clone())
+    ///     .start()
+    ///     .await
+    ///     .unwrap();
+    /// runtime.shutdown().await.unwrap();
+    /// assert!(kept.0.lock().unwrap().is_empty());
+    /// # });
+    /// ```
+    pub fn spans(mut self, sink: Arc<dyn SpanSink>) -> Self {
+        self.spans = Some(sink);
         self
     }
 
@@ -389,6 +428,7 @@ impl RuntimeBuilder {
             in_commit,
             announce: self.announce,
             observer: self.observer,
+            spans: self.spans,
             watchers: Arc::default(),
             replies: self.replies.map(|topic| Arc::new(replies::Replies::new(topic))),
             stop: stop.clone(),
@@ -470,16 +510,19 @@ impl RuntimeHandle {
     /// takes its topic handles it at once, in a commit of its own (no outbox row, no relay, no
     /// delivery); otherwise it is recorded for the relay like [`send_envelope`](Self::send_envelope).
     pub(crate) async fn send_here(&self, envelope: Envelope) -> Result<()> {
-        let envelope = self.as_client(envelope);
-        if consumer::take_here(&self.shared, &envelope).await? {
-            return Ok(());
+        let (envelope, begun) = as_client(&self.shared, envelope);
+        let result = match consumer::take_here(&self.shared, &envelope).await {
+            Ok(true) => Ok(()),
+            Ok(false) => self.send_envelope(envelope).await,
+            Err(e) => Err(e),
+        };
+        if let (Some(sink), Some(begun)) = (&self.shared.spans, begun) {
+            sink.record(begun.end(match &result {
+                Ok(()) => SpanOutcome::Committed,
+                Err(e) => SpanOutcome::Failed(e.to_string()),
+            }));
         }
-        self.send_envelope(envelope).await
-    }
-
-    /// `envelope` as this client sends it: made now, and from `client` unless it names a source.
-    fn as_client(&self, envelope: Envelope) -> Envelope {
-        as_client(&self.shared, envelope)
+        result
     }
 
     /// Durably records a ready-made envelope for the relay.
@@ -668,30 +711,40 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// `envelope` as a client of the runtime sends it: made now, and from `client` unless it names
-/// a source.
-fn as_client(shared: &Shared, mut envelope: Envelope) -> Envelope {
+/// a source; with the span of its send, if spans are kept and it begins a trace.
+fn as_client(shared: &Shared, mut envelope: Envelope) -> (Envelope, Option<spans::Begun>) {
     if envelope.source.is_empty() {
         envelope.source = "client".into();
     }
     // A client's message begins a trace, unless its sender gave it one to join.
-    envelope
-        .headers
-        .entry(crate::model::headers::TRACEPARENT.into())
-        .or_insert_with(|| crate::model::TraceParent::root().to_string());
+    let mut rooted = false;
+    envelope.headers.entry(crate::model::headers::TRACEPARENT.into()).or_insert_with(|| {
+        rooted = true;
+        crate::model::TraceParent::root().to_string()
+    });
     envelope.created_at = shared.clock.now();
-    envelope
+    let begun = shared.spans.as_ref().and_then(|_| spans::Begun::send(&envelope, rooted));
+    (envelope, begun)
 }
 
 /// Durably records `envelopes` for the relay in one commit, as a client of the runtime.
 pub(crate) async fn send_all(shared: &Shared, envelopes: Vec<Envelope>) -> Result<()> {
     shared.refuse_if_halted()?;
     let now = shared.clock.now();
-    let outbox = envelopes.into_iter().map(|e| as_client(shared, e)).collect();
+    let (outbox, begun): (Vec<_>, Vec<_>) = envelopes.into_iter().map(|e| as_client(shared, e)).unzip();
     let unit = CommitUnit { at: now, outbox, ..CommitUnit::default() };
-    match shared.committer.commit(unit).await? {
-        crate::store::UnitOutcome::Conflict(e) => Err(e),
-        _ => Ok(()),
+    let result = match shared.committer.commit(unit).await {
+        Ok(crate::store::UnitOutcome::Conflict(e)) | Err(e) => Err(e),
+        Ok(_) => Ok(()),
+    };
+    if let Some(sink) = &shared.spans {
+        let outcome = match &result {
+            Ok(()) => SpanOutcome::Committed,
+            Err(e) => SpanOutcome::Failed(e.to_string()),
+        };
+        begun.into_iter().flatten().for_each(|b| sink.record(b.end(outcome.clone())));
     }
+    result
 }
 
 /// `requests`, each to be answered on `topic`.

@@ -1,0 +1,194 @@
+//! OpenTelemetry export (feature `otlp`): the spans a runtime makes reach a collector over
+//! OTLP/HTTP as one connected trace per saga, and a collector that is down holds nothing back.
+
+use saga_core::otlp::OtlpExporter;
+use saga_core::saga::{Saga, Step, StepContext};
+use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime, Service, Status};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[derive(Serialize, Deserialize)]
+struct Book(u32);
+saga_core::message!(Book = "hotel.book");
+#[derive(Serialize, Deserialize)]
+struct Booked(u32);
+saga_core::message!(Booked = "hotel.booked");
+#[derive(Serialize, Deserialize)]
+struct Pay(u32);
+saga_core::message!(Pay = "bank.pay");
+#[derive(Serialize, Deserialize)]
+struct Paid(u32);
+saga_core::message!(Paid = "bank.paid");
+
+/// A runtime with a three-step trip saga (a local step, then the hotel's and the bank's) whose
+/// spans go to `exporter`.
+async fn trips(exporter: Arc<OtlpExporter>) -> saga_core::RuntimeHandle {
+    let trip = Saga::<u32>::new("trip")
+        .step(Step::local("plan", |ctx: StepContext<u32>| async move { Ok::<_, ActionError>(ctx.input) }))
+        .step(Step::remote("book", "hotel", |ctx: &StepContext<u32>| Book(ctx.input), |r: Booked| Ok(r.0)))
+        .step(Step::remote("pay", "bank", |ctx: &StepContext<u32>| Pay(ctx.input), |r: Paid| Ok(r.0)));
+    let hotel = Service::new("hotel").on("hotel", |ctx, b: Book| {
+        ctx.reply(&Booked(b.0))?;
+        Ok(())
+    });
+    let bank = Service::new("bank").on("bank", |ctx, p: Pay| {
+        ctx.reply(&Paid(p.0))?;
+        Ok(())
+    });
+    Runtime::builder(RedbStore::in_memory().unwrap(), InProcessTransport::new())
+        .register(trip)
+        .register(hotel)
+        .register(bank)
+        .spans(exporter)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// What a collector received: each request's path, content type and body.
+type Received = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+/// A collector on a free loopback port that answers every request 200 and keeps it.
+async fn collector() -> (String, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let received: Received = Arc::default();
+    let keep = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let mut bytes = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head, length) = loop {
+                    let n = stream.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "the request ended before its head");
+                    bytes.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8(bytes[..end].to_vec()).unwrap();
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned)
+                            })
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                            .expect("a Content-Length");
+                        bytes.drain(..end + 4);
+                        break (head, length);
+                    }
+                };
+                while bytes.len() < length {
+                    let n = stream.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "the body ended early");
+                    bytes.extend_from_slice(&chunk[..n]);
+                }
+                let path = head.split_whitespace().nth(1).unwrap().to_owned();
+                let content_type = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned())
+                    })
+                    .unwrap_or_default();
+                keep.lock().unwrap().push((path, content_type, serde_json::from_slice(&bytes).unwrap()));
+                stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await.unwrap();
+            });
+        }
+    });
+    (url, received)
+}
+
+fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
+    span["attributes"].as_array()?.iter().find(|a| a["key"] == key).map(|a| &a["value"])
+}
+
+#[tokio::test]
+async fn each_saga_reaches_the_collector_as_one_connected_trace_with_its_last_step_in_it() {
+    let (url, received) = collector().await;
+    let exporter = OtlpExporter::start(&url, "trips").unwrap();
+    let runtime = trips(exporter.clone()).await;
+    for trip in 1..=3u32 {
+        let handle = runtime.start_saga("trip", &trip.to_string(), &trip).await.unwrap();
+        assert_eq!(handle.result().await.unwrap().status(), Status::Completed);
+    }
+    runtime.shutdown().await.unwrap();
+    exporter.flush().await;
+
+    let received = received.lock().unwrap().clone();
+    assert!(!received.is_empty(), "the collector received nothing");
+    let mut spans = Vec::new();
+    for (path, content_type, body) in &received {
+        assert_eq!(path, "/v1/traces");
+        assert_eq!(content_type, "application/json");
+        let resource = &body["resourceSpans"][0];
+        let service = resource["resource"]["attributes"][0].clone();
+        assert_eq!(service["key"], "service.name");
+        assert_eq!(service["value"]["stringValue"], "trips");
+        spans.extend(resource["scopeSpans"][0]["spans"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(exporter.sent(), spans.len() as u64);
+    assert_eq!(exporter.dropped(), 0);
+
+    let mut traces: HashMap<String, Vec<Value>> = HashMap::new();
+    for span in spans {
+        let trace = span["traceId"].as_str().unwrap().to_owned();
+        assert_eq!(trace.len(), 32, "{span}");
+        assert_eq!(span["spanId"].as_str().unwrap().len(), 16, "{span}");
+        let (start, end) = (&span["startTimeUnixNano"], &span["endTimeUnixNano"]);
+        let (start, end): (u128, u128) =
+            (start.as_str().unwrap().parse().unwrap(), end.as_str().unwrap().parse().unwrap());
+        assert!(start > 0 && start <= end, "{span}");
+        traces.entry(trace).or_default().push(span);
+    }
+    assert_eq!(traces.len(), 3, "one trace per saga");
+    for (trace, spans) in &traces {
+        let ids: HashSet<&str> = spans.iter().map(|s| s["spanId"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), spans.len(), "span ids are unique in {trace}");
+        let roots: Vec<&Value> = spans.iter().filter(|s| s.get("parentSpanId").is_none()).collect();
+        assert_eq!(roots.len(), 1, "one root in {trace}: {roots:?}");
+        assert_eq!(roots[0]["kind"], 4, "the root is the client's send (a producer span)");
+        for span in spans.iter().filter(|s| s.get("parentSpanId").is_some()) {
+            let parent = span["parentSpanId"].as_str().unwrap();
+            assert!(ids.contains(parent), "{}'s parent {parent} is a span of {trace}", span["name"]);
+            assert_eq!(span["kind"], 5, "a handling is a consumer span");
+            assert_eq!(attribute(span, "saga.outcome").unwrap()["stringValue"], "committed", "{span}");
+        }
+        // The bank's handling of the last step's command, under the saga's handling of the
+        // hotel's reply.
+        let bank = spans.iter().find(|s| s["name"] == "bank bank.pay").expect("the last step's handler");
+        assert_eq!(attribute(bank, "messaging.consumer.group.name").unwrap()["stringValue"], "bank");
+        let parent = spans.iter().find(|s| s["spanId"] == bank["parentSpanId"]).unwrap();
+        assert_eq!(parent["name"], "trip hotel.booked", "{parent}");
+        assert!(spans.iter().any(|s| s["name"] == "trip bank.paid"), "the saga's handling of the last reply");
+    }
+}
+
+#[tokio::test]
+async fn a_collector_that_is_down_holds_no_saga_back() {
+    // A port nothing listens on any more.
+    let url = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let exporter = OtlpExporter::start(&url, "trips").unwrap();
+    let runtime = trips(exporter.clone()).await;
+    let handle = runtime.start_saga("trip", "1", &1u32).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), handle.result()).await;
+    assert_eq!(ended.expect("the saga ended").unwrap().status(), Status::Completed);
+    runtime.shutdown().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), exporter.flush()).await.expect("the flush returned");
+    assert_eq!(exporter.sent(), 0);
+}
+
+#[test]
+fn an_endpoint_that_is_not_plain_http_is_refused_by_name() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _inside = runtime.enter();
+    let error = OtlpExporter::start("https://collector:4318", "trips").err().unwrap().to_string();
+    assert!(error.contains("https://collector:4318") && error.contains("http://HOST:PORT"), "{error}");
+}
