@@ -2448,3 +2448,50 @@ fn damaged_copies_of_a_database_give_data_or_an_error_never_a_panic_nor_other_da
     eprintln!("refused {refused}, read {read}, reported {reported}, written {written}, kept {kept}");
     assert!(written > 0 && kept > 0, "the writer finished on {written} and refused {kept}: both are tried");
 }
+
+/// `run --otlp` sends each saga's spans to the collector as one connected trace named after
+/// the domain; a URL it cannot send to is refused before any file is made.
+#[cfg(feature = "otlp")]
+#[test]
+fn run_with_otlp_sends_each_sagas_spans_to_the_collector_as_one_trace() {
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let collector = tokio.block_on(saga_core::testkit::Collector::start()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = saga_cli(&["run", "imp-summoning", "--orders", "5", "--otlp", collector.url()], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("sending spans to {}", collector.url())), "{}", stderr(&out));
+
+    let received = collector.received();
+    assert!(!received.is_empty(), "the collector received nothing");
+    for request in &received {
+        assert_eq!(request.path, "/v1/traces");
+        let service = &request.body["resourceSpans"][0]["resource"]["attributes"][0];
+        assert_eq!(service["value"]["stringValue"], "imp-summoning");
+    }
+    let spans = collector.spans();
+    let ids: std::collections::HashSet<(&str, &str)> =
+        spans.iter().map(|s| (s["traceId"].as_str().unwrap(), s["spanId"].as_str().unwrap())).collect();
+    for span in &spans {
+        if let Some(parent) = span.get("parentSpanId") {
+            let trace = span["traceId"].as_str().unwrap();
+            assert!(ids.contains(&(trace, parent.as_str().unwrap())), "{span}'s parent was not exported");
+        }
+    }
+    // Each order's saga: its trace holds the circle's summoning and ends with the saga's
+    // handling of the delivery or the refund.
+    let summoned: std::collections::HashSet<&str> = spans
+        .iter()
+        .filter(|s| s["name"].as_str().unwrap().contains("summon"))
+        .map(|s| s["traceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(summoned.len(), 5, "five orders, five traces with a summoning: {spans:#?}");
+
+    let bad = saga_cli(
+        &["run", "imp-summoning", "--otlp", "https://collector:4318", "--db", "bad.redb"],
+        dir.path(),
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert_eq!(stderr(&bad).lines().count(), 1, "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("https://collector:4318"), "{}", stderr(&bad));
+    assert!(!dir.path().join("bad.redb").exists());
+}

@@ -3,14 +3,13 @@
 
 use saga_core::otlp::OtlpExporter;
 use saga_core::saga::{Saga, Step, StepContext};
+use saga_core::testkit::Collector;
 use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime, Service, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 #[derive(Serialize, Deserialize)]
 struct Book(u32);
@@ -50,67 +49,14 @@ async fn trips(exporter: Arc<OtlpExporter>) -> saga_core::RuntimeHandle {
         .unwrap()
 }
 
-/// What a collector received: each request's path, content type and body.
-type Received = Arc<Mutex<Vec<(String, String, Value)>>>;
-
-/// A collector on a free loopback port that answers every request 200 and keeps it.
-async fn collector() -> (String, Received) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let received: Received = Arc::default();
-    let keep = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
-            let keep = keep.clone();
-            tokio::spawn(async move {
-                let mut bytes = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let (head, length) = loop {
-                    let n = stream.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "the request ended before its head");
-                    bytes.extend_from_slice(&chunk[..n]);
-                    if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8(bytes[..end].to_vec()).unwrap();
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned)
-                            })
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                            .expect("a Content-Length");
-                        bytes.drain(..end + 4);
-                        break (head, length);
-                    }
-                };
-                while bytes.len() < length {
-                    let n = stream.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "the body ended early");
-                    bytes.extend_from_slice(&chunk[..n]);
-                }
-                let path = head.split_whitespace().nth(1).unwrap().to_owned();
-                let content_type = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned())
-                    })
-                    .unwrap_or_default();
-                keep.lock().unwrap().push((path, content_type, serde_json::from_slice(&bytes).unwrap()));
-                stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await.unwrap();
-            });
-        }
-    });
-    (url, received)
-}
-
 fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
     span["attributes"].as_array()?.iter().find(|a| a["key"] == key).map(|a| &a["value"])
 }
 
 #[tokio::test]
 async fn each_saga_reaches_the_collector_as_one_connected_trace_with_its_last_step_in_it() {
-    let (url, received) = collector().await;
-    let exporter = OtlpExporter::start(&url, "trips").unwrap();
+    let collector = Collector::start().await.unwrap();
+    let exporter = OtlpExporter::start(collector.url(), "trips").unwrap();
     let runtime = trips(exporter.clone()).await;
     for trip in 1..=3u32 {
         let handle = runtime.start_saga("trip", &trip.to_string(), &trip).await.unwrap();
@@ -119,18 +65,16 @@ async fn each_saga_reaches_the_collector_as_one_connected_trace_with_its_last_st
     runtime.shutdown().await.unwrap();
     exporter.flush().await;
 
-    let received = received.lock().unwrap().clone();
+    let received = collector.received();
     assert!(!received.is_empty(), "the collector received nothing");
-    let mut spans = Vec::new();
-    for (path, content_type, body) in &received {
-        assert_eq!(path, "/v1/traces");
-        assert_eq!(content_type, "application/json");
-        let resource = &body["resourceSpans"][0];
-        let service = resource["resource"]["attributes"][0].clone();
+    for request in &received {
+        assert_eq!(request.path, "/v1/traces");
+        assert_eq!(request.content_type, "application/json");
+        let service = &request.body["resourceSpans"][0]["resource"]["attributes"][0];
         assert_eq!(service["key"], "service.name");
         assert_eq!(service["value"]["stringValue"], "trips");
-        spans.extend(resource["scopeSpans"][0]["spans"].as_array().unwrap().iter().cloned());
     }
+    let spans = collector.spans();
     assert_eq!(exporter.sent(), spans.len() as u64);
     assert_eq!(exporter.dropped(), 0);
 

@@ -3,6 +3,8 @@
 //! ([`store`]) must pass, a storage backend that crashes on demand, a wait for what happens in
 //! the background, and a seeded [`simulation`] of your own sagas under faults.
 
+#[cfg(feature = "otlp")]
+mod collector;
 mod eventually;
 mod faulty;
 #[cfg(feature = "nats")]
@@ -12,6 +14,8 @@ pub mod store;
 mod suite;
 pub mod transport;
 
+#[cfg(feature = "otlp")]
+pub use collector::{Collector, Received};
 pub use eventually::{eventually, eventually_within};
 pub use faulty::FaultyBackend;
 #[cfg(feature = "nats")]
