@@ -1,36 +1,18 @@
 //! OpenTelemetry export (feature `otlp`): the spans a runtime makes reach a collector over
 //! OTLP/HTTP as one connected trace per saga, and a collector that is down holds nothing back.
 
+use crate::traces::{Book, Booked, Paid, Pay};
 use saga_core::otlp::OtlpExporter;
-use saga_core::saga::{Saga, Step, StepContext};
 use saga_core::testkit::Collector;
-use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime, Service, Status};
-use serde::{Deserialize, Serialize};
+use saga_core::{InProcessTransport, RedbStore, Runtime, Service, Status};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Serialize, Deserialize)]
-struct Book(u32);
-saga_core::message!(Book = "hotel.book");
-#[derive(Serialize, Deserialize)]
-struct Booked(u32);
-saga_core::message!(Booked = "hotel.booked");
-#[derive(Serialize, Deserialize)]
-struct Pay(u32);
-saga_core::message!(Pay = "bank.pay");
-#[derive(Serialize, Deserialize)]
-struct Paid(u32);
-saga_core::message!(Paid = "bank.paid");
-
 /// A runtime with a three-step trip saga (a local step, then the hotel's and the bank's) whose
 /// spans go to `exporter`.
 async fn trips(exporter: Arc<OtlpExporter>) -> saga_core::RuntimeHandle {
-    let trip = Saga::<u32>::new("trip")
-        .step(Step::local("plan", |ctx: StepContext<u32>| async move { Ok::<_, ActionError>(ctx.input) }))
-        .step(Step::remote("book", "hotel", |ctx: &StepContext<u32>| Book(ctx.input), |r: Booked| Ok(r.0)))
-        .step(Step::remote("pay", "bank", |ctx: &StepContext<u32>| Pay(ctx.input), |r: Paid| Ok(r.0)));
     let hotel = Service::new("hotel").on("hotel", |ctx, b: Book| {
         ctx.reply(&Booked(b.0))?;
         Ok(())
@@ -40,7 +22,7 @@ async fn trips(exporter: Arc<OtlpExporter>) -> saga_core::RuntimeHandle {
         Ok(())
     });
     Runtime::builder(RedbStore::in_memory().unwrap(), InProcessTransport::new())
-        .register(trip)
+        .register(crate::traces::trip())
         .register(hotel)
         .register(bank)
         .spans(exporter)

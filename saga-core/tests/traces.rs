@@ -10,17 +10,25 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
 #[derive(Serialize, Deserialize)]
-struct Book(u32);
+pub(crate) struct Book(pub(crate) u32);
 saga_core::message!(Book = "hotel.book");
 #[derive(Serialize, Deserialize)]
-struct Booked(u32);
+pub(crate) struct Booked(pub(crate) u32);
 saga_core::message!(Booked = "hotel.booked");
 #[derive(Serialize, Deserialize)]
-struct Pay(u32);
+pub(crate) struct Pay(pub(crate) u32);
 saga_core::message!(Pay = "bank.pay");
 #[derive(Serialize, Deserialize)]
-struct Paid(u32);
+pub(crate) struct Paid(pub(crate) u32);
 saga_core::message!(Paid = "bank.paid");
+
+/// A trip: a local step, then the hotel's and the bank's, each a remote step.
+pub(crate) fn trip() -> Saga<u32> {
+    Saga::<u32>::new("trip")
+        .step(Step::local("plan", |ctx: StepContext<u32>| async move { Ok::<_, ActionError>(ctx.input) }))
+        .step(Step::remote("book", "hotel", |ctx: &StepContext<u32>| Book(ctx.input), |r: Booked| Ok(r.0)))
+        .step(Step::remote("pay", "bank", |ctx: &StepContext<u32>| Pay(ctx.input), |r: Paid| Ok(r.0)))
+}
 
 /// What a service saw of a trip: (its service, the trip, the traceparent its message carried,
 /// its own handling's span).
@@ -46,13 +54,9 @@ fn answering<C: saga_core::Message, R: saga_core::Message>(
 /// each a span of its own, and the two trips are two traces.
 pub(crate) async fn a_saga_is_one_trace(transport: Arc<dyn Transport>) {
     let seen: Seen = Arc::default();
-    let trip = Saga::<u32>::new("trip")
-        .step(Step::local("plan", |ctx: StepContext<u32>| async move { Ok::<_, ActionError>(ctx.input) }))
-        .step(Step::remote("book", "hotel", |ctx: &StepContext<u32>| Book(ctx.input), |r: Booked| Ok(r.0)))
-        .step(Step::remote("pay", "bank", |ctx: &StepContext<u32>| Pay(ctx.input), |r: Paid| Ok(r.0)));
     let store = Arc::new(RedbStore::in_memory().unwrap());
     let runtime = Runtime::builder_shared(store, transport)
-        .register(trip)
+        .register(trip())
         .register(answering("hotel", &seen, Booked, |b: &Book| b.0))
         .register(answering("bank", &seen, Paid, |p: &Pay| p.0))
         .start()
