@@ -12,9 +12,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// How long mimalloc keeps freed pages before it gives them back to the system: mimalloc v2's
-/// default. v3's default of a second kept `run imp-summoning --orders 10000` at 66-83 MB of
-/// peak RSS, most of it pages freed within the last second; with 10 ms it peaks at 45-47 MB,
-/// and `bench engine` and `bench sagas` are unchanged within their noise.
+/// default. v3's default of a second kept `run imp-summoning --orders 10000` at 66-74 MB of
+/// peak RSS, most of it pages freed within the last second; with 10 ms (and the runtime's
+/// smaller relay window and page cache) it peaks at 45-48 MB, at the cost of more page faults
+/// (see "Memory" in docs/design.md).
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 /// Tunes the allocator and the kernel's paging for this process; called first thing in `main`.

@@ -496,7 +496,8 @@ pub(crate) struct CommonRun {
     pub(crate) metrics: Option<std::net::SocketAddr>,
     /// Send the runtimes' spans (one trace per saga) to the OpenTelemetry collector at URL:
     /// `http://HOST:PORT` (OTLP over HTTP, JSON; to /v1/traces) or the full URL of its traces
-    /// endpoint. Default: OTEL_EXPORTER_OTLP_ENDPOINT, if set. Needs the otlp feature.
+    /// endpoint. Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT
+    /// with /v1/traces, if set. Needs the otlp feature.
     #[arg(long, value_name = "URL")]
     pub(crate) otlp: Option<String>,
     #[command(flatten)]
@@ -648,7 +649,8 @@ pub(crate) struct ApartArgs {
     pub(crate) metrics: Option<std::net::SocketAddr>,
     /// Send the runtimes' spans (one trace per saga) to the OpenTelemetry collector at URL:
     /// `http://HOST:PORT` (OTLP over HTTP, JSON; to /v1/traces) or the full URL of its traces
-    /// endpoint. Default: OTEL_EXPORTER_OTLP_ENDPOINT, if set. Needs the otlp feature.
+    /// endpoint. Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT
+    /// with /v1/traces, if set. Needs the otlp feature.
     #[arg(long, value_name = "URL")]
     pub(crate) otlp: Option<String>,
     #[command(flatten)]
@@ -702,6 +704,10 @@ pub(crate) struct DriverArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Send the driver's spans (the root of each saga's trace) to the OpenTelemetry collector
+    /// at URL, as `service --otlp` does. Needs the otlp feature.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp: Option<String>,
 }
 
 fn parse_nats_url(s: &str) -> Result<String, String> {

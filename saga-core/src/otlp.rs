@@ -42,13 +42,22 @@ pub const QUEUE: usize = 8192;
 pub const BATCH: usize = 512;
 /// How long a request may take, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after a failed request spans are dropped unsent before the next try.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Sends spans to an OpenTelemetry collector; give it to
 /// [`RuntimeBuilder::spans`](crate::runtime::RuntimeBuilder::spans).
 pub struct OtlpExporter {
     queue: mpsc::Sender<Command>,
     dropped: AtomicU64,
-    sent: Arc<AtomicU64>,
+    tally: Arc<Tally>,
+}
+
+/// What became of the spans that left the queue.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    lost: AtomicU64,
 }
 
 enum Command {
@@ -64,8 +73,9 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    /// `http://HOST:PORT` (the traces go to `/v1/traces`, as the OTLP exporters' base
-    /// endpoint has them) or `http://HOST:PORT/PATH` (the traces go to that path).
+    /// `http://HOST:PORT` (the traces go to `/v1/traces`) or `http://HOST:PORT/PATH` (the
+    /// traces go to that path). OpenTelemetry's `OTEL_EXPORTER_OTLP_ENDPOINT` is a base
+    /// with `/v1/traces` to add; see [`OtlpExporter::traces_url`].
     fn parse(url: &str) -> Result<Endpoint> {
         let bad = |why: &str| Error::Config(format!("OTLP endpoint {url:?}: {why}"));
         let rest = url.strip_prefix("http://").ok_or_else(|| {
@@ -92,17 +102,31 @@ impl OtlpExporter {
     pub fn start(endpoint: &str, service_name: &str) -> Result<Arc<OtlpExporter>> {
         let endpoint = Endpoint::parse(endpoint)?;
         let (queue, incoming) = mpsc::channel(QUEUE);
-        let sent = Arc::new(AtomicU64::new(0));
-        tokio::spawn(send_batches(endpoint, service_name.to_owned(), incoming, sent.clone()));
-        Ok(Arc::new(OtlpExporter { queue, dropped: AtomicU64::new(0), sent }))
+        let tally = Arc::new(Tally::default());
+        tokio::spawn(send_batches(endpoint, service_name.to_owned(), incoming, tally.clone()));
+        Ok(Arc::new(OtlpExporter { queue, dropped: AtomicU64::new(0), tally }))
     }
 
-    /// Sends what is queued now and returns once it has been sent (or given up on).
+    /// Sends what is queued now and returns once it has been sent or given up on: after a
+    /// failed request the spans are dropped for a few seconds rather than tried again, so a
+    /// flush takes at most about one request's timeout (5 s) beyond the sending itself.
     pub async fn flush(&self) {
         let (done, sent) = oneshot::channel();
         if self.queue.send(Command::Flush(done)).await.is_ok() {
             let _ = sent.await;
         }
+    }
+
+    /// The URL of the traces endpoint under a collector's base URL, as OpenTelemetry's
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` gives it: `/v1/traces` added to its path.
+    ///
+    /// ```
+    /// use saga_core::otlp::OtlpExporter;
+    /// assert_eq!(OtlpExporter::traces_url("http://gw:4318/otlp/"), "http://gw:4318/otlp/v1/traces");
+    /// assert_eq!(OtlpExporter::traces_url("http://127.0.0.1:4318"), "http://127.0.0.1:4318/v1/traces");
+    /// ```
+    pub fn traces_url(base: &str) -> String {
+        format!("{}/v1/traces", base.trim_end_matches('/'))
     }
 
     /// Spans dropped because the queue was full.
@@ -112,7 +136,12 @@ impl OtlpExporter {
 
     /// Spans the collector has accepted.
     pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+        self.tally.sent.load(Ordering::Relaxed)
+    }
+
+    /// Spans lost because the collector could not be reached or refused them.
+    pub fn lost(&self) -> u64 {
+        self.tally.lost.load(Ordering::Relaxed)
     }
 }
 
@@ -130,10 +159,12 @@ async fn send_batches(
     endpoint: Endpoint,
     service: String,
     mut incoming: mpsc::Receiver<Command>,
-    sent: Arc<AtomicU64>,
+    tally: Arc<Tally>,
 ) {
     let mut batch: Vec<Span> = Vec::new();
-    let mut failing = false;
+    // After a failed post, batches are dropped unsent until then: a collector that does not
+    // answer costs one timeout, not one per batch (a flush, or the end, stays short).
+    let mut resume_at: Option<Instant> = None;
     let mut last = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -152,23 +183,28 @@ async fn send_batches(
         if due && !batch.is_empty() {
             last = Instant::now();
             for chunk in std::mem::take(&mut batch).chunks(BATCH) {
+                let spans = chunk.len() as u64;
+                if resume_at.is_some_and(|at| Instant::now() < at) {
+                    tally.lost.fetch_add(spans, Ordering::Relaxed);
+                    continue;
+                }
                 match post(&endpoint, &body(&service, chunk)).await {
                     Ok(()) => {
-                        sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                        if failing {
+                        tally.sent.fetch_add(spans, Ordering::Relaxed);
+                        if resume_at.take().is_some() {
                             tracing::info!(endpoint = %endpoint.authority, "sending spans works again");
                         }
-                        failing = false;
                     }
                     Err(why) => {
-                        if !failing {
+                        tally.lost.fetch_add(spans, Ordering::Relaxed);
+                        if resume_at.is_none() {
                             tracing::warn!(
                                 endpoint = %endpoint.authority,
                                 error = %why,
                                 "sending spans failed; they are dropped until it works again"
                             );
                         }
-                        failing = true;
+                        resume_at = Some(Instant::now() + RETRY_AFTER);
                     }
                 }
             }
@@ -307,6 +343,7 @@ mod tests {
         assert_eq!((base.authority.as_str(), base.path.as_str()), ("127.0.0.1:4318", "/v1/traces"));
         assert_eq!(Endpoint::parse("http://collector:4318/").unwrap().path, "/v1/traces");
         assert_eq!(Endpoint::parse("http://collector:4318/otlp/v1/traces").unwrap().path, "/otlp/v1/traces");
+        assert_eq!(Endpoint::parse("http://[::1]:4318").unwrap().authority, "[::1]:4318");
         for bad in
             ["https://collector:4318", "collector:4318", "http://collector", "http://:4318", "http://c:port"]
         {

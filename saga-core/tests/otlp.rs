@@ -4,20 +4,24 @@
 use crate::traces::{Book, Booked, Paid, Pay};
 use saga_core::otlp::OtlpExporter;
 use saga_core::testkit::Collector;
-use saga_core::{InProcessTransport, RedbStore, Runtime, Service, Status};
+use saga_core::{ActionError, InProcessTransport, RedbStore, Runtime, Service, Status};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A runtime with a three-step trip saga (a local step, then the hotel's and the bank's) whose
-/// spans go to `exporter`.
-async fn trips(exporter: Arc<OtlpExporter>) -> saga_core::RuntimeHandle {
+/// spans go to `exporter`; the bank fails its first handling for now if `bank_fails_once`.
+async fn trips(exporter: Arc<OtlpExporter>, bank_fails_once: bool) -> saga_core::RuntimeHandle {
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(!bank_fails_once));
     let hotel = Service::new("hotel").on("hotel", |ctx, b: Book| {
         ctx.reply(&Booked(b.0))?;
         Ok(())
     });
-    let bank = Service::new("bank").on("bank", |ctx, p: Pay| {
+    let bank = Service::new("bank").on("bank", move |ctx, p: Pay| {
+        if !failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(ActionError::transient("the bank is busy"));
+        }
         ctx.reply(&Paid(p.0))?;
         Ok(())
     });
@@ -39,7 +43,7 @@ fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
 async fn each_saga_reaches_the_collector_as_one_connected_trace_with_its_last_step_in_it() {
     let collector = Collector::start().await.unwrap();
     let exporter = OtlpExporter::start(collector.url(), "trips").unwrap();
-    let runtime = trips(exporter.clone()).await;
+    let runtime = trips(exporter.clone(), false).await;
     for trip in 1..=3u32 {
         let handle = runtime.start_saga("trip", &trip.to_string(), &trip).await.unwrap();
         assert_eq!(handle.result().await.unwrap().status(), Status::Completed);
@@ -94,6 +98,30 @@ async fn each_saga_reaches_the_collector_as_one_connected_trace_with_its_last_st
     }
 }
 
+/// A handling that failed for now and was tried again is a span of its own beside the one
+/// that committed: no span id is exported twice, and both are children of the same span.
+#[tokio::test]
+async fn a_retried_handling_is_a_span_of_its_own_under_the_same_parent() {
+    let collector = Collector::start().await.unwrap();
+    let exporter = OtlpExporter::start(collector.url(), "trips").unwrap();
+    let runtime = trips(exporter.clone(), true).await;
+    let handle = runtime.start_saga("trip", "1", &1u32).await.unwrap();
+    assert_eq!(handle.result().await.unwrap().status(), Status::Completed);
+    runtime.shutdown().await.unwrap();
+    exporter.flush().await;
+    let spans = collector.spans();
+    let ids: HashSet<&str> = spans.iter().map(|s| s["spanId"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), spans.len(), "no span id twice: {spans:#?}");
+    let bank: Vec<&Value> = spans.iter().filter(|s| s["name"] == "bank bank.pay").collect();
+    let outcomes: Vec<&Value> =
+        bank.iter().map(|s| &attribute(s, "saga.outcome").unwrap()["stringValue"]).collect();
+    assert_eq!(outcomes, ["retried", "committed"], "{bank:#?}");
+    assert_eq!(bank[0]["parentSpanId"], bank[1]["parentSpanId"]);
+    // What the bank sent names the attempt that committed.
+    let paid = spans.iter().find(|s| s["name"] == "trip bank.paid").unwrap();
+    assert_eq!(paid["parentSpanId"], bank[1]["spanId"]);
+}
+
 #[tokio::test]
 async fn a_collector_that_is_down_holds_no_saga_back() {
     // A port nothing listens on any more.
@@ -102,7 +130,7 @@ async fn a_collector_that_is_down_holds_no_saga_back() {
         format!("http://{}", listener.local_addr().unwrap())
     };
     let exporter = OtlpExporter::start(&url, "trips").unwrap();
-    let runtime = trips(exporter.clone()).await;
+    let runtime = trips(exporter.clone(), false).await;
     let handle = runtime.start_saga("trip", "1", &1u32).await.unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(10), handle.result()).await;
     assert_eq!(ended.expect("the saga ended").unwrap().status(), Status::Completed);

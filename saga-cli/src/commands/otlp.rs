@@ -3,9 +3,6 @@
 use saga_core::runtime::SpanSink;
 use std::sync::Arc;
 
-/// Where OpenTelemetry's own exporters read the collector's address from.
-const ENDPOINT_VARIABLE: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-
 /// Where a command's spans go, if anywhere.
 #[derive(Default)]
 pub(crate) struct Export {
@@ -14,24 +11,48 @@ pub(crate) struct Export {
 }
 
 impl Export {
-    /// The export `--otlp` asks for, or else `OTEL_EXPORTER_OTLP_ENDPOINT`, with the spans'
-    /// resource named `service`; `Err` with the line that refuses a flag this binary cannot
-    /// follow.
-    pub(crate) fn start(flag: Option<&str>, service: &str) -> Result<Export, String> {
-        let from_environment = || std::env::var(ENDPOINT_VARIABLE).ok().filter(|v| !v.is_empty());
+    /// The export `--otlp` asks for, or else the one OpenTelemetry's environment names
+    /// (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, the traces URL, or `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// the collector's base URL), with the spans' resource named `service`. A flag it cannot follow is
+    /// refused with one line on stderr and `Err` with the exit code (2); an environment it
+    /// cannot follow is warned about and sends nothing.
+    pub(crate) fn start(flag: Option<&str>, service: &str) -> Result<Export, u8> {
+        Export::started(flag, service).map_err(|refused| {
+            eprintln!("saga-cli: {refused}");
+            2
+        })
+    }
+
+    fn started(flag: Option<&str>, service: &str) -> Result<Export, String> {
         #[cfg(feature = "otlp")]
         {
-            let Some(endpoint) = flag.map(str::to_owned).or_else(from_environment) else {
-                return Ok(Export::default());
+            use saga_core::otlp::OtlpExporter;
+            let variable = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            let (endpoint, from) = match flag {
+                Some(url) => (url.to_owned(), "--otlp"),
+                None => match variable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+                    Some(url) => (url, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+                    None => match variable("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                        Some(base) => (OtlpExporter::traces_url(&base), "OTEL_EXPORTER_OTLP_ENDPOINT"),
+                        None => return Ok(Export::default()),
+                    },
+                },
             };
-            let exporter =
-                saga_core::otlp::OtlpExporter::start(&endpoint, service).map_err(|e| e.to_string())?;
-            eprintln!("{service}: sending spans to {endpoint}");
-            Ok(Export { exporter: Some(exporter) })
+            match OtlpExporter::start(&endpoint, service) {
+                Ok(exporter) => {
+                    eprintln!("{service}: sending spans to {endpoint}");
+                    Ok(Export { exporter: Some(exporter) })
+                }
+                Err(e) if flag.is_some() => Err(e.to_string()),
+                Err(e) => {
+                    eprintln!("saga-cli: warning: {from}: {e}; no spans are sent");
+                    Ok(Export::default())
+                }
+            }
         }
         #[cfg(not(feature = "otlp"))]
         {
-            let _ = (from_environment, service);
+            let _ = service;
             match flag {
                 Some(_) => Err("--otlp: this saga-cli was built without the otlp feature".into()),
                 None => Ok(Export {}),
@@ -48,13 +69,17 @@ impl Export {
         None
     }
 
-    /// Sends what is still queued, once the runtimes have stopped.
+    /// Sends what is still queued, once the runtimes have stopped, and says what was not sent.
     pub(crate) async fn finish(self) {
         #[cfg(feature = "otlp")]
         if let Some(exporter) = self.exporter {
             exporter.flush().await;
-            if exporter.dropped() > 0 {
-                eprintln!("spans: {} dropped (the queue was full)", exporter.dropped());
+            let (dropped, lost) = (exporter.dropped(), exporter.lost());
+            if dropped + lost > 0 {
+                eprintln!(
+                    "spans: {} sent, {lost} lost (the collector failed), {dropped} dropped (the queue was full)",
+                    exporter.sent()
+                );
             }
         }
     }

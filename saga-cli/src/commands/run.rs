@@ -53,10 +53,7 @@ pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
     }
     let export = match super::otlp::Export::start(common.otlp.as_deref(), requested.name()) {
         Ok(export) => export,
-        Err(refused) => {
-            eprintln!("saga-cli: {refused}");
-            return Ok(2);
-        }
+        Err(code) => return Ok(code),
     };
     flags.insert("seed".to_owned(), common.seed.to_string());
     let path = common.db.db.clone();

@@ -46,10 +46,7 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
     }
     let export = match super::otlp::Export::start(apart.otlp.as_deref(), &format!("{name}.{service}")) {
         Ok(export) => export,
-        Err(refused) => {
-            eprintln!("saga-cli: {refused}");
-            return Ok(2);
-        }
+        Err(code) => return Ok(code),
     };
     // A signal stops the service also while it waits for its broker; the database is created
     // only once the broker answered.
@@ -108,8 +105,9 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
     if let Some(endpoint) = endpoint {
         endpoint.abort();
     }
-    runtime.shutdown().await?;
+    let stopped = runtime.shutdown().await;
     export.finish().await;
+    stopped?;
     transport.close().await?;
     Ok(0)
 }
@@ -118,6 +116,10 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
 pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
     let Chosen { args: driver, domain, .. } = args;
     let name = domain.name();
+    let export = match super::otlp::Export::start(driver.otlp.as_deref(), &format!("{name}.driver")) {
+        Ok(export) => export,
+        Err(code) => return Ok(code),
+    };
     let store = Arc::new(super::open_writer(&driver.broker.db.db)?);
     // The services keep what they handled: a second drive of the same ids would wait for
     // processes that ended long ago. Each drive's ids begin with a prefix of its own, kept in
@@ -142,11 +144,13 @@ pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
         stop: stop_on_signal()?,
         metrics: Default::default(),
         serve: None,
-        spans: None,
+        spans: export.sink(),
         done: Default::default(),
     };
     let started = Instant::now();
-    let (outcome, invariants) = domain.drive_apart(ctx).await?;
+    let driven = domain.drive_apart(ctx).await;
+    export.finish().await;
+    let (outcome, invariants) = driven?;
     progress.finish();
     transport.close().await?;
     let elapsed = started.elapsed();

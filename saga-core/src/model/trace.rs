@@ -73,6 +73,17 @@ impl TraceParent {
     pub fn span_id(&self) -> u64 {
         self.span_id
     }
+
+    /// Whether the trace is sampled (its flags' lowest bit): a tracer records only sampled
+    /// spans.
+    pub fn sampled(&self) -> bool {
+        self.sampled
+    }
+
+    /// The same trace and sampling, another span.
+    pub(crate) fn with_span(&self, span_id: u64) -> TraceParent {
+        TraceParent { span_id: span_id.max(1), ..*self }
+    }
 }
 
 impl fmt::Display for TraceParent {

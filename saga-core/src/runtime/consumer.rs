@@ -99,12 +99,14 @@ pub(crate) async fn take_here(shared: &Shared, envelope: &Envelope) -> crate::Re
         }
         let parts = ctx.into_parts(None);
         match shared.committer.commit(parts.unit).await? {
-            UnitOutcome::Committed | UnitOutcome::Duplicate => {
+            outcome @ (UnitOutcome::Committed | UnitOutcome::Duplicate) => {
                 shared.watchers.ended(&parts.ended);
                 shared.observed(&parts.changed);
-                if let (Some(spans), Some(begun)) = (&shared.spans, begun) {
-                    spans.record(begun.end(SpanOutcome::Committed));
-                }
+                let outcome = match outcome {
+                    UnitOutcome::Duplicate => SpanOutcome::Duplicate,
+                    _ => SpanOutcome::Committed,
+                };
+                shared.record_span(begun, outcome);
                 return Ok(true);
             }
             UnitOutcome::Conflict(e) => {
@@ -265,9 +267,7 @@ fn spawn_handling(
     handling.spawn(
         async move {
             let outcome = handle_delivery(&shared, consumer.as_ref(), delivery).await;
-            if let (Some(spans), Some(begun)) = (&shared.spans, begun) {
-                spans.record(begun.end(outcome));
-            }
+            shared.record_span(begun, outcome);
             key
         }
         .instrument(span),

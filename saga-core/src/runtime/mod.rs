@@ -146,6 +146,16 @@ impl Shared {
         }
     }
 
+    /// Hands the span `begun` (if one was begun), ended now with `outcome`, to the span sink,
+    /// if its trace is sampled.
+    pub(crate) fn record_span(&self, begun: Option<spans::Begun>, outcome: SpanOutcome) {
+        if let (Some(sink), Some(begun)) = (&self.spans, begun)
+            && begun.sampled()
+        {
+            sink.record(begun.end(outcome));
+        }
+    }
+
     /// Tells the observer, if there is one, of `changed`, committed.
     pub(crate) fn observed(&self, changed: &[ProcessChanged]) {
         if let Some(observer) = &self.observer {
@@ -516,12 +526,7 @@ impl RuntimeHandle {
             Ok(false) => self.send_envelope(envelope).await,
             Err(e) => Err(e),
         };
-        if let (Some(sink), Some(begun)) = (&self.shared.spans, begun) {
-            sink.record(begun.end(match &result {
-                Ok(()) => SpanOutcome::Committed,
-                Err(e) => SpanOutcome::Failed(e.to_string()),
-            }));
-        }
+        self.shared.record_span(begun, sent(&result));
         result
     }
 
@@ -731,20 +736,32 @@ fn as_client(shared: &Shared, mut envelope: Envelope) -> (Envelope, Option<spans
 pub(crate) async fn send_all(shared: &Shared, envelopes: Vec<Envelope>) -> Result<()> {
     shared.refuse_if_halted()?;
     let now = shared.clock.now();
-    let (outbox, begun): (Vec<_>, Vec<_>) = envelopes.into_iter().map(|e| as_client(shared, e)).unzip();
+    let mut begun = Vec::new();
+    let outbox = envelopes
+        .into_iter()
+        .map(|e| {
+            let (envelope, span) = as_client(shared, e);
+            begun.extend(span);
+            envelope
+        })
+        .collect();
     let unit = CommitUnit { at: now, outbox, ..CommitUnit::default() };
     let result = match shared.committer.commit(unit).await {
         Ok(crate::store::UnitOutcome::Conflict(e)) | Err(e) => Err(e),
         Ok(_) => Ok(()),
     };
-    if let Some(sink) = &shared.spans {
-        let outcome = match &result {
-            Ok(()) => SpanOutcome::Committed,
-            Err(e) => SpanOutcome::Failed(e.to_string()),
-        };
-        begun.into_iter().flatten().for_each(|b| sink.record(b.end(outcome.clone())));
+    for span in begun {
+        shared.record_span(Some(span), sent(&result));
     }
     result
+}
+
+/// How a client's send ended, as its span tells it.
+fn sent(result: &Result<()>) -> SpanOutcome {
+    match result {
+        Ok(()) => SpanOutcome::Committed,
+        Err(e) => SpanOutcome::Failed(e.to_string()),
+    }
 }
 
 /// `requests`, each to be answered on `topic`.

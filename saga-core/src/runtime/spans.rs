@@ -138,8 +138,24 @@ impl Begun {
         }
     }
 
+    /// Whether its trace is sampled (only a sampled span is recorded).
+    pub(crate) fn sampled(&self) -> bool {
+        self.trace.sampled()
+    }
+
     /// The span, ended now with `outcome`.
-    pub(crate) fn end(self, outcome: SpanOutcome) -> Span {
+    ///
+    /// A handling's span id is made from the message and the consumer, so that what the
+    /// handling sends names the same parent on every attempt; only the attempt that commits
+    /// (or dead-letters) keeps it. An attempt that commits nothing (retried, a duplicate,
+    /// ignored) sent nothing that names it, and gets a span id of its own, so that no id is
+    /// exported twice.
+    pub(crate) fn end(mut self, outcome: SpanOutcome) -> Span {
+        let committed_nothing =
+            matches!(outcome, SpanOutcome::Retried | SpanOutcome::Duplicate | SpanOutcome::Ignored);
+        if self.kind == SpanKind::Consumer && committed_nothing {
+            self.trace = self.trace.with_span(fastrand::u64(1..));
+        }
         let name = match self.kind {
             SpanKind::Consumer => format!("{} {}", self.consumer, self.message_kind),
             SpanKind::Producer => format!("send {}", self.message_kind),

@@ -44,11 +44,7 @@ impl Collector {
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let keep = keep.clone();
-                tokio::spawn(async move {
-                    if let Some(request) = take(stream).await {
-                        keep.lock().unwrap_or_else(|e| e.into_inner()).push(request);
-                    }
-                });
+                tokio::spawn(take(stream, keep));
             }
         });
         Ok(Collector { url, received, task })
@@ -84,8 +80,9 @@ impl Drop for Collector {
     }
 }
 
-/// Reads one HTTP/1.1 request (its head, then `Content-Length` bytes of body) and answers 200.
-async fn take(mut stream: TcpStream) -> Option<Received> {
+/// Reads one HTTP/1.1 request (its head, then `Content-Length` bytes of body), keeps it, and
+/// then answers 200 (so a sender that has its answer finds the request kept).
+async fn take(mut stream: TcpStream, keep: Arc<Mutex<Vec<Received>>>) -> Option<()> {
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 8192];
     let (head, length) = loop {
@@ -108,12 +105,13 @@ async fn take(mut stream: TcpStream) -> Option<Received> {
         }
         bytes.extend_from_slice(&chunk[..n]);
     }
-    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await.ok()?;
-    Some(Received {
+    let request = Received {
         path: head.split_whitespace().nth(1)?.to_owned(),
         content_type: header(&head, "content-type").unwrap_or_default(),
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    })
+    };
+    keep.lock().unwrap_or_else(|e| e.into_inner()).push(request);
+    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await.ok()
 }
 
 /// The value of `name` (lowercase) in an HTTP head, lowercased and trimmed.
