@@ -279,6 +279,18 @@ fn beyond_loopback_the_console_needs_its_token() {
         "action=retry",
     );
     assert_eq!(foreign.status, 403, "a form from another site acts on nothing");
+
+    // The token may come from the environment instead.
+    let from_environment = Served::start_with(
+        &["serve", "--db", "imp.redb", "--addr", "0.0.0.0:0"],
+        dir.path(),
+        "console",
+        &[("SAGA_CONSOLE_TOKEN", "from-env")],
+    );
+    let addr = from_environment.addr.clone();
+    assert_eq!(from_environment.get("/").status, 401);
+    assert_eq!(request(&addr, "GET", "/", &[("Authorization", "Bearer s3cret")], "").status, 401);
+    assert_eq!(request(&addr, "GET", "/", &[("Authorization", "Bearer from-env")], "").status, 200);
 }
 
 /// The samples of a Prometheus text exposition, by name with labels; panics on a line that is
@@ -554,12 +566,33 @@ fn the_console_of_a_deployment_lists_what_its_services_announce_and_acts_through
             .spawn()
             .unwrap()
     };
-    let _services = crate::Children(["billing", "reports", "voiding"].iter().map(|n| service(n)).collect());
+    let _services = crate::Children(["reports", "voiding"].iter().map(|n| service(n)).collect());
+    // A service apart serves its metrics too.
+    let billing = Served::start(
+        &[
+            "service",
+            "document-voiding",
+            "billing",
+            "--transport",
+            &url,
+            "--db",
+            "billing.redb",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+        "metrics",
+    );
     let drive = crate::saga_cli(
         &["drive", "document-voiding", "--documents", "12", "--transport", &url, "--db", "driver.redb"],
         dir.path(),
     );
     assert_eq!(drive.status.code(), Some(0), "{}", crate::stderr(&drive));
+    let billed = request(&billing.addr, "GET", "/metrics", &[], "");
+    assert_eq!(billed.status, 200);
+    let billed = prometheus(&billed.body);
+    assert!(billed["saga_handled_messages_total"] > 0.0, "{billed:?}");
+    assert!(billed["saga_commits_total"] > 0.0, "{billed:?}");
     let args = [
         "serve",
         "--transport",

@@ -19,8 +19,14 @@ pub(crate) struct Served {
 impl Served {
     /// Starts `saga-cli args` in `dir` and waits until it prints `{what}: http://ADDR/`.
     pub(crate) fn start(args: &[&str], dir: &Path, what: &str) -> Served {
+        Served::start_with(args, dir, what, &[])
+    }
+
+    /// [`start`](Self::start), with `env` added to the environment.
+    pub(crate) fn start_with(args: &[&str], dir: &Path, what: &str, env: &[(&str, &str)]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_saga-cli"))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
