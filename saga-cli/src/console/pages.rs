@@ -41,17 +41,36 @@ pub(crate) fn page(
     )
 }
 
-/// A message above a page: what an action came to.
-pub(crate) fn said(text: Option<&str>) -> String {
+/// What an action came to, as the query of the page it leads back to carries it.
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct Said {
+    pub(crate) said: Option<String>,
+    /// Whether the action was refused or failed.
+    #[serde(default)]
+    pub(crate) refused: bool,
+}
+
+impl Said {
+    /// The query that shows `outcome` (what was done, or why not) above the page.
+    pub(crate) fn query(outcome: &Result<String, String>) -> String {
+        match outcome {
+            Ok(said) => format!("said={}", crate::html::encode(said)),
+            Err(said) => format!("said={}&refused=true", crate::html::encode(said)),
+        }
+    }
+
+    /// The message above the page, if there is one.
+    pub(crate) fn shown(&self) -> String {
+        said(self.said.as_deref(), self.refused)
+    }
+}
+
+/// A message above a page: what an action came to, marked if it was refused or failed.
+pub(crate) fn said(text: Option<&str>, refused: bool) -> String {
     match text {
         None => String::new(),
         Some(text) => {
-            let class =
-                if text.contains(" refused") || text.contains("not redriven") || text.starts_with("error") {
-                    "said refused"
-                } else {
-                    "said"
-                };
+            let class = if refused { "said refused" } else { "said" };
             format!(r#"<p class="{class}" id="said">{}</p>"#, escape(text))
         }
     }
@@ -74,6 +93,8 @@ pub(crate) struct Filters {
     pub(crate) after: Option<String>,
     pub(crate) limit: Option<String>,
     pub(crate) said: Option<String>,
+    #[serde(default)]
+    pub(crate) refused: bool,
 }
 
 impl Filters {

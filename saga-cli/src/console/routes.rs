@@ -131,8 +131,9 @@ fn query_of(f: &Filters) -> Result<ProcessQuery, String> {
 }
 
 async fn processes(State(console): Shared, headers: HeaderMap, Query(f): Query<Filters>) -> Response {
-    let above =
-        |kinds: &[String]| format!("{}{}", pages::said(f.said.as_deref()), pages::filters_form(&f, kinds));
+    let above = |kinds: &[String]| {
+        format!("{}{}", pages::said(f.said.as_deref(), f.refused), pages::filters_form(&f, kinds))
+    };
     let query = match query_of(&f) {
         Ok(query) => query,
         Err(e) => {
@@ -172,19 +173,14 @@ async fn processes_json(State(console): Shared, Query(f): Query<Filters>) -> Res
     }
 }
 
-#[derive(Deserialize, Default)]
-struct Said {
-    said: Option<String>,
-}
-
 async fn process(
     State(console): Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<Said>,
+    Query(q): Query<pages::Said>,
 ) -> Response {
     let title = id.as_str();
-    let above = format!("{}{}", pages::said(q.said.as_deref()), pages::process_actions(&id));
+    let above = format!("{}{}", q.shown(), pages::process_actions(&id));
     let attrs = format!(r#"data-process="{}""#, crate::html::escape(&id));
     match console.source.inspect(&id).await {
         Ok(Some((found, kept_by))) => {
@@ -249,21 +245,22 @@ impl Action {
 }
 
 async fn act(State(console): Shared, Path(id): Path<String>, Form(action): Form<Action>) -> Response {
-    let said = match action.ask() {
+    let outcome = match action.ask() {
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
         Ok(ask) => match console.source.act(&id, ask).await {
-            Ok((line, _)) => line,
-            Err(e) => format!("error: {e:#}"),
+            Ok((line, Some(false))) => Err(line),
+            Ok((line, _)) => Ok(line),
+            Err(e) => Err(format!("error: {e:#}")),
         },
     };
     console.hub.tell(json!({ "process": id }));
-    Redirect::to(&format!("/processes/{}?said={}", encode(&id), encode(&said))).into_response()
+    Redirect::to(&format!("/processes/{}?{}", encode(&id), pages::Said::query(&outcome))).into_response()
 }
 
-async fn dead_letters(State(console): Shared, headers: HeaderMap, Query(q): Query<Said>) -> Response {
+async fn dead_letters(State(console): Shared, headers: HeaderMap, Query(q): Query<pages::Said>) -> Response {
     match console.source.dead_letters().await {
         Ok(letters) => {
-            let above = pages::said(q.said.as_deref());
+            let above = q.shown();
             respond(
                 &console,
                 &headers,
@@ -286,7 +283,7 @@ async fn dead_letter(
     State(console): Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<Said>,
+    Query(q): Query<pages::Said>,
 ) -> Response {
     let title = format!("Dead letter {id}");
     let letter = match letter_id(&id) {
@@ -295,7 +292,7 @@ async fn dead_letter(
     };
     match console.source.dead_letter(&letter).await {
         Ok(found) => {
-            let above = pages::said(q.said.as_deref());
+            let above = q.shown();
             respond(&console, &headers, &title, "/dead-letters", &above, "", pages::dead_letter(&found))
         }
         Err(e) => {
@@ -310,15 +307,16 @@ async fn dead_letter(
 }
 
 async fn redrive(State(console): Shared, Path(id): Path<String>) -> Response {
-    let said = match letter_id(&id) {
+    let outcome = match letter_id(&id) {
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e:#}")).into_response(),
         Ok(letter) => match console.source.redrive(&letter).await {
-            Ok(line) => line,
-            Err(e) => format!("error: {id}: not redriven: {e:#}"),
+            Ok((line, true)) => Ok(line),
+            Ok((line, false)) => Err(line),
+            Err(e) => Err(format!("error: {id}: not redriven: {e:#}")),
         },
     };
     console.hub.tell(json!({ "process": null }));
-    Redirect::to(&format!("/dead-letters?said={}", encode(&said))).into_response()
+    Redirect::to(&format!("/dead-letters?{}", pages::Said::query(&outcome))).into_response()
 }
 
 async fn events(State(console): Shared) -> Response {

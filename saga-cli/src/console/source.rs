@@ -263,16 +263,17 @@ impl Source {
     }
 
     /// Sends dead letter `id` again to the consumer that gave up on it; what became of it, in
-    /// a sentence.
-    pub(crate) async fn redrive(&self, id: &DeadLetterId) -> Result<String> {
+    /// a sentence, and whether it went well (redriven, and not given up on again).
+    pub(crate) async fn redrive(&self, id: &DeadLetterId) -> Result<(String, bool)> {
         match self {
             Source::Run { store, .. } => {
                 let redriven = operator::redrive(store.as_ref(), id, Timestamp::now())?;
-                Ok(format!(
+                let line = format!(
                     "{id}: redriven to {} as message {}; the run handles it next",
                     redriven.letter.consumer().unwrap_or_default(),
                     redriven.message
-                ))
+                );
+                Ok((line, true))
             }
             Source::Broker(d) => {
                 let query = Query::Redrive { id: Some(id.to_string()) };
@@ -282,7 +283,8 @@ impl Source {
                 let Answer::Redriven { letters } = answer.answer else {
                     bail!("{} answered something else", answer.runtime)
                 };
-                Ok(letters
+                let went_well = letters.iter().all(|l| l.message.is_some());
+                let line = letters
                     .iter()
                     .map(|l| match (&l.message, &l.refused) {
                         (Some(message), _) => format!(
@@ -293,7 +295,8 @@ impl Source {
                         (None, None) => format!("{}: not redriven", l.letter),
                     })
                     .collect::<Vec<_>>()
-                    .join("; "))
+                    .join("; ");
+                Ok((line, went_well))
             }
             Source::File(path) => {
                 if !path.exists() {
@@ -312,7 +315,9 @@ impl Source {
                 let redriven = operator::redrive(store.as_ref(), id, Timestamp::now())?;
                 let fates = letters::settle(&store, &[&redriven]).await?;
                 let consumer = redriven.letter.consumer().unwrap_or_default().to_owned();
-                Ok(match fates.get(&redriven.message) {
+                let fate = fates.get(&redriven.message);
+                let went_well = !matches!(fate, Some(Fate::GivenUpAgain(_)));
+                let line = match fate {
                     Some(Fate::Handled) => format!("{id}: redriven to {consumer}: handled"),
                     Some(Fate::GivenUpAgain(error)) => format!(
                         "{id}: redriven to {consumer}: given up on again ({error}); kept as dead letter {}",
@@ -326,7 +331,8 @@ impl Source {
                             "{id}: redriven to {consumer}: queued until the service that owns this file next runs"
                         )
                     }
-                })
+                };
+                Ok((line, went_well))
             }
         }
     }

@@ -119,6 +119,8 @@ fn in_a_browser_a_document_voided_from_its_page_is_seen_to_end_without_a_reload_
     );
     let said = browser.eval("document.getElementById('said').textContent");
     assert!(said.as_str().unwrap().contains("acknowledge applied"), "{said}");
+    let class = browser.eval("document.getElementById('said').className");
+    assert_eq!(class, "said", "an applied action is not shown as refused");
     drop(browser);
     let (code, out) = served.interrupt();
     assert_eq!(code, Some(0), "{out}");
@@ -664,6 +666,8 @@ fn beside_a_run_that_holds_the_file_the_console_reads_it_and_says_it_cannot_act_
     assert_eq!(acted.status, 303);
     let said = acted.header("location").unwrap().to_owned();
     assert!(said.contains("held%20by%20a%20running%20process"), "it says it cannot, and why: {said}");
+    let told = beside.get(&said);
+    assert!(told.body.contains(r#"<p class="said refused" id="said">"#), "shown as refused: {}", told.body);
     let page = beside.get(&format!("{path}?status=x"));
     assert!(page.body.contains(r#"id="process-status">failed"#), "nothing was done");
     let (code, _) = run.interrupt();

@@ -12,7 +12,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use saga_core::Store;
 use saga_examples::bakery::{DAY, OPENING, PRODUCTS, PlaceOrder};
-use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -47,11 +46,6 @@ impl Face for BakeryFace {
 
 type Shared = State<Arc<BakeryFace>>;
 
-#[derive(Deserialize, Default)]
-struct Said {
-    said: Option<String>,
-}
-
 /// The menu as the menu service keeps it: per product, how many can be bought and at what
 /// price (cents).
 fn menu(store: &dyn Store) -> saga_core::Result<BTreeMap<String, (u64, u64)>> {
@@ -66,7 +60,7 @@ fn cents(n: u64) -> String {
     format!("{}.{:02}", n / 100, n % 100)
 }
 
-async fn page(State(face): Shared, headers: HeaderMap, Query(q): Query<Said>) -> Response {
+async fn page(State(face): Shared, headers: HeaderMap, Query(q): Query<pages::Said>) -> Response {
     let read = face.context.store.clone();
     let lines = tokio::task::spawn_blocking(move || menu(read.as_ref())).await;
     let now = face.clock.now();
@@ -113,7 +107,7 @@ async fn page(State(face): Shared, headers: HeaderMap, Query(q): Query<Said>) ->
         );
     }
     form.push_str(r#"<button type="submit" id="order">Order</button></form></section>"#);
-    let above = format!("{}{form}", pages::said(q.said.as_deref()));
+    let above = format!("{}{form}", q.shown());
     let nav = crate::console::nav(&face.nav());
     Html(pages::page("Bakery", "/bakery", &face.context.source_name(), &nav, &above, "", &main))
         .into_response()
@@ -128,24 +122,25 @@ async fn order(State(face): Shared, Form(form): Form<HashMap<String, String>>) -
             Some(Ok(n)) if n <= MOST => {
                 lines.insert(product.name.to_owned(), n);
             }
-            Some(_) => return back(&format!("error: {} is a number from 0 to {MOST}", product.name)),
+            Some(_) => return back(format!("error: {} is a number from 0 to {MOST}", product.name)),
         }
     }
     if customer.is_empty() || lines.is_empty() {
-        return back("error: an order needs a customer and at least one item");
+        return back("error: an order needs a customer and at least one item".into());
     }
     let id = format!("web-{}", saga_core::Timestamp::now().as_millis());
     let placed = PlaceOrder { order: id.clone(), customer, lines };
     match face.context.client.send("sales", &id, &placed).await {
         Ok(_) => {
             let process = saga_core::saga::process_id(SAGA, &id);
-            let said = format!("order {id} placed");
-            Redirect::to(&format!("/processes/{}?said={}", encode(&process), encode(&said))).into_response()
+            let said = pages::Said::query(&Ok(format!("order {id} placed")));
+            Redirect::to(&format!("/processes/{}?{said}", encode(&process))).into_response()
         }
-        Err(e) => back(&format!("error: the order could not be placed: {e}")),
+        Err(e) => back(format!("error: the order could not be placed: {e}")),
     }
 }
 
-fn back(said: &str) -> Response {
-    Redirect::to(&format!("/bakery?said={}", encode(said))).into_response()
+/// Back to the menu, saying why the order was refused.
+fn back(refused: String) -> Response {
+    Redirect::to(&format!("/bakery?{}", pages::Said::query(&Err(refused)))).into_response()
 }

@@ -112,12 +112,7 @@ fn documents(store: &dyn Store) -> saga_core::Result<Vec<Document>> {
     Ok(list)
 }
 
-#[derive(Deserialize, Default)]
-struct Said {
-    said: Option<String>,
-}
-
-async fn page(State(face): Shared, headers: HeaderMap, Query(q): Query<Said>) -> Response {
+async fn page(State(face): Shared, headers: HeaderMap, Query(q): Query<pages::Said>) -> Response {
     let read = face.context.store.clone();
     let main = match tokio::task::spawn_blocking(move || documents(read.as_ref())).await {
         Ok(Ok(documents)) => table(&documents),
@@ -129,7 +124,7 @@ async fn page(State(face): Shared, headers: HeaderMap, Query(q): Query<Said>) ->
     }
     let above = format!(
         r#"{}<section class="actions"><form method="post" action="/documents/issue"><input name="document" placeholder="document" required id="issue-document"><input name="customer" placeholder="customer" required id="issue-customer"><button type="submit" id="issue">Issue document</button></form><form method="post" action="/documents/publish" data-confirm="Publish this customer's report? Its documents can no longer be voided."><input name="customer" placeholder="customer" required id="publish-customer"><button type="submit" id="publish">Publish report</button></form></section>"#,
-        pages::said(q.said.as_deref())
+        q.shown()
     );
     let nav = crate::console::nav(&face.nav());
     Html(pages::page("Documents", "/documents", &face.context.source_name(), &nav, &above, "", &main))
@@ -195,7 +190,7 @@ struct Issue {
 async fn issue(State(face): Shared, Form(form): Form<Issue>) -> Response {
     let (document, customer) = (form.document.trim().to_owned(), form.customer.trim().to_owned());
     let said = if document.is_empty() || customer.is_empty() || document.contains('/') {
-        "error: a document and a customer are needed, and a document's id holds no /".to_owned()
+        Err("error: a document and a customer are needed, and a document's id holds no /".to_owned())
     } else {
         let message = IssueDocument { document: document.clone(), customer: customer.clone() };
         sent(
@@ -237,8 +232,8 @@ async fn publish(State(face): Shared, Form(form): Form<Publish>) -> Response {
             )
             .await
         }
-        Ok(Err(e)) => format!("error: {e}"),
-        Err(e) => format!("error: {e}"),
+        Ok(Err(e)) => Err(format!("error: {e}")),
+        Err(e) => Err(format!("error: {e}")),
     };
     back(&said)
 }
@@ -264,13 +259,13 @@ async fn sent<M: saga_core::Message>(
     key: &str,
     message: &M,
     done: String,
-) -> String {
+) -> Result<String, String> {
     match client.send(topic, key, message).await {
-        Ok(_) => done,
-        Err(e) => format!("error: {e}"),
+        Ok(_) => Ok(done),
+        Err(e) => Err(format!("error: {e}")),
     }
 }
 
-fn back(said: &str) -> Response {
-    Redirect::to(&format!("/documents?said={}", encode(said))).into_response()
+fn back(said: &Result<String, String>) -> Response {
+    Redirect::to(&format!("/documents?{}", pages::Said::query(said))).into_response()
 }

@@ -61,9 +61,10 @@ async fn scenario(State(face): Shared, Path(n): Path<String>) -> Response {
     let order = format!("scenario-{n}-{}", saga_core::Timestamp::now().as_millis());
     let checkout = Checkout { order: order.clone(), amount: 10 + n % 90 };
     let nav = crate::console::nav(&face.nav());
-    let (said, main) = match face.context.client.send("shop", &order, &checkout).await {
+    let (said, refused, main) = match face.context.client.send("shop", &order, &checkout).await {
         Ok(_) => (
             format!("order {order} placed: its events follow as they happen"),
+            false,
             format!(
                 r#"<p>Purchase <a href="/processes/{link}">{id}</a>: <span id="scenario-status" class="status">running</span></p><ol id="notifications" data-events="/scenario-events?order={order_q}"></ol><script src="/assets/scenario.js"></script>"#,
                 link = encode(&saga_core::saga::process_id(SAGA, &order)),
@@ -71,7 +72,7 @@ async fn scenario(State(face): Shared, Path(n): Path<String>) -> Response {
                 order_q = encode(&order),
             ),
         ),
-        Err(e) => (format!("error: the order could not be placed: {e}"), String::new()),
+        Err(e) => (format!("error: the order could not be placed: {e}"), true, String::new()),
     };
     let title = format!("Scenario {n}");
     Html(pages::page(
@@ -79,7 +80,7 @@ async fn scenario(State(face): Shared, Path(n): Path<String>) -> Response {
         "/scenario/1",
         &face.context.source_name(),
         &nav,
-        &pages::said(Some(&said)),
+        &pages::said(Some(&said), refused),
         "",
         &main,
     ))
