@@ -97,6 +97,11 @@ impl Browser {
 
     /// Sends `method` and waits for its answer, accepting any confirmation asked meanwhile.
     fn call(&mut self, method: &str, params: Value) -> Value {
+        self.answer(method, params).unwrap_or_else(|error| panic!("{method}: {error}"))
+    }
+
+    /// Sends `method` and waits for its answer: its result, or the error Chromium gave.
+    fn answer(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next += 1;
         let id = self.next;
         let mut request = json!({ "id": id, "method": method, "params": params });
@@ -116,9 +121,9 @@ impl Browser {
                 .unwrap_or_else(|_| panic!("{method}: no answer from Chromium"));
             if message["id"].as_u64() == Some(id) {
                 if let Some(error) = message.get("error") {
-                    panic!("{method}: {error}");
+                    return Err(error.clone());
                 }
-                return message["result"].clone();
+                return Ok(message["result"].clone());
             }
             if message["method"] == "Page.javascriptDialogOpening" {
                 self.confirmed.push(message["params"]["message"].as_str().unwrap_or_default().to_owned());
@@ -156,8 +161,13 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(30);
         let guarded =
             format!("(() => {{ try {{ return !!({condition}); }} catch (e) {{ return false; }} }})()");
+        let ask = json!({ "expression": guarded, "returnByValue": true });
         while Instant::now() < deadline {
-            if self.eval(&guarded) == Value::Bool(true) {
+            // A page that navigates while it is asked answers with an error (its context is
+            // gone): not yet, as a false condition is.
+            if let Ok(answer) = self.answer("Runtime.evaluate", ask.clone())
+                && answer["result"]["value"] == Value::Bool(true)
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
