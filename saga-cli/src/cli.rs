@@ -494,14 +494,21 @@ pub(crate) struct CommonRun {
     /// Serve /metrics (Prometheus), /healthz and /readyz on ADDR while the run goes on.
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics: Option<std::net::SocketAddr>,
-    /// Send the runtimes' spans (one trace per saga) to the OpenTelemetry collector at URL:
-    /// `http://HOST:PORT` (OTLP over HTTP, JSON; to /v1/traces) or the full URL of its traces
-    /// endpoint. Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT
-    /// with /v1/traces, if set. Needs the otlp feature.
-    #[arg(long, value_name = "URL")]
-    pub(crate) otlp: Option<String>,
+    #[command(flatten)]
+    pub(crate) traces: OtlpArgs,
     #[command(flatten)]
     pub(crate) console: ConsoleArgs,
+}
+
+/// Where a process's spans go.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct OtlpArgs {
+    /// Send this process's spans (a trace per saga, across processes) to the OpenTelemetry
+    /// collector at URL: `http://HOST:PORT` (OTLP over HTTP, JSON; to /v1/traces) or the full
+    /// URL of its traces endpoint. Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or
+    /// OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces, if set. Needs the otlp feature.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp: Option<String>,
 }
 
 /// Where the console listens and who may use it.
@@ -647,12 +654,8 @@ pub(crate) struct ApartArgs {
     /// Serve /metrics (Prometheus), /healthz and /readyz on ADDR while the service runs.
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics: Option<std::net::SocketAddr>,
-    /// Send the runtimes' spans (one trace per saga) to the OpenTelemetry collector at URL:
-    /// `http://HOST:PORT` (OTLP over HTTP, JSON; to /v1/traces) or the full URL of its traces
-    /// endpoint. Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT
-    /// with /v1/traces, if set. Needs the otlp feature.
-    #[arg(long, value_name = "URL")]
-    pub(crate) otlp: Option<String>,
+    #[command(flatten)]
+    pub(crate) traces: OtlpArgs,
     #[command(flatten)]
     pub(crate) console: ConsoleArgs,
 }
@@ -704,10 +707,8 @@ pub(crate) struct DriverArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Send the driver's spans (the root of each saga's trace) to the OpenTelemetry collector
-    /// at URL, as `service --otlp` does. Needs the otlp feature.
-    #[arg(long, value_name = "URL")]
-    pub(crate) otlp: Option<String>,
+    #[command(flatten)]
+    pub(crate) traces: OtlpArgs,
 }
 
 fn parse_nats_url(s: &str) -> Result<String, String> {

@@ -122,6 +122,58 @@ async fn a_retried_handling_is_a_span_of_its_own_under_the_same_parent() {
     assert_eq!(paid["parentSpanId"], bank[1]["spanId"]);
 }
 
+/// A trace whose sender did not sample it (flags `00`) exports nothing; a sampled one beside
+/// it does.
+#[tokio::test]
+async fn an_unsampled_trace_exports_no_span() {
+    let collector = Collector::start().await.unwrap();
+    let exporter = OtlpExporter::start(collector.url(), "trips").unwrap();
+    let runtime = trips(exporter.clone(), false).await;
+    let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    let start =
+        saga_core::saga::start_message("trip", "quiet", &1u32).unwrap().with_header("traceparent", unsampled);
+    runtime.send_envelope(start).await.unwrap();
+    assert_eq!(runtime.saga_handle("trip/quiet").result().await.unwrap().status(), Status::Completed);
+    let sampled = runtime.start_saga("trip", "loud", &2u32).await.unwrap();
+    assert_eq!(sampled.result().await.unwrap().status(), Status::Completed);
+    runtime.shutdown().await.unwrap();
+    exporter.flush().await;
+    let spans = collector.spans();
+    assert!(spans.iter().any(|s| s["name"] == "bank bank.pay"), "the sampled trip is exported");
+    assert!(
+        spans.iter().all(|s| s["traceId"] != "4bf92f3577b34da6a3ce929d0e0e4736"),
+        "no span of the unsampled trace: {spans:#?}"
+    );
+}
+
+/// A handling that gives its message up is an error span, with the reason, and says it went to
+/// dead letters.
+#[tokio::test]
+async fn a_dead_lettered_handling_is_an_error_span_with_its_reason() {
+    let collector = Collector::start().await.unwrap();
+    let exporter = OtlpExporter::start(collector.url(), "vault").unwrap();
+    let vault = Service::new("vault")
+        .on("vault", |_ctx, _b: Book| Err(ActionError::permanent("the vault is closed")));
+    let runtime = Runtime::builder(RedbStore::in_memory().unwrap(), InProcessTransport::new())
+        .register(vault)
+        .spans(exporter.clone())
+        .start()
+        .await
+        .unwrap();
+    runtime.send("vault", "k", &Book(1)).await.unwrap();
+    let given_up = || collector.spans().into_iter().find(|s| s["name"] == "vault hotel.book");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while given_up().is_none() && std::time::Instant::now() < deadline {
+        exporter.flush().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let span = given_up().expect("the handling's span");
+    assert_eq!(attribute(&span, "saga.outcome").unwrap()["stringValue"], "dead-lettered");
+    assert_eq!(span["status"]["code"], 2, "{span}");
+    assert!(span["status"]["message"].as_str().unwrap().contains("the vault is closed"), "{span}");
+    runtime.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_collector_that_is_down_holds_no_saga_back() {
     // A port nothing listens on any more.

@@ -49,13 +49,7 @@ const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 async fn list_announced(args: &ListArgs, transport: &crate::cli::TransportArg) -> Result<u8> {
     let domain = args.domain.as_deref().unwrap_or_default();
     let latest = read_announcements(transport, domain).await?;
-    let order = if args.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
-    let mut query = ProcessQuery::new().order(order);
-    query.kind = args.kind.clone();
-    query.status = args.status;
-    query.prefix = args.prefix.clone();
-    query.since = args.since;
-    query.until = args.until;
+    let query = filters(args);
     let mut sink = if args.json { Sink::Json(JsonArray::new()) } else { Sink::Table(Vec::new()) };
     for (id, known) in selected(&latest, &query).into_iter().take(args.limit.unwrap_or(usize::MAX)) {
         sink.push(Row {
@@ -155,8 +149,21 @@ async fn read_announcements(transport: &crate::cli::TransportArg, domain: &str) 
     Ok(latest)
 }
 
-fn list_file(args: &ListArgs) -> Result<u8> {
+/// The filters and order `args` ask for (not the cursor, nor the limit).
+fn filters(args: &ListArgs) -> ProcessQuery {
     let order = if args.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
+    let mut query = ProcessQuery::new().order(order);
+    query.kind = args.kind.clone();
+    query.status = args.status;
+    query.prefix = args.prefix.clone();
+    query.since = args.since;
+    query.until = args.until;
+    query
+}
+
+fn list_file(args: &ListArgs) -> Result<u8> {
+    let mut query = filters(args);
+    let order = query.order;
     if let Some(after) = &args.after
         && after.order() != order
     {
@@ -165,12 +172,6 @@ fn list_file(args: &ListArgs) -> Result<u8> {
         return Ok(2);
     }
     let store = super::open_existing(&args.db.db)?;
-    let mut query = ProcessQuery::new().order(order);
-    query.kind = args.kind.clone();
-    query.status = args.status;
-    query.prefix = args.prefix.clone();
-    query.since = args.since;
-    query.until = args.until;
     query.after = args.after.clone();
     let mut sink = if args.json { Sink::Json(JsonArray::new()) } else { Sink::Table(Vec::new()) };
     let mut remaining = args.limit;

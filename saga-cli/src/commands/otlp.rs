@@ -1,5 +1,6 @@
 //! `--otlp URL`: the runtimes' spans sent to an OpenTelemetry collector (feature `otlp`).
 
+use crate::cli::OtlpArgs;
 use saga_core::runtime::SpanSink;
 use std::sync::Arc;
 
@@ -16,8 +17,8 @@ impl Export {
     /// the collector's base URL), with the spans' resource named `service`. A flag it cannot follow is
     /// refused with one line on stderr and `Err` with the exit code (2); an environment it
     /// cannot follow is warned about and sends nothing.
-    pub(crate) fn start(flag: Option<&str>, service: &str) -> Result<Export, u8> {
-        Export::started(flag, service).map_err(|refused| {
+    pub(crate) fn start(args: &OtlpArgs, service: &str) -> Result<Export, u8> {
+        Export::started(args.otlp.as_deref(), service).map_err(|refused| {
             eprintln!("saga-cli: {refused}");
             2
         })

@@ -51,7 +51,7 @@ pub(crate) async fn run(args: Chosen<CommonRun>) -> Result<u8> {
             return Ok(2);
         }
     }
-    let export = match super::otlp::Export::start(common.otlp.as_deref(), requested.name()) {
+    let export = match super::otlp::Export::start(&common.traces, requested.name()) {
         Ok(export) => export,
         Err(code) => return Ok(code),
     };

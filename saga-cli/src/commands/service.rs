@@ -44,7 +44,7 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
         eprintln!("saga-cli: {refused}");
         return Ok(2);
     }
-    let export = match super::otlp::Export::start(apart.otlp.as_deref(), &format!("{name}.{service}")) {
+    let export = match super::otlp::Export::start(&apart.traces, &format!("{name}.{service}")) {
         Ok(export) => export,
         Err(code) => return Ok(code),
     };
@@ -116,7 +116,7 @@ pub(crate) async fn serve(args: Chosen<ApartArgs>) -> Result<u8> {
 pub(crate) async fn drive(args: Chosen<DriverArgs>) -> Result<u8> {
     let Chosen { args: driver, domain, .. } = args;
     let name = domain.name();
-    let export = match super::otlp::Export::start(driver.otlp.as_deref(), &format!("{name}.driver")) {
+    let export = match super::otlp::Export::start(&driver.traces, &format!("{name}.driver")) {
         Ok(export) => export,
         Err(code) => return Ok(code),
     };

@@ -340,35 +340,26 @@ pub(crate) fn process(found: &Inspection, kept_by: Option<&str>) -> String {
         );
     }
     out.push_str("</tbody></table>");
-    let _ = write!(out, r#"<h2>Pending messages ({})</h2>"#, found.outbox.len());
-    if !found.outbox.is_empty() {
-        out.push_str("<table><thead><tr><th>kind</th><th>to</th><th>id</th></tr></thead><tbody>");
-        for row in &found.outbox {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&row.kind),
-                escape(&row.topic),
-                row.id
-            );
-        }
-        out.push_str("</tbody></table>");
-    }
-    let _ = write!(out, r#"<h2>Pending timers ({})</h2>"#, found.timers.len());
-    if !found.timers.is_empty() {
-        out.push_str("<table><thead><tr><th>timer</th><th>kind</th><th>due</th></tr></thead><tbody>");
-        for timer in &found.timers {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&timer.key),
-                escape(&timer.kind),
-                timer.due
-            );
-        }
-        out.push_str("</tbody></table>");
-    }
+    let messages = found.outbox.iter().map(|row| [escape(&row.kind), escape(&row.topic), row.id.to_string()]);
+    pending(&mut out, "Pending messages", ["kind", "to", "id"], messages.collect());
+    let timers = found.timers.iter().map(|t| [escape(&t.key), escape(&t.kind), t.due.to_string()]);
+    pending(&mut out, "Pending timers", ["timer", "kind", "due"], timers.collect());
     out
+}
+
+/// A heading with the count of `rows`, then, if there are any, a table of them (cells already
+/// escaped).
+fn pending(out: &mut String, title: &str, heads: [&str; 3], rows: Vec<[String; 3]>) {
+    let _ = write!(out, "<h2>{title} ({})</h2>", rows.len());
+    if rows.is_empty() {
+        return;
+    }
+    let [x, y, z] = heads;
+    let _ = write!(out, "<table><thead><tr><th>{x}</th><th>{y}</th><th>{z}</th></tr></thead><tbody>");
+    for [x, y, z] in rows {
+        let _ = write!(out, "<tr><td>{x}</td><td>{y}</td><td>{z}</td></tr>");
+    }
+    out.push_str("</tbody></table>");
 }
 
 /// A dead letter as the console lists it: its id as an operator types it, the letter, and the

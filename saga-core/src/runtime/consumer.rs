@@ -247,9 +247,13 @@ fn spawn_handling(
     let shared = shared.clone();
     let consumer = consumer.clone();
     let key = delivery.envelope.key.clone();
+    let begun = shared.spans.as_ref().map(|_| Begun::handling(&delivery.envelope, consumer.name()));
     // The span's trace context is worked out only where the span is recorded.
     let span = if tracing::enabled!(tracing::Level::INFO) {
-        let trace = crate::model::TraceParent::of_handling(&delivery.envelope, consumer.name());
+        let trace = begun.as_ref().map_or_else(
+            || crate::model::TraceParent::of_handling(&delivery.envelope, consumer.name()),
+            Begun::trace,
+        );
         tracing::info_span!(
             "handle",
             trace_id = %format_args!("{:032x}", trace.trace_id()),
@@ -263,7 +267,6 @@ fn spawn_handling(
     } else {
         tracing::Span::none()
     };
-    let begun = shared.spans.as_ref().map(|_| Begun::handling(&delivery.envelope, consumer.name()));
     handling.spawn(
         async move {
             let outcome = handle_delivery(&shared, consumer.as_ref(), delivery).await;

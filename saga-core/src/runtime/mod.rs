@@ -722,13 +722,14 @@ fn as_client(shared: &Shared, mut envelope: Envelope) -> (Envelope, Option<spans
         envelope.source = "client".into();
     }
     // A client's message begins a trace, unless its sender gave it one to join.
-    let mut rooted = false;
+    let mut root = None;
     envelope.headers.entry(crate::model::headers::TRACEPARENT.into()).or_insert_with(|| {
-        rooted = true;
-        crate::model::TraceParent::root().to_string()
+        let trace = crate::model::TraceParent::root();
+        root = Some(trace);
+        trace.to_string()
     });
     envelope.created_at = shared.clock.now();
-    let begun = shared.spans.as_ref().and_then(|_| spans::Begun::send(&envelope, rooted));
+    let begun = root.filter(|_| shared.spans.is_some()).map(|trace| spans::Begun::send(&envelope, trace));
     (envelope, begun)
 }
 

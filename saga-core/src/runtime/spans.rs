@@ -109,11 +109,15 @@ impl Begun {
         Begun::of(incoming, trace, parent.map(|p| p.span_id()), SpanKind::Consumer, consumer)
     }
 
-    /// The span of a client's send of `outgoing`, begun now, if the message begins a trace
-    /// (whose first span is then this one); `None` if it joins a trace its sender gave it.
-    pub(crate) fn send(outgoing: &Envelope, rooted: bool) -> Option<Begun> {
-        let trace = outgoing.header(crate::model::headers::TRACEPARENT)?.parse::<TraceParent>().ok()?;
-        rooted.then(|| Begun::of(outgoing, trace, None, SpanKind::Producer, ""))
+    /// The span of a client's send of `outgoing`, begun now: the first span of the trace
+    /// `trace` that the message begins.
+    pub(crate) fn send(outgoing: &Envelope, trace: TraceParent) -> Begun {
+        Begun::of(outgoing, trace, None, SpanKind::Producer, "")
+    }
+
+    /// The span this will be, unless it ends committing nothing (see [`end`](Self::end)).
+    pub(crate) fn trace(&self) -> TraceParent {
+        self.trace
     }
 
     fn of(
